@@ -1,0 +1,417 @@
+// pgshift: the command-line driver (design §7).
+//
+//   pgshift [--dsn DSN] [--control-schema S] [--json] COMMAND ...
+//
+// Exit codes: 0 ok, 1 a step failed (state consistent), 2 bad input (nothing
+// changed), 3 check not satisfied, 4 busy or locks not acquired in time.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "cli/progress.h"
+#include "lib/util/json.h"
+#include "pgshift/pgshift.h"
+
+namespace pgshift::cli {
+namespace {
+
+constexpr char kUsage[] = R"(usage: pgshift [GLOBAL OPTIONS] COMMAND [ARGS]
+
+Commands:
+  init                         create or upgrade the control schema
+  plan FILE                    validate FILE against the live catalog and print every
+                               step's statements and locks; changes nothing
+  register FILE                store the migration (phase registered)
+  advance NAME [--to PHASE]    run the next step, or every step up to PHASE
+  rollback NAME                undo everything not yet contracted
+  status [NAME]                phase, backfill progress and last error
+  check NAME --at-least PHASE  exit 0 if reached, 3 if not
+
+Phases: registered column_added trigger_installed backfilled validated switched contracted
+
+Global options:
+  --dsn DSN                 connection string or URI (default: $PGSHIFT_DSN, then PG* env)
+  --control-schema S        schema of pgshift's tables (default pgshift)
+  --json                    print one JSON object (progress events go to stderr)
+  --lock-timeout D          lock_timeout of each DDL (default 1s)
+  --statement-timeout D     statement_timeout of short DDL (default 30s)
+  --retry-deadline D        give up taking a lock after D (default 2m)
+  --batch-rows N            initial backfill batch size (default 1000)
+  --batch-time D            target duration of one backfill batch (default 200ms)
+  --batch-delay D           pause between backfill batches (default 0s)
+  --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
+  --max-batches N           stop the backfill after N batches (resume later)
+
+Durations look like 500ms, 1s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
+2 bad input (nothing changed), 3 check not satisfied, 4 busy / locks not acquired.
+)";
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> flags;
+  bool json = false;
+};
+
+const std::map<std::string, bool>& KnownFlags() {
+  // flag -> takes a value
+  static const std::map<std::string, bool> flags = {
+      {"dsn", true},           {"control-schema", true},    {"json", false},
+      {"lock-timeout", true},  {"statement-timeout", true}, {"retry-deadline", true},
+      {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
+      {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
+      {"at-least", true},      {"help", false},             {"version", false}};
+  return flags;
+}
+
+absl::StatusOr<Args> Parse(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      std::string key = a.substr(2), value;
+      bool has_value = false;
+      size_t eq = key.find('=');
+      if (eq != std::string::npos) {
+        value = key.substr(eq + 1);
+        key = key.substr(0, eq);
+        has_value = true;
+      }
+      auto it = KnownFlags().find(key);
+      if (it == KnownFlags().end()) {
+        return absl::InvalidArgumentError(absl::StrCat("unknown option --", key, "; see pgshift --help"));
+      }
+      if (it->second && !has_value) {
+        if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", key, " needs a value"));
+        value = argv[++i];
+      }
+      if (key == "json") args.json = true;
+      args.flags[key] = value;
+    } else if (args.command.empty()) {
+      args.command = a;
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  return args;
+}
+
+absl::Status DurationFlag(const Args& args, const std::string& key, absl::Duration* out) {
+  auto it = args.flags.find(key);
+  if (it == args.flags.end()) return absl::OkStatus();
+  if (!absl::ParseDuration(it->second, out) || *out < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", key, " \"", it->second,
+                                                   "\" is not a duration like 500ms, 1s or 2m"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IntFlag(const Args& args, const std::string& key, int64_t* out) {
+  auto it = args.flags.find(key);
+  if (it == args.flags.end()) return absl::OkStatus();
+  if (!absl::SimpleAtoi(it->second, out) || *out < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--", key, " \"", it->second,
+                                                   "\" is not a non-negative integer"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Options> MakeOptions(const Args& args) {
+  Options o;
+  if (args.flags.count("control-schema")) o.control_schema = args.flags.at("control-schema");
+  for (auto [key, field] : std::vector<std::pair<std::string, absl::Duration*>>{
+           {"lock-timeout", &o.lock_timeout},
+           {"statement-timeout", &o.statement_timeout},
+           {"retry-deadline", &o.retry_deadline},
+           {"batch-time", &o.backfill_target_batch_time},
+           {"batch-delay", &o.backfill_batch_delay},
+           {"max-replication-lag", &o.max_replication_lag}}) {
+    absl::Status s = DurationFlag(args, key, field);
+    if (!s.ok()) return s;
+  }
+  if (o.lock_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--lock-timeout must be positive");
+  }
+  absl::Status s = IntFlag(args, "batch-rows", &o.backfill_batch_rows);
+  if (!s.ok()) return s;
+  s = IntFlag(args, "max-batches", &o.backfill_max_batches);
+  if (!s.ok()) return s;
+  o.backfill_min_batch_rows = std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
+  o.on_progress = MakeProgressReporter(args.json);
+  return o;
+}
+
+std::string Dsn(const Args& args) {
+  if (args.flags.count("dsn")) return args.flags.at("dsn");
+  if (const char* env = std::getenv("PGSHIFT_DSN")) return env;
+  return "";
+}
+
+// ---- output ----------------------------------------------------------------
+
+std::string StatusJson(const MigrationStatus& m) {
+  std::vector<std::string> bf;
+  for (const auto& b : m.backfill) {
+    bf.push_back(util::JsonObject()
+                     .Int("operation", b.operation)
+                     .Int("rows_done", b.rows_done)
+                     .Int("rows_estimate", b.rows_estimate)
+                     .Bool("done", b.done)
+                     .Build());
+  }
+  util::JsonObject o;
+  o.Str("name", m.name).Str("phase", PhaseName(m.phase)).Str("checksum", m.checksum);
+  o.Str("created_at", m.created_at).Str("updated_at", m.updated_at);
+  if (m.last_error.empty()) o.Null("last_error"); else o.Str("last_error", m.last_error);
+  if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
+  o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
+  return o.Build();
+}
+
+std::string StatusText(const MigrationStatus& m) {
+  std::string out = absl::StrFormat("%-40s %-18s updated %s", m.name, PhaseName(m.phase), m.updated_at);
+  for (const auto& b : m.backfill) {
+    absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%d rows%s", b.operation, b.rows_done,
+                          b.rows_estimate, b.done ? " (done)" : "");
+  }
+  if (!m.running_step.empty()) {
+    absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
+                    "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
+  }
+  if (!m.last_error.empty()) absl::StrAppend(&out, "\n  last error: ", m.last_error);
+  return out;
+}
+
+std::string PlanJson(const Plan& plan) {
+  auto steps_json = [](const std::vector<PlannedStep>& steps) {
+    std::vector<std::string> out;
+    for (const auto& s : steps) {
+      std::vector<std::string> stmts;
+      for (const auto& st : s.statements) {
+        stmts.push_back(util::JsonObject()
+                            .Str("sql", st.sql)
+                            .Str("lock", st.lock)
+                            .Bool("transactional", st.transactional)
+                            .Bool("scans_table", st.scans_table)
+                            .Bool("rewrites_table", st.rewrites_table)
+                            .Bool("batched", st.batched)
+                            .Str("note", st.note)
+                            .Build());
+      }
+      out.push_back(util::JsonObject()
+                        .Str("to", PhaseName(s.to))
+                        .Str("operation", s.operation)
+                        .Int("rows_estimate", s.rows_estimate)
+                        .Raw("hazards", util::JsonStringArray(s.hazards))
+                        .Raw("statements", absl::StrCat("[", absl::StrJoin(stmts, ","), "]"))
+                        .Build());
+    }
+    return absl::StrCat("[", absl::StrJoin(out, ","), "]");
+  };
+  return util::JsonObject()
+      .Str("migration", plan.migration)
+      .Int("server_version", plan.server_version)
+      .Raw("steps", steps_json(plan.steps))
+      .Raw("rollback", steps_json(plan.rollback))
+      .Build();
+}
+
+std::string PlanText(const Plan& plan) {
+  std::string out = absl::StrFormat("Plan for %s (server_version_num %d). Nothing was changed.\n",
+                                    plan.migration, plan.server_version);
+  auto steps = [&out](const std::vector<PlannedStep>& list) {
+    for (const auto& s : list) {
+      absl::StrAppend(&out, "\n-> ", PhaseName(s.to), "   ", s.operation, "\n");
+      if (s.statements.empty()) absl::StrAppend(&out, "     (no-op for this operation; phase is recorded)\n");
+      for (const auto& st : s.statements) {
+        std::vector<std::string> tags;
+        tags.push_back(absl::StrCat("lock: ", st.lock));
+        if (!st.transactional) tags.push_back("outside a transaction");
+        if (st.batched) tags.push_back(absl::StrCat("batched, ~", s.rows_estimate, " rows"));
+        if (st.scans_table) tags.push_back("scans the table");
+        if (st.rewrites_table) tags.push_back("REWRITES the table");
+        absl::StrAppend(&out, "     -- ", st.note, " [", absl::StrJoin(tags, "; "), "]\n     ", st.sql, ";\n");
+      }
+      for (const auto& h : s.hazards) absl::StrAppend(&out, "     !! ", h, "\n");
+    }
+  };
+  steps(plan.steps);
+  absl::StrAppend(&out, "\nRollback (allowed from any phase before contracted):");
+  steps(plan.rollback);
+  return out;
+}
+
+int Fail(const Args& args, const absl::Status& s, int code) {
+  if (args.json) {
+    util::JsonObject o;
+    o.Bool("ok", false).Str("error", s.message()).Str("code", absl::StatusCodeToString(s.code()));
+    std::string sqlstate = SqlState(s);
+    if (!sqlstate.empty()) o.Str("sqlstate", sqlstate);
+    o.Int("exit_code", code);
+    std::cout << o.Build() << std::endl;
+  } else {
+    std::cerr << "pgshift: " << s.message() << std::endl;
+  }
+  return code;
+}
+
+int Fail(const Args& args, const absl::Status& s) { return Fail(args, s, ExitCodeFor(s)); }
+
+absl::Status Need(const Args& args, size_t n, const char* what) {
+  if (args.positional.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("`", args.command, "` takes ", what,
+                                                   "; see pgshift --help"));
+  }
+  return absl::OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  absl::StatusOr<Args> parsed = Parse(argc, argv);
+  if (!parsed.ok()) {
+    std::cerr << "pgshift: " << parsed.status().message() << std::endl;
+    return 2;
+  }
+  Args args = *parsed;
+  if (args.flags.count("help") || args.command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args.flags.count("version") || args.command == "version") {
+    std::cout << "pgshift 0.1.0" << std::endl;
+    return 0;
+  }
+  if (args.command.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  static const std::vector<std::string> commands = {"init", "plan", "register", "advance",
+                                                    "rollback", "status", "check"};
+  if (std::find(commands.begin(), commands.end(), args.command) == commands.end()) {
+    return Fail(args, absl::InvalidArgumentError(absl::StrCat("unknown command \"", args.command,
+                                                              "\"; commands are: ",
+                                                              absl::StrJoin(commands, ", "))));
+  }
+  absl::StatusOr<Options> options = MakeOptions(args);
+  if (!options.ok()) return Fail(args, options.status());
+
+  // Arguments are checked before connecting, so bad input never touches the
+  // database.
+  absl::Status usage = absl::OkStatus();
+  std::optional<v1::Migration> spec;
+  std::optional<Phase> to, at_least;
+  const std::string& cmd = args.command;
+  if (cmd == "init") usage = Need(args, 0, "no arguments");
+  if (cmd == "plan" || cmd == "register") {
+    usage = Need(args, 1, "one migration FILE");
+    if (usage.ok()) {
+      absl::StatusOr<v1::Migration> m = LoadMigrationFile(args.positional[0]);
+      if (!m.ok()) return Fail(args, m.status(), 2);
+      spec = *m;
+    }
+  }
+  if (cmd == "advance" || cmd == "rollback") usage = Need(args, 1, "one migration NAME");
+  if (cmd == "status" && args.positional.size() > 1) usage = Need(args, 1, "at most one NAME");
+  if (cmd == "check") {
+    usage = Need(args, 1, "one migration NAME and --at-least PHASE");
+    if (usage.ok() && !args.flags.count("at-least")) {
+      usage = absl::InvalidArgumentError("`check` needs --at-least PHASE");
+    }
+  }
+  if (!usage.ok()) return Fail(args, usage, 2);
+  if (args.flags.count("to")) {
+    if (cmd != "advance") return Fail(args, absl::InvalidArgumentError("--to goes with advance"), 2);
+    absl::StatusOr<Phase> p = ParsePhase(args.flags.at("to"));
+    if (!p.ok()) return Fail(args, p.status(), 2);
+    to = *p;
+  }
+  if (args.flags.count("at-least")) {
+    absl::StatusOr<Phase> p = ParsePhase(args.flags.at("at-least"));
+    if (!p.ok()) return Fail(args, p.status(), 2);
+    at_least = *p;
+  }
+
+  const std::string dsn = Dsn(args);
+  if (cmd == "check") {
+    absl::Status s = RequirePhase(dsn, args.positional[0], *at_least, options->control_schema);
+    bool reached = s.ok();
+    if (!reached && !absl::IsFailedPrecondition(s) && !absl::IsNotFound(s)) return Fail(args, s);
+    if (args.json) {
+      std::cout << util::JsonObject()
+                       .Str("name", args.positional[0])
+                       .Str("at_least", PhaseName(*at_least))
+                       .Bool("reached", reached)
+                       .Str("message", reached ? "" : std::string(s.message()))
+                       .Build()
+                << std::endl;
+    } else {
+      std::cout << (reached ? absl::StrCat(args.positional[0], " has reached ", PhaseName(*at_least))
+                            : std::string(s.message()))
+                << std::endl;
+    }
+    return reached ? 0 : 3;
+  }
+
+  absl::StatusOr<std::unique_ptr<Driver>> driver = Driver::Connect(dsn, *options);
+  if (!driver.ok()) return Fail(args, driver.status());
+  Driver& d = **driver;
+
+  if (cmd == "init") {
+    absl::Status s = d.Init();
+    if (!s.ok()) return Fail(args, s);
+    if (args.json) {
+      std::cout << util::JsonObject().Bool("ok", true).Str("control_schema", options->control_schema).Build()
+                << std::endl;
+    } else {
+      std::cout << "control schema \"" << options->control_schema << "\" is ready" << std::endl;
+    }
+    return 0;
+  }
+  if (cmd == "plan") {
+    absl::StatusOr<Plan> plan = d.PlanMigration(*spec);
+    if (!plan.ok()) return Fail(args, plan.status());
+    std::cout << (args.json ? PlanJson(*plan) : PlanText(*plan)) << std::endl;
+    return 0;
+  }
+  absl::StatusOr<MigrationStatus> result;
+  if (cmd == "register") result = d.Register(*spec);
+  if (cmd == "advance") result = d.Advance(args.positional[0], to);
+  if (cmd == "rollback") result = d.Rollback(args.positional[0]);
+  if (cmd == "status") {
+    if (args.positional.empty()) {
+      absl::StatusOr<std::vector<MigrationStatus>> all = d.List();
+      if (!all.ok()) return Fail(args, all.status());
+      if (args.json) {
+        std::vector<std::string> items;
+        for (const auto& m : *all) items.push_back(StatusJson(m));
+        std::cout << "{\"migrations\":[" << absl::StrJoin(items, ",") << "]}" << std::endl;
+      } else if (all->empty()) {
+        std::cout << "no migrations registered" << std::endl;
+      } else {
+        for (const auto& m : *all) std::cout << StatusText(m) << std::endl;
+      }
+      return 0;
+    }
+    result = d.Status(args.positional[0]);
+  }
+  if (!result.ok()) return Fail(args, result.status());
+  if (args.json) {
+    std::cout << StatusJson(*result) << std::endl;
+  } else {
+    std::cout << StatusText(*result) << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace pgshift::cli
+
+int main(int argc, char** argv) { return pgshift::cli::Run(argc, argv); }

@@ -1,0 +1,60 @@
+#include "cli/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "lib/util/json.h"
+
+namespace pgshift::cli {
+
+namespace {
+
+std::string Eta(double seconds) {
+  if (seconds < 0) return "--";
+  int s = static_cast<int>(seconds + 0.5);
+  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s / 60) % 60);
+  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%ds", s);
+}
+
+}  // namespace
+
+ProgressCallback MakeProgressReporter(bool json) {
+  if (json) {
+    return [](const Progress& p) {
+      std::string line = util::JsonObject()
+                             .Str("event", "progress")
+                             .Str("migration", p.migration)
+                             .Int("operation", p.operation)
+                             .Str("step", p.step)
+                             .Int("rows_done", p.rows_done)
+                             .Int("rows_estimate", p.rows_estimate)
+                             .Num("rows_per_second", p.rows_per_second)
+                             .Num("eta_seconds", p.eta_seconds)
+                             .Bool("finished", p.finished)
+                             .Build();
+      std::fprintf(stderr, "%s\n", line.c_str());
+    };
+  }
+  if (!isatty(STDERR_FILENO)) return nullptr;
+  return [](const Progress& p) {
+    const int width = 30;
+    double frac = p.rows_estimate > 0 ? static_cast<double>(p.rows_done) / p.rows_estimate : 0;
+    if (p.finished) frac = 1;
+    if (frac > 1) frac = 1;
+    int filled = static_cast<int>(frac * width);
+    std::string bar(filled, '#');
+    bar.append(width - filled, '.');
+    std::fprintf(stderr, "\r  backfill op %d [%s] %3.0f%% %lld/%lld rows  %.0f rows/s  ETA %s   ",
+                 p.operation, bar.c_str(), frac * 100, static_cast<long long>(p.rows_done),
+                 static_cast<long long>(p.rows_estimate), p.rows_per_second,
+                 Eta(p.eta_seconds).c_str());
+    if (p.finished) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+}  // namespace pgshift::cli

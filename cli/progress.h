@@ -1,0 +1,16 @@
+// The backfill progress display of the CLI: a bar on a terminal (stderr),
+// or one JSON event per line on stderr with --json.
+#ifndef PGSHIFT_CLI_PROGRESS_H_
+#define PGSHIFT_CLI_PROGRESS_H_
+
+#include "pgshift/options.h"
+
+namespace pgshift::cli {
+
+// Returns a callback for Options::on_progress, or an empty one when nothing
+// should be shown (stderr is not a terminal and json is false).
+ProgressCallback MakeProgressReporter(bool json);
+
+}  // namespace pgshift::cli
+
+#endif  // PGSHIFT_CLI_PROGRESS_H_

@@ -1,0 +1,133 @@
+// The driver: registers migrations, advances them one step at a time, rolls
+// them back, and reports their state. This is what deployment tooling links.
+//
+// Example:
+//   pgshift::Options options;
+//   auto driver = pgshift::Driver::Connect("host=db dbname=app", options);
+//   if (!driver.ok()) return driver.status();
+//   RETURN_IF_ERROR((*driver)->Init());
+//   auto spec = pgshift::LoadMigrationFile("0042_rename_users_name.json");
+//   RETURN_IF_ERROR((*driver)->Register(*spec).status());
+//   // deploy 1: expand
+//   RETURN_IF_ERROR((*driver)->Advance(spec->name(), pgshift::Phase::kValidated).status());
+//   // deploy 2: new app version
+//   RETURN_IF_ERROR((*driver)->Advance(spec->name(), pgshift::Phase::kSwitched).status());
+//   // deploy 3: old app version gone
+//   RETURN_IF_ERROR((*driver)->Advance(spec->name(), pgshift::Phase::kContracted).status());
+//
+// A Driver owns one database connection and is not thread-safe; use one per
+// thread. Several drivers (in several processes) may run at once: each
+// migration is held by at most one of them at a time, the others get Aborted
+// ("busy") naming the holder.
+#ifndef PGSHIFT_DRIVER_H_
+#define PGSHIFT_DRIVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pgshift/options.h"
+#include "pgshift/phase.h"
+#include "pgshift/v1/migration.pb.h"
+
+namespace pgshift {
+
+// One statement of a plan, with what it does to the table.
+struct PlannedStatement {
+  std::string sql;           // exactly what advance runs (after its guard)
+  std::string lock;          // strongest table lock taken, e.g. "ACCESS EXCLUSIVE"
+  bool transactional = true; // false for CREATE/DROP INDEX CONCURRENTLY
+  bool scans_table = false;  // reads every row (VALIDATE, index build, checks)
+  bool rewrites_table = false;
+  bool batched = false;      // the backfill: many short transactions
+  std::string note;          // why, in a few words
+};
+
+struct PlannedStep {
+  Phase to = Phase::kRegistered;  // phase reached when the step commits
+  std::string operation;          // "rename_column public.users.name -> full_name"
+  std::vector<PlannedStatement> statements;
+  int64_t rows_estimate = 0;      // rows the step touches (backfill), estimate
+  std::vector<std::string> hazards;  // "irreversible: drops column ..."
+};
+
+struct Plan {
+  std::string migration;
+  int server_version = 0;
+  std::vector<PlannedStep> steps;     // in ladder order, per operation
+  std::vector<PlannedStep> rollback;  // what rollback would run from the end of validate
+};
+
+struct BackfillStatus {
+  int operation = 0;
+  int64_t rows_done = 0;
+  int64_t rows_estimate = 0;
+  bool done = false;
+};
+
+struct MigrationStatus {
+  std::string name;
+  Phase phase = Phase::kRegistered;
+  std::string checksum;
+  std::string created_at;   // ISO 8601, UTC
+  std::string updated_at;
+  std::string last_error;   // "" when the last step succeeded
+  std::string running_step; // step started but not finished (crash), or ""
+  std::vector<BackfillStatus> backfill;
+};
+
+class Driver {
+ public:
+  // Connects to `dsn` ("" means libpq's PG* environment). Fails with
+  // Unavailable when the server cannot be reached; the message never contains
+  // the password.
+  static absl::StatusOr<std::unique_ptr<Driver>> Connect(const std::string& dsn,
+                                                         Options options = {});
+  ~Driver();
+
+  // Creates or upgrades the control schema. Idempotent; needs CREATE on the
+  // database (or on an existing control schema), not superuser.
+  absl::Status Init();
+
+  // Validates `migration` against the live catalog and renders every step
+  // with its statements and locks. Changes nothing.
+  absl::StatusOr<Plan> PlanMigration(const v1::Migration& migration);
+
+  // Validates and stores `migration` at phase registered. Registering the
+  // same spec again is OK; the same name with another spec is AlreadyExists.
+  absl::StatusOr<MigrationStatus> Register(const v1::Migration& migration);
+
+  // Runs the next step, or every step up to `to`. Returns once each step has
+  // committed and its phase is recorded; safe to call again after a crash at
+  // any point (an interrupted step re-runs, the backfill resumes from its
+  // checkpoint). Aborted when another driver holds the migration or when
+  // locks could not be taken before options.retry_deadline.
+  absl::StatusOr<MigrationStatus> Advance(const std::string& name,
+                                          std::optional<Phase> to = std::nullopt);
+
+  // Undoes everything pgshift created for the migration; allowed from any
+  // phase before contracted; idempotent.
+  absl::StatusOr<MigrationStatus> Rollback(const std::string& name);
+
+  absl::StatusOr<MigrationStatus> Status(const std::string& name);
+  absl::StatusOr<std::vector<MigrationStatus>> List();
+
+  // One round trip each; see also the free functions in check.h.
+  absl::StatusOr<Phase> CurrentPhase(const std::string& name);
+  absl::Status RequirePhase(const std::string& name, Phase at_least);
+
+  int server_version() const;
+
+ private:
+  struct Impl;
+  explicit Driver(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pgshift
+
+#endif  // PGSHIFT_DRIVER_H_

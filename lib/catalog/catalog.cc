@@ -1,0 +1,276 @@
+#include "lib/catalog/catalog.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "lib/pg/quote.h"
+#include "lib/util/status_macros.h"
+
+namespace pgshift::catalog {
+
+namespace {
+
+std::vector<int> ParseIntArray(std::string text) {
+  // "{1,2}" (int2[]::text) or "1 2" (int2vector::text)
+  std::vector<int> out;
+  for (absl::string_view part : absl::StrSplit(text, absl::ByAnyChar("{}, "), absl::SkipEmpty())) {
+    int v = 0;
+    if (absl::SimpleAtoi(part, &v)) out.push_back(v);
+  }
+  return out;
+}
+
+// True when `expr` reads as one expression: no top-level ';', balanced
+// parentheses that never close more than they opened, outside literals,
+// quoted identifiers, dollar quotes and comments.
+bool IsSingleExpression(absl::string_view s) {
+  int depth = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '\'' || c == '"') {
+      size_t j = i + 1;
+      while (j < s.size()) {
+        if (s[j] == c) {
+          if (j + 1 < s.size() && s[j + 1] == c) { j += 2; continue; }
+          break;
+        }
+        if (c == '\'' && s[j] == '\\' && i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e')) ++j;
+        ++j;
+      }
+      if (j >= s.size()) return false;
+      i = j + 1;
+      continue;
+    }
+    if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') return false;  // comments hide text
+    if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') return false;
+    if (c == '$') {
+      size_t j = i + 1;
+      while (j < s.size() && (isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+      if (j < s.size() && s[j] == '$' && (j == i + 1 || !isdigit(static_cast<unsigned char>(s[i + 1])))) {
+        absl::string_view tag = s.substr(i, j - i + 1);
+        size_t end = s.find(tag, j + 1);
+        if (end == absl::string_view::npos) return false;
+        i = end + tag.size();
+        continue;
+      }
+    }
+    if (c == ';') return false;
+    if (c == '(') ++depth;
+    if (c == ')' && --depth < 0) return false;
+    ++i;
+  }
+  return depth == 0;
+}
+
+}  // namespace
+
+const Column* Table::FindColumn(const std::string& name) const {
+  for (const Column& c : columns) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+std::string Table::Qualified() const { return pg::QuoteQualified(schema, name); }
+
+absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
+                                const std::string& table) {
+  ASSIGN_OR_RETURN(pg::Result ns, conn.Exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", {schema}));
+  if (ns.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("schema \"", schema, "\" does not exist"));
+  }
+  ASSIGN_OR_RETURN(
+      pg::Result rel,
+      conn.Exec("SELECT c.oid, c.relkind, greatest(c.reltuples, 0)::bigint "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = $1 AND c.relname = $2",
+                {schema, table}));
+  if (rel.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("table \"", table, "\" does not exist in schema \"",
+                                            schema, "\""));
+  }
+  Table t;
+  t.oid = static_cast<uint32_t>(rel.GetInt(0, 0));
+  t.schema = schema;
+  t.name = table;
+  t.relkind = rel.Get(0, 1)[0];
+  t.row_estimate = rel.GetInt(0, 2);
+  if (t.relkind != 'r') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", schema, "\".\"", table, "\" is not an ordinary table (relkind '", rel.Get(0, 1),
+        "'); pgshift changes ordinary tables only (partitioned tables and views are refused)"));
+  }
+  std::string oid = std::to_string(t.oid);
+  ASSIGN_OR_RETURN(
+      pg::Result cols,
+      conn.Exec("SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
+                "CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation "
+                "  THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END, "
+                "a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, "
+                "a.attgenerated::text, col_description(a.attrelid, a.attnum) "
+                "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "LEFT JOIN pg_collation co ON co.oid = a.attcollation "
+                "LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace "
+                "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped "
+                "ORDER BY a.attnum",
+                {oid}));
+  for (int r = 0; r < cols.rows(); ++r) {
+    Column c;
+    c.attnum = static_cast<int>(cols.GetInt(r, 0));
+    c.name = cols.Get(r, 1);
+    c.type = cols.Get(r, 2);
+    c.collation = cols.Get(r, 3);
+    c.not_null = cols.GetBool(r, 4);
+    c.default_expr = cols.GetOpt(r, 5);
+    std::string ident = cols.Get(r, 6), gen = cols.Get(r, 7);
+    c.identity = ident.empty() ? '\0' : ident[0];
+    c.generated = gen.empty() ? '\0' : gen[0];
+    c.comment = cols.GetOpt(r, 8);
+    t.columns.push_back(std::move(c));
+  }
+  ASSIGN_OR_RETURN(
+      pg::Result pk,
+      conn.Exec("SELECT a.attname FROM pg_constraint con, "
+                "unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) "
+                "JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum "
+                "WHERE con.conrelid = $1 AND con.contype = 'p' ORDER BY k.ord",
+                {oid}));
+  for (int r = 0; r < pk.rows(); ++r) t.primary_key.push_back(pk.Get(r, 0));
+  ASSIGN_OR_RETURN(
+      pg::Result idx,
+      conn.Exec("SELECT ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisunique, "
+                "i.indisprimary, "
+                "ARRAY(SELECT DISTINCT d.refobjsubid FROM pg_depend d "
+                "      WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid "
+                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid "
+                "        AND d.refobjsubid > 0)::text, "
+                "coalesce(con.conname, ''), coalesce(con.contype::text, '') "
+                "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+                "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
+                "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x') "
+                "WHERE i.indrelid = $1 ORDER BY ic.relname",
+                {oid}));
+  for (int r = 0; r < idx.rows(); ++r) {
+    Index ix;
+    ix.name = idx.Get(r, 0);
+    ix.def = idx.Get(r, 1);
+    ix.valid = idx.GetBool(r, 2);
+    ix.unique = idx.GetBool(r, 3);
+    ix.primary = idx.GetBool(r, 4);
+    ix.attnums = ParseIntArray(idx.Get(r, 5));
+    ix.constraint = idx.Get(r, 6);
+    std::string ct = idx.Get(r, 7);
+    ix.constraint_type = ct.empty() ? '\0' : ct[0];
+    t.indexes.push_back(std::move(ix));
+  }
+  ASSIGN_OR_RETURN(pg::Result con,
+                   conn.Exec("SELECT conname, contype::text, pg_get_constraintdef(oid), "
+                             "convalidated, coalesce(conkey::text, '{}') "
+                             "FROM pg_constraint WHERE conrelid = $1 ORDER BY conname",
+                             {oid}));
+  for (int r = 0; r < con.rows(); ++r) {
+    Constraint c;
+    c.name = con.Get(r, 0);
+    c.type = con.Get(r, 1)[0];
+    c.def = con.Get(r, 2);
+    c.validated = con.GetBool(r, 3);
+    c.attnums = ParseIntArray(con.Get(r, 4));
+    t.constraints.push_back(std::move(c));
+  }
+  return t;
+}
+
+absl::StatusOr<std::vector<std::string>> ForeignDependents(pg::Connection& conn,
+                                                           const Table& table, int attnum,
+                                                           const std::string& ignore_prefix) {
+  // Everything that records a dependency on the column, less what pgshift
+  // handles itself: the table's own indexes and local constraints on the
+  // column, the column's default, sequences it owns, and pgshift's triggers.
+  ASSIGN_OR_RETURN(
+      pg::Result res,
+      conn.Exec(
+          "SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) "
+          "FROM pg_depend d "
+          "WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 "
+          "  AND d.refobjsubid = $2 AND d.deptype IN ('n', 'a') "
+          "  AND NOT (d.classid = 'pg_class'::regclass AND EXISTS ("
+          "        SELECT 1 FROM pg_class c WHERE c.oid = d.objid AND ("
+          "          (c.relkind IN ('i', 'I') AND EXISTS (SELECT 1 FROM pg_index i "
+          "             WHERE i.indexrelid = c.oid AND i.indrelid = $1)) "
+          "          OR c.relkind = 'S')))"
+          "  AND NOT (d.classid = 'pg_constraint'::regclass AND EXISTS ("
+          "        SELECT 1 FROM pg_constraint k WHERE k.oid = d.objid "
+          "          AND k.conrelid = $1 AND $2::int2 = ANY (k.conkey)))"
+          "  AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS ("
+          "        SELECT 1 FROM pg_attrdef ad WHERE ad.oid = d.objid AND ad.adnum = $2::int2))"
+          "  AND NOT (d.classid = 'pg_trigger'::regclass AND EXISTS ("
+          "        SELECT 1 FROM pg_trigger tg WHERE tg.oid = d.objid "
+          "          AND starts_with(tg.tgname, $3)))"
+          " ORDER BY 1",
+          {std::to_string(table.oid), std::to_string(attnum), ignore_prefix}));
+  std::vector<std::string> out;
+  for (int r = 0; r < res.rows(); ++r) out.push_back(res.Get(r, 0));
+  // Foreign keys of this table that reference the column (self references)
+  // depend on it too but are filtered above as local constraints; add them.
+  ASSIGN_OR_RETURN(pg::Result self,
+                   conn.Exec("SELECT conname FROM pg_constraint WHERE contype = 'f' "
+                             "AND confrelid = $1 AND $2::int2 = ANY (confkey) ORDER BY 1",
+                             {std::to_string(table.oid), std::to_string(attnum)}));
+  for (int r = 0; r < self.rows(); ++r) {
+    std::string d = absl::StrCat("foreign key ", self.Get(r, 0), " referencing it");
+    bool dup = false;
+    for (const auto& o : out) dup = dup || absl::StrContains(o, self.Get(r, 0));
+    if (!dup) out.push_back(d);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, const Table& table,
+                                                        int attnum) {
+  ASSIGN_OR_RETURN(pg::Result res,
+                   conn.Exec("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) "
+                             "FROM pg_depend d JOIN pg_class c ON c.oid = d.objid "
+                             "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE d.classid = 'pg_class'::regclass AND c.relkind = 'S' "
+                             "AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 "
+                             "AND d.refobjsubid = $2 AND d.deptype = 'a' ORDER BY 1",
+                             {std::to_string(table.oid), std::to_string(attnum)}));
+  std::vector<std::string> out;
+  for (int r = 0; r < res.rows(); ++r) out.push_back(res.Get(r, 0));
+  return out;
+}
+
+absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string& type) {
+  auto res = conn.Exec("SELECT format_type(t, NULL) FROM (SELECT $1::regtype AS t) s", {type});
+  if (!res.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("type \"", type, "\" does not resolve: ", res.status().message()));
+  }
+  // Keep the user's spelling: it may carry a typmod (numeric(12,2)) that
+  // format_type(t, NULL) drops.
+  return type;
+}
+
+absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std::string& expr,
+                             const std::string& type, const std::string& what) {
+  if (!IsSingleExpression(expr)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", expr,
+        "\" is not a single SQL expression (unbalanced parentheses or quotes, a ';' or a "
+        "comment); write one expression over the row's columns"));
+  }
+  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr, ")::", type, " FROM ONLY ",
+                                           table.Qualified(), " WHERE false"));
+  if (!s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr, "\" is not valid over ",
+                                                   table.Qualified(), " as ", type, ": ",
+                                                   s.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pgshift::catalog

@@ -1,0 +1,91 @@
+// Reads what pgshift needs to know about a table from the system catalog:
+// columns, primary key, indexes, constraints and what depends on a column.
+#ifndef PGSHIFT_LIB_CATALOG_CATALOG_H_
+#define PGSHIFT_LIB_CATALOG_CATALOG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/pg/connection.h"
+
+namespace pgshift::catalog {
+
+struct Column {
+  int attnum = 0;
+  std::string name;
+  std::string type;       // format_type(), e.g. "character varying(20)"
+  std::string collation;  // quoted "schema"."name" when not the type's default, else ""
+  bool not_null = false;
+  std::optional<std::string> default_expr;
+  char identity = '\0';   // 'a' / 'd' for identity columns
+  char generated = '\0';  // 's' for stored generated columns
+  std::optional<std::string> comment;
+};
+
+struct Index {
+  std::string name;
+  std::string def;        // pg_get_indexdef()
+  bool valid = true;
+  bool unique = false;
+  bool primary = false;
+  std::vector<int> attnums;  // every column the index uses (keys, expressions, predicate)
+  std::string constraint;    // name of the constraint it backs, or ""
+  char constraint_type = '\0';
+};
+
+struct Constraint {
+  std::string name;
+  char type = '\0';       // 'c' check, 'f' foreign key, 'u' unique, 'p' primary, 'x' exclusion
+  std::string def;        // pg_get_constraintdef()
+  bool validated = true;
+  std::vector<int> attnums;  // conkey
+};
+
+struct Table {
+  uint32_t oid = 0;
+  std::string schema;
+  std::string name;
+  char relkind = 'r';
+  int64_t row_estimate = 0;  // reltuples (0 when never analyzed)
+  std::vector<Column> columns;
+  std::vector<std::string> primary_key;  // column names in key order
+  std::vector<Index> indexes;
+  std::vector<Constraint> constraints;
+
+  const Column* FindColumn(const std::string& name) const;
+  std::string Qualified() const;  // "schema"."table"
+};
+
+// NotFound with a message naming the schema/table when it does not exist;
+// InvalidArgument when the relation is not an ordinary table.
+absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
+                                const std::string& table);
+
+// Describes every object that depends on column `attnum` of `table` and that
+// pgshift does not manage itself (views, rules, policies, generated columns,
+// statistics, triggers, foreign keys of other tables referencing it, ...).
+// Objects whose names start with `ignore_prefix` are left out.
+absl::StatusOr<std::vector<std::string>> ForeignDependents(pg::Connection& conn,
+                                                           const Table& table, int attnum,
+                                                           const std::string& ignore_prefix);
+
+// Sequences owned by the column (serial columns): their qualified quoted names.
+absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, const Table& table,
+                                                        int attnum);
+
+// Resolves a type name the way the server does; InvalidArgument when it does
+// not exist. Returns format_type() of it.
+absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string& type);
+
+// Checks that `expr` is one valid SQL expression over `table`'s columns whose
+// value can be assigned to `type` (planning `SELECT (expr)::type FROM table
+// WHERE false`). InvalidArgument with the server's message otherwise.
+absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std::string& expr,
+                             const std::string& type, const std::string& what);
+
+}  // namespace pgshift::catalog
+
+#endif  // PGSHIFT_LIB_CATALOG_CATALOG_H_

@@ -1,0 +1,233 @@
+#include "lib/pg/connection.h"
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "lib/pg/quote.h"
+#include "pgshift/errors.h"
+
+namespace pgshift {
+
+namespace {
+constexpr char kSqlStateUrl[] = "pgshift/sqlstate";
+}  // namespace
+
+std::string SqlState(const absl::Status& status) {
+  auto payload = status.GetPayload(kSqlStateUrl);
+  return payload ? std::string(*payload) : std::string();
+}
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange:
+      return 2;
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+      return 4;
+    default:
+      return 1;
+  }
+}
+
+namespace pg {
+
+absl::Status StatusFromSqlState(absl::string_view sqlstate, absl::string_view message) {
+  absl::StatusCode code = absl::StatusCode::kUnknown;
+  absl::string_view cls = sqlstate.substr(0, 2);
+  if (sqlstate == "55P03" || sqlstate == "40001" || sqlstate == "40P01") {
+    code = absl::StatusCode::kAborted;
+  } else if (cls == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||
+             sqlstate == "57P03") {
+    code = absl::StatusCode::kUnavailable;
+  } else if (sqlstate == "57014") {
+    code = absl::StatusCode::kDeadlineExceeded;  // statement_timeout or cancel
+  } else if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "42704" ||
+             sqlstate == "3F000" || sqlstate == "42883") {
+    code = absl::StatusCode::kNotFound;
+  } else if (sqlstate == "42P07" || sqlstate == "42701" || sqlstate == "42710" ||
+             sqlstate == "42P06") {
+    code = absl::StatusCode::kAlreadyExists;
+  } else if (sqlstate == "42501") {
+    code = absl::StatusCode::kPermissionDenied;
+  } else if (cls == "42") {
+    code = absl::StatusCode::kInvalidArgument;
+  } else if (cls == "22" || cls == "23" || cls == "P0") {
+    code = absl::StatusCode::kFailedPrecondition;  // the data does not fit
+  } else if (cls == "53") {
+    code = absl::StatusCode::kResourceExhausted;
+  }
+  absl::Status status(code, message);
+  if (!sqlstate.empty()) status.SetPayload(kSqlStateUrl, absl::Cord(sqlstate));
+  return status;
+}
+
+namespace {
+
+absl::Status StatusFromResult(pg_conn* conn, pg_result* res) {
+  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+    return absl::OkStatus();
+  }
+  if (res == nullptr || PQstatus(conn) == CONNECTION_BAD) {
+    std::string msg(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
+    if (PQstatus(conn) == CONNECTION_BAD) {
+      return StatusFromSqlState("08006", absl::StrCat("connection to the server was lost: ", msg));
+    }
+    if (res == nullptr) return absl::UnknownError(msg);
+  }
+  const char* sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char* detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+  const char* hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+  std::string msg = primary ? primary
+                            : std::string(absl::StripTrailingAsciiWhitespace(
+                                  PQresultErrorMessage(res)));
+  if (detail) absl::StrAppend(&msg, " (", detail, ")");
+  if (hint) absl::StrAppend(&msg, " hint: ", hint);
+  std::string code = sqlstate ? sqlstate : "";
+  if (!code.empty()) msg = absl::StrCat(msg, " [SQLSTATE ", code, "]");
+  return StatusFromSqlState(code, msg);
+}
+
+void IgnoreNotice(void*, const char*) {}
+
+}  // namespace
+
+void Result::Deleter::operator()(pg_result* r) const { PQclear(r); }
+
+Result::Result(pg_result* res) : res_(res) {}
+int Result::rows() const { return res_ ? PQntuples(res_.get()) : 0; }
+int Result::cols() const { return res_ ? PQnfields(res_.get()) : 0; }
+bool Result::IsNull(int row, int col) const { return PQgetisnull(res_.get(), row, col) != 0; }
+std::string Result::Get(int row, int col) const {
+  return std::string(PQgetvalue(res_.get(), row, col),
+                     static_cast<size_t>(PQgetlength(res_.get(), row, col)));
+}
+std::optional<std::string> Result::GetOpt(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return Get(row, col);
+}
+int64_t Result::GetInt(int row, int col) const {
+  int64_t v = 0;
+  if (IsNull(row, col) || !absl::SimpleAtoi(PQgetvalue(res_.get(), row, col), &v)) return 0;
+  return v;
+}
+bool Result::GetBool(int row, int col) const {
+  return !IsNull(row, col) && PQgetvalue(res_.get(), row, col)[0] == 't';
+}
+int64_t Result::Affected() const {
+  int64_t v = 0;
+  if (!res_ || !absl::SimpleAtoi(PQcmdTuples(res_.get()), &v)) return 0;
+  return v;
+}
+
+Connection::Connection(pg_conn* conn) : conn_(conn) {}
+Connection::~Connection() { PQfinish(conn_); }
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& dsn,
+                                                             absl::string_view application_name) {
+  std::string app(application_name);
+  const char* keys[] = {"dbname", "application_name", "connect_timeout", nullptr};
+  const char* connect_timeout = std::getenv("PGCONNECT_TIMEOUT") ? nullptr : "10";
+  const char* values[] = {dsn.c_str(), app.c_str(), connect_timeout, nullptr};
+  if (connect_timeout == nullptr) keys[2] = nullptr;
+  pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) return absl::ResourceExhaustedError("out of memory connecting");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string msg(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
+    PQfinish(conn);
+    absl::Status s = StatusFromSqlState(
+        "08001", absl::StrCat("cannot connect to ", Redact(dsn), ": ", msg,
+                              " (check --dsn, PGSHIFT_DSN or the PG* environment)"));
+    return s;
+  }
+  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
+  return std::unique_ptr<Connection>(new Connection(conn));
+}
+
+absl::StatusOr<Result> Connection::Exec(absl::string_view sql, const Params& params) {
+  std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  pg_result* res = PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), nullptr,
+                                values.data(), nullptr, nullptr, 0);
+  Result result(res);
+  absl::Status status = StatusFromResult(conn_, res);
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::Status Connection::Run(absl::string_view sql, const Params& params) {
+  return Exec(sql, params).status();
+}
+
+absl::Status Connection::Check(absl::string_view sql) {
+  std::string text(sql);
+  pg_result* res = PQprepare(conn_, "", text.c_str(), 0, nullptr);
+  Result owned(res);
+  return StatusFromResult(conn_, res);
+}
+
+absl::Status Connection::Transaction(const std::function<absl::Status()>& body) {
+  absl::Status s = Run("BEGIN");
+  if (!s.ok()) return s;
+  s = body();
+  if (s.ok()) s = Run("COMMIT");
+  if (!s.ok() && PQstatus(conn_) == CONNECTION_OK &&
+      PQtransactionStatus(conn_) != PQTRANS_IDLE) {
+    (void)Run("ROLLBACK");
+  }
+  return s;
+}
+
+int Connection::backend_pid() const { return PQbackendPID(conn_); }
+int Connection::server_version() const { return PQserverVersion(conn_); }
+bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+void Connection::Cancel() {
+  PGcancel* cancel = PQgetCancel(conn_);
+  if (cancel == nullptr) return;
+  char err[256];
+  PQcancel(cancel, err, sizeof err);
+  PQfreeCancel(cancel);
+}
+
+std::string Connection::Redact(const std::string& dsn) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
+  if (opts == nullptr) {
+    if (err) PQfreemem(err);
+    return "<unparsable connection string>";
+  }
+  std::vector<std::string> parts;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || o->val[0] == '\0') continue;
+    std::string key = o->keyword;
+    if (key == "password") {
+      parts.push_back("password=********");
+      continue;
+    }
+    parts.push_back(absl::StrCat(key, "=", o->val));
+  }
+  PQconninfoFree(opts);
+  return parts.empty() ? "(default connection from the PG* environment)"
+                       : absl::StrJoin(parts, " ");
+}
+
+}  // namespace pg
+}  // namespace pgshift

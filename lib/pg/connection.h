@@ -1,0 +1,95 @@
+// RAII wrapper over libpq: a Connection owns a PGconn, a Result owns a
+// PGresult, and every result goes through one function that turns server
+// errors into absl::Status (SQLSTATE kept as a payload; see errors.h).
+// libpq-fe.h is included only by lib/pg/*.cc.
+#ifndef PGSHIFT_LIB_PG_CONNECTION_H_
+#define PGSHIFT_LIB_PG_CONNECTION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace pgshift::pg {
+
+using Param = std::optional<std::string>;
+using Params = std::vector<Param>;
+
+// Builds a status for SQLSTATE `sqlstate` with the server's `message`.
+absl::Status StatusFromSqlState(absl::string_view sqlstate, absl::string_view message);
+
+// A query result. Movable, not copyable.
+class Result {
+ public:
+  Result() = default;
+  explicit Result(pg_result* res);
+  Result(Result&&) noexcept = default;
+  Result& operator=(Result&&) noexcept = default;
+
+  int rows() const;
+  int cols() const;
+  bool IsNull(int row, int col) const;
+  // Text of a field; "" when NULL.
+  std::string Get(int row, int col) const;
+  std::optional<std::string> GetOpt(int row, int col) const;
+  int64_t GetInt(int row, int col) const;
+  bool GetBool(int row, int col) const;
+  // Rows affected by INSERT/UPDATE/DELETE, 0 otherwise.
+  int64_t Affected() const;
+
+ private:
+  struct Deleter {
+    void operator()(pg_result* r) const;
+  };
+  std::unique_ptr<pg_result, Deleter> res_;
+};
+
+// One server session. Not thread-safe; use one per thread.
+class Connection {
+ public:
+  // Connects to `dsn` (a libpq connection string or URI; libpq's PG*
+  // environment fills what it leaves out). Errors never echo the password.
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& dsn,
+                                                          absl::string_view application_name);
+  ~Connection();
+
+  // Runs one statement with $n parameters (extended protocol, so one
+  // statement only). Parameters are text; NULL as std::nullopt.
+  absl::StatusOr<Result> Exec(absl::string_view sql, const Params& params = {});
+  // Runs one statement and drops its result.
+  absl::Status Run(absl::string_view sql, const Params& params = {});
+
+  // Parses and analyses `sql` without running or planning it (an unnamed
+  // prepared statement): names and types are checked, nothing executes.
+  absl::Status Check(absl::string_view sql);
+
+  // Runs `body` inside BEGIN ... COMMIT; rolls back when it fails.
+  absl::Status Transaction(const std::function<absl::Status()>& body);
+
+  int backend_pid() const;
+  int server_version() const;  // server_version_num, e.g. 150004
+  // True when the connection is usable; false after the server went away.
+  bool ok() const;
+  // Asks the server to cancel the running statement (thread-safe).
+  void Cancel();
+
+  // DSN with any password removed, for messages.
+  static std::string Redact(const std::string& dsn);
+
+ private:
+  explicit Connection(pg_conn* conn);
+  pg_conn* conn_;
+};
+
+}  // namespace pgshift::pg
+
+#endif  // PGSHIFT_LIB_PG_CONNECTION_H_
