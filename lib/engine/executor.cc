@@ -236,7 +236,9 @@ absl::Status Executor::RunBackfill(const ops::Action& action, const std::string&
 
   const size_t nk = b.key.size();
   const std::string key_cols = KeyList(b.key);
-  const std::string order = key_cols;
+  std::vector<std::string> order_cols;
+  for (const auto& k : b.key) order_cols.push_back(absl::StrCat(b.table, ".", pg::QuoteIdent(k)));
+  const std::string order = absl::StrJoin(order_cols, ", ");
   stats->statements.push_back(BackfillUpdateSql(b));
 
   int64_t batch = std::clamp(options_.backfill_batch_rows, options_.backfill_min_batch_rows,
@@ -270,7 +272,10 @@ absl::Status Executor::RunBackfill(const ops::Action& action, const std::string&
           for (const auto& k : last_key) params.push_back(k);
         }
         std::vector<std::string> casts;
-        for (const auto& k : b.key) casts.push_back(absl::StrCat(pg::QuoteIdent(k), "::text"));
+        // Aliased: ORDER BY must see the typed key, not its text.
+        for (size_t i = 0; i < nk; ++i) {
+          casts.push_back(absl::StrCat(pg::QuoteIdent(b.key[i]), "::text AS pgshift_k", i));
+        }
         ASSIGN_OR_RETURN(
             pg::Result end,
             conn_.Exec(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ", b.table,
