@@ -46,10 +46,18 @@ Global options:
   --statement-timeout D     statement_timeout of short DDL (default 30s)
   --retry-deadline D        give up taking a lock after D (default 2m)
   --batch-rows N            initial backfill batch size (default 1000)
-  --batch-time D            target duration of one backfill batch (default 200ms)
+  --batch-time D            target duration of one backfill batch; the size adapts
+                            to it (default 100ms)
+  --batch-min-rows N        smallest backfill batch (default 100)
+  --batch-max-rows N        largest backfill batch (default 100000)
+  --batch-lock-timeout D    lock_timeout of a backfill batch; on timeout the batch is
+                            rolled back, halved and retried after a backoff (default 200ms)
   --batch-delay D           pause between backfill batches (default 0s)
   --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
   --max-batches N           stop the backfill after N batches (resume later)
+
+Pausing a running backfill: UPDATE <control schema>.migrations SET paused = true
+WHERE name = 'NAME' (false to resume); it stops between batches and waits.
 
 Durations look like 500ms, 1s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
 2 bad input (nothing changed), 3 check not satisfied, 4 busy / locks not acquired.
@@ -68,6 +76,7 @@ const std::map<std::string, bool>& KnownFlags() {
       {"dsn", true},           {"control-schema", true},    {"json", false},
       {"lock-timeout", true},  {"statement-timeout", true}, {"retry-deadline", true},
       {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
+      {"batch-min-rows", true}, {"batch-max-rows", true},   {"batch-lock-timeout", true},
       {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
       {"at-least", true},      {"help", false},             {"version", false}};
   return flags;
@@ -134,6 +143,7 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
            {"retry-deadline", &o.retry_deadline},
            {"batch-time", &o.backfill_target_batch_time},
            {"batch-delay", &o.backfill_batch_delay},
+           {"batch-lock-timeout", &o.backfill_lock_timeout},
            {"max-replication-lag", &o.max_replication_lag}}) {
     absl::Status s = DurationFlag(args, key, field);
     if (!s.ok()) return s;
@@ -141,11 +151,33 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
   if (o.lock_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--lock-timeout must be positive");
   }
-  absl::Status s = IntFlag(args, "batch-rows", &o.backfill_batch_rows);
-  if (!s.ok()) return s;
-  s = IntFlag(args, "max-batches", &o.backfill_max_batches);
-  if (!s.ok()) return s;
-  o.backfill_min_batch_rows = std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
+  for (auto [key, field] : std::vector<std::pair<std::string, int64_t*>>{
+           {"batch-rows", &o.backfill_batch_rows},
+           {"batch-min-rows", &o.backfill_min_batch_rows},
+           {"batch-max-rows", &o.backfill_max_batch_rows},
+           {"max-batches", &o.backfill_max_batches}}) {
+    absl::Status s = IntFlag(args, key, field);
+    if (!s.ok()) return s;
+  }
+  if (o.backfill_target_batch_time <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--batch-time must be positive");
+  }
+  if (o.backfill_lock_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--batch-lock-timeout must be positive");
+  }
+  // An explicit --batch-rows below the default minimum lowers the minimum.
+  if (!args.flags.count("batch-min-rows")) {
+    o.backfill_min_batch_rows =
+        std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
+  }
+  if (!args.flags.count("batch-max-rows")) {
+    o.backfill_max_batch_rows = std::max(o.backfill_max_batch_rows, o.backfill_batch_rows);
+  }
+  if (o.backfill_min_batch_rows < 1 || o.backfill_min_batch_rows > o.backfill_max_batch_rows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--batch-min-rows (", o.backfill_min_batch_rows, ") must be at least 1 and at most "
+        "--batch-max-rows (", o.backfill_max_batch_rows, ")"));
+  }
   o.on_progress = MakeProgressReporter(args.json);
   return o;
 }
@@ -173,6 +205,7 @@ std::string StatusJson(const MigrationStatus& m) {
   o.Str("created_at", m.created_at).Str("updated_at", m.updated_at);
   if (m.last_error.empty()) o.Null("last_error"); else o.Str("last_error", m.last_error);
   if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
+  o.Bool("paused", m.paused);
   o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
   return o.Build();
 }
@@ -186,6 +219,10 @@ std::string StatusText(const MigrationStatus& m) {
   if (!m.running_step.empty()) {
     absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
+  }
+  if (m.paused) {
+    absl::StrAppend(&out, "\n  paused: the backfill waits between batches until paused is set back to "
+                          "false in the migrations table");
   }
   if (!m.last_error.empty()) absl::StrAppend(&out, "\n  last error: ", m.last_error);
   return out;

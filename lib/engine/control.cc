@@ -1,5 +1,6 @@
 #include "lib/engine/control.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
@@ -12,7 +13,7 @@ constexpr char kColumns[] =
     "name, phase, checksum, to_char(created_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(updated_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(last_error, ''), coalesce(running_step, ''), "
-    "spec::text";
+    "spec::text, paused";
 // Advisory lock key space: first key is constant "pgshift" (0x70677368).
 constexpr char kLockKey[] = "1885827944";
 }  // namespace
@@ -48,6 +49,10 @@ absl::Status Control::Init() {
                      " created_at timestamptz NOT NULL DEFAULT now(),"
                      " updated_at timestamptz NOT NULL DEFAULT now(),"
                      " last_error text)"),
+        // v2: a pause request honoured by the backfill between batches
+        // (Driver::Pause, or UPDATE ... SET paused = true by hand).
+        absl::StrCat("ALTER TABLE ", Table("migrations"),
+                     " ADD COLUMN IF NOT EXISTS paused boolean NOT NULL DEFAULT false"),
         absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("history"),
                      " (id bigserial PRIMARY KEY,"
                      " migration text NOT NULL,"
@@ -86,6 +91,16 @@ absl::Status Control::RequireInitialized() {
     return absl::FailedPreconditionError(absl::StrCat(
         "control schema \"", schema_, "\" is not set up in this database; run `pgshift init` first"));
   }
+  ASSIGN_OR_RETURN(pg::Result v, conn_.Exec(absl::StrCat("SELECT value FROM ", Table("meta"),
+                                                         " WHERE key = 'schema_version'")));
+  int version = 0;
+  if (v.rows() == 0 || !absl::SimpleAtoi(v.Get(0, 0), &version) ||
+      version < kControlSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "control schema \"", schema_, "\" is at version ", v.rows() ? v.Get(0, 0) : "unknown",
+        " and this pgshift needs version ", kControlSchemaVersion,
+        "; run `pgshift init` to upgrade it (idempotent, keeps every migration)"));
+  }
   return absl::OkStatus();
 }
 
@@ -99,6 +114,7 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
   m.status.last_error = r.Get(row, 5);
   m.status.running_step = r.Get(row, 6);
   m.spec_json = r.Get(row, 7);
+  m.status.paused = r.GetBool(row, 8);
   ASSIGN_OR_RETURN(pg::Result cp,
                    conn_.Exec(absl::StrCat("SELECT operation, rows_done, rows_estimate, done FROM ",
                                            Table("checkpoints"),
@@ -245,6 +261,18 @@ absl::Status Control::Lock(const std::string& name) {
 absl::Status Control::Unlock(const std::string& name) {
   return conn_.Run(absl::StrCat("SELECT pg_advisory_unlock(", kLockKey, ", hashtext($1))"),
                    {absl::StrCat(schema_, ".", name)});
+}
+
+absl::Status Control::SetPaused(const std::string& name, bool paused) {
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn_.Exec(absl::StrCat("UPDATE ", Table("migrations"),
+                                           " SET paused = $2, updated_at = now() WHERE name = $1"),
+                              {name, paused ? "true" : "false"}));
+  if (r.Affected() == 0) {
+    return absl::NotFoundError(absl::StrCat("migration \"", name,
+                                            "\" is not registered; run `pgshift register FILE`"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Control::ClearCheckpoints(const std::string& name) {

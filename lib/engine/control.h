@@ -15,7 +15,7 @@
 
 namespace pgshift::engine {
 
-inline constexpr int kControlSchemaVersion = 1;
+inline constexpr int kControlSchemaVersion = 2;
 
 struct StoredMigration {
   MigrationStatus status;
@@ -62,6 +62,10 @@ class Control {
   absl::StatusOr<std::vector<StoredMigration>> Active();
 
   absl::Status ClearCheckpoints(const std::string& name);
+
+  // Sets the pause request the backfill checks between batches. NotFound
+  // when the migration is not registered.
+  absl::Status SetPaused(const std::string& name, bool paused);
 
  private:
   absl::StatusOr<StoredMigration> FromRow(const pg::Result& r, int row);

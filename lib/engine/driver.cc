@@ -313,6 +313,16 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
   return stored.status;
 }
 
+absl::Status Driver::Pause(const std::string& name) {
+  RETURN_IF_ERROR(impl_->control.RequireInitialized());
+  return impl_->control.SetPaused(name, true);
+}
+
+absl::Status Driver::Resume(const std::string& name) {
+  RETURN_IF_ERROR(impl_->control.RequireInitialized());
+  return impl_->control.SetPaused(name, false);
+}
+
 absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, impl_->control.Load(name));

@@ -47,8 +47,6 @@ class Executor {
   // "pid 123 (idle in transaction, transaction open 45 s): UPDATE ..." for
   // every session holding a lock on `table`.
   std::string DescribeLockHolders(const std::string& table);
-  // Waits while replication lag is above the limit.
-  absl::Status ThrottleForReplicationLag();
 
   pg::Connection& conn_;
   const Options& options_;
@@ -60,6 +58,7 @@ class Executor {
 #endif  // PGSHIFT_LIB_ENGINE_EXECUTOR_H_
 
 namespace pgshift::engine {
-// The UPDATE one backfill batch runs ($1.. are the batch's key bounds).
+// The UPDATE one backfill batch runs ($1.. are the batch's key bounds, or its
+// ctid range); see lib/backfill/backfill.h.
 std::string BackfillUpdateSql(const ops::BackfillSpec& b);
 }  // namespace pgshift::engine
