@@ -43,9 +43,10 @@
  *   }
  *
  * Thread safety: a pgshift_driver_t owns one connection and must be used by
- * one thread at a time; use one per thread. Options, migrations and statuses
- * may be shared for reading. The free functions (pgshift_current_phase,
- * pgshift_require_phase, ...) are thread-safe.
+ * one thread at a time; use one per thread, and never call a driver from its
+ * own progress callback (use another driver). Options, migrations and
+ * statuses may be shared for reading. The free functions
+ * (pgshift_current_phase, pgshift_require_phase, ...) are thread-safe.
  */
 #ifndef PGSHIFT_C_H_
 #define PGSHIFT_C_H_
