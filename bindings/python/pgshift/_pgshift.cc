@@ -281,19 +281,32 @@ class PyDriver {
   template <typename Fn>
   auto CallWithProgress(py::object progress, Fn fn)
       -> typename decltype(fn(std::declval<pgshift::Driver&>()))::value_type {
-    py::object saved = sink_->callback;
-    if (!progress.is_none()) sink_->callback = progress;
-    sink_->error = py::object();
+    // The per-call callback is installed and removed while mu_ is held, so
+    // a concurrent call on this driver (waiting for mu_) never sees it.
+    py::object saved, error;
+    auto with_callback = [&](pgshift::Driver& d) {
+      {
+        py::gil_scoped_acquire gil;
+        saved = sink_->callback;
+        if (!progress.is_none()) sink_->callback = progress;
+        sink_->error = py::object();
+      }
+      auto result = fn(d);
+      {
+        py::gil_scoped_acquire gil;
+        sink_->callback = saved;
+        error = sink_->error;
+        sink_->error = py::object();
+      }
+      return result;
+    };
     decltype(fn(std::declval<pgshift::Driver&>())) r = absl::UnknownError("not run");
     {
       py::gil_scoped_release release;
-      r = Locked(fn);
+      r = Locked(with_callback);
     }
-    sink_->callback = saved;
-    if (sink_->error) {
-      py::object e = sink_->error;
-      sink_->error = py::object();
-      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
+    if (error) {
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
       throw py::error_already_set();
     }
     return Value(std::move(r));
