@@ -83,41 +83,6 @@ pgshift_status_t* StatusResult(absl::StatusOr<MigrationStatus> r, char** errptr)
   return new pgshift_status_t{std::move(*r)};
 }
 
-std::string PlanJson(const pgshift::Plan& plan) {
-  using pgshift::util::JsonObject;
-  auto steps_json = [](const std::vector<pgshift::PlannedStep>& steps) {
-    std::vector<std::string> out;
-    for (const auto& s : steps) {
-      std::vector<std::string> stmts;
-      for (const auto& st : s.statements) {
-        stmts.push_back(JsonObject()
-                            .Str("sql", st.sql)
-                            .Str("lock", st.lock)
-                            .Bool("transactional", st.transactional)
-                            .Bool("scans_table", st.scans_table)
-                            .Bool("rewrites_table", st.rewrites_table)
-                            .Bool("batched", st.batched)
-                            .Str("note", st.note)
-                            .Build());
-      }
-      out.push_back(JsonObject()
-                        .Str("to", pgshift::PhaseName(s.to))
-                        .Str("operation", s.operation)
-                        .Int("rows_estimate", s.rows_estimate)
-                        .Raw("hazards", pgshift::util::JsonStringArray(s.hazards))
-                        .Raw("statements", absl::StrCat("[", absl::StrJoin(stmts, ","), "]"))
-                        .Build());
-    }
-    return absl::StrCat("[", absl::StrJoin(out, ","), "]");
-  };
-  return JsonObject()
-      .Str("migration", plan.migration)
-      .Int("server_version", plan.server_version)
-      .Raw("steps", steps_json(plan.steps))
-      .Raw("rollback", steps_json(plan.rollback))
-      .Build();
-}
-
 }  // namespace
 
 extern "C" {
@@ -323,7 +288,7 @@ char* pgshift_driver_plan(pgshift_driver_t* d, const pgshift_migration_t* m, cha
   if (SaveError(errptr, NeedArg(m, "migration"))) return nullptr;
   absl::StatusOr<pgshift::Plan> plan = d->rep->PlanMigration(m->rep);
   if (SaveError(errptr, plan.status())) return nullptr;
-  return CopyString(PlanJson(*plan));
+  return CopyString(pgshift::ToJson(*plan));
 }
 
 pgshift_status_t* pgshift_driver_register(pgshift_driver_t* d, const pgshift_migration_t* m,
