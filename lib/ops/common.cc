@@ -258,8 +258,12 @@ std::vector<Action> InstallSyncTrigger(const catalog::Table& t, const Context& c
     // includes every row the backfill writes.
     ins_when = upd_when = absl::StrCat(" WHEN (NEW.", o, " IS DISTINCT FROM NEW.", n, ")");
   } else {
+    // Also every update of a row whose new column is still NULL (a row the
+    // backfill has not reached): the update may move the row (new ctid, or
+    // a new key) behind the backfill's walk, so it must be synced here.
+    // The backfill's own writes skip the trigger (it computes `up` itself).
     upd_when = absl::StrCat(" WHEN ((NEW.", o, " IS DISTINCT FROM OLD.", o, " OR NEW.", n,
-                            " IS DISTINCT FROM OLD.", n,
+                            " IS DISTINCT FROM OLD.", n, " OR NEW.", n, " IS NULL",
                             ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM 'on')");
   }
   return TriggerActions(t, ctx, SyncFunctionSql(t, ctx, s, /*new_wins=*/false), ins_when, upd_when,
