@@ -173,6 +173,17 @@ TEST(BatchSizer, ShortFinalBatchNeverGrowsTheSize) {
   EXPECT_EQ(s.rows(), 1000);
 }
 
+TEST(RateMeter, ForgetsOldBatchesBeyondTheWindow) {
+  backfill::RateMeter m(absl::Seconds(10));
+  EXPECT_EQ(m.rows_per_second(), 0);
+  m.Add(100, absl::Seconds(1));  // a slow first batch
+  EXPECT_DOUBLE_EQ(m.rows_per_second(), 100);
+  for (int i = 0; i < 20; ++i) m.Add(1000, absl::Seconds(1));
+  EXPECT_DOUBLE_EQ(m.rows_per_second(), 1000);
+  m.Add(0, absl::ZeroDuration());  // ignored
+  EXPECT_DOUBLE_EQ(m.rows_per_second(), 1000);
+}
+
 // ---- estimates ------------------------------------------------------------------
 
 TEST(EstimateRows, UsesPlannerGuessForNeverAnalyzedTables) {
@@ -622,6 +633,49 @@ TEST(LockContention, BacksOffShrinksAndGivesUpNamingTheHolder) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(Int(db.dsn(), "SELECT count(*) FROM c WHERE w IS DISTINCT FROM v"), 0);
 }
+
+// ---- fallback set clause ---------------------------------------------------------
+
+class FallbackTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(FallbackTest, PlainExpressionFirstFallbackOnlyWhereItRaises) {
+  const bool pk = GetParam();
+  pt::ScratchDatabase db(pk ? "fallback_pk" : "fallback_ctid");
+  ASSERT_TRUE(Connect(db.dsn())->Init().ok());
+  pt::Query(db.dsn(), absl::StrCat(
+      "CREATE TABLE f (id int", pk ? " PRIMARY KEY" : "", ", t text, n int);"
+      "INSERT INTO f SELECT g, CASE WHEN g % 1000 = 0 THEN 'bad' || g ELSE g::text END "
+      "FROM generate_series(1, 3000) g; ANALYZE f;"
+      "CREATE FUNCTION lenient(v text) RETURNS int LANGUAGE plpgsql AS "
+      "$$ BEGIN RETURN v::int; EXCEPTION WHEN others THEN RETURN NULL; END $$;"));
+  ops::BackfillSpec spec;
+  spec.table = "\"public\".\"f\"";
+  if (pk) {
+    spec.key = {"id"};
+    spec.key_types = {"integer"};
+  }
+  spec.set_clause = "\"n\" = (\"t\")::int";
+  spec.fallback_set_clause = "\"n\" = lenient(\"t\")";
+  spec.needs_work = "\"n\" IS NULL";
+  Options o = SmallBatches(100);
+  auto conn = pg::Connection::Open(db.dsn(), "test");
+  ASSERT_TRUE(conn.ok());
+  backfill::Backfill runner(**conn, o,
+                            {"\"pgshift\".\"checkpoints\"", "\"pgshift\".\"migrations\"",
+                             "fallback", 0},
+                            nullptr);
+  backfill::Stats stats;
+  absl::Status s = runner.Run(spec, &stats);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Int(db.dsn(), "SELECT count(*) FROM f WHERE n IS DISTINCT FROM lenient(t)"), 0);
+  EXPECT_EQ(Int(db.dsn(), "SELECT count(*) FROM f WHERE n IS NULL"), 3);
+  EXPECT_GE(stats.fallback_batches, 3);
+  EXPECT_LT(stats.fallback_batches, stats.batches);  // clean batches ran the plain expression
+  EXPECT_EQ(stats.rows_updated, 3000);  // the bad rows too (to NULL)
+}
+
+INSTANTIATE_TEST_SUITE_P(Walks, FallbackTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "keyset" : "ctid"; });
 
 // ---- progress -----------------------------------------------------------------------
 

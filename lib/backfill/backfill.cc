@@ -43,6 +43,12 @@ std::string Tid(int64_t page) { return absl::StrCat("(", page, ",0)"); }
 // and can simply be tried again.
 bool IsContention(const absl::Status& s) { return absl::IsAborted(s); }
 bool IsStatementTimeout(const absl::Status& s) { return SqlState(s) == "57014"; }
+// The expression raised on some row: a data exception (class 22), or an
+// error raised by a PL/pgSQL function it calls (class P0).
+bool IsDataError(const absl::Status& s) {
+  const std::string code = SqlState(s);
+  return code.rfind("22", 0) == 0 || code.rfind("P0", 0) == 0;
+}
 
 }  // namespace
 
@@ -86,16 +92,21 @@ void BatchSizer::TimedOut() { Set(static_cast<double>(rows_) / 4); }
 // ---- RateMeter ----------------------------------------------------------------
 
 void RateMeter::Add(int64_t rows, absl::Duration busy) {
-  double secs = absl::ToDoubleSeconds(busy);
-  if (secs <= 0) return;
-  double rate = static_cast<double>(rows) / secs;
-  if (!primed_) {
-    rate_ = rate;
-    primed_ = true;
-    return;
+  if (busy <= absl::ZeroDuration()) return;
+  samples_.emplace_back(rows, busy);
+  rows_ += rows;
+  busy_ += busy;
+  // Keep the newest samples that still cover the window.
+  while (samples_.size() > 1 && busy_ - samples_.front().second >= window_) {
+    rows_ -= samples_.front().first;
+    busy_ -= samples_.front().second;
+    samples_.pop_front();
   }
-  double w = 1 - std::exp(-secs / 5.0);  // time constant 5 s
-  rate_ = (1 - w) * rate_ + w * rate;
+}
+
+double RateMeter::rows_per_second() const {
+  double secs = absl::ToDoubleSeconds(busy_);
+  return secs > 0 ? static_cast<double>(rows_) / secs : 0;
 }
 
 // ---- SQL ------------------------------------------------------------------------
@@ -162,6 +173,7 @@ struct Batch {
   int64_t updated = 0;   // rows it changed
   int64_t sized = 0;     // what the batch sizer learns from (rows, or pages for ctid)
   bool finished = false;
+  bool paused = false;   // a pause request was set when the batch committed
 };
 
 struct Backfill::State {
@@ -173,6 +185,11 @@ struct Backfill::State {
   bool done = false;
   int64_t rows_done = 0;
   int64_t rows_estimate = 0;
+
+  // Throttling: whether a pause request was last seen (true at first, so
+  // that the first batch checks), and when replication lag is due a check.
+  bool paused = true;
+  absl::Time next_lag_check = absl::InfinitePast();
 
   RateMeter meter;
   int64_t batch_rows = 0;  // size of the next batch, in rows, for reports
@@ -249,34 +266,43 @@ void Backfill::Report(const State& st, const std::string& waiting) {
 }
 
 absl::Status Backfill::WaitWhileThrottled(State* st) {
+  const bool lag_limit = options_.max_replication_lag > absl::ZeroDuration();
   while (true) {
-    ASSIGN_OR_RETURN(pg::Result paused,
-                     conn_.Exec(absl::StrCat("SELECT paused FROM ", target_.migrations_table,
-                                             " WHERE name = $1"),
-                                {target_.migration}));
-    if (paused.rows() > 0 && paused.GetBool(0, 0)) {
+    // The pause request comes back with every checkpoint write; the lag is
+    // read at most once per poll interval (pg_stat_replication is not free).
+    const bool check_lag = lag_limit && absl::Now() >= st->next_lag_check;
+    if (!st->paused && !check_lag) return absl::OkStatus();
+    // `state` is NULL for standbys whose details this role may not read.
+    ASSIGN_OR_RETURN(
+        pg::Result r,
+        conn_.Exec(absl::StrCat("SELECT (SELECT paused FROM ", target_.migrations_table,
+                                " WHERE name = $1)",
+                                check_lag ? ", coalesce(max(extract(epoch FROM replay_lag)), 0)::float8, "
+                                            "count(*) FILTER (WHERE state IS NULL) FROM pg_stat_replication"
+                                          : ""),
+                   {target_.migration}));
+    st->paused = r.GetBool(0, 0);
+    if (st->paused) {
       Report(*st, "paused");
       absl::SleepFor(options_.backfill_poll_interval);
       continue;
     }
-    if (options_.max_replication_lag > absl::ZeroDuration()) {
-      // state is NULL for standbys whose details this role may not read.
-      ASSIGN_OR_RETURN(pg::Result lag,
-                       conn_.Exec("SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8, "
-                                  "count(*) FILTER (WHERE state IS NULL) FROM pg_stat_replication"));
-      if (lag.GetInt(0, 1) > 0) {
+    if (check_lag) {
+      st->next_lag_check = absl::Now() + options_.backfill_poll_interval;
+      if (r.GetInt(0, 2) > 0) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "cannot read the replication lag of ", lag.GetInt(0, 1),
+            "cannot read the replication lag of ", r.GetInt(0, 2),
             " standby(s): this role needs pg_monitor (or pg_read_all_stats) to see "
             "pg_stat_replication; grant it, or turn the lag limit off with "
             "--max-replication-lag 0 (Options::max_replication_lag = 0). The backfill resumes "
             "from its checkpoint"));
       }
       double seconds = 0;
-      if (!absl::SimpleAtod(lag.Get(0, 0), &seconds)) seconds = 0;
+      if (!absl::SimpleAtod(r.Get(0, 1), &seconds)) seconds = 0;
       if (absl::Seconds(seconds) > options_.max_replication_lag) {
         Report(*st, "replication_lag");
         absl::SleepFor(options_.backfill_poll_interval);
+        st->next_lag_check = absl::InfinitePast();
         continue;
       }
     }
@@ -284,28 +310,28 @@ absl::Status Backfill::WaitWhileThrottled(State* st) {
   }
 }
 
-absl::Status Backfill::BatchSettings() {
-  return conn_.Run(
-      "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
-      "set_config('pgshift.backfill', 'on', true)",
-      {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)});
-}
-
-absl::Status Backfill::SaveCheckpoint(const State& st, const Batch& batch,
+absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch,
                                       const std::string& last_key_json) {
-  const int64_t rows_done = st.rows_done + batch.examined;
-  return conn_.Run(
-      absl::StrCat("INSERT INTO ", target_.checkpoints_table,
-                   " (migration, operation, last_key, rows_done, rows_estimate, done, updated_at)"
-                   " VALUES ($1, $2, $3::jsonb, $4, $5, $6, now())"
-                   " ON CONFLICT (migration, operation) DO UPDATE SET last_key = EXCLUDED.last_key,"
-                   " rows_done = EXCLUDED.rows_done, rows_estimate = EXCLUDED.rows_estimate,"
-                   " done = EXCLUDED.done, updated_at = now()"),
-      {target_.migration, std::to_string(target_.operation),
-       last_key_json.empty() ? std::nullopt : pg::Param(last_key_json),
-       std::to_string(rows_done),
-       std::to_string(batch.finished ? rows_done : std::max(st.rows_estimate, rows_done)),
-       batch.finished ? "true" : "false"});
+  const int64_t rows_done = st.rows_done + batch->examined;
+  // RETURNING reads the pause request too: no extra round trip per batch.
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn_.Exec(
+          absl::StrCat("INSERT INTO ", target_.checkpoints_table,
+                       " (migration, operation, last_key, rows_done, rows_estimate, done, updated_at)"
+                       " VALUES ($1, $2, $3::jsonb, $4, $5, $6, now())"
+                       " ON CONFLICT (migration, operation) DO UPDATE SET last_key = EXCLUDED.last_key,"
+                       " rows_done = EXCLUDED.rows_done, rows_estimate = EXCLUDED.rows_estimate,"
+                       " done = EXCLUDED.done, updated_at = now()"
+                       " RETURNING (SELECT paused FROM ", target_.migrations_table,
+                       " WHERE name = $1)"),
+          {target_.migration, std::to_string(target_.operation),
+           last_key_json.empty() ? std::nullopt : pg::Param(last_key_json),
+           std::to_string(rows_done),
+           std::to_string(batch->finished ? rows_done : std::max(st.rows_estimate, rows_done)),
+           batch->finished ? "true" : "false"}));
+  batch->paused = r.rows() > 0 && r.GetBool(0, 0);
+  return absl::OkStatus();
 }
 
 absl::Status Backfill::RunKeysetBatch(const ops::BackfillSpec& b, const State& st,
@@ -325,7 +351,6 @@ absl::Status Backfill::RunKeysetBatch(const ops::BackfillSpec& b, const State& s
     order.push_back(absl::StrCat(b.table, ".", pg::QuoteIdent(b.key[i])));
   }
   const std::string where_lower = lower.empty() ? "" : absl::StrCat(" WHERE ", lower);
-  RETURN_IF_ERROR(BatchSettings());
   ASSIGN_OR_RETURN(pg::Result end,
                    conn_.Exec(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ", b.table,
                                            where_lower, " ORDER BY ", absl::StrJoin(order, ", "),
@@ -365,13 +390,12 @@ absl::Status Backfill::RunKeysetBatch(const ops::BackfillSpec& b, const State& s
     out->finished = true;
   }
   out->sized = out->examined;
-  return SaveCheckpoint(st, *out,
+  return SaveCheckpoint(st, out,
                         out->next.last_key.empty() ? "" : util::JsonStringArray(out->next.last_key));
 }
 
 absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st, int64_t pages,
                                     Batch* out) {
-  RETURN_IF_ERROR(BatchSettings());
   // The table lock first: from here to COMMIT no rewrite (VACUUM FULL,
   // CLUSTER) can change where rows live.
   RETURN_IF_ERROR(conn_.Run(absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE")));
@@ -406,7 +430,7 @@ absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st,
   out->sized = hi - lo;
   out->finished = hi >= next.end_page;
   next.page = hi;
-  return SaveCheckpoint(st, *out,
+  return SaveCheckpoint(st, out,
                         util::JsonObject()
                             .Int("page", next.page)
                             .Int("end_page", next.end_page)
@@ -451,6 +475,37 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   st.batch_rows = batch_rows();
   Report(st, "");
 
+  // Batch settings for the whole run, on the session (one round trip fewer
+  // per batch), put back however Run returns: lock_timeout and
+  // statement_timeout of a batch, and pgshift.backfill, which the sync
+  // triggers' WHEN clauses read to skip rows the backfill writes itself.
+  ASSIGN_OR_RETURN(pg::Result saved,
+                   conn_.Exec("SELECT current_setting('lock_timeout'), "
+                              "current_setting('statement_timeout')"));
+  RETURN_IF_ERROR(conn_.Run(
+      "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), "
+      "set_config('pgshift.backfill', 'on', false)",
+      {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)}));
+  struct Restore {
+    pg::Connection& conn;
+    std::string lock_timeout, statement_timeout;
+    ~Restore() {
+      if (!conn.ok()) return;
+      (void)conn.Run("SELECT set_config('lock_timeout', $1, false), "
+                     "set_config('statement_timeout', $2, false), "
+                     "set_config('pgshift.backfill', 'off', false)",
+                     {lock_timeout, statement_timeout});
+    }
+  } restore{conn_, saved.Get(0, 0), saved.Get(0, 1)};
+
+  // After the plain set clause fails on a batch, this many batches use the
+  // fallback before the plain one is tried again.
+  constexpr int kFallbackBatches = 8;
+  const bool has_fallback = !spec.fallback_set_clause.empty();
+  ops::BackfillSpec slow = spec;
+  slow.set_clause = spec.fallback_set_clause;
+  int fallback_left = 0;
+
   absl::BitGen gen;
   absl::Duration backoff = options_.retry_initial_backoff;
   absl::Time last_commit = absl::Now();
@@ -468,13 +523,20 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
 
     const int64_t units = sizer.rows();
     const absl::Time t0 = absl::Now();
+    const bool fallback = fallback_left > 0;
     Batch batch;
     absl::Status s = conn_.Transaction([&]() -> absl::Status {
       batch = Batch();
-      return st.ctid ? RunCtidBatch(spec, st, units, &batch)
-                     : RunKeysetBatch(spec, st, units, &batch);
+      const ops::BackfillSpec& use = fallback ? slow : spec;
+      return st.ctid ? RunCtidBatch(use, st, units, &batch) : RunKeysetBatch(use, st, units, &batch);
     });
     const absl::Time t1 = absl::Now();
+    if (!s.ok() && !fallback && has_fallback && IsDataError(s)) {
+      // The plain expression raised on some row of this batch: the same
+      // batch (and the next few) with the fallback clause.
+      fallback_left = kFallbackBatches;
+      continue;
+    }
     if (!s.ok()) {
       const bool timeout = IsStatementTimeout(s);
       if (!IsContention(s) && !(timeout && units > sizer.min_rows())) {
@@ -521,10 +583,15 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
 
     ++batches;
     ++stats->batches;
+    if (fallback) {
+      ++stats->fallback_batches;
+      --fallback_left;
+    }
     stats->rows_updated += batch.updated;
     st.rows_updated += batch.updated;
     st.rows_done += batch.examined;
     st.done = batch.finished;
+    st.paused = batch.paused;
     st.pos = std::move(batch.next);
     backoff = options_.retry_initial_backoff;
     last_commit = t1;

@@ -37,6 +37,8 @@
 #define PGSHIFT_LIB_BACKFILL_BACKFILL_H_
 
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <functional>
 #include <string>
 
@@ -78,16 +80,21 @@ class BatchSizer {
   double per_row_seconds_ = 0;  // smoothed; 0 until the first observation
 };
 
-// Recent throughput: an exponentially weighted rate over batches (time
-// constant ~5 s), ignoring time spent paused or throttled.
+// Recent throughput: rows over busy time across the most recent batches that
+// together span at least `window` of work (all of them at first), so the
+// rate neither clings to a slow first batch nor counts time spent paused or
+// throttled.
 class RateMeter {
  public:
+  explicit RateMeter(absl::Duration window = absl::Seconds(10)) : window_(window) {}
   void Add(int64_t rows, absl::Duration busy);
-  double rows_per_second() const { return rate_; }
+  double rows_per_second() const;
 
  private:
-  double rate_ = 0;
-  bool primed_ = false;
+  absl::Duration window_;
+  std::deque<std::pair<int64_t, absl::Duration>> samples_;
+  int64_t rows_ = 0;
+  absl::Duration busy_;
 };
 
 // Where the backfill keeps its state.
@@ -104,6 +111,7 @@ struct Stats {
   int64_t batches = 0;       // batches committed
   int64_t retries = 0;       // batches rolled back (lock timeout, deadlock, statement timeout)
   int64_t lock_wait_ms = 0;  // time spent in rolled-back attempts
+  int64_t fallback_batches = 0;  // batches run with spec.fallback_set_clause
 };
 
 // The UPDATE one batch runs, for plans: keyset bounds as $1.. or a ctid range.
@@ -141,9 +149,7 @@ class Backfill {
                               Batch* out);
   absl::Status RunCtidBatch(const ops::BackfillSpec& spec, const State& st, int64_t pages,
                             Batch* out);
-  absl::Status SaveCheckpoint(const State& st, const Batch& batch,
-                              const std::string& last_key_json);
-  absl::Status BatchSettings();
+  absl::Status SaveCheckpoint(const State& st, Batch* batch, const std::string& last_key_json);
   void Report(const State& st, const std::string& waiting);
 
   pg::Connection& conn_;
