@@ -232,6 +232,7 @@ std::string PlanText(const Plan& plan) {
     for (const auto& s : list) {
       absl::StrAppend(&out, "\n-> ", PhaseName(s.to), "   ", s.operation, "\n");
       if (s.statements.empty()) absl::StrAppend(&out, "     (no-op for this operation; phase is recorded)\n");
+      std::string last_note;
       for (const auto& st : s.statements) {
         std::vector<std::string> tags;
         tags.push_back(absl::StrCat("lock: ", st.lock));
@@ -239,7 +240,9 @@ std::string PlanText(const Plan& plan) {
         if (st.batched) tags.push_back(absl::StrCat("batched, ~", s.rows_estimate, " rows"));
         if (st.scans_table) tags.push_back("scans the table");
         if (st.rewrites_table) tags.push_back("REWRITES the table");
-        absl::StrAppend(&out, "     -- ", st.note, " [", absl::StrJoin(tags, "; "), "]\n     ", st.sql, ";\n");
+        if (st.note != last_note) absl::StrAppend(&out, "     -- ", st.note, "\n");
+        last_note = st.note;
+        absl::StrAppend(&out, "     [", absl::StrJoin(tags, "; "), "]\n     ", st.sql, ";\n");
       }
       for (const auto& h : s.hazards) absl::StrAppend(&out, "     !! ", h, "\n");
     }
