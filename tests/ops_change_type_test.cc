@@ -230,6 +230,37 @@ TEST_F(ChangeTypeTest, QuotedNamesNonPublicSchemaCompositeKey) {
             "t");
 }
 
+TEST_F(ChangeTypeTest, PlanStillWorksOnceTheNewColumnExists) {
+  ASSERT_TRUE(Register(PriceJson()).ok());
+  ASSERT_TRUE(Advance("ct", Phase::kTriggerInstalled).ok());
+  absl::StatusOr<Plan> plan = PlanOf(PriceJson());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  // Registering the same spec again is a no-op.
+  EXPECT_TRUE(Register(PriceJson()).ok());
+  EXPECT_EQ(PhaseOf("ct"), Phase::kTriggerInstalled);
+}
+
+TEST_F(ChangeTypeTest, InterruptedBackfillResumesAndKeepsOldColumn) {
+  Options options;
+  options.backfill_batch_rows = 100;
+  options.backfill_min_batch_rows = 100;
+  options.backfill_max_batch_rows = 100;
+  options.backfill_max_batches = 3;  // stops mid-way, as a killed driver would
+  options.max_replication_lag = absl::ZeroDuration();
+  auto limited = Driver::Connect(dsn(), options);
+  ASSERT_TRUE(limited.ok()) << limited.status();
+  ASSERT_TRUE(Register(PriceJson()).ok());
+  ASSERT_TRUE(Advance("ct", Phase::kTriggerInstalled).ok());
+  absl::Status cut = (*limited)->Advance("ct", Phase::kBackfilled).status();
+  EXPECT_EQ(cut.code(), absl::StatusCode::kCancelled) << cut;
+  EXPECT_EQ(PhaseOf("ct"), Phase::kTriggerInstalled);
+  EXPECT_EQ(Value("SELECT count(*) FROM prices WHERE price_int IS NOT NULL"), "300");
+  ASSERT_TRUE(Advance("ct", Phase::kValidated).ok());
+  EXPECT_EQ(Value("SELECT count(*) FROM prices WHERE price IS DISTINCT FROM orig "
+                  "OR price_int IS DISTINCT FROM round(orig)::int"),
+            "0");
+}
+
 TEST_F(ChangeTypeTest, SecondMigrationOnSameColumnIsRefused) {
   ASSERT_TRUE(Register(PriceJson("first")).ok());
   absl::Status s = Register(R"({"name": "second", "operations": [{"set_not_null": {"table": "prices",
