@@ -446,7 +446,7 @@ TEST(Plan, ShowsEveryStatementWithLockScanRowsAndHazards) {
     }
     for (const std::string& h : step.hazards) {
       saw_irreversible |= absl::StartsWith(h, "irreversible");
-      saw_removed |= absl::StartsWith(h, "data removed") && absl::StrContains(h, "\"name\"");
+      saw_removed |= absl::StrContains(h, "data removed: column \"name\"");
     }
   }
   EXPECT_TRUE(saw_cic && saw_backfill && saw_irreversible && saw_removed && saw_validate_scan);

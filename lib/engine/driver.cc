@@ -422,15 +422,16 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
       }
       if (a.kind == ops::Action::Kind::kBackfill) step.rows_estimate = op.RowEstimate();
       if (a.irreversible) {
-        step.hazards.push_back(absl::StrCat("irreversible: ", a.description,
-                                            "; rollback is impossible after this step"));
-      }
-      for (const std::string& sql : a.statements) {
-        // DROP COLUMN of a column pgshift did not add removes its data.
-        size_t at = sql.find(" DROP COLUMN ");
-        if (to != Phase::kRolledBack && at != std::string::npos && a.irreversible) {
-          step.hazards.push_back(absl::StrCat("data removed: ", sql.substr(at + 1)));
+        // Columns pgshift did not add that this action drops: their values go.
+        std::vector<std::string> dropped;
+        for (const std::string& sql : a.statements) {
+          size_t at = sql.find(" DROP COLUMN ");
+          if (at != std::string::npos) dropped.push_back(sql.substr(at + 13));
         }
+        step.hazards.push_back(absl::StrCat(
+            "irreversible: ", a.description, "; rollback is impossible after this step",
+            dropped.empty() ? "" : absl::StrCat("; data removed: column ", absl::StrJoin(dropped, ", "),
+                                                " and every value in it")));
       }
       if (a.kind == ops::Action::Kind::kTransaction &&
           engine::LockRank(a.lock) >= engine::LockRank("ACCESS EXCLUSIVE") &&
