@@ -409,6 +409,116 @@ TEST_F(Faults, LostLeaseRecordsNothing) {
 }
 
 // ---------------------------------------------------------------------------
+// Every operation kind at once: one migration renaming a, making b NOT NULL,
+// adding c, dropping d and changing e's type, killed at every step boundary
+// and in the middle of its backfills. Application rows follow one rule, so
+// the oracle is a formula: a2 = 'a'||id, b = (id % 3 = 0 ? -1 : id),
+// c = id * 2, e2 = id * 1.5.
+
+constexpr char kAllOps[] = "0101_every_operation";
+
+class EveryOperation : public Faults {
+ protected:
+  void MakeShop(const std::string& prefix, int rows) {
+    db_ = std::make_unique<ScratchDatabase>(prefix);
+    Query(dsn(), absl::StrCat(
+        "CREATE TABLE shop (id int PRIMARY KEY, a text NOT NULL, b int, d text NOT NULL, e text NOT NULL);"
+        "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
+        "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, "
+        "(g * 1.5)::text FROM generate_series(1, ", rows, ") g; ANALYZE shop;"
+        "CREATE TABLE test_pause_at (label text PRIMARY KEY)"));
+    spec_ = std::make_unique<TempFile>("spec", absl::StrCat(
+        R"({"name": ")", kAllOps, R"(", "operations": [)",
+        R"({"rename_column": {"table": "shop", "from": "a", "to": "a2"}},)",
+        R"({"set_not_null": {"table": "shop", "column": "b", "fill": "-1"}},)",
+        R"({"add_column": {"table": "shop", "column": "c", "type": "int", "not_null": true, "up": "id * 2"}},)",
+        R"({"drop_column": {"table": "shop", "column": "d", "down": "'gone'"}},)",
+        R"({"change_type": {"table": "shop", "column": "e", "new_column": "e2", "type": "numeric", "up": "e::numeric", "down": "e2::text"}}]})"));
+    ASSERT_EQ(Cli({"init"}).exit_code, 0);
+    CliResult reg = Cli({"register", spec_->path()});
+    ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
+    rows_ = rows;
+  }
+  std::string ShopPhase() {
+    return QueryValue(dsn(), absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ", Lit(kAllOps)));
+  }
+  // Writes of the application version that runs at `phase`.
+  void ShopWrites(const std::string& phase, int round) {
+    const int id = 99999 + round * 3;  // a multiple of 3: b is -1 in the formula
+    if (StepIndex(phase) >= StepIndex("switched")) {
+      Query(dsn(), absl::StrCat("INSERT INTO shop (id, a2, b, c, e2) VALUES (", id, ", 'a", id, "', -1, ", id * 2,
+                                ", ", id, " * 1.5)"));
+    } else {
+      Query(dsn(), absl::StrCat("INSERT INTO shop (id, a, b, d, e) VALUES (", id, ", 'a", id, "', NULL, 'd', (",
+                                id, " * 1.5)::text)"));
+    }
+    ++extra_;
+  }
+  void ShopFinish() {
+    WaitForLeaseRelease();
+    CliResult r = Cli({"advance", kAllOps, "--to", "contracted"});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_EQ(ShopPhase(), "contracted");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM shop WHERE a2 = 'a' || id AND b = CASE WHEN id % 3 = 0 "
+                                "THEN -1 ELSE id END AND c = id * 2 AND e2 = id * 1.5"),
+              std::to_string(rows_ + extra_));
+    EXPECT_EQ(QueryValue(dsn(), "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE "
+                                "attrelid = 'shop'::regclass AND attnum > 0 AND NOT attisdropped"),
+              "id,b,a2,c,e2");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_index WHERE indrelid = 'shop'::regclass AND indisvalid"), "3");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'shop'::regclass AND NOT tgisinternal"), "0");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgshift%'"), "0");
+  }
+  int extra_ = 0;
+};
+
+TEST_F(EveryOperation, KillAtEveryStepBoundary) {
+  for (size_t i = 0; i < Steps().size(); ++i) {
+    const std::string& step = Steps()[i];
+    SCOPED_TRACE(absl::StrCat("killed before recording ", step));
+    extra_ = 0;
+    MakeShop(absl::StrCat("all_ops_kill_", step), 300);
+    ShopWrites("registered", 1);
+    if (i > 0) {
+      CliResult r = Cli({"advance", kAllOps, "--to", Steps()[i - 1]});
+      ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    }
+    const std::string before = ShopPhase();
+    InstallPauseTrigger();
+    Query(dsn(), absl::StrCat("INSERT INTO test_pause_at VALUES (", Lit("phase:" + step), ")"));
+    Session pauser(dsn());
+    pauser.Exec(absl::StrCat("SELECT pg_advisory_lock(", kPauseKey, ")"));
+    CliProcess cli(Args({"advance", kAllOps, "--to", "contracted"}));
+    ASSERT_TRUE(WaitUntil([&] { return PausedBackend() != 0 || !cli.Running(); })) << cli.CurrentErr();
+    ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
+    const int backend = PausedBackend();
+    cli.Kill9();
+    cli.Wait();
+    Terminate(backend);
+    pauser.Exec(absl::StrCat("SELECT pg_advisory_unlock(", kPauseKey, ")"));
+    Query(dsn(), "DELETE FROM test_pause_at");
+    EXPECT_EQ(ShopPhase(), before);
+    ShopWrites(before, 2);
+    ShopFinish();
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+TEST_F(EveryOperation, KillInTheMiddleOfTheBackfills) {
+  MakeShop("all_ops_kill_backfill", 2000);
+  CliProcess cli(Args({"--batch-rows", "50", "--batch-delay", "10ms", "advance", kAllOps, "--to", "contracted"}));
+  // Killed once in the backfill of the third operation (add_column).
+  ASSERT_TRUE(WaitUntil([&] {
+    return QueryValue(dsn(), "SELECT count(*) FROM pgshift.checkpoints WHERE operation = 2 AND rows_done >= 300") != "0";
+  })) << cli.CurrentErr();
+  cli.Kill9();
+  cli.Wait();
+  EXPECT_EQ(ShopPhase(), "trigger_installed");
+  ShopWrites("trigger_installed", 3);
+  ShopFinish();
+}
+
+// ---------------------------------------------------------------------------
 // Server restarts, on a cluster of the test's own.
 
 class OwnCluster {

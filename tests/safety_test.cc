@@ -302,6 +302,116 @@ TEST(LockDiscipline, LocksTakenNeverExceedTheDeclaredOnes) {
   }
 }
 
+// Every operation at once: one migration with all five kinds on one table.
+constexpr char kShopTable[] =
+    "CREATE TABLE shop (id int PRIMARY KEY, a text NOT NULL, b int, d text NOT NULL, e text NOT NULL);"
+    "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
+    "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, "
+    "(g * 1.5)::text FROM generate_series(1, 1000) g; ANALYZE shop";
+
+std::string ShopSpec(const std::string& name, const std::string& fill = "-1",
+                     const std::string& up_c = "id * 2", const std::string& down_d = "'gone'",
+                     const std::string& up_e = "e::numeric", const std::string& down_e = "e2::text") {
+  auto j = [](const std::string& s) { return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\\\""}}), "\""); };
+  return absl::StrCat(
+      R"({"name": ")", name, R"(", "operations": [)",
+      R"({"rename_column": {"table": "shop", "from": "a", "to": "a2"}},)",
+      R"({"set_not_null": {"table": "shop", "column": "b", "fill": )", j(fill), "}},",
+      R"({"add_column": {"table": "shop", "column": "c", "type": "int", "not_null": true, "up": )", j(up_c), "}},",
+      R"({"drop_column": {"table": "shop", "column": "d", "down": )", j(down_d), "}},",
+      R"({"change_type": {"table": "shop", "column": "e", "new_column": "e2", "type": "numeric", "up": )", j(up_e),
+      R"(, "down": )", j(down_e), "}}]}");
+}
+
+TEST(LockDiscipline, EveryOperationKeepsLongWorkOffAccessExclusive) {
+  ScratchDatabase db("all_ops_plan");
+  Query(db.dsn(), kShopTable);
+  auto d = Driver::Connect(db.dsn());
+  ASSERT_TRUE(d.ok());
+  for (const std::string& json :
+       {ShopSpec("0020_all"),
+        std::string(R"({"name": "0021_instant", "operations": [{"add_column": {"table": "shop", "column": "f", "type": "text", "default": "'x'", "not_null": true}}]})")}) {
+    auto spec = ParseMigrationJson(json);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    absl::StatusOr<Plan> plan = (*d)->PlanMigration(*spec);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    int access_exclusive = 0;
+    for (const auto* steps : {&plan->steps, &plan->rollback}) {
+      for (const PlannedStep& step : *steps) {
+        for (const PlannedStatement& st : step.statements) {
+          if (st.lock != "ACCESS EXCLUSIVE") continue;
+          ++access_exclusive;
+          EXPECT_TRUE(st.transactional) << st.sql;
+          EXPECT_FALSE(st.scans_table) << st.sql;
+          EXPECT_FALSE(st.rewrites_table) << st.sql;
+          EXPECT_FALSE(st.batched) << st.sql;
+        }
+      }
+    }
+    EXPECT_GT(access_exclusive, 0);
+  }
+}
+
+// A whole migration of every kind: each DDL transaction took, on its table,
+// no lock stronger than declared; the data ends as expected.
+TEST(LockDiscipline, EveryOperationTakesNoStrongerLockThanItsPlanSays) {
+  ScratchDatabase db("all_ops_locks");
+  Query(db.dsn(), kShopTable);
+  TempFile spec("spec", ShopSpec("0022_all"));
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"register", spec.path()}, {"advance", "0022_all", "--to", "contracted"}}) {
+    CliResult r = RunCli(Cli(db.dsn(), cmd));
+    ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
+  }
+  testing::Rows rows = Query(db.dsn(), "SELECT l->>'action', l->>'declared', l->>'taken' FROM "
+                                       "pgshift.history h, jsonb_array_elements(h.report->'locks') l");
+  ASSERT_GE(rows.size(), 15u);
+  for (const auto& row : rows) {
+    EXPECT_LE(engine::LockRank(*row[2]), engine::LockRank(*row[1]))
+        << *row[0] << ": declared " << *row[1] << ", took " << *row[2];
+  }
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM shop WHERE a2 = 'a' || id AND b = CASE WHEN id % 3 = 0 "
+                                 "THEN -1 ELSE id END AND c = id * 2 AND e2 = (id * 1.5)"),
+            "1000");
+}
+
+// Expressions that do not parse or name unknown columns are bad input:
+// plan and register exit 2 and nothing changes.
+TEST(BadInput, ExpressionsThatDoNotParseOrNameUnknownColumns) {
+  ScratchDatabase db("bad_exprs");
+  Query(db.dsn(), kShopTable);
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+  struct Case {
+    const char* what;
+    std::string json;
+  };
+  const std::vector<Case> cases = {
+      {"fill does not parse", ShopSpec("0023_a", "1 +")},
+      {"fill names an unknown column", ShopSpec("0023_b", "no_such_column")},
+      {"up does not parse", ShopSpec("0023_c", "-1", "id *")},
+      {"up names an unknown column", ShopSpec("0023_d", "-1", "missing_col * 2")},
+      {"down does not parse", ShopSpec("0023_e", "-1", "id * 2", "'x' ||")},
+      {"change_type up does not parse", ShopSpec("0023_f", "-1", "id * 2", "'gone'", "e::numeric)")},
+      {"change_type down names an unknown column", ShopSpec("0023_g", "-1", "id * 2", "'gone'", "e::numeric", "nope::text")},
+      {"an expression smuggling a statement", ShopSpec("0023_h", "1); DROP TABLE shop; SELECT (1")},
+      {"a default that does not parse",
+       R"({"name": "0023_i", "operations": [{"add_column": {"table": "shop", "column": "f", "type": "int", "default": "1 +"}}]})"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempFile spec("spec", c.json);
+    CliResult plan = RunCli(Cli(db.dsn(), {"plan", spec.path()}));
+    EXPECT_EQ(plan.exit_code, 2) << Describe(plan);
+    CliResult reg = RunCli(Cli(db.dsn(), {"register", spec.path()}));
+    EXPECT_EQ(reg.exit_code, 2) << Describe(reg);
+    EXPECT_FALSE(reg.err.empty());
+  }
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.migrations"), "0");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM shop"), "1000");
+}
+
 // ---------------------------------------------------------------------------
 // Preflight
 
