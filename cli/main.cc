@@ -195,7 +195,10 @@ std::string StatusText(const MigrationStatus& m) {
     absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%d rows%s", b.operation, b.rows_done,
                           b.rows_estimate, b.done ? " (done)" : "");
   }
-  if (!m.running_step.empty()) {
+  if (!m.driver.empty()) {
+    absl::StrAppend(&out, "\n  being driven now by ", m.driver,
+                    m.running_step.empty() ? "" : absl::StrCat(", reaching ", m.running_step));
+  } else if (!m.running_step.empty()) {
     absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
   }

@@ -798,6 +798,9 @@ TEST(TwoDrivers, TheSecondIsBusyNamesTheFirstAndChangesNothing) {
   EXPECT_THAT(second.err, HasSubstr("is busy"));
   EXPECT_THAT(second.err, HasSubstr(absl::StrCat(":", first.pid())));  // the driver name host:pid
   EXPECT_THAT(second.err, HasSubstr("backend pid"));
+  CliResult status = RunCli(Cli(db.dsn(), {"status", "0012_rename"}));
+  EXPECT_THAT(status.out, HasSubstr("being driven now by"));
+  EXPECT_THAT(status.out, HasSubstr(absl::StrCat(":", first.pid())));
   EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT count(*) FROM pgshift.history WHERE driver LIKE '%:",
                                               second_proc.pid(), "'")),
             "0");

@@ -92,6 +92,7 @@ struct MigrationStatus {
   std::string updated_at;
   std::string last_error;   // "" when the last step succeeded
   std::string running_step; // step started but not finished (crash), or ""
+  std::string driver;       // who drives it right now (Status() only), or ""
   std::vector<BackfillStatus> backfill;
   std::vector<InstanceStatus> instances;  // live declarations (Status() only)
 };

@@ -541,6 +541,8 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
 absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, impl_->control.Load(name));
+  ASSIGN_OR_RETURN(stored.status.driver,
+                   engine::DescribeLeaseHolder(*impl_->conn, impl_->options.control_schema, name));
   ASSIGN_OR_RETURN(std::vector<engine::LiveInstance> live, impl_->control.LiveInstances(name));
   for (const auto& l : live) {
     InstanceStatus i;

@@ -11,6 +11,27 @@ std::string LeaseKeyText(const std::string& control_schema, const std::string& n
   return absl::StrCat(control_schema, ".", name);
 }
 
+absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
+                                                const std::string& control_schema,
+                                                const std::string& name) {
+  ASSIGN_OR_RETURN(
+      pg::Result who,
+      conn.Exec(
+          absl::StrCat(
+              "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), "
+              "coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+              "coalesce(a.usename::text, '') "
+              "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+              "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ",
+              kAdvisoryClassKey, "::oid AND l.objid = hashtext($1)::oid AND l.objsubid = 2"),
+          {LeaseKeyText(control_schema, name)}));
+  if (who.rows() == 0) return std::string();
+  std::string app = who.Get(0, 1);
+  return absl::StrCat(app.empty() ? "a driver" : absl::StrCat("driver \"", app, "\""),
+                      " (backend pid ", who.Get(0, 0), ", role ", who.Get(0, 4), ", from ",
+                      who.Get(0, 2), ", driving since ", who.Get(0, 3), ")");
+}
+
 absl::StatusOr<std::unique_ptr<Lease>> Lease::Acquire(std::unique_ptr<pg::Connection> conn,
                                                       const std::string& control_schema,
                                                       const std::string& name,
@@ -42,23 +63,8 @@ absl::StatusOr<std::unique_ptr<Lease>> Lease::Acquire(std::unique_ptr<pg::Connec
     return std::unique_ptr<Lease>(new Lease(std::move(conn), name, pid, heartbeat));
   }
   rollback();
-  // Who holds it: the backend holding the advisory lock, from any session.
-  absl::StatusOr<pg::Result> who = conn->Exec(
-      absl::StrCat(
-          "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), "
-          "coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-          "coalesce(a.usename::text, '') "
-          "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-          "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ",
-          kAdvisoryClassKey, "::oid AND l.objid = hashtext($1)::oid AND l.objsubid = 2"),
-      {key});
-  std::string holder = "another session";
-  if (who.ok() && who->rows() > 0) {
-    std::string app = who->Get(0, 1);
-    holder = absl::StrCat(app.empty() ? "a driver" : absl::StrCat("driver \"", app, "\""),
-                          " (backend pid ", who->Get(0, 0), ", role ", who->Get(0, 4), ", from ",
-                          who->Get(0, 2), ", driving since ", who->Get(0, 3), ")");
-  }
+  absl::StatusOr<std::string> who = DescribeLeaseHolder(*conn, control_schema, name);
+  std::string holder = who.ok() && !who->empty() ? *who : "another session";
   return absl::AbortedError(absl::StrCat(
       "migration \"", name, "\" is busy: ", holder,
       " is driving it; nothing was changed. Wait for it to finish (or stop it), then run the "

@@ -46,6 +46,13 @@ inline constexpr char kAdvisoryClassKey[] = "1885827944";
 // "<schema>.<name>" (the parameter value is LeaseKeyText).
 std::string LeaseKeyText(const std::string& control_schema, const std::string& name);
 
+// "driver \"pgshift host:42 [lease]\" (backend pid 7, role r, from 10.0.0.2,
+// driving since 2026-...Z)" for whoever holds migration `name`'s lease, or
+// "" when nobody does.
+absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
+                                                const std::string& control_schema,
+                                                const std::string& name);
+
 class Lease {
  public:
   // Takes the lease of migration `name` on `conn` (a connection used for
