@@ -262,9 +262,10 @@ absl::Status Control::FinishAttempt(int64_t id, bool ok, const std::string& erro
 }
 
 absl::StatusOr<std::vector<LiveInstance>> Control::LiveInstances(const std::string& name,
-                                                                 const std::string& shape) {
+                                                                 const std::string& shape,
+                                                                 bool forget_expired) {
   // Best effort: a role that may read but not delete still gets the list.
-  (void)conn_.Run(absl::StrCat("DELETE FROM ", Table("instances"),
+  if (forget_expired) (void)conn_.Run(absl::StrCat("DELETE FROM ", Table("instances"),
                                " WHERE migration = $1 AND expires_at < now() - interval '1 day'"),
                   {name});
   ASSIGN_OR_RETURN(

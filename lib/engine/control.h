@@ -74,10 +74,12 @@ class Control {
                              int64_t rows, const std::string& report_json = "{}");
 
   // Live instances of migration `name` (declarations not expired), of
-  // `shape` ("old"/"new"), or of both when `shape` is empty. Also forgets
-  // declarations that expired more than a day ago.
+  // `shape` ("old"/"new"), or of both when `shape` is empty. With
+  // `forget_expired`, also deletes declarations that expired more than a day
+  // ago (best effort).
   absl::StatusOr<std::vector<LiveInstance>> LiveInstances(const std::string& name,
-                                                          const std::string& shape = "");
+                                                          const std::string& shape = "",
+                                                          bool forget_expired = false);
 
   // Other active migrations (not contracted/rolled back), name -> spec JSON.
   absl::StatusOr<std::vector<StoredMigration>> Active();

@@ -181,7 +181,7 @@ struct Driver::Impl {
   // the old shape of `name`, unless options.force_contract; `forced` gets
   // them when forced.
   absl::Status CheckOldInstances(const std::string& name, std::vector<engine::LiveInstance>* forced) {
-    ASSIGN_OR_RETURN(std::vector<engine::LiveInstance> live, control.LiveInstances(name, "old"));
+    ASSIGN_OR_RETURN(std::vector<engine::LiveInstance> live, control.LiveInstances(name, "old", /*forget_expired=*/true));
     if (live.empty()) return absl::OkStatus();
     if (options.force_contract) {
       if (forced) *forced = live;
