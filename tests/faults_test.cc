@@ -255,7 +255,9 @@ TEST_F(Faults, KillAtEveryStepBoundary) {
       const std::string running =
           QueryValue(dsn(), "SELECT coalesce(running_step, '') FROM pgshift.migrations");
       EXPECT_EQ(running, point == std::string("phase") ? step : "");
-      // status tells the operator what happened.
+      // status tells the operator what happened (once the dead driver's
+      // lease connection is gone too).
+      WaitForLeaseRelease();
       CliResult status = Cli({"status", kName});
       if (!running.empty()) EXPECT_THAT(status.out, HasSubstr("interrupted while reaching " + step));
       AppWrites(before, 2);

@@ -217,13 +217,14 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
                              ")), then run the command again");
       absl::Status out(
           absl::StatusCode::kDeadlineExceeded,
-          absl::StrCat("could not take its lock", lock_mode.empty() ? "" : absl::StrCat(" (", lock_mode, ")"),
-                       " on ", table, " within the retry deadline: ", attempts, " attempts in ",
+          absl::StrCat("gave up after ", attempts, " attempts in ",
                        absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(100))),
-                       " (lock_timeout ", absl::FormatDuration(options_.lock_timeout),
-                       ", retry deadline ", absl::FormatDuration(options_.retry_deadline),
-                       "); last error: ", s.message(), ". Nothing was left half-done (every attempt "
-                       "rolled back); ", who));
+                       ": could not take its lock",
+                       lock_mode.empty() ? "" : absl::StrCat(" (", lock_mode, ")"), " on ", table,
+                       " within the retry deadline (lock_timeout ",
+                       absl::FormatDuration(options_.lock_timeout), " per attempt, retry deadline ",
+                       absl::FormatDuration(options_.retry_deadline), "); last error: ", s.message(),
+                       ". Nothing was left half-done (every attempt rolled back); ", who));
       out.SetPayload("pgshift/sqlstate", absl::Cord(SqlState(s).empty() ? "55P03" : SqlState(s)));
       return out;
     }
