@@ -96,7 +96,7 @@ TEST(LockDiscipline, AppQueriesWaitAtMostOneLockTimeoutAndGiveUpNamesTheBlocker)
   blocker.Exec("BEGIN");
   blocker.Exec("SELECT count(*) FROM users WHERE id < 10 /* the blocker */");
 
-  CliProcess cli(Cli(db.dsn(), {"--lock-timeout", "300ms", "--retry-deadline", "3s",
+  CliProcess cli(Cli(db.dsn(), {"--lock-timeout", "500ms", "--retry-deadline", "4s",
                                 "--preflight", "off", "advance", "0001_rename"}));
   Session app(db.dsn());
   double worst_ms = 0;
@@ -110,8 +110,9 @@ TEST(LockDiscipline, AppQueriesWaitAtMostOneLockTimeoutAndGiveUpNamesTheBlocker)
   }
   CliResult r = cli.Wait();
   EXPECT_EQ(r.exit_code, 4) << Describe(r);
-  // The safety bound: one lock_timeout (300 ms) plus scheduling slack.
-  EXPECT_LE(worst_ms, 300 + 250) << "an application query waited " << worst_ms << " ms";
+  // The safety bound: one lock_timeout (500 ms) plus scheduling slack (the
+  // retries go on for 4 s: without the bound a query would wait for seconds).
+  EXPECT_LE(worst_ms, 500 + 350) << "an application query waited " << worst_ms << " ms";
   // The scenario really had queries queued behind pgshift's lock request.
   EXPECT_GE(worst_ms, 50) << queries << " queries, none waited: the test did not exercise the bound";
   EXPECT_THAT(r.err, HasSubstr(absl::StrCat("pid ", blocker.pid())));
@@ -213,7 +214,8 @@ TEST(LockDiscipline, LockBudgetCoversTheWholeTransaction) {
   holder_a.Exec("COMMIT");
   app.join();
   run.join();
-  EXPECT_LE(app_wait_ms, 1000 + 250) << "the application waited " << app_wait_ms << " ms";
+  // Without the budget it would wait ~1600 ms (600 for `a`, then 1000 for `b`).
+  EXPECT_LE(app_wait_ms, 1000 + 350) << "the application waited " << app_wait_ms << " ms";
   EXPECT_EQ(result.code(), absl::StatusCode::kDeadlineExceeded) << result;
   EXPECT_THAT(std::string(result.message()), HasSubstr(absl::StrCat("pid ", holder_b.pid())));
   EXPECT_THAT(std::string(result.message()), HasSubstr("/* holds b */"));
@@ -651,11 +653,11 @@ TEST_F(ContractGuard, AnInstanceThatDiedStopsCountingWithoutCleanUp) {
 TEST_F(ContractGuard, ARegistrationKeepsItselfLive) {
   InstanceOptions o;
   o.instance_id = "long-lived";
-  o.ttl = absl::Milliseconds(600);
+  o.ttl = absl::Milliseconds(1200);
   auto reg = InstanceRegistration::Start(dsn(), kName, Shape::kOld, o);
   ASSERT_TRUE(reg.ok());
-  // Several ttls later it is still live, refreshed by its thread.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Two ttls later it is still live, refreshed by its thread.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   EXPECT_TRUE((*reg)->last_refresh().ok()) << (*reg)->last_refresh();
   EXPECT_EQ(RunCli(Cli(dsn(), {"advance", kName})).exit_code, 1);
   EXPECT_EQ(PhaseOf(dsn(), kName), "switched");
