@@ -15,7 +15,7 @@
 // The lease transaction takes no snapshot between its statements (READ
 // COMMITTED, no writes), so it holds back neither VACUUM nor CREATE INDEX
 // CONCURRENTLY; it disables idle_in_transaction_session_timeout for itself
-// with SET LOCAL, and a background heartbeat (SELECT 1 in the transaction)
+// with SET LOCAL, and a background heartbeat (an empty query in the transaction)
 // keeps a pooler's idle_transaction_timeout from firing and notices a lost
 // lease early.
 //
