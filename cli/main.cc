@@ -55,6 +55,14 @@ Global options:
   --batch-delay D           pause between backfill batches (default 0s)
   --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
   --max-batches N           stop the backfill after N batches (resume later)
+  --preflight MODE          before a step taking ACCESS EXCLUSIVE, sessions with long
+                            transactions on the table are reported and: wait (default,
+                            up to --retry-deadline), refuse (exit 4) or off
+  --long-transaction D      what counts as a long transaction for --preflight (default 5s)
+  --max-locked-scan-rows N  refuse a scan/rewrite under ACCESS EXCLUSIVE of a table with
+                            more rows (default 10000)
+  --force                   advance to contracted although application instances that
+                            declared the old shape are live
 
 Pausing a running backfill: UPDATE <control schema>.migrations SET paused = true
 WHERE name = 'NAME' (false to resume); it stops between batches and waits.
@@ -78,6 +86,8 @@ const std::map<std::string, bool>& KnownFlags() {
       {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
       {"batch-min-rows", true}, {"batch-max-rows", true},   {"batch-lock-timeout", true},
       {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
+      {"preflight", true},     {"long-transaction", true},  {"max-locked-scan-rows", true},
+      {"force", false},
       {"at-least", true},      {"help", false},             {"version", false}};
   return flags;
 }
@@ -144,7 +154,8 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
            {"batch-time", &o.backfill_target_batch_time},
            {"batch-delay", &o.backfill_batch_delay},
            {"batch-lock-timeout", &o.backfill_lock_timeout},
-           {"max-replication-lag", &o.max_replication_lag}}) {
+           {"max-replication-lag", &o.max_replication_lag},
+           {"long-transaction", &o.long_transaction}}) {
     absl::Status s = DurationFlag(args, key, field);
     if (!s.ok()) return s;
   }
@@ -155,7 +166,8 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
            {"batch-rows", &o.backfill_batch_rows},
            {"batch-min-rows", &o.backfill_min_batch_rows},
            {"batch-max-rows", &o.backfill_max_batch_rows},
-           {"max-batches", &o.backfill_max_batches}}) {
+           {"max-batches", &o.backfill_max_batches},
+           {"max-locked-scan-rows", &o.max_locked_scan_rows}}) {
     absl::Status s = IntFlag(args, key, field);
     if (!s.ok()) return s;
   }
@@ -178,6 +190,24 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
         "--batch-min-rows (", o.backfill_min_batch_rows, ") must be at least 1 and at most "
         "--batch-max-rows (", o.backfill_max_batch_rows, ")"));
   }
+  if (args.flags.count("preflight")) {
+    const std::string& mode = args.flags.at("preflight");
+    if (mode == "wait") {
+      o.preflight = PreflightMode::kWait;
+    } else if (mode == "refuse") {
+      o.preflight = PreflightMode::kRefuse;
+    } else if (mode == "off") {
+      o.preflight = PreflightMode::kOff;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--preflight \"", mode,
+                                                     "\" is not one of wait, refuse, off"));
+    }
+  }
+  if (args.flags.count("force")) {
+    if (args.command != "advance") return absl::InvalidArgumentError("--force goes with advance");
+    o.force_contract = true;
+  }
+  o.on_preflight = MakePreflightReporter(args.json);
   o.on_progress = MakeProgressReporter(args.json);
   return o;
 }
@@ -196,7 +226,10 @@ std::string StatusText(const MigrationStatus& m) {
     absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%d rows%s", b.operation, b.rows_done,
                           b.rows_estimate, b.done ? " (done)" : "");
   }
-  if (!m.running_step.empty()) {
+  if (!m.driver.empty()) {
+    absl::StrAppend(&out, "\n  being driven now by ", m.driver,
+                    m.running_step.empty() ? "" : absl::StrCat(", reaching ", m.running_step));
+  } else if (!m.running_step.empty()) {
     absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
   }
@@ -205,12 +238,19 @@ std::string StatusText(const MigrationStatus& m) {
                           "false in the migrations table");
   }
   if (!m.last_error.empty()) absl::StrAppend(&out, "\n  last error: ", m.last_error);
+  for (const auto& i : m.instances) {
+    absl::StrAppendFormat(&out, "\n  instance %s needs the %s shape%s (heartbeat %s, live %.0f s more)",
+                          i.instance_id, ShapeName(i.shape),
+                          i.description.empty() ? "" : absl::StrCat(" - ", i.description),
+                          i.heartbeat_at, i.expires_in_seconds);
+  }
   return out;
 }
 
 std::string PlanText(const Plan& plan) {
   std::string out = absl::StrFormat("Plan for %s (server_version_num %d). Nothing was changed.\n",
                                     plan.migration, plan.server_version);
+  for (const auto& n : plan.notes) absl::StrAppend(&out, "  * ", n, "\n");
   auto steps = [&out](const std::vector<PlannedStep>& list) {
     for (const auto& s : list) {
       absl::StrAppend(&out, "\n-> ", PhaseName(s.to), "   ", s.operation, "\n");
@@ -220,8 +260,10 @@ std::string PlanText(const Plan& plan) {
         std::vector<std::string> tags;
         tags.push_back(absl::StrCat("lock: ", st.lock));
         if (!st.transactional) tags.push_back("outside a transaction");
-        if (st.batched) tags.push_back(absl::StrCat("batched, ~", s.rows_estimate, " rows"));
-        if (st.scans_table) tags.push_back("scans the table");
+        if (st.batched) tags.push_back(absl::StrCat("batched, ~", st.rows_estimate, " rows"));
+        if (st.scans_table && !st.batched) {
+          tags.push_back(absl::StrCat("scans the table, ~", st.rows_estimate, " rows"));
+        }
         if (st.rewrites_table) tags.push_back("REWRITES the table");
         if (st.note != last_note) absl::StrAppend(&out, "     -- ", st.note, "\n");
         last_note = st.note;

@@ -144,10 +144,14 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
       pg::Result idx,
       conn.Exec("SELECT ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisunique, "
                 "i.indisprimary, "
-                "ARRAY(SELECT DISTINCT d.refobjsubid FROM pg_depend d "
+                // Key columns (indkey; an index backing a constraint depends
+                // on the constraint, not on its columns) and the columns its
+                // expressions and predicate use (pg_depend).
+                "ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[])::int AS k UNION ALL "
+                "      SELECT d.refobjsubid FROM pg_depend d "
                 "      WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid "
-                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid "
-                "        AND d.refobjsubid > 0)::text, "
+                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid) u "
+                "      WHERE k > 0 ORDER BY k)::text, "
                 "coalesce(con.conname, ''), coalesce(con.contype::text, '') "
                 "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
                 "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
@@ -256,15 +260,27 @@ absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string&
 }
 
 absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std::string& expr,
-                             const std::string& type, const std::string& what) {
+                             const std::string& type, const std::string& what,
+                             const std::vector<std::pair<std::string, std::string>>& extra_columns) {
   if (!IsSingleExpression(expr)) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, " \"", expr,
         "\" is not a single SQL expression (unbalanced parentheses or quotes, a ';' or a "
         "comment); write one expression over the row's columns"));
   }
-  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr, ")::", type, " FROM ONLY ",
-                                           table.Qualified(), " WHERE false"));
+  std::string from = absl::StrCat("ONLY ", table.Qualified());
+  if (!extra_columns.empty()) {
+    // The same row with the missing columns added, under the table's name so
+    // that qualified references still resolve.
+    std::string extra;
+    for (const auto& [name, col_type] : extra_columns) {
+      absl::StrAppend(&extra, ", NULL::", col_type, " AS ", pg::QuoteIdent(name));
+    }
+    from = absl::StrCat("(SELECT *", extra, " FROM ONLY ", table.Qualified(), ") AS ",
+                        pg::QuoteIdent(table.name));
+  }
+  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr, ")::", type, " FROM ", from,
+                                           " WHERE false"));
   if (!s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr, "\" is not valid over ",
                                                    table.Qualified(), " as ", type, ": ",

@@ -26,6 +26,18 @@ std::string ToJson(const MigrationStatus& m) {
   if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
   o.Bool("paused", m.paused);
   o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
+  if (m.driver.empty()) o.Null("driver"); else o.Str("driver", m.driver);
+  std::vector<std::string> inst;
+  for (const auto& i : m.instances) {
+    inst.push_back(util::JsonObject()
+                       .Str("instance_id", i.instance_id)
+                       .Str("shape", ShapeName(i.shape))
+                       .Str("description", i.description)
+                       .Str("heartbeat_at", i.heartbeat_at)
+                       .Num("expires_in_seconds", i.expires_in_seconds)
+                       .Build());
+  }
+  o.Raw("instances", absl::StrCat("[", absl::StrJoin(inst, ","), "]"));
   return o.Build();
 }
 
@@ -42,6 +54,7 @@ std::string ToJson(const Plan& plan) {
                             .Bool("scans_table", st.scans_table)
                             .Bool("rewrites_table", st.rewrites_table)
                             .Bool("batched", st.batched)
+                            .Int("rows_estimate", st.rows_estimate)
                             .Str("note", st.note)
                             .Build());
       }
@@ -58,6 +71,7 @@ std::string ToJson(const Plan& plan) {
   return util::JsonObject()
       .Str("migration", plan.migration)
       .Int("server_version", plan.server_version)
+      .Raw("notes", util::JsonStringArray(plan.notes))
       .Raw("steps", steps_json(plan.steps))
       .Raw("rollback", steps_json(plan.rollback))
       .Build();
