@@ -310,6 +310,17 @@ absl::Status Backfill::WaitWhileThrottled(State* st) {
   }
 }
 
+absl::Status Backfill::BatchSettings() {
+  // SET LOCAL, in every batch's transaction: nothing may outlive it on the
+  // session (behind a transaction-pooling PgBouncer the next transaction on
+  // this server connection may be an application's, and pgshift.backfill
+  // would make the sync triggers skip its writes).
+  return conn_.Run(
+      "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
+      "set_config('pgshift.backfill', 'on', true)",
+      {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)});
+}
+
 absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch,
                                       const std::string& last_key_json) {
   const int64_t rows_done = st.rows_done + batch->examined;
@@ -351,6 +362,7 @@ absl::Status Backfill::RunKeysetBatch(const ops::BackfillSpec& b, const State& s
     order.push_back(absl::StrCat(b.table, ".", pg::QuoteIdent(b.key[i])));
   }
   const std::string where_lower = lower.empty() ? "" : absl::StrCat(" WHERE ", lower);
+  RETURN_IF_ERROR(BatchSettings());
   ASSIGN_OR_RETURN(pg::Result end,
                    conn_.Exec(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ", b.table,
                                            where_lower, " ORDER BY ", absl::StrJoin(order, ", "),
@@ -396,6 +408,7 @@ absl::Status Backfill::RunKeysetBatch(const ops::BackfillSpec& b, const State& s
 
 absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st, int64_t pages,
                                     Batch* out) {
+  RETURN_IF_ERROR(BatchSettings());
   // The table lock first: from here to COMMIT no rewrite (VACUUM FULL,
   // CLUSTER) can change where rows live.
   RETURN_IF_ERROR(conn_.Run(absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE")));
@@ -475,28 +488,6 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   st.batch_rows = batch_rows();
   Report(st, "");
 
-  // Batch settings for the whole run, on the session (one round trip fewer
-  // per batch), put back however Run returns: lock_timeout and
-  // statement_timeout of a batch, and pgshift.backfill, which the sync
-  // triggers' WHEN clauses read to skip rows the backfill writes itself.
-  ASSIGN_OR_RETURN(pg::Result saved,
-                   conn_.Exec("SELECT current_setting('lock_timeout'), "
-                              "current_setting('statement_timeout')"));
-  RETURN_IF_ERROR(conn_.Run(
-      "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), "
-      "set_config('pgshift.backfill', 'on', false)",
-      {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)}));
-  struct Restore {
-    pg::Connection& conn;
-    std::string lock_timeout, statement_timeout;
-    ~Restore() {
-      if (!conn.ok()) return;
-      (void)conn.Run("SELECT set_config('lock_timeout', $1, false), "
-                     "set_config('statement_timeout', $2, false), "
-                     "set_config('pgshift.backfill', 'off', false)",
-                     {lock_timeout, statement_timeout});
-    }
-  } restore{conn_, saved.Get(0, 0), saved.Get(0, 1)};
 
   // After the plain set clause fails on a batch, this many batches use the
   // fallback before the plain one is tried again.

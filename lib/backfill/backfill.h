@@ -149,6 +149,7 @@ class Backfill {
                               Batch* out);
   absl::Status RunCtidBatch(const ops::BackfillSpec& spec, const State& st, int64_t pages,
                             Batch* out);
+  absl::Status BatchSettings();
   absl::Status SaveCheckpoint(const State& st, Batch* batch, const std::string& last_key_json);
   void Report(const State& st, const std::string& waiting);
 
