@@ -112,6 +112,14 @@ Config ParseArgs(int argc, char** argv) {
     else if (a == "--cli") c.cli = value(i);
     else if (a == "--op") c.op = value(i);
     else if (a == "--only") c.only = value(i);
+    else if (a == "--sizes") {
+      c.sizes.clear();
+      for (absl::string_view n : absl::StrSplit(value(i), ',')) {
+        int64_t v = 0;
+        if (!absl::SimpleAtoi(n, &v) || v <= 0) Die("--sizes takes row counts like 100000,1000000");
+        c.sizes.push_back(v);
+      }
+    }
     else if (a == "--write-rounds") c.write_rounds = std::stoi(value(i));
     else if (a == "--large") c.large = true;
     else if (a == "--smoke") c.smoke = true;
@@ -123,7 +131,7 @@ Config ParseArgs(int argc, char** argv) {
       std::cout << "usage: e2e_bench [--dsn DSN] [--out FILE] [--large] [--smoke] "
                    "[--op rename_column|change_type|auto] [--clients N] [--rate TX_PER_S] "
                    "[--write-seconds S] [--write-rounds N] [--baseline-seconds S] "
-                   "[--only backfill|writes|latency]\n";
+                   "[--only backfill|writes|latency] [--sizes N,N,...]\n";
       std::exit(0);
     } else {
       Die(absl::StrCat("unknown argument ", a, "; see --help"));

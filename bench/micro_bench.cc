@@ -117,7 +117,7 @@ void BM_BackfillPlanSql(benchmark::State& state) {
   }
   b.set_clause = "\"amount_v2\" = \"amount\"";
   b.needs_work = "\"amount_v2\" IS DISTINCT FROM \"amount\"";
-  for (auto _ : state) benchmark::DoNotOptimize(backfill::PlanSql(b));
+  for (auto _ : state) benchmark::DoNotOptimize(backfill::PlanSql(b, b.key.empty()));
 }
 BENCHMARK(BM_BackfillPlanSql)->ArgName("key_columns")->Arg(0)->Arg(1)->Arg(3);
 

@@ -53,6 +53,8 @@ Global options:
   --batch-lock-timeout D    lock_timeout of a backfill batch; on timeout the batch is
                             rolled back, halved and retried after a backoff (default 200ms)
   --batch-delay D           pause between backfill batches (default 0s)
+  --backfill-walk W         auto, key or pages: walk the table by primary key or by ctid
+                            page ranges (auto: pages on PostgreSQL 14+, else key)
   --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
   --max-batches N           stop the backfill after N batches (resume later)
   --preflight MODE          before a step taking ACCESS EXCLUSIVE, sessions with long
@@ -85,6 +87,7 @@ const std::map<std::string, bool>& KnownFlags() {
       {"lock-timeout", true},  {"statement-timeout", true}, {"retry-deadline", true},
       {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
       {"batch-min-rows", true}, {"batch-max-rows", true},   {"batch-lock-timeout", true},
+      {"backfill-walk", true},
       {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
       {"preflight", true},     {"long-transaction", true},  {"max-locked-scan-rows", true},
       {"force", false},
@@ -189,6 +192,19 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--batch-min-rows (", o.backfill_min_batch_rows, ") must be at least 1 and at most "
         "--batch-max-rows (", o.backfill_max_batch_rows, ")"));
+  }
+  if (args.flags.count("backfill-walk")) {
+    const std::string& walk = args.flags.at("backfill-walk");
+    if (walk == "auto") {
+      o.backfill_walk = BackfillWalk::kAuto;
+    } else if (walk == "key") {
+      o.backfill_walk = BackfillWalk::kPrimaryKey;
+    } else if (walk == "pages") {
+      o.backfill_walk = BackfillWalk::kPages;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--backfill-walk \"", walk,
+                                                     "\" is not one of auto, key, pages"));
+    }
   }
   if (args.flags.count("preflight")) {
     const std::string& mode = args.flags.at("preflight");

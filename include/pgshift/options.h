@@ -60,6 +60,13 @@ std::string DescribeSession(const SessionInfo& session);
 
 // When pgshift should check for long transactions before a step that takes
 // an ACCESS EXCLUSIVE lock (see Options::preflight).
+// How the backfill walks a table (Options::backfill_walk).
+enum class BackfillWalk {
+  kAuto,        // kPages on PostgreSQL 14+, else kPrimaryKey; kPages without a primary key
+  kPrimaryKey,  // keyset batches in primary-key order (kPages when there is none)
+  kPages,       // ctid page ranges in physical order
+};
+
 enum class PreflightMode {
   kWait,    // report them, then wait (up to retry_deadline) until they are gone
   kRefuse,  // report them and refuse the step (Aborted, CLI exit 4)
@@ -140,6 +147,16 @@ struct Options {
   // step is left unfinished and resumes from its checkpoint on the next call.
   // Used by tests and by tooling that wants bounded work per call.
   int64_t backfill_max_batches = 0;
+
+  // How the backfill walks the table. Pages (ctid ranges, a TID range scan
+  // on PostgreSQL 14+) read the table in physical order like a plain UPDATE
+  // and never read the index the batch is inserting into; walking the
+  // primary key costs ~40% more server CPU per row (measured, see
+  // docs/performance.md) but has exact row counts. Before PostgreSQL 14 a
+  // ctid range is a sequential scan per batch, so kAuto walks the primary
+  // key there. Tables without a primary key are always walked by pages.
+  // Default kAuto.
+  BackfillWalk backfill_walk = BackfillWalk::kAuto;
 
   // Called with backfill progress (see Progress) on the calling thread.
   // Pausing: Driver::Pause / Driver::Resume, or

@@ -42,6 +42,15 @@ std::string Tid(int64_t page) { return absl::StrCat("(", page, ",0)"); }
 // Lock timeout, deadlock, serialization failure: the batch was rolled back
 // and can simply be tried again.
 bool IsContention(const absl::Status& s) { return absl::IsAborted(s); }
+}  // namespace
+
+bool WalksByPages(const ops::BackfillSpec& spec, const Options& options, int server_version) {
+  return spec.key.empty() || options.backfill_walk == BackfillWalk::kPages ||
+         (options.backfill_walk == BackfillWalk::kAuto && server_version >= 140000);
+}
+
+namespace {
+
 bool IsStatementTimeout(const absl::Status& s) { return SqlState(s) == "57014"; }
 // The expression raised on some row: a data exception (class 22), or an
 // error raised by a PL/pgSQL function it calls (class P0).
@@ -111,8 +120,8 @@ double RateMeter::rows_per_second() const {
 
 // ---- SQL ------------------------------------------------------------------------
 
-std::string PlanSql(const ops::BackfillSpec& b) {
-  if (b.key.empty()) {
+std::string PlanSql(const ops::BackfillSpec& b, bool by_pages) {
+  if (b.key.empty() || by_pages) {
     return absl::StrCat("UPDATE ", b.table, " SET ", b.set_clause,
                         " WHERE ctid >= $1::tid AND ctid < $2::tid AND (", b.needs_work, ")");
   }
@@ -453,7 +462,7 @@ absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st,
 
 absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   State st;
-  st.ctid = spec.key.empty();
+  st.ctid = WalksByPages(spec, options_, conn_.server_version());
   st.stats = stats;
   RETURN_IF_ERROR(LoadCheckpoint(spec, &st));
   if (st.done) {

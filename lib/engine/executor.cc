@@ -34,7 +34,9 @@ bool Retryable(const absl::Status& s) {
 
 }  // namespace
 
-std::string BackfillUpdateSql(const ops::BackfillSpec& b) { return backfill::PlanSql(b); }
+std::string BackfillUpdateSql(const ops::BackfillSpec& b, const Options& options, int server_version) {
+  return backfill::PlanSql(b, backfill::WalksByPages(b, options, server_version));
+}
 
 Executor::Executor(pg::Connection& conn, const Options& options, Control& control)
     : conn_(conn), options_(options), control_(control) {}
@@ -491,7 +493,7 @@ absl::Status Executor::RunBackfill(const ops::Action& action, const std::string&
   target.operation = op_index;
   backfill::Backfill runner(conn_, options_, std::move(target),
                             [this](const std::string& table) { return DescribeLockHolders(table); });
-  stats->statements.push_back(backfill::PlanSql(action.backfill));
+  stats->statements.push_back(BackfillUpdateSql(action.backfill, options_, conn_.server_version()));
   backfill::Stats bs;
   absl::Status s = runner.Run(action.backfill, &bs);
   stats->rows += bs.rows_updated;

@@ -114,5 +114,5 @@ class Executor {
 namespace pgshift::engine {
 // The UPDATE one backfill batch runs ($1.. are the batch's key bounds, or its
 // ctid range); see lib/backfill/backfill.h.
-std::string BackfillUpdateSql(const ops::BackfillSpec& b);
+std::string BackfillUpdateSql(const ops::BackfillSpec& b, const Options& options, int server_version);
 }  // namespace pgshift::engine
