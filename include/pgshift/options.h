@@ -25,7 +25,10 @@ struct Progress {
   std::string migration;
   int operation = 0;           // index of the operation in the spec
   std::string step;            // phase being reached, e.g. "backfilled"
-  int64_t rows_done = 0;       // rows covered so far (committed batches, across resumes)
+  // Rows covered so far (committed batches, across resumes): exact when
+  // walking the primary key; from the pages walked times the table's
+  // density when walking pages (never below the rows changed).
+  int64_t rows_done = 0;
   int64_t rows_estimate = 0;   // estimated total rows; equals rows_done once finished
   double rows_per_second = 0;  // recent rate, smoothed over the last seconds of work
   double eta_seconds = -1;     // -1 when unknown

@@ -200,6 +200,8 @@ struct Backfill::State {
   bool paused = true;
   absl::Time next_lag_check = absl::InfinitePast();
 
+  double rows_per_page = 1;  // ctid: the table's density, to count rows from pages
+
   RateMeter meter;
   int64_t batch_rows = 0;  // size of the next batch, in rows, for reports
   int64_t rows_updated = 0;
@@ -439,15 +441,16 @@ absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st,
   const int64_t lo = next.page;
   const int64_t hi = std::min(next.end_page, lo + std::max<int64_t>(1, pages));
   if (lo < hi) {
-    ASSIGN_OR_RETURN(
-        pg::Result r,
-        conn_.Exec(absl::StrCat("WITH u AS (UPDATE ", b.table, " SET ", b.set_clause,
-                                " WHERE ctid >= $1::tid AND ctid < $2::tid AND (", b.needs_work,
-                                ") RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) "
-                                "FROM ", b.table, " WHERE ctid >= $1::tid AND ctid < $2::tid)"),
-                   {Tid(lo), Tid(hi)}));
-    out->updated = r.GetInt(0, 0);
-    out->examined = r.GetInt(0, 1);
+    // Rows covered are estimated from the pages walked (counting them in
+    // the same statement costs ~25% more CPU), never below the rows changed.
+    ASSIGN_OR_RETURN(pg::Result r,
+                     conn_.Exec(absl::StrCat("UPDATE ", b.table, " SET ", b.set_clause,
+                                             " WHERE ctid >= $1::tid AND ctid < $2::tid AND (",
+                                             b.needs_work, ")"),
+                                {Tid(lo), Tid(hi)}));
+    out->updated = r.Affected();
+    out->examined = std::max(out->updated, static_cast<int64_t>(std::llround(
+                                               static_cast<double>(hi - lo) * st.rows_per_page)));
   }
   out->sized = hi - lo;
   out->finished = hi >= next.end_page;
@@ -482,9 +485,12 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
                                 "current_setting('block_size')::bigint",
                                 {spec.table}));
     int64_t n = pages.GetInt(0, 0);
+    // The density when the walk started (resumed walks: its end page).
+    if (st.pos.have_range && st.pos.end_page > 0) n = st.pos.end_page;
     scale = n > 0 && st.rows_estimate > 0
                 ? std::max(1.0, static_cast<double>(st.rows_estimate) / static_cast<double>(n))
                 : 50.0;
+    st.rows_per_page = scale;
   }
   auto to_units = [scale](int64_t rows) {
     return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(rows) / scale)));
