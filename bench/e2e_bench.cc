@@ -96,6 +96,9 @@ struct Config {
   double baseline_seconds = 20;
   std::string command_line;
   std::string only;  // "", "backfill", "writes" or "latency": run one section (for tuning)
+  // Backfill settings of the migration run under load (section 3); negative:
+  // pgshift's defaults.
+  double batch_time_ms = -1, batch_delay_ms = -1;
 };
 
 Config ParseArgs(int argc, char** argv) {
@@ -112,6 +115,8 @@ Config ParseArgs(int argc, char** argv) {
     else if (a == "--cli") c.cli = value(i);
     else if (a == "--op") c.op = value(i);
     else if (a == "--only") c.only = value(i);
+    else if (a == "--batch-time-ms") c.batch_time_ms = std::stod(value(i));
+    else if (a == "--batch-delay-ms") c.batch_delay_ms = std::stod(value(i));
     else if (a == "--sizes") {
       c.sizes.clear();
       for (absl::string_view n : absl::StrSplit(value(i), ',')) {
@@ -131,7 +136,8 @@ Config ParseArgs(int argc, char** argv) {
       std::cout << "usage: e2e_bench [--dsn DSN] [--out FILE] [--large] [--smoke] "
                    "[--op rename_column|change_type|auto] [--clients N] [--rate TX_PER_S] "
                    "[--write-seconds S] [--write-rounds N] [--baseline-seconds S] "
-                   "[--only backfill|writes|latency] [--sizes N,N,...]\n";
+                   "[--only backfill|writes|latency] [--sizes N,N,...] [--batch-time-ms MS] "
+                   "[--batch-delay-ms MS]\n";
       std::exit(0);
     } else {
       Die(absl::StrCat("unknown argument ", a, "; see --help"));
@@ -610,6 +616,7 @@ std::vector<WriteFigures> BenchWrites(const Config& cfg, const std::string& dsn,
 struct Sample {
   Clock::time_point start;
   float ms;
+  bool update;  // else a SELECT
 };
 
 struct LatencyStats {
@@ -618,9 +625,15 @@ struct LatencyStats {
   int64_t queries = 0;
   int64_t errors = 0;
   double p50 = 0, p99 = 0, max = 0;
+  double p90 = 0, p999 = 0, p99_update = 0, p99_select = 0;
   double stall_ms = 0;  // longest time in which no query of any client completed
-  std::vector<std::pair<std::string, double>> step_max_ms;  // pgshift: max latency per step
-  std::vector<std::pair<std::string, double>> step_seconds;
+  struct Step {
+    std::string step;
+    double seconds = 0;
+    int64_t queries = 0;
+    double p50 = 0, p99 = 0, max = 0;
+  };
+  std::vector<Step> steps;  // pgshift: latency while each step ran
   std::string first_error;
 };
 
@@ -651,11 +664,12 @@ class Load {
     s.seconds = Seconds(to - from);
     s.errors = errors_;
     s.first_error = first_error_;
-    std::vector<float> ms;
+    std::vector<float> ms, upd, sel;
     std::vector<Clock::time_point> done;
     for (const auto& x : samples_) {
       if (x.start < from || x.start >= to) continue;
       ms.push_back(x.ms);
+      (x.update ? upd : sel).push_back(x.ms);
       done.push_back(x.start + std::chrono::microseconds(static_cast<int64_t>(x.ms * 1000)));
     }
     s.queries = static_cast<int64_t>(ms.size());
@@ -664,6 +678,11 @@ class Load {
     s.p50 = ms[ms.size() / 2];
     s.p99 = ms[std::min(ms.size() - 1, static_cast<size_t>(ms.size() * 0.99))];
     s.max = ms.back();
+    s.p90 = ms[static_cast<size_t>(ms.size() * 0.90)];
+    s.p999 = ms[std::min(ms.size() - 1, static_cast<size_t>(ms.size() * 0.999))];
+    for (auto* v : {&upd, &sel}) std::sort(v->begin(), v->end());
+    if (!upd.empty()) s.p99_update = upd[std::min(upd.size() - 1, static_cast<size_t>(upd.size() * 0.99))];
+    if (!sel.empty()) s.p99_select = sel[std::min(sel.size() - 1, static_cast<size_t>(sel.size() * 0.99))];
     std::sort(done.begin(), done.end());
     Clock::time_point prev = from;
     for (auto t : done) {
@@ -671,14 +690,6 @@ class Load {
       prev = std::max(prev, t);
     }
     return s;
-  }
-  double MaxBetween(Clock::time_point from, Clock::time_point to) {
-    std::lock_guard<std::mutex> lock(mu_);
-    double m = 0;
-    for (const auto& x : samples_) {
-      if (x.start >= from && x.start < to) m = std::max(m, static_cast<double>(x.ms));
-    }
-    return m;
   }
 
  private:
@@ -724,7 +735,7 @@ class Load {
           }
           continue;
         }
-        local.push_back({t0, ms});
+        local.push_back({t0, ms, kind[0] == 'u'});
       }
       if (local.size() >= 256) Flush(&local);
     }
@@ -751,17 +762,26 @@ class Load {
 
 struct LatencyResult {
   LatencyStats baseline, pgshift, naive;
+  // Control: the same load while one unrelated query keeps one CPU busy for
+  // as long as the pgshift run took: what any busy backend does to the app's
+  // latency on this machine.
+  LatencyStats busy;
+  // pgshift with a pause between batches as long as a batch (half the CPU).
+  LatencyStats gentle;
   double lock_timeout_ms = 0;
 };
 
 LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUnderTest& op) {
   auto c = Connect(dsn);
-  Log(absl::StrCat("latency: loading 2 x ", cfg.latency_rows, " rows (with an index on a)"));
+  Log(absl::StrCat("latency: loading 3 x ", cfg.latency_rows, " rows (with an index on a)"));
   CreateTable(*c, "l_shift", cfg.latency_rows, true);
   CreateTable(*c, "l_naive", cfg.latency_rows, true);
+  CreateTable(*c, "l_gentle", cfg.latency_rows, true);
   Check(c->Run("CHECKPOINT"), "checkpoint");
   LatencyResult r;
-  Options options;  // defaults, as a deploy would run
+  Options options;  // defaults, as a deploy would run, unless asked otherwise
+  if (cfg.batch_time_ms >= 0) options.backfill_target_batch_time = absl::Milliseconds(cfg.batch_time_ms);
+  if (cfg.batch_delay_ms >= 0) options.backfill_batch_delay = absl::Milliseconds(cfg.batch_delay_ms);
   r.lock_timeout_ms = absl::ToDoubleMilliseconds(options.lock_timeout);
   const auto settle = std::chrono::milliseconds(cfg.smoke ? 200 : 1000);
 
@@ -776,33 +796,60 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
     load.Stop();
     r.baseline = load.Stats("no migration", from, to);
   }
-  {
-    Log(absl::StrCat("latency: pgshift ", op.kind, " through every phase under the same load"));
-    Load load(dsn, "l_shift", cfg.clients, cfg.rate, cfg.latency_rows);
+  // A whole migration under the load; the application switches to the new
+  // column when the migration reaches switched (as a deploy would).
+  auto run_pgshift = [&](const std::string& table, const std::string& name, const Options& o,
+                         const std::string& label) {
+    Log(absl::StrCat("latency: ", label, " through every phase under the same load"));
+    Load load(dsn, table, cfg.clients, cfg.rate, cfg.latency_rows);
     std::this_thread::sleep_for(settle);
-    auto d = Check(Driver::Connect(dsn, options), "driver");
+    auto d = Check(Driver::Connect(dsn, o), "driver");
     Check(d->Init(), "init");
     auto from = Clock::now();
-    Check(d->Register(Spec(op, "latency", "l_shift")).status(), "register");
+    Check(d->Register(Spec(op, name, table)).status(), "register");
     std::vector<std::pair<std::string, Clock::time_point>> marks = {{"registered", from}};
     for (Phase p : PhaseLadder()) {
       if (p == Phase::kRegistered) continue;
       auto t = Clock::now();
-      Check(d->Advance("latency", p).status(), absl::StrCat("advance to ", PhaseName(p)));
+      Check(d->Advance(name, p).status(), absl::StrCat("advance to ", PhaseName(p)));
       marks.push_back({std::string(PhaseName(p)), t});
-      // Deploy the new application version once the new shape is
-      // authoritative.
       if (p == Phase::kSwitched) load.SetVersion(1);
     }
     auto to = Clock::now();
     std::this_thread::sleep_for(settle);
     load.Stop();
-    r.pgshift = load.Stats(absl::StrCat("pgshift ", op.kind), from, to);
+    LatencyStats out = load.Stats(label, from, to);
     for (size_t i = 1; i < marks.size(); ++i) {
       auto end = i + 1 < marks.size() ? marks[i + 1].second : to;
-      r.pgshift.step_max_ms.push_back({marks[i].first, load.MaxBetween(marks[i].second, end)});
-      r.pgshift.step_seconds.push_back({marks[i].first, Seconds(end - marks[i].second)});
+      LatencyStats x = load.Stats(marks[i].first, marks[i].second, end);
+      out.steps.push_back({marks[i].first, x.seconds, x.queries, x.p50, x.p99, x.max});
     }
+    return out;
+  };
+  r.pgshift = run_pgshift("l_shift", "latency", options, absl::StrCat("pgshift ", op.kind));
+  {
+    Options gentle = options;
+    gentle.backfill_batch_delay = gentle.backfill_target_batch_time;
+    r.gentle = run_pgshift("l_gentle", "latency_gentle", gentle,
+                           absl::StrCat("pgshift, --batch-delay ",
+                                        absl::FormatDuration(gentle.backfill_batch_delay)));
+  }
+  {
+    const double seconds = std::max(1.0, r.pgshift.seconds);
+    Log(absl::StrFormat("latency: control, one CPU-bound query for %.0fs under the same load", seconds));
+    Load load(dsn, "l_naive", cfg.clients, cfg.rate, cfg.latency_rows);  // identical table
+    std::this_thread::sleep_for(settle);
+    auto admin = Connect(dsn);
+    Check(admin->Run("SELECT set_config('statement_timeout', $1, false)",
+                     {absl::StrCat(static_cast<int64_t>(seconds * 1000), "ms")}),
+          "statement_timeout");
+    auto from = Clock::now();
+    absl::Status s = admin->Run("SELECT count(*) FROM generate_series(1, 10000000000) g");
+    auto to = Clock::now();
+    if (SqlState(s) != "57014") Check(s, "busy query");  // ends at its statement_timeout
+    std::this_thread::sleep_for(settle);
+    load.Stop();
+    r.busy = load.Stats("one busy backend (control)", from, to);
   }
   {
     const std::string ddl = "ALTER TABLE l_naive ALTER COLUMN a TYPE bigint";
@@ -818,6 +865,7 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
     r.naive = load.Stats("naive ALTER ... TYPE", from, to);
   }
   Check(c->Run("DROP TABLE l_shift"), "drop");
+  Check(c->Run("DROP TABLE l_gentle"), "drop");
   Check(c->Run("DROP TABLE l_naive"), "drop");
   return r;
 }
@@ -826,11 +874,14 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
 
 std::string LatencyJson(const LatencyStats& s) {
   std::vector<std::string> steps;
-  for (size_t i = 0; i < s.step_max_ms.size(); ++i) {
+  for (const auto& x : s.steps) {
     steps.push_back(util::JsonObject()
-                        .Str("step", s.step_max_ms[i].first)
-                        .Num("seconds", s.step_seconds[i].second)
-                        .Num("max_ms", s.step_max_ms[i].second)
+                        .Str("step", x.step)
+                        .Num("seconds", x.seconds)
+                        .Int("queries", x.queries)
+                        .Num("p50_ms", x.p50)
+                        .Num("p99_ms", x.p99)
+                        .Num("max_ms", x.max)
                         .Build());
   }
   return util::JsonObject()
@@ -839,7 +890,11 @@ std::string LatencyJson(const LatencyStats& s) {
       .Int("queries", s.queries)
       .Int("errors", s.errors)
       .Num("p50_ms", s.p50)
+      .Num("p90_ms", s.p90)
       .Num("p99_ms", s.p99)
+      .Num("p99_9_ms", s.p999)
+      .Num("p99_update_ms", s.p99_update)
+      .Num("p99_select_ms", s.p99_select)
       .Num("max_ms", s.max)
       .Num("longest_stall_ms", s.stall_ms)
       .Raw("steps", absl::StrCat("[", absl::StrJoin(steps, ","), "]"))
@@ -903,9 +958,15 @@ int Main(int argc, char** argv) {
       BenchWrites(cfg, dsn, op);
     } else if (cfg.only == "latency") {
       LatencyResult l = BenchLatency(cfg, dsn, op);
-      for (const LatencyStats* x : {&l.baseline, &l.pgshift, &l.naive}) {
-        Log(absl::StrFormat("%s: p50 %.2f p99 %.2f max %.1f stall %.1f ms, %d queries, %d errors",
-                            x->scenario, x->p50, x->p99, x->max, x->stall_ms, x->queries, x->errors));
+      for (const LatencyStats* x : {&l.baseline, &l.busy, &l.pgshift, &l.gentle, &l.naive}) {
+        Log(absl::StrFormat("%s: p50 %.2f p90 %.2f p99 %.2f (update %.2f, select %.2f) p99.9 %.2f "
+                            "max %.1f stall %.1f ms, %d queries, %d errors",
+                            x->scenario, x->p50, x->p90, x->p99, x->p99_update, x->p99_select,
+                            x->p999, x->max, x->stall_ms, x->queries, x->errors));
+      }
+      for (const auto& x : l.pgshift.steps) {
+        Log(absl::StrFormat("  %s: %.1fs, p50 %.2f p99 %.2f max %.1f ms", x.step, x.seconds, x.p50,
+                            x.p99, x.max));
       }
     } else {
       Die("--only takes backfill, writes or latency");
@@ -958,19 +1019,21 @@ int Main(int argc, char** argv) {
 
   std::printf("3. App latency under load (%d clients x %.0f tx/s, UPDATE + SELECT by id, %d rows)\n",
               cfg.clients, cfg.rate, cfg.latency_rows);
-  std::printf("%-28s %8s %9s %9s %9s %10s %11s %7s\n", "scenario", "seconds", "queries", "p50 ms",
-              "p99 ms", "max ms", "stall ms", "errors");
-  for (const LatencyStats* s : {&latency.baseline, &latency.pgshift, &latency.naive}) {
-    std::printf("%-28s %8.1f %9lld %9.2f %9.2f %10.1f %11.1f %7lld\n", s->scenario.c_str(),
-                s->seconds, static_cast<long long>(s->queries), s->p50, s->p99, s->max, s->stall_ms,
+  std::printf("%-36s %7s %8s %7s %7s %7s %8s %8s %9s %9s %6s\n", "scenario", "seconds", "queries",
+              "p50 ms", "p90 ms", "p99 ms", "p99 upd", "p99 sel", "max ms", "stall ms", "errors");
+  for (const LatencyStats* s : {&latency.baseline, &latency.busy, &latency.pgshift, &latency.gentle, &latency.naive}) {
+    std::printf("%-36s %7.1f %8lld %7.2f %7.2f %7.2f %8.2f %8.2f %9.1f %9.1f %6lld\n",
+                s->scenario.c_str(), s->seconds, static_cast<long long>(s->queries), s->p50, s->p90,
+                s->p99, s->p99_update, s->p99_select, s->max, s->stall_ms,
                 static_cast<long long>(s->errors));
   }
-  std::printf("pgshift per step (seconds, max latency ms):");
-  for (size_t i = 0; i < latency.pgshift.step_max_ms.size(); ++i) {
-    std::printf(" %s %.1fs/%.0fms", latency.pgshift.step_max_ms[i].first.c_str(),
-                latency.pgshift.step_seconds[i].second, latency.pgshift.step_max_ms[i].second);
+  for (const LatencyStats* s : {&latency.pgshift, &latency.gentle}) {
+    std::printf("%s, by step (seconds, queries, p50, p99, max ms):\n", s->scenario.c_str());
+    for (const auto& x : s->steps) {
+      std::printf("  %-26s %7.1f %8lld %7.2f %7.2f %9.1f\n", x.step.c_str(), x.seconds,
+                  static_cast<long long>(x.queries), x.p50, x.p99, x.max);
+    }
   }
-  std::printf("\n");
   if (latency.pgshift.errors + latency.naive.errors + latency.baseline.errors > 0) {
     std::printf("first error: %s\n",
                 (latency.pgshift.errors ? latency.pgshift : latency.naive).first_error.c_str());
@@ -993,6 +1056,15 @@ int Main(int argc, char** argv) {
        absl::StrFormat("<= lock_timeout %.0f", latency.lock_timeout_ms),
        latency.pgshift.max <= latency.lock_timeout_ms},
       {"app p99 during pgshift / baseline p99", p99_ratio, "<= 1.5", p99_ratio <= 1.5},
+      {"longest app query, pgshift with --batch-delay (ms)", latency.gentle.max,
+       absl::StrFormat("<= lock_timeout %.0f", latency.lock_timeout_ms),
+       latency.gentle.max <= latency.lock_timeout_ms},
+      {"app p99, pgshift with --batch-delay / baseline p99", latency.gentle.p99 / latency.baseline.p99,
+       "<= 1.5", latency.gentle.p99 / latency.baseline.p99 <= 1.5},
+      {"(context) app p99, one busy backend / baseline p99", latency.busy.p99 / latency.baseline.p99,
+       "no target", true},
+      {"(context) app p99, pgshift / one busy backend", latency.pgshift.p99 / latency.busy.p99,
+       "no target", true},
   };
   for (const auto& f : writes) {
     targets.push_back({absl::StrCat(f.workload, " with/without trigger, interleaved"), f.ratio(),
@@ -1002,8 +1074,8 @@ int Main(int argc, char** argv) {
   }
   std::printf("\nTargets (design §9):\n");
   for (const auto& t : targets) {
-    std::printf("  %-56s %10.3f  %-22s %s\n", t.what.c_str(), t.value, t.goal.c_str(),
-                t.met ? "met" : "MISSED");
+    std::printf("  %-58s %10.3f  %-22s %s\n", t.what.c_str(), t.value, t.goal.c_str(),
+                t.goal == "no target" ? "" : t.met ? "met" : "MISSED");
   }
 
   // ---- JSON ----
@@ -1061,7 +1133,9 @@ int Main(int argc, char** argv) {
                               .Int("rows", cfg.latency_rows)
                               .Num("lock_timeout_ms", latency.lock_timeout_ms)
                               .Raw("baseline", LatencyJson(latency.baseline))
+                              .Raw("one_busy_backend", LatencyJson(latency.busy))
                               .Raw("pgshift", LatencyJson(latency.pgshift))
+                              .Raw("pgshift_gentle", LatencyJson(latency.gentle))
                               .Raw("naive_alter", LatencyJson(latency.naive))
                               .Num("p99_ratio", p99_ratio)
                               .Build())
