@@ -144,10 +144,15 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
       pg::Result idx,
       conn.Exec("SELECT ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisunique, "
                 "i.indisprimary, "
-                "ARRAY(SELECT DISTINCT d.refobjsubid FROM pg_depend d "
+                // Key columns from indkey (an index backing a UNIQUE/PRIMARY
+                // KEY constraint records its column dependencies on the
+                // constraint, not on itself), plus the columns its
+                // expressions and predicate use (pg_depend).
+                "ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[])::int AS k "
+                "      UNION SELECT d.refobjsubid FROM pg_depend d "
                 "      WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid "
-                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid "
-                "        AND d.refobjsubid > 0)::text, "
+                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid) s "
+                "      WHERE k > 0 ORDER BY k)::text, "
                 "coalesce(con.conname, ''), coalesce(con.contype::text, '') "
                 "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
                 "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid "
