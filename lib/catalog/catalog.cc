@@ -261,15 +261,27 @@ absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string&
 }
 
 absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std::string& expr,
-                             const std::string& type, const std::string& what) {
+                             const std::string& type, const std::string& what,
+                             const std::vector<std::pair<std::string, std::string>>& extra_columns) {
   if (!IsSingleExpression(expr)) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, " \"", expr,
         "\" is not a single SQL expression (unbalanced parentheses or quotes, a ';' or a "
         "comment); write one expression over the row's columns"));
   }
-  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr, ")::", type, " FROM ONLY ",
-                                           table.Qualified(), " WHERE false"));
+  std::string from = absl::StrCat("ONLY ", table.Qualified());
+  if (!extra_columns.empty()) {
+    // The same row with the missing columns added, under the table's name so
+    // that qualified references still resolve.
+    std::string extra;
+    for (const auto& [name, col_type] : extra_columns) {
+      absl::StrAppend(&extra, ", NULL::", col_type, " AS ", pg::QuoteIdent(name));
+    }
+    from = absl::StrCat("(SELECT *", extra, " FROM ONLY ", table.Qualified(), ") AS ",
+                        pg::QuoteIdent(table.name));
+  }
+  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr, ")::", type, " FROM ", from,
+                                           " WHERE false"));
   if (!s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr, "\" is not valid over ",
                                                    table.Qualified(), " as ", type, ": ",

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -83,8 +84,13 @@ absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string&
 // Checks that `expr` is one valid SQL expression over `table`'s columns whose
 // value can be assigned to `type` (planning `SELECT (expr)::type FROM table
 // WHERE false`). InvalidArgument with the server's message otherwise.
-absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std::string& expr,
-                             const std::string& type, const std::string& what);
+// `extra_columns` ({name, type} pairs) are columns the expression may use
+// that do not exist yet (e.g. the new column of a change_type): they are
+// added to the row as NULLs of their type.
+absl::Status CheckExpression(
+    pg::Connection& conn, const Table& table, const std::string& expr, const std::string& type,
+    const std::string& what,
+    const std::vector<std::pair<std::string, std::string>>& extra_columns = {});
 
 }  // namespace pgshift::catalog
 

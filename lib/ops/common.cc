@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <functional>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -143,6 +145,55 @@ Guard ColumnNotOurs(const catalog::Table& t, const std::string& column, const Co
           {t.Qualified(), column, OwnerComment(ctx)}};
 }
 
+Guard TriggersGone(const catalog::Table& t, const Context& ctx) {
+  return {"SELECT NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass "
+          "AND tgname IN ($2, $3)) AND NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n "
+          "ON n.oid = p.pronamespace WHERE n.nspname = $4 AND p.proname = $5)",
+          {t.Qualified(), absl::StrCat("zz_", ctx.prefix, "_ins"), absl::StrCat("zz_", ctx.prefix, "_upd"),
+           t.schema, absl::StrCat(ctx.prefix, "_sync")}};
+}
+Guard TriggerInstalled(const catalog::Table& t, const Context& ctx) {
+  return {"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2)",
+          {t.Qualified(), absl::StrCat("zz_", ctx.prefix, "_ins")}};
+}
+
+Guard Either(const Guard& a, const Guard& b) {
+  auto body = [](const std::string& sql) {
+    return absl::StartsWith(sql, "SELECT ") ? sql.substr(7) : absl::StrCat("(", sql, ")");
+  };
+  std::string bsql;
+  const std::string& src = b.sql;
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (src[i] == '$' && i + 1 < src.size() && std::isdigit(static_cast<unsigned char>(src[i + 1]))) {
+      size_t j = i + 1;
+      int n = 0;
+      while (j < src.size() && std::isdigit(static_cast<unsigned char>(src[j]))) n = n * 10 + (src[j++] - '0');
+      absl::StrAppend(&bsql, "$", n + static_cast<int>(a.params.size()));
+      i = j - 1;
+    } else {
+      bsql.push_back(src[i]);
+    }
+  }
+  Guard g;
+  g.sql = absl::StrCat("SELECT (", body(a.sql), ") OR (", body(bsql), ")");
+  g.params = a.params;
+  for (const auto& p : b.params) g.params.push_back(p);
+  return g;
+}
+
+Guard Negate(const Guard& g) {
+  std::string body = absl::StartsWith(g.sql, "SELECT ") ? g.sql.substr(7) : absl::StrCat("(", g.sql, ")");
+  return {absl::StrCat("SELECT NOT (", body, ")"), g.params};
+}
+
+Guard Both(const Guard& a, const Guard& b) { return Negate(Either(Negate(a), Negate(b))); }
+
+Guard FunctionMissing(const catalog::Table& t, const std::string& name) {
+  return {"SELECT NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+          "WHERE n.nspname = $1 AND p.proname = $2)",
+          {t.schema, name}};
+}
+
 Action Transaction(const catalog::Table& t, std::string description, std::vector<std::string> sql,
                    std::string lock, Guard done_if) {
   Action a;
@@ -156,23 +207,75 @@ Action Transaction(const catalog::Table& t, std::string description, std::vector
   return a;
 }
 
-std::string EvalIntoSql(const catalog::Table& t, const std::string& expr, const std::string& target) {
-  // Declare a variable per column the expression may mention (its name
-  // appears in the text), so that the expression reads exactly as it does in
-  // the backfill's UPDATE. Columns named "new"/"old" go last: once declared
-  // they hide the NEW/OLD records.
+namespace {
+
+// Declarations "name" type [COLLATE c] := <source(column)>; for every column
+// of `t` whose name occurs in `expr` (case-insensitively), so that `expr`
+// reads in plpgsql exactly as it does in SQL over the row. Columns named
+// "new"/"old" go last: once declared they hide the NEW/OLD records.
+std::vector<std::string> RowDeclarations(const catalog::Table& t, const std::string& expr,
+                                         const std::function<std::string(const catalog::Column&)>& source) {
   std::string lower = absl::AsciiStrToLower(expr);
   std::vector<std::string> decls, late;
   for (const catalog::Column& c : t.columns) {
     if (!absl::StrContains(lower, absl::AsciiStrToLower(c.name))) continue;
-    std::string d = absl::StrCat(Q(c.name), " ", c.type, " := NEW.", Q(c.name), ";");
+    std::string d = absl::StrCat(Q(c.name), " ", c.type,
+                                 c.collation.empty() ? "" : absl::StrCat(" COLLATE ", c.collation),
+                                 " := ", source(c), ";");
     std::string ln = absl::AsciiStrToLower(c.name);
     (ln == "new" || ln == "old" ? late : decls).push_back(d);
   }
   for (auto& d : late) decls.push_back(d);
+  return decls;
+}
+
+}  // namespace
+
+std::string CastTo(const std::string& expr, const std::string& type) {
+  return absl::StrCat("(", expr, ")::", type);
+}
+
+std::string EvalIntoSql(const catalog::Table& t, const std::string& expr, const std::string& target) {
+  std::vector<std::string> decls =
+      RowDeclarations(t, expr, [](const catalog::Column& c) { return absl::StrCat("NEW.", Q(c.name)); });
   if (decls.empty()) return absl::StrCat(target, " := (", expr, ");");
   return absl::StrCat("DECLARE ", absl::StrJoin(decls, " "), " BEGIN ", target, " := (", expr,
                       "); END;");
+}
+
+std::string HelperFunction(const catalog::Table& t, const Context& ctx, const std::string& suffix) {
+  return pg::QuoteQualified(t.schema, absl::StrCat(ctx.prefix, "_", suffix));
+}
+
+RowFunction LenientRowFunction(const catalog::Table& t, const Context& ctx, const std::string& suffix,
+                               const std::string& expr, const std::string& type) {
+  std::vector<const catalog::Column*> args;
+  std::string lower = absl::AsciiStrToLower(expr);
+  for (const catalog::Column& c : t.columns) {
+    if (absl::StrContains(lower, absl::AsciiStrToLower(c.name))) args.push_back(&c);
+  }
+  std::vector<std::string> arg_types, call_args;
+  std::map<std::string, int> position;
+  for (size_t i = 0; i < args.size(); ++i) {
+    arg_types.push_back(args[i]->type);
+    call_args.push_back(Q(args[i]->name));
+    position[args[i]->name] = static_cast<int>(i) + 1;
+  }
+  std::vector<std::string> decls = RowDeclarations(
+      t, expr, [&position](const catalog::Column& c) { return absl::StrCat("$", position[c.name]); });
+  std::string body = absl::StrCat(
+      "-- pgshift helper of ", ctx.prefix, ": NULL where the expression raises (validate reports those rows)\n",
+      decls.empty() ? "" : absl::StrCat("DECLARE ", absl::StrJoin(decls, " "), "\n"), "BEGIN\n  RETURN ",
+      CastTo(expr, type), ";\nEXCEPTION WHEN others THEN\n  RETURN NULL;\nEND");
+  std::string tag = "$pgshift$";
+  for (int i = 0; absl::StrContains(body, tag); ++i) tag = absl::StrCat("$pgshift", i, "$");
+  RowFunction f;
+  f.create_sql = absl::StrCat("CREATE OR REPLACE FUNCTION ", HelperFunction(t, ctx, suffix), "(",
+                              absl::StrJoin(arg_types, ", "), ") RETURNS ", type,
+                              " LANGUAGE plpgsql VOLATILE AS ", tag, "\n", body, "\n", tag);
+  f.call = absl::StrCat(HelperFunction(t, ctx, suffix), "(", absl::StrJoin(call_args, ", "), ")");
+  f.drop_sql = absl::StrCat("DROP FUNCTION IF EXISTS ", HelperFunction(t, ctx, suffix));
+  return f;
 }
 
 namespace {
@@ -222,10 +325,11 @@ std::string SyncFunctionSql(const catalog::Table& t, const Context& ctx, const S
   const std::string o = Q(s.old_col), n = Q(s.new_col);
   const std::string set_new =
       s.up.empty() ? absl::StrCat("NEW.", n, " := NEW.", o, ";")
-                   : absl::StrCat(EvalIntoSql(t, s.up, "pgshift$up"), " NEW.", n, " := pgshift$up;");
+                   : absl::StrCat(EvalIntoSql(t, CastTo(s.up, s.new_type), "pgshift$up"), " NEW.", n,
+                                  " := pgshift$up;");
   const std::string set_old =
       s.down.empty() ? absl::StrCat("NEW.", o, " := NEW.", n, ";")
-                     : absl::StrCat(EvalIntoSql(t, s.down, "pgshift$down"), " NEW.", o,
+                     : absl::StrCat(EvalIntoSql(t, CastTo(s.down, s.old_type), "pgshift$down"), " NEW.", o,
                                     " := pgshift$down;");
   std::string declare;
   if (!s.up.empty()) declare += absl::StrCat("pgshift$up ", s.new_type, "; ");
@@ -272,12 +376,12 @@ Action SwitchSyncTrigger(const catalog::Table& t, const Context& ctx, const Sync
 }
 
 std::vector<Action> InstallFillTrigger(const catalog::Table& t, const Context& ctx,
-                                       const std::string& column, const std::string& expr) {
+                                       const std::string& column, const std::string& type,
+                                       const std::string& expr) {
   const std::string c = Q(column);
-  std::string body = absl::StrCat("-- pgshift fill for ", ctx.migration, "\nDECLARE pgshift$fill ",
-                                  t.FindColumn(column) ? t.FindColumn(column)->type : "text",
-                                  ";\nBEGIN\n  ", EvalIntoSql(t, expr, "pgshift$fill"), "\n  NEW.", c,
-                                  " := pgshift$fill;\n  RETURN NEW;\nEND");
+  std::string body = absl::StrCat("-- pgshift fill for ", ctx.migration, "\nDECLARE pgshift$fill ", type,
+                                  ";\nBEGIN\n  ", EvalIntoSql(t, CastTo(expr, type), "pgshift$fill"),
+                                  "\n  NEW.", c, " := pgshift$fill;\n  RETURN NEW;\nEND");
   std::string when = absl::StrCat(" WHEN (NEW.", c, " IS NULL)");
   return TriggerActions(t, ctx, FunctionSql(t, ctx, body), when, when, "fill");
 }
@@ -288,9 +392,11 @@ std::vector<std::string> DropTriggerSql(const catalog::Table& t, const Context& 
           absl::StrCat("DROP FUNCTION IF EXISTS ", FunctionName(t, ctx), "()")};
 }
 
-std::vector<Action> SetNotNullActions(const catalog::Table& t, const Context& ctx,
-                                      const std::string& column) {
-  const std::string check = absl::StrCat(ctx.prefix, "_nn");
+std::string NotNullCheckName(const Context& ctx) { return absl::StrCat(ctx.prefix, "_nn"); }
+
+std::vector<Action> NotNullCheckActions(const catalog::Table& t, const Context& ctx,
+                                        const std::string& column) {
+  const std::string check = NotNullCheckName(ctx);
   const std::string c = Q(column), k = Q(check);
   Guard add_done = {"SELECT coalesce((SELECT attnotnull FROM pg_attribute WHERE attrelid = $1::regclass "
                     "AND attname = $2 AND NOT attisdropped), false) OR EXISTS (SELECT 1 FROM "
@@ -306,17 +412,29 @@ std::vector<Action> SetNotNullActions(const catalog::Table& t, const Context& ct
                                 "SHARE UPDATE EXCLUSIVE", ConstraintValidatedOrGone(t, check));
   validate.long_running = true;
   validate.scans_table = true;
+  return {add, validate};
+}
+
+Action NotNullFromCheckAction(const catalog::Table& t, const Context& ctx, const std::string& column) {
+  const std::string check = NotNullCheckName(ctx);
   Guard set_done = {"SELECT coalesce((SELECT attnotnull FROM pg_attribute WHERE attrelid = $1::regclass "
                     "AND attname = $2 AND NOT attisdropped), false) AND NOT EXISTS (SELECT 1 FROM "
                     "pg_constraint WHERE conrelid = $1::regclass AND conname = $3)",
                     {t.Qualified(), column, check}};
   Action set = Transaction(
       t, absl::StrCat("SET NOT NULL on ", column, " using the validated check, drop the check"),
-      {absl::StrCat("ALTER TABLE ", t.Qualified(), " ALTER COLUMN ", c, " SET NOT NULL"),
-       absl::StrCat("ALTER TABLE ", t.Qualified(), " DROP CONSTRAINT IF EXISTS ", k)},
+      {absl::StrCat("ALTER TABLE ", t.Qualified(), " ALTER COLUMN ", Q(column), " SET NOT NULL"),
+       absl::StrCat("ALTER TABLE ", t.Qualified(), " DROP CONSTRAINT IF EXISTS ", Q(check))},
       "ACCESS EXCLUSIVE", set_done);
   if (ctx.server_version < 120000) set.scans_table = true;  // PG 11 scans under the lock
-  return {add, validate, set};
+  return set;
+}
+
+std::vector<Action> SetNotNullActions(const catalog::Table& t, const Context& ctx,
+                                      const std::string& column) {
+  std::vector<Action> out = NotNullCheckActions(t, ctx, column);
+  out.push_back(NotNullFromCheckAction(t, ctx, column));
+  return out;
 }
 
 namespace {
@@ -478,6 +596,50 @@ absl::Status CheckReplaceable(pg::Connection& conn, const catalog::Table& t, con
     return refuse(absl::StrCat("is used by ", absl::StrJoin(deps, ", ")),
                   "pgshift cannot recreate those objects on the new column without breaking "
                   "them; drop or change them first (and recreate them after contract)");
+  }
+  return absl::OkStatus();
+}
+
+BackfillSpec MakeBackfill(const catalog::Table& t, std::string set_clause, std::string needs_work) {
+  BackfillSpec b;
+  b.table = t.Qualified();
+  b.key = t.primary_key;
+  for (const auto& k : b.key) {
+    const catalog::Column* c = t.FindColumn(k);
+    b.key_types.push_back(c ? c->type : "text");
+  }
+  b.set_clause = std::move(set_clause);
+  b.needs_work = std::move(needs_work);
+  return b;
+}
+
+Action BackfillAction(const catalog::Table& t, std::string description, BackfillSpec spec) {
+  Action a;
+  a.kind = Action::Kind::kBackfill;
+  a.description = std::move(description);
+  a.table = t.Qualified();
+  a.lock = "ROW EXCLUSIVE";
+  a.scans_table = true;
+  a.long_running = true;
+  a.backfill = std::move(spec);
+  return a;
+}
+
+absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
+                                     absl::string_view what) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn.Exec("WITH RECURSIVE d(oid) AS (SELECT $1::regtype::oid UNION ALL "
+                "SELECT t.typbasetype FROM pg_type t JOIN d ON t.oid = d.oid WHERE t.typtype = 'd') "
+                "SELECT EXISTS (SELECT 1 FROM pg_type t JOIN d ON t.oid = d.oid "
+                "WHERE t.typtype = 'd' AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint c "
+                "WHERE c.contypid = t.oid)))",
+                {type}));
+  if (r.GetBool(0, 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": type ", type,
+        " is a domain with constraints; PostgreSQL rewrites the whole table under an ACCESS "
+        "EXCLUSIVE lock to add a column of such a type. Use its base type plus a CHECK constraint"));
   }
   return absl::OkStatus();
 }

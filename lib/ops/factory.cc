@@ -10,6 +10,14 @@ absl::StatusOr<std::unique_ptr<Operation>> MakeOperation(const v1::Operation& op
   switch (op.kind_case()) {
     case v1::Operation::kRenameColumn:
       return NewRenameColumn(op.rename_column(), schema, ctx);
+    case v1::Operation::kSetNotNull:
+      return NewSetNotNull(op.set_not_null(), schema, ctx);
+    case v1::Operation::kAddColumn:
+      return NewAddColumn(op.add_column(), schema, ctx);
+    case v1::Operation::kDropColumn:
+      return NewDropColumn(op.drop_column(), schema, ctx);
+    case v1::Operation::kChangeType:
+      return NewChangeType(op.change_type(), schema, ctx);
     default:
       break;
   }

@@ -39,11 +39,6 @@ class RenameColumn : public Operation {
                                               "\" does not exist in ", table_.Qualified()));
     }
     from_ = *from;
-    if (table_.primary_key.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "rename_column: ", table_.Qualified(),
-          " has no primary key; the batched backfill walks the primary key, so add one first"));
-    }
     RETURN_IF_ERROR(CheckReplaceable(conn, table_, ctx_, from_, "rename_column"));
     ASSIGN_OR_RETURN(owned_sequences_, catalog::OwnedSequences(conn, table_, from_.attnum));
     if (phase == Phase::kRegistered) {
