@@ -456,9 +456,49 @@ OpCase ChangeType() {
   return c;
 }
 
+// integer NOT NULL UNIQUE -> bigint: NOT NULL and the UNIQUE constraint are
+// copied at validate, and old apps keep inserting through rollback.
+OpCase ChangeTypeNotNull() {
+  OpCase c;
+  c.name = "change_type_not_null";
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, "
+      "  qty integer NOT NULL CONSTRAINT t_qty_key UNIQUE);"
+      "INSERT INTO app.t (id, qty) SELECT g, g FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operation = R"j({"change_type": {"table": "t", "column": "qty", "new_column": "qty_big",)j"
+                R"j( "type": "bigint", "up": "qty::bigint", "down": "qty_big::integer"}})j";
+  c.seed_values = "SELECT id, qty::text FROM app.t";
+  c.old_app = Shape("INSERT INTO app.t (id, qty) VALUES ($1, $2)",
+                    "UPDATE app.t SET qty = $2 WHERE id = $1",
+                    [](int64_t, int64_t n, int) { return pt::Values{N(1000000 + n)}; });
+  c.new_app = Shape("INSERT INTO app.t (id, qty_big) VALUES ($1, $2)",
+                    "UPDATE app.t SET qty_big = $2 WHERE id = $1",
+                    [](int64_t, int64_t n, int) { return pt::Values{N(2000000 + n)}; });
+  c.old_unsynced = c.old_synced = "t.qty = o.v[1]::int";
+  c.new_synced = c.contracted = "t.qty_big = o.v[1]::bigint";
+  c.promise = [](const std::string& dsn, Phase p) {
+    if (p == Phase::kColumnAdded) {
+      ExpectPlainNewColumn(dsn, "qty_big");
+      EXPECT_EQ(ColumnType(dsn, "qty_big"), "bigint");
+    }
+    if (p >= Phase::kValidated) {
+      EXPECT_TRUE(ColumnNotNull(dsn, "qty_big")) << "NOT NULL copied at validate";
+      EXPECT_EQ(ValidIndexesOn(dsn, "qty_big"), 1) << "unique index copied";
+      EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = "
+                           "'app.t'::regclass AND contype = 'u' AND "
+                           "pg_get_constraintdef(oid) = 'UNIQUE (qty_big)'"),
+                1)
+          << "the UNIQUE constraint is copied as a constraint";
+    }
+    if (p == Phase::kContracted) EXPECT_FALSE(ColumnExists(dsn, "qty"));
+  };
+  return c;
+}
+
 std::vector<OpCase> AllCases() {
-  return {RenamePlain(),      RenameConstrained(), SetNotNull(),         AddColumnBackfilled(),
-          AddColumnInstant(), DropColumnNotNull(), DropColumnNullable(), ChangeType()};
+  return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
+          AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
+          DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull()};
 }
 
 // ---------------------------------------------------------------------------
@@ -642,7 +682,8 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
           << "no pgshift object or comment is left after contract:\n" << after;
       if (!c.reference_ddl.empty()) {
         pt::ScratchDatabase ref("lifecycle_ref_" + c.name);
-        pt::Query(ref.dsn(), "CREATE SCHEMA app; " + c.setup + c.reference_ddl);
+        pt::Query(ref.dsn(),
+                  "CREATE SCHEMA app; " + c.setup + " TRUNCATE app.t; " + c.reference_ddl);
         EXPECT_EQ(after, pt::CatalogSnapshot(ref.dsn(), "app"))
             << "after contract the table must look exactly like the naive DDL's result";
       }
