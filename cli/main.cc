@@ -158,25 +158,6 @@ std::string Dsn(const Args& args) {
 
 // ---- output ----------------------------------------------------------------
 
-std::string StatusJson(const MigrationStatus& m) {
-  std::vector<std::string> bf;
-  for (const auto& b : m.backfill) {
-    bf.push_back(util::JsonObject()
-                     .Int("operation", b.operation)
-                     .Int("rows_done", b.rows_done)
-                     .Int("rows_estimate", b.rows_estimate)
-                     .Bool("done", b.done)
-                     .Build());
-  }
-  util::JsonObject o;
-  o.Str("name", m.name).Str("phase", PhaseName(m.phase)).Str("checksum", m.checksum);
-  o.Str("created_at", m.created_at).Str("updated_at", m.updated_at);
-  if (m.last_error.empty()) o.Null("last_error"); else o.Str("last_error", m.last_error);
-  if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
-  o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
-  return o.Build();
-}
-
 std::string StatusText(const MigrationStatus& m) {
   std::string out = absl::StrFormat("%-40s %-18s updated %s", m.name, PhaseName(m.phase), m.updated_at);
   for (const auto& b : m.backfill) {
@@ -191,40 +172,6 @@ std::string StatusText(const MigrationStatus& m) {
   return out;
 }
 
-std::string PlanJson(const Plan& plan) {
-  auto steps_json = [](const std::vector<PlannedStep>& steps) {
-    std::vector<std::string> out;
-    for (const auto& s : steps) {
-      std::vector<std::string> stmts;
-      for (const auto& st : s.statements) {
-        stmts.push_back(util::JsonObject()
-                            .Str("sql", st.sql)
-                            .Str("lock", st.lock)
-                            .Bool("transactional", st.transactional)
-                            .Bool("scans_table", st.scans_table)
-                            .Bool("rewrites_table", st.rewrites_table)
-                            .Bool("batched", st.batched)
-                            .Str("note", st.note)
-                            .Build());
-      }
-      out.push_back(util::JsonObject()
-                        .Str("to", PhaseName(s.to))
-                        .Str("operation", s.operation)
-                        .Int("rows_estimate", s.rows_estimate)
-                        .Raw("hazards", util::JsonStringArray(s.hazards))
-                        .Raw("statements", absl::StrCat("[", absl::StrJoin(stmts, ","), "]"))
-                        .Build());
-    }
-    return absl::StrCat("[", absl::StrJoin(out, ","), "]");
-  };
-  return util::JsonObject()
-      .Str("migration", plan.migration)
-      .Int("server_version", plan.server_version)
-      .Raw("steps", steps_json(plan.steps))
-      .Raw("rollback", steps_json(plan.rollback))
-      .Build();
-}
-
 std::string PlanText(const Plan& plan) {
   std::string out = absl::StrFormat("Plan for %s (server_version_num %d). Nothing was changed.\n",
                                     plan.migration, plan.server_version);
@@ -232,6 +179,7 @@ std::string PlanText(const Plan& plan) {
     for (const auto& s : list) {
       absl::StrAppend(&out, "\n-> ", PhaseName(s.to), "   ", s.operation, "\n");
       if (s.statements.empty()) absl::StrAppend(&out, "     (no-op for this operation; phase is recorded)\n");
+      std::string last_note;
       for (const auto& st : s.statements) {
         std::vector<std::string> tags;
         tags.push_back(absl::StrCat("lock: ", st.lock));
@@ -239,7 +187,9 @@ std::string PlanText(const Plan& plan) {
         if (st.batched) tags.push_back(absl::StrCat("batched, ~", s.rows_estimate, " rows"));
         if (st.scans_table) tags.push_back("scans the table");
         if (st.rewrites_table) tags.push_back("REWRITES the table");
-        absl::StrAppend(&out, "     -- ", st.note, " [", absl::StrJoin(tags, "; "), "]\n     ", st.sql, ";\n");
+        if (st.note != last_note) absl::StrAppend(&out, "     -- ", st.note, "\n");
+        last_note = st.note;
+        absl::StrAppend(&out, "     [", absl::StrJoin(tags, "; "), "]\n     ", st.sql, ";\n");
       }
       for (const auto& h : s.hazards) absl::StrAppend(&out, "     !! ", h, "\n");
     }
@@ -378,7 +328,7 @@ int Run(int argc, char** argv) {
   if (cmd == "plan") {
     absl::StatusOr<Plan> plan = d.PlanMigration(*spec);
     if (!plan.ok()) return Fail(args, plan.status());
-    std::cout << (args.json ? PlanJson(*plan) : PlanText(*plan)) << std::endl;
+    std::cout << (args.json ? ToJson(*plan) : PlanText(*plan)) << std::endl;
     return 0;
   }
   absl::StatusOr<MigrationStatus> result;
@@ -391,7 +341,7 @@ int Run(int argc, char** argv) {
       if (!all.ok()) return Fail(args, all.status());
       if (args.json) {
         std::vector<std::string> items;
-        for (const auto& m : *all) items.push_back(StatusJson(m));
+        for (const auto& m : *all) items.push_back(ToJson(m));
         std::cout << "{\"migrations\":[" << absl::StrJoin(items, ",") << "]}" << std::endl;
       } else if (all->empty()) {
         std::cout << "no migrations registered" << std::endl;
@@ -404,7 +354,7 @@ int Run(int argc, char** argv) {
   }
   if (!result.ok()) return Fail(args, result.status());
   if (args.json) {
-    std::cout << StatusJson(*result) << std::endl;
+    std::cout << ToJson(*result) << std::endl;
   } else {
     std::cout << StatusText(*result) << std::endl;
   }

@@ -1,0 +1,425 @@
+"""The pgshift Python binding against a real PostgreSQL server: a whole
+rename_column migration with old/new application writes, the startup check,
+and the exception class of every failure a caller has to tell apart."""
+
+import datetime
+import json
+import os
+import pathlib
+import threading
+import time
+
+import pytest
+
+import pgshift
+from conftest import Conn
+
+NAME = "0042_rename_users_name"
+SPEC = {
+    "name": NAME,
+    "schema": "app",
+    "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}],
+}
+ROWS = 2000
+FAST = dict(lock_timeout=0.2, retry_initial_backoff=0.02, retry_max_backoff=0.05,
+            retry_deadline=0.4, max_replication_lag=0)
+
+
+def make_users(dsn, rows=ROWS):
+    with Conn(dsn) as c:
+        c.query("CREATE SCHEMA app;"
+                "CREATE TABLE app.users (id bigint PRIMARY KEY, name text NOT NULL, note text);"
+                f"INSERT INTO app.users SELECT g, 'user ' || g, 'note ' || g "
+                f"FROM generate_series(1, {rows}) g; ANALYZE app.users")
+
+
+def columns(dsn):
+    with Conn(dsn) as c:
+        return [r[0] for r in c.query(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'app.users'::regclass "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum")]
+
+
+# ---- no server needed ------------------------------------------------------------
+
+def test_phases_are_strings_on_a_ladder():
+    assert pgshift.Phase.SWITCHED == "switched"
+    assert str(pgshift.Phase.BACKFILLED) == "backfilled"
+    assert pgshift.Phase.parse("validated") is pgshift.Phase.VALIDATED
+    assert pgshift.Phase.CONTRACTED.at_least("switched")
+    assert not pgshift.Phase.VALIDATED.at_least(pgshift.Phase.SWITCHED)
+    assert not pgshift.Phase.ROLLED_BACK.at_least("registered")
+    assert pgshift.Phase.ROLLED_BACK.at_least("rolled_back")
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.Phase.parse("swiched")
+    assert "contracted" in str(e.value)
+
+
+def test_exception_hierarchy_and_codes():
+    assert issubclass(pgshift.FailedPreconditionError, pgshift.Error)
+    assert pgshift.BusyError is pgshift.AbortedError
+    assert pgshift.FailedPreconditionError.code == pgshift.StatusCode.FAILED_PRECONDITION
+    assert pgshift.InvalidArgumentError("x").exit_code == 2
+    assert pgshift.NotFoundError("x").exit_code == 2
+    assert pgshift.FailedPreconditionError("x").exit_code == 1
+    assert pgshift.AbortedError("x").exit_code == 4
+    assert pgshift.DeadlineExceededError("x").exit_code == 4
+    assert pgshift.UnavailableError("x").exit_code == 1
+
+
+def test_load_migration_accepts_dict_json_text_and_paths(tmp_path):
+    from_dict = pgshift.load_migration(SPEC)
+    assert from_dict.name == NAME and from_dict.schema == "app"
+    assert from_dict.operation_count == 1
+    text = json.dumps(SPEC)
+    assert pgshift.load_migration(text).canonical_json() == from_dict.canonical_json()
+    assert pgshift.load_migration(text.encode()).name == NAME
+    path = tmp_path / "0042.json"
+    path.write_text(text)
+    assert pgshift.load_migration(path).canonical_json() == from_dict.canonical_json()
+    assert pgshift.load_migration(str(path)).name == NAME
+    assert pgshift.load_migration(from_dict) is from_dict
+
+
+def test_load_migration_errors():
+    with pytest.raises(pgshift.NotFoundError) as e:
+        pgshift.load_migration("/nonexistent/0042.json")
+    assert e.value.code == pgshift.StatusCode.NOT_FOUND
+    bad = json.loads(json.dumps(SPEC))
+    bad["operations"][0]["rename_column"]["too"] = "x"
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.load_migration(bad)
+    assert "too" in str(e.value)
+    assert e.value.sqlstate is None
+    with pytest.raises(pgshift.InvalidArgumentError):
+        pgshift.load_migration("{not json")
+    with pytest.raises(TypeError):
+        pgshift.load_migration(42)
+
+
+def test_unknown_or_mistyped_options_are_type_errors():
+    with pytest.raises(TypeError, match="lock_timout"):
+        pgshift.Driver("host=127.0.0.1 port=1", lock_timout=1)
+    with pytest.raises(TypeError, match="duration"):
+        pgshift.Driver("host=127.0.0.1 port=1", lock_timeout="1s")
+    with pytest.raises(TypeError):
+        pgshift.Driver("host=127.0.0.1 port=1", backfill_batch_rows=1.5)
+
+
+def test_unreachable_server_is_unavailable():
+    dsn = "host=127.0.0.1 port=1 user=x password=hunter2 connect_timeout=5"
+    with pytest.raises(pgshift.UnavailableError) as e:
+        pgshift.Driver(dsn)
+    assert e.value.code == pgshift.StatusCode.UNAVAILABLE
+    assert e.value.sqlstate == "08001"
+    assert "hunter2" not in str(e.value)
+    with pytest.raises(pgshift.UnavailableError):
+        pgshift.require_phase(dsn, NAME, "switched")
+    with pytest.raises(pgshift.UnavailableError):
+        pgshift.current_phase(dsn, NAME)
+
+
+# ---- against the server ------------------------------------------------------------
+
+def test_full_migration_with_old_and_new_app_writes(db):
+    make_users(db)
+    reports = []
+    with pgshift.Driver(db, backfill_batch_rows=300, backfill_min_batch_rows=100,
+                        backfill_max_batch_rows=300, driver_name="pytest",
+                        lock_timeout=datetime.timedelta(milliseconds=500),
+                        max_replication_lag=0) as d:
+        assert d.server_version >= 110000
+        d.init()
+        d.init()  # idempotent
+
+        # plan touches nothing
+        plan = d.plan(SPEC)
+        assert plan.migration == NAME
+        assert [s.to for s in plan.steps][-1] is pgshift.Phase.CONTRACTED
+        assert any(st.lock == "ACCESS EXCLUSIVE" for s in plan.steps for st in s.statements)
+        assert any(st.batched for s in plan.steps for st in s.statements)
+        with pytest.raises(pgshift.NotFoundError):
+            pgshift.current_phase(db, NAME)
+
+        st = d.register(SPEC)
+        assert st.phase is pgshift.Phase.REGISTERED and st.name == NAME
+        assert st.last_error is None and st.checksum
+        assert d.register(json.dumps(SPEC)).checksum == st.checksum  # same spec: OK
+
+        # startup checks: registered, not switched
+        assert pgshift.current_phase(db, NAME) is pgshift.Phase.REGISTERED
+        with pytest.raises(pgshift.FailedPreconditionError) as e:
+            pgshift.require_phase(db, NAME, pgshift.Phase.SWITCHED)
+        assert "registered" in str(e.value) and "switched" in str(e.value)
+        assert e.value.exit_code == 1
+
+        assert d.advance(NAME).phase is pgshift.Phase.COLUMN_ADDED
+        assert "full_name" in columns(db)
+        assert d.advance(NAME, to="trigger_installed").phase is pgshift.Phase.TRIGGER_INSTALLED
+
+        # the old app version writes the old column
+        with Conn(db) as app:
+            app.query("INSERT INTO app.users (id, name) VALUES (5001, 'old insert');"
+                      "UPDATE app.users SET name = 'old update' WHERE id = 7")
+
+        st = d.advance(NAME, to=pgshift.Phase.VALIDATED, progress=reports.append)
+        assert st.phase is pgshift.Phase.VALIDATED
+        assert len(st.backfill) == 1 and st.backfill[0].done
+        assert st.backfill[0].rows_done >= ROWS + 1
+        assert len(reports) >= 3
+        assert all(isinstance(r, pgshift.Progress) for r in reports)
+        assert all(r.migration == NAME and r.step == "backfilled" for r in reports)
+        assert [r.finished for r in reports].count(True) == 1 and reports[-1].finished
+        assert reports[-1].rows_done >= ROWS + 1
+        assert [r.rows_done for r in reports] == sorted(r.rows_done for r in reports)
+
+        with pytest.raises(pgshift.FailedPreconditionError):
+            d.require_phase(NAME, "switched")
+        assert d.advance(NAME).phase is pgshift.Phase.SWITCHED
+        d.require_phase(NAME, "switched")
+        pgshift.require_phase(db, NAME, at_least="switched")
+        assert d.current_phase(NAME) is pgshift.Phase.SWITCHED
+
+        # the new app version writes the new column
+        with Conn(db) as app:
+            app.query("INSERT INTO app.users (id, full_name) VALUES (5002, 'new insert');"
+                      "UPDATE app.users SET full_name = 'new update' WHERE id = 8")
+
+        st = d.advance(NAME, to="contracted")
+        assert st.phase is pgshift.Phase.CONTRACTED
+        assert st.last_error is None and st.running_step is None
+
+        with pytest.raises(pgshift.FailedPreconditionError):
+            d.advance(NAME)
+        with pytest.raises(pgshift.FailedPreconditionError) as e:
+            d.rollback(NAME)
+        assert "contracted" in str(e.value)
+        assert [m.name for m in d.list()] == [NAME]
+
+    assert d.closed
+    assert columns(db) == ["id", "note", "full_name"]
+    with Conn(db) as c:
+        assert c.value("SELECT count(*) FROM app.users") == str(ROWS + 2)
+        assert c.value("SELECT count(*) FROM app.users WHERE id <= %d AND id NOT IN (7, 8) "
+                       "AND full_name = 'user ' || id" % ROWS) == str(ROWS - 2)
+        assert dict(c.query("SELECT id::text, full_name FROM app.users "
+                            "WHERE id IN (7, 8, 5001, 5002)")) == {
+            "7": "old update", "8": "new update", "5001": "old insert", "5002": "new insert"}
+        assert c.value("SELECT attnotnull FROM pg_attribute WHERE attrelid = "
+                       "'app.users'::regclass AND attname = 'full_name'") == "t"
+    pgshift.require_phase(db, NAME, "contracted")
+
+
+def test_rollback_from_validated_restores_the_table(db):
+    make_users(db, rows=500)
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        d.init()
+        d.register(SPEC)
+        d.advance(NAME, to="validated")
+        st = d.rollback(NAME)
+        assert st.phase is pgshift.Phase.ROLLED_BACK
+        assert d.rollback(NAME).phase is pgshift.Phase.ROLLED_BACK  # idempotent
+    assert columns(db) == ["id", "name", "note"]
+    with pytest.raises(pgshift.FailedPreconditionError):
+        pgshift.require_phase(db, NAME, "registered")
+    pgshift.require_phase(db, NAME, "rolled_back")
+
+
+def test_bad_input_raises_the_matching_exception(db):
+    make_users(db, rows=10)
+    with pgshift.Driver(db) as d:
+        with pytest.raises(pgshift.FailedPreconditionError, match="init"):
+            d.status(NAME)  # no control schema yet
+        d.init()
+        with pytest.raises(pgshift.NotFoundError):
+            d.status("no_such_migration")
+        with pytest.raises(pgshift.NotFoundError):
+            d.current_phase("no_such_migration")
+        with pytest.raises(pgshift.NotFoundError):
+            d.register({"name": "m", "schema": "app", "operations": [
+                {"rename_column": {"table": "users", "from": "nope", "to": "x"}}]})
+        d.register(SPEC)
+        other = json.loads(json.dumps(SPEC))
+        other["operations"][0]["rename_column"]["to"] = "display_name"
+        with pytest.raises(pgshift.AlreadyExistsError) as e:
+            d.register(other)
+        assert e.value.exit_code == 2
+        with pytest.raises(pgshift.InvalidArgumentError):
+            d.advance(NAME, to="swiched")
+        with pytest.raises(pgshift.InvalidArgumentError):
+            d.advance(NAME, to="rolled_back")
+        d.advance(NAME, to="column_added")
+        with pytest.raises(pgshift.InvalidArgumentError, match="forward"):
+            d.advance(NAME, to="registered")
+        with pytest.raises(pgshift.NotFoundError):
+            pgshift.require_phase(db, NAME, "switched", control_schema="elsewhere")
+    with pytest.raises(pgshift.FailedPreconditionError, match="closed"):
+        d.status(NAME)
+
+
+def test_locked_table_gives_deadline_exceeded_with_sqlstate(db):
+    make_users(db, rows=10)
+    with pgshift.Driver(db, **FAST) as d, Conn(db) as blocker:
+        d.init()
+        d.register(SPEC)
+        blocker.query("BEGIN; SELECT count(*) FROM app.users")
+        with pytest.raises(pgshift.DeadlineExceededError) as e:
+            d.advance(NAME)
+        assert e.value.sqlstate == "55P03"
+        assert e.value.exit_code == 4
+        assert "gave up" in str(e.value)
+        blocker.query("ROLLBACK")
+        assert d.status(NAME).phase is pgshift.Phase.REGISTERED
+        assert "gave up" in d.status(NAME).last_error
+        assert d.advance(NAME).phase is pgshift.Phase.COLUMN_ADDED
+
+
+def test_second_driver_gets_busy_error(db):
+    make_users(db, rows=1500)
+    seen = []
+    with pgshift.Driver(db, driver_name="first", backfill_batch_rows=200,
+                        backfill_max_batch_rows=200, max_replication_lag=0) as d, \
+            pgshift.Driver(db) as d2:
+        d.init()
+        d.register(SPEC)
+        d.advance(NAME, to="trigger_installed")
+
+        def try_second(progress):
+            if not seen:
+                try:
+                    d2.advance(NAME)
+                    seen.append(None)
+                except pgshift.Error as e:  # noqa: PERF203
+                    seen.append(e)
+
+        d.advance(NAME, to="backfilled", progress=try_second)
+        assert len(seen) == 1
+        assert isinstance(seen[0], pgshift.BusyError)
+        assert seen[0].code == pgshift.StatusCode.ABORTED
+        assert "first" in str(seen[0]) and seen[0].exit_code == 4
+        assert d2.current_phase(NAME) is pgshift.Phase.BACKFILLED
+
+
+def test_driver_refuses_calls_from_its_own_progress_callback(db):
+    make_users(db, rows=800)
+    seen = []
+    with pgshift.Driver(db, backfill_batch_rows=200, backfill_max_batch_rows=200,
+                        max_replication_lag=0) as d:
+        d.init()
+        d.register(SPEC)
+
+        def reenter(progress):
+            if not seen:
+                try:
+                    d.status(NAME)
+                    seen.append(None)
+                except pgshift.Error as e:  # noqa: PERF203
+                    seen.append(e)
+
+        assert d.advance(NAME, to="backfilled", progress=reenter).phase is pgshift.Phase.BACKFILLED
+        assert isinstance(seen[0], pgshift.FailedPreconditionError)
+        assert "own progress callback" in str(seen[0])
+
+
+def test_exception_in_progress_callback_is_raised_after_the_step(db):
+    make_users(db, rows=800)
+    calls = []
+    with pgshift.Driver(db, backfill_batch_rows=200, backfill_max_batch_rows=200,
+                        max_replication_lag=0) as d:
+        d.init()
+        d.register(SPEC)
+
+        def explode(progress):
+            calls.append(progress)
+            raise RuntimeError("callback bug")
+
+        with pytest.raises(RuntimeError, match="callback bug"):
+            d.advance(NAME, to="backfilled", progress=explode)
+        assert len(calls) == 1  # not called again after it raised
+        # the step itself committed
+        assert d.status(NAME).phase is pgshift.Phase.BACKFILLED
+        # the per-call callback is gone; the next call reports nowhere
+        d.advance(NAME, to="validated")
+        assert len(calls) == 1
+
+
+def test_default_progress_callback_from_constructor(db):
+    make_users(db, rows=600)
+    reports = []
+    with pgshift.Driver(db, progress=reports.append, backfill_batch_rows=200,
+                        backfill_max_batch_rows=200, max_replication_lag=0) as d:
+        d.init()
+        d.register(SPEC)
+        d.advance(NAME, to="backfilled")
+    assert reports and reports[-1].finished
+
+
+def test_gil_is_released_while_advance_waits(db):
+    """advance() blocks on a table lock held by this thread's own
+    connection; only if advance releases the GIL can this thread see it
+    waiting and let it go before its (generous) retry deadline."""
+    make_users(db, rows=10)
+    result = {}
+    with pgshift.Driver(db, lock_timeout=0.5, retry_initial_backoff=0.01,
+                        retry_max_backoff=0.02, retry_deadline=20, max_replication_lag=0,
+                        driver_name="gil-test") as d, Conn(db) as blocker, Conn(db) as watcher:
+        d.init()
+        d.register(SPEC)
+        blocker.query("BEGIN; LOCK TABLE app.users IN ACCESS SHARE MODE")
+
+        def run():
+            try:
+                result["status"] = d.advance(NAME)
+            except Exception as e:  # noqa: BLE001
+                result["error"] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        seen_waiting = False
+        while t.is_alive() and not seen_waiting:
+            seen_waiting = watcher.value(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE NOT l.granted AND a.application_name LIKE 'pgshift%gil-test%'") != "0"
+            time.sleep(0.01)
+        blocker.query("ROLLBACK")
+        t.join()
+    assert seen_waiting, result
+    assert "error" not in result, result
+    assert result["status"].phase is pgshift.Phase.COLUMN_ADDED
+
+
+def test_startup_check_example_script(db):
+    """examples/startup_check.py refuses to start until the phase is reached."""
+    import subprocess
+    import sys
+
+    make_users(db, rows=10)
+    script = pathlib.Path(__file__).resolve().parents[3] / "examples" / "startup_check.py"
+    if not script.exists():
+        pytest.skip("examples/startup_check.py not present")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in [os.environ.get("PYTHONPATH", "")] + [os.path.dirname(pgshift.__path__[0])]
+        if p))
+
+    def run():
+        return subprocess.run([sys.executable, str(script), "--dsn", db, "--migration", NAME,
+                               "--needs", "switched"], capture_output=True, text=True, env=env)
+
+    r = run()
+    assert r.returncode == 3, r.stderr  # not registered: not ready
+    assert "refusing to start" in r.stderr and "not registered" in r.stderr
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        d.init()
+        d.register(SPEC)
+        d.advance(NAME, to="validated")
+        r = run()
+        assert r.returncode == 3, r.stderr
+        assert "refusing to start" in r.stderr and "validated" in r.stderr
+        d.advance(NAME, to="switched")
+    r = run()
+    assert r.returncode == 0, r.stderr
+    assert "schema ready" in r.stdout
+    r = subprocess.run([sys.executable, str(script), "--dsn", "host=127.0.0.1 port=1",
+                        "--migration", NAME, "--needs", "switched"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "cannot check" in r.stderr, r.stderr

@@ -1,0 +1,356 @@
+/* The C API of pgshift: the same driver and startup checks as the C++ API
+ * (pgshift/driver.h, pgshift/check.h), for C programs and FFI users.
+ *
+ * Conventions (those of leveldb's c.h):
+ *  - Every object is an opaque handle created by a pgshift_*_create /
+ *    _connect / _load / _parse call and released by the matching _destroy.
+ *  - A fallible call takes `char** errptr` as its last argument. On failure
+ *    it stores a malloc()ed, NUL-terminated message in *errptr (freeing what
+ *    *errptr held before) and returns NULL, -1 or an error code; on success
+ *    *errptr is left untouched. Start with `char* err = NULL;` and release
+ *    the message with pgshift_free(). errptr may be NULL when only the code
+ *    is wanted.
+ *  - The status code of the last fallible call on the calling thread is
+ *    pgshift_last_code() (PGSHIFT_OK after a success), its SQLSTATE (when the
+ *    error came from the server) pgshift_last_sqlstate(). Calls that have no
+ *    other result return the code directly.
+ *  - Strings returned as `char*` are malloc()ed copies: free them with
+ *    pgshift_free(). Strings returned as `const char*` belong to the handle
+ *    they were read from and live as long as it does.
+ *  - Phases are the PGSHIFT_PHASE_* integers; pgshift_phase_name() gives the
+ *    names used by the CLI and the control tables.
+ *
+ * Example (a deploy step, then a startup check):
+ *
+ *   char* err = NULL;
+ *   pgshift_options_t* opt = pgshift_options_create();
+ *   pgshift_options_set_lock_timeout_ms(opt, 500);
+ *   pgshift_driver_t* d = pgshift_driver_connect("dbname=app", opt, &err);
+ *   if (d == NULL) { fprintf(stderr, "%s\n", err); return 1; }
+ *   pgshift_driver_init(d, &err);
+ *   pgshift_status_t* st = pgshift_driver_register_file(d, "0042_rename.json", &err);
+ *   pgshift_status_destroy(st);
+ *   st = pgshift_driver_advance_to(d, "0042_rename", PGSHIFT_PHASE_VALIDATED, &err);
+ *   if (st == NULL && pgshift_last_code() == PGSHIFT_ABORTED) { ... busy: retry later ... }
+ *   pgshift_status_destroy(st);
+ *   pgshift_driver_destroy(d);
+ *   pgshift_options_destroy(opt);
+ *
+ *   if (pgshift_require_phase("dbname=app", "0042_rename", PGSHIFT_PHASE_SWITCHED,
+ *                             NULL, &err) != PGSHIFT_OK) {
+ *     fprintf(stderr, "refusing to start: %s\n", err);
+ *     exit(1);
+ *   }
+ *
+ * Thread safety: a pgshift_driver_t owns one connection and must be used by
+ * one thread at a time; use one per thread, and never call a driver from its
+ * own progress callback (use another driver). Options, migrations and
+ * statuses may be shared for reading. The free functions
+ * (pgshift_current_phase, pgshift_require_phase, ...) are thread-safe.
+ */
+#ifndef PGSHIFT_C_H_
+#define PGSHIFT_C_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PGSHIFT_C_EXPORT __attribute__((visibility("default")))
+#else
+#define PGSHIFT_C_EXPORT
+#endif
+
+/* ---- Status codes ------------------------------------------------------
+ * The values of absl::StatusCode. What they tell the caller (errors.h):
+ *   INVALID_ARGUMENT / NOT_FOUND / ALREADY_EXISTS  bad spec or name; nothing
+ *                                 changed (CLI exit 2)
+ *   FAILED_PRECONDITION  wrong phase, or the data is not ready (exit 1)
+ *   ABORTED              busy: another driver holds the migration, or a lock
+ *                        timeout / serialization failure; retry (exit 4)
+ *   DEADLINE_EXCEEDED    locks not acquired before the retry deadline (exit 4)
+ *   UNAVAILABLE          the server cannot be reached or the connection was
+ *                        lost; re-run (exit 1) */
+enum {
+  PGSHIFT_OK = 0,
+  PGSHIFT_CANCELLED = 1,
+  PGSHIFT_UNKNOWN = 2,
+  PGSHIFT_INVALID_ARGUMENT = 3,
+  PGSHIFT_DEADLINE_EXCEEDED = 4,
+  PGSHIFT_NOT_FOUND = 5,
+  PGSHIFT_ALREADY_EXISTS = 6,
+  PGSHIFT_PERMISSION_DENIED = 7,
+  PGSHIFT_RESOURCE_EXHAUSTED = 8,
+  PGSHIFT_FAILED_PRECONDITION = 9,
+  PGSHIFT_ABORTED = 10,
+  PGSHIFT_OUT_OF_RANGE = 11,
+  PGSHIFT_UNIMPLEMENTED = 12,
+  PGSHIFT_INTERNAL = 13,
+  PGSHIFT_UNAVAILABLE = 14,
+  PGSHIFT_DATA_LOSS = 15,
+  PGSHIFT_UNAUTHENTICATED = 16
+};
+
+/* The code of the last fallible call made on this thread; PGSHIFT_OK when it
+ * succeeded. */
+PGSHIFT_C_EXPORT int pgshift_last_code(void);
+
+/* The SQLSTATE ("55P03") of the last fallible call made on this thread when
+ * its error came from the server, "" otherwise. Valid until the next call on
+ * this thread. */
+PGSHIFT_C_EXPORT const char* pgshift_last_sqlstate(void);
+
+/* "OK", "INVALID_ARGUMENT", "FAILED_PRECONDITION", ...; "UNKNOWN" for values
+ * outside the enum. Static storage. */
+PGSHIFT_C_EXPORT const char* pgshift_code_name(int code);
+
+/* The exit code the CLI uses for `code`: 0 ok, 1 a step failed, 2 bad input,
+ * 4 busy or locks not acquired before the deadline. */
+PGSHIFT_C_EXPORT int pgshift_exit_code(int code);
+
+/* Releases a string returned by pgshift (an error message, JSON text). NULL
+ * is ignored. */
+PGSHIFT_C_EXPORT void pgshift_free(void* ptr);
+
+/* ---- Phases ------------------------------------------------------------ */
+enum {
+  PGSHIFT_PHASE_REGISTERED = 0,
+  PGSHIFT_PHASE_COLUMN_ADDED = 1,
+  PGSHIFT_PHASE_TRIGGER_INSTALLED = 2,
+  PGSHIFT_PHASE_BACKFILLED = 3,
+  PGSHIFT_PHASE_VALIDATED = 4,
+  PGSHIFT_PHASE_SWITCHED = 5,
+  PGSHIFT_PHASE_CONTRACTED = 6,
+  PGSHIFT_PHASE_ROLLED_BACK = 7
+};
+
+/* "registered", "column_added", ...; NULL when `phase` is not a phase.
+ * Static storage. */
+PGSHIFT_C_EXPORT const char* pgshift_phase_name(int phase);
+
+/* Inverse of pgshift_phase_name; -1 and INVALID_ARGUMENT (naming the valid
+ * phases) for an unknown name. */
+PGSHIFT_C_EXPORT int pgshift_phase_parse(const char* name, char** errptr);
+
+/* 1 when `current` has reached `at_least` on the ladder, 0 otherwise. A
+ * rolled-back migration satisfies only at_least == PGSHIFT_PHASE_ROLLED_BACK. */
+PGSHIFT_C_EXPORT int pgshift_phase_at_least(int current, int at_least);
+
+/* ---- Options ------------------------------------------------------------
+ * Runtime knobs of a driver (pgshift/options.h). A fresh options object has
+ * the defaults documented there. Durations are in milliseconds. The options
+ * are copied at pgshift_driver_connect; changing them later does not affect
+ * existing drivers. */
+typedef struct pgshift_options_t pgshift_options_t;
+
+/* One progress report of a long step (the backfill). The strings and the
+ * struct are valid only during the callback. Fields may be appended in later
+ * versions: never allocate this struct yourself. */
+typedef struct pgshift_progress_t {
+  const char* migration;
+  int operation;          /* index of the operation in the spec */
+  const char* step;       /* phase being reached, e.g. "backfilled" */
+  int64_t rows_done;      /* rows examined so far (committed batches) */
+  int64_t rows_estimate;  /* estimated total rows of the table */
+  double rows_per_second; /* over the whole step so far */
+  double eta_seconds;     /* -1 when unknown */
+  int finished;           /* 1 on the last report of this operation's backfill */
+} pgshift_progress_t;
+
+typedef void (*pgshift_progress_fn)(void* arg, const pgshift_progress_t* progress);
+
+PGSHIFT_C_EXPORT pgshift_options_t* pgshift_options_create(void);
+PGSHIFT_C_EXPORT void pgshift_options_destroy(pgshift_options_t* options);
+
+/* Schema of the control tables. Default "pgshift". */
+PGSHIFT_C_EXPORT void pgshift_options_set_control_schema(pgshift_options_t* options,
+                                                         const char* schema);
+/* lock_timeout of every DDL transaction. Default 1000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_lock_timeout_ms(pgshift_options_t* options, int64_t ms);
+/* statement_timeout of short DDL transactions. Default 30000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_statement_timeout_ms(pgshift_options_t* options,
+                                                               int64_t ms);
+/* statement_timeout of long statements (backfill batches, VALIDATE, CREATE
+ * INDEX CONCURRENTLY); 0 means none. Default 0. */
+PGSHIFT_C_EXPORT void pgshift_options_set_long_statement_timeout_ms(pgshift_options_t* options,
+                                                                    int64_t ms);
+/* Lock retries: jittered exponential backoff from initial to max, giving up
+ * once `deadline` has passed. Defaults 200, 5000, 120000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_retry_initial_backoff_ms(pgshift_options_t* options,
+                                                                   int64_t ms);
+PGSHIFT_C_EXPORT void pgshift_options_set_retry_max_backoff_ms(pgshift_options_t* options,
+                                                               int64_t ms);
+PGSHIFT_C_EXPORT void pgshift_options_set_retry_deadline_ms(pgshift_options_t* options,
+                                                            int64_t ms);
+/* Backfill batch size at start, the time one batch should take, and the
+ * bounds the adaptive size stays within. Defaults 1000 rows, 200 ms,
+ * 100 .. 50000 rows. */
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_batch_rows(pgshift_options_t* options,
+                                                              int64_t rows);
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_target_batch_time_ms(
+    pgshift_options_t* options, int64_t ms);
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_min_batch_rows(pgshift_options_t* options,
+                                                                  int64_t rows);
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_max_batch_rows(pgshift_options_t* options,
+                                                                  int64_t rows);
+/* Pause between backfill batches. Default 0. */
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* options,
+                                                                  int64_t ms);
+/* Pause the backfill while a standby replays more than this far behind;
+ * 0 disables. Default 10000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* options,
+                                                                 int64_t ms);
+/* Stop after this many backfill batches per call (0 = no limit); the step
+ * resumes from its checkpoint on the next call. Default 0. */
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_max_batches(pgshift_options_t* options,
+                                                               int64_t batches);
+/* Name recorded in history rows and shown to a second driver. Default
+ * "<host>:<pid>". */
+PGSHIFT_C_EXPORT void pgshift_options_set_driver_name(pgshift_options_t* options,
+                                                      const char* name);
+/* Called after every committed backfill batch and at the end of each
+ * operation's backfill, on the thread running the step, with `arg`. NULL
+ * `fn` removes the callback. */
+PGSHIFT_C_EXPORT void pgshift_options_set_progress(pgshift_options_t* options,
+                                                   pgshift_progress_fn fn, void* arg);
+
+/* ---- Migration specs ----------------------------------------------------
+ * A parsed migration file (the proto3 JSON form of pgshift.v1.Migration). */
+typedef struct pgshift_migration_t pgshift_migration_t;
+
+/* Reads and parses a migration file; NOT_FOUND when it cannot be read,
+ * INVALID_ARGUMENT when it is not a valid migration. */
+PGSHIFT_C_EXPORT pgshift_migration_t* pgshift_migration_load_file(const char* path,
+                                                                  char** errptr);
+/* Parses `len` bytes of migration JSON; INVALID_ARGUMENT when invalid. */
+PGSHIFT_C_EXPORT pgshift_migration_t* pgshift_migration_parse_json(const char* json, size_t len,
+                                                                   char** errptr);
+PGSHIFT_C_EXPORT void pgshift_migration_destroy(pgshift_migration_t* migration);
+PGSHIFT_C_EXPORT const char* pgshift_migration_name(const pgshift_migration_t* migration);
+/* The canonical JSON that register stores and checksums (malloc()ed). */
+PGSHIFT_C_EXPORT char* pgshift_migration_canonical_json(const pgshift_migration_t* migration);
+
+/* ---- Migration status ---------------------------------------------------
+ * A snapshot of one migration's row in the control tables. */
+typedef struct pgshift_status_t pgshift_status_t;
+
+PGSHIFT_C_EXPORT void pgshift_status_destroy(pgshift_status_t* status);
+PGSHIFT_C_EXPORT const char* pgshift_status_name(const pgshift_status_t* status);
+/* A PGSHIFT_PHASE_* value. */
+PGSHIFT_C_EXPORT int pgshift_status_phase(const pgshift_status_t* status);
+PGSHIFT_C_EXPORT const char* pgshift_status_checksum(const pgshift_status_t* status);
+/* ISO 8601, UTC. */
+PGSHIFT_C_EXPORT const char* pgshift_status_created_at(const pgshift_status_t* status);
+PGSHIFT_C_EXPORT const char* pgshift_status_updated_at(const pgshift_status_t* status);
+/* "" when the last step succeeded. */
+PGSHIFT_C_EXPORT const char* pgshift_status_last_error(const pgshift_status_t* status);
+/* The phase of a step that started but did not finish (a crash), or "". */
+PGSHIFT_C_EXPORT const char* pgshift_status_running_step(const pgshift_status_t* status);
+/* Backfill checkpoints, one per operation that has a backfill; `i` in
+ * [0, count). Out-of-range `i` gives 0. */
+PGSHIFT_C_EXPORT size_t pgshift_status_backfill_count(const pgshift_status_t* status);
+PGSHIFT_C_EXPORT int pgshift_status_backfill_operation(const pgshift_status_t* status, size_t i);
+PGSHIFT_C_EXPORT int64_t pgshift_status_backfill_rows_done(const pgshift_status_t* status,
+                                                           size_t i);
+PGSHIFT_C_EXPORT int64_t pgshift_status_backfill_rows_estimate(const pgshift_status_t* status,
+                                                               size_t i);
+PGSHIFT_C_EXPORT int pgshift_status_backfill_done(const pgshift_status_t* status, size_t i);
+
+/* Every registered migration (pgshift_driver_list). */
+typedef struct pgshift_status_list_t pgshift_status_list_t;
+
+PGSHIFT_C_EXPORT void pgshift_status_list_destroy(pgshift_status_list_t* list);
+PGSHIFT_C_EXPORT size_t pgshift_status_list_count(const pgshift_status_list_t* list);
+/* The i-th migration, owned by the list; NULL when `i` is out of range. */
+PGSHIFT_C_EXPORT const pgshift_status_t* pgshift_status_list_get(
+    const pgshift_status_list_t* list, size_t i);
+
+/* ---- Driver -------------------------------------------------------------- */
+typedef struct pgshift_driver_t pgshift_driver_t;
+
+/* Connects to `dsn` (NULL or "" means libpq's PG* environment) with
+ * `options` (NULL for the defaults). UNAVAILABLE when the server cannot be
+ * reached; messages never contain the password. */
+PGSHIFT_C_EXPORT pgshift_driver_t* pgshift_driver_connect(const char* dsn,
+                                                          const pgshift_options_t* options,
+                                                          char** errptr);
+PGSHIFT_C_EXPORT void pgshift_driver_destroy(pgshift_driver_t* driver);
+
+/* server_version_num of the server, e.g. 150004. */
+PGSHIFT_C_EXPORT int pgshift_driver_server_version(const pgshift_driver_t* driver);
+
+/* Creates or upgrades the control schema; idempotent. Returns the code. */
+PGSHIFT_C_EXPORT int pgshift_driver_init(pgshift_driver_t* driver, char** errptr);
+
+/* Validates `migration` against the live catalog and returns its plan (every
+ * step's statements and locks, and the rollback) as the JSON object that
+ * `pgshift --json plan` prints (malloc()ed). Changes nothing. */
+PGSHIFT_C_EXPORT char* pgshift_driver_plan(pgshift_driver_t* driver,
+                                           const pgshift_migration_t* migration, char** errptr);
+
+/* Validates and stores a migration at phase registered and returns its
+ * status. Registering the same spec again is OK; the same name with another
+ * spec is ALREADY_EXISTS. The _file and _json forms parse the spec first
+ * (NOT_FOUND / INVALID_ARGUMENT as the pgshift_migration_* calls). */
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_register(pgshift_driver_t* driver,
+                                                           const pgshift_migration_t* migration,
+                                                           char** errptr);
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_register_file(pgshift_driver_t* driver,
+                                                                const char* path, char** errptr);
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_register_json(pgshift_driver_t* driver,
+                                                                const char* json, size_t len,
+                                                                char** errptr);
+
+/* Runs the next step of migration `name` and returns the new status, once
+ * the step has committed and its phase is recorded. Safe to call again after
+ * a crash. ABORTED when another driver holds the migration or locks could
+ * not be taken; FAILED_PRECONDITION when a step failed (the state stays
+ * consistent) or there is nothing to advance. */
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_advance(pgshift_driver_t* driver,
+                                                          const char* name, char** errptr);
+/* Runs every step up to phase `to` (a PGSHIFT_PHASE_* value); otherwise as
+ * pgshift_driver_advance. */
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_advance_to(pgshift_driver_t* driver,
+                                                             const char* name, int to,
+                                                             char** errptr);
+/* Undoes everything pgshift created for the migration; allowed from any
+ * phase before contracted; idempotent. */
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_rollback(pgshift_driver_t* driver,
+                                                           const char* name, char** errptr);
+/* The stored status of `name`; NOT_FOUND when it is not registered. */
+PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_status(pgshift_driver_t* driver,
+                                                         const char* name, char** errptr);
+/* Every registered migration, by name. */
+PGSHIFT_C_EXPORT pgshift_status_list_t* pgshift_driver_list(pgshift_driver_t* driver,
+                                                            char** errptr);
+/* The phase of `name` (one round trip); -1 and NOT_FOUND when it is not
+ * registered. */
+PGSHIFT_C_EXPORT int pgshift_driver_current_phase(pgshift_driver_t* driver, const char* name,
+                                                  char** errptr);
+/* PGSHIFT_OK when `name` has reached `at_least`; FAILED_PRECONDITION saying
+ * where it stands otherwise; NOT_FOUND when it is not registered. */
+PGSHIFT_C_EXPORT int pgshift_driver_require_phase(pgshift_driver_t* driver, const char* name,
+                                                  int at_least, char** errptr);
+
+/* ---- Startup checks (no driver) ------------------------------------------
+ * One connection and one round trip each, for application startup.
+ * `control_schema` NULL means "pgshift". Thread-safe. */
+
+/* The phase of `name`; -1 and NOT_FOUND when it is not registered (or the
+ * control schema does not exist), UNAVAILABLE when the server is down. */
+PGSHIFT_C_EXPORT int pgshift_current_phase(const char* dsn, const char* name,
+                                           const char* control_schema, char** errptr);
+/* PGSHIFT_OK when `name` has reached `at_least`; FAILED_PRECONDITION saying
+ * where it stands and what this version needs otherwise; NOT_FOUND when it is
+ * not registered. */
+PGSHIFT_C_EXPORT int pgshift_require_phase(const char* dsn, const char* name, int at_least,
+                                           const char* control_schema, char** errptr);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif /* PGSHIFT_C_H_ */

@@ -1,0 +1,386 @@
+// The C API (include/pgshift/c.h): thin wrappers over the C++ API that turn
+// absl::Status into `char** errptr` plus a per-thread last code.
+#include "pgshift/c.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/util/json.h"
+#include "pgshift/pgshift.h"
+
+using pgshift::MigrationStatus;
+using pgshift::Phase;
+
+struct pgshift_options_t {
+  pgshift::Options rep;
+  pgshift_progress_fn progress_fn = nullptr;
+  void* progress_arg = nullptr;
+};
+struct pgshift_migration_t {
+  pgshift::v1::Migration rep;
+};
+struct pgshift_status_t {
+  MigrationStatus rep;
+};
+struct pgshift_status_list_t {
+  std::vector<pgshift_status_t> rep;
+};
+struct pgshift_driver_t {
+  std::unique_ptr<pgshift::Driver> rep;
+};
+
+namespace {
+
+thread_local int last_code = PGSHIFT_OK;
+thread_local char last_sqlstate[6] = "";
+
+char* CopyString(absl::string_view s) {
+  char* out = static_cast<char*>(std::malloc(s.size() + 1));
+  std::memcpy(out, s.data(), s.size());
+  out[s.size()] = '\0';
+  return out;
+}
+
+// Records `s` as the last result of this thread; on error stores its message
+// in *errptr (freeing what was there). Returns true when there was an error.
+bool SaveError(char** errptr, const absl::Status& s) {
+  last_code = static_cast<int>(s.code());
+  std::string sqlstate = pgshift::SqlState(s);
+  std::strncpy(last_sqlstate, sqlstate.size() == 5 ? sqlstate.c_str() : "", sizeof last_sqlstate);
+  last_sqlstate[sizeof last_sqlstate - 1] = '\0';
+  if (s.ok()) return false;
+  if (errptr != nullptr) {
+    std::free(*errptr);
+    *errptr = CopyString(s.message());
+  }
+  return true;
+}
+
+absl::StatusOr<Phase> ToPhase(int phase) {
+  if (phase < PGSHIFT_PHASE_REGISTERED || phase > PGSHIFT_PHASE_ROLLED_BACK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(phase, " is not a phase; use a PGSHIFT_PHASE_* value"));
+  }
+  return static_cast<Phase>(phase);
+}
+
+absl::Status NeedArg(const void* p, const char* what) {
+  if (p == nullptr) return absl::InvalidArgumentError(absl::StrCat(what, " is NULL"));
+  return absl::OkStatus();
+}
+
+pgshift_status_t* StatusResult(absl::StatusOr<MigrationStatus> r, char** errptr) {
+  if (SaveError(errptr, r.status())) return nullptr;
+  return new pgshift_status_t{std::move(*r)};
+}
+
+}  // namespace
+
+extern "C" {
+
+// ---- codes -----------------------------------------------------------------
+
+int pgshift_last_code(void) { return last_code; }
+const char* pgshift_last_sqlstate(void) { return last_sqlstate; }
+
+const char* pgshift_code_name(int code) {
+  static const char* const kNames[] = {
+      "OK",        "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+      "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE",   "UNIMPLEMENTED",      "INTERNAL",
+      "UNAVAILABLE", "DATA_LOSS",        "UNAUTHENTICATED"};
+  if (code < 0 || code > PGSHIFT_UNAUTHENTICATED) return "UNKNOWN";
+  return kNames[code];
+}
+
+int pgshift_exit_code(int code) {
+  if (code < 0 || code > PGSHIFT_UNAUTHENTICATED) code = PGSHIFT_UNKNOWN;
+  return pgshift::ExitCodeFor(absl::Status(static_cast<absl::StatusCode>(code),
+                                           code == PGSHIFT_OK ? "" : "error"));
+}
+
+void pgshift_free(void* ptr) { std::free(ptr); }
+
+// ---- phases ----------------------------------------------------------------
+
+const char* pgshift_phase_name(int phase) {
+  // PhaseName returns views of string literals, so .data() is NUL-terminated.
+  absl::StatusOr<Phase> p = ToPhase(phase);
+  return p.ok() ? pgshift::PhaseName(*p).data() : nullptr;
+}
+
+int pgshift_phase_parse(const char* name, char** errptr) {
+  absl::Status arg = NeedArg(name, "phase name");
+  if (SaveError(errptr, arg)) return -1;
+  absl::StatusOr<Phase> p = pgshift::ParsePhase(name);
+  if (SaveError(errptr, p.status())) return -1;
+  return static_cast<int>(*p);
+}
+
+int pgshift_phase_at_least(int current, int at_least) {
+  absl::StatusOr<Phase> c = ToPhase(current), a = ToPhase(at_least);
+  if (!c.ok() || !a.ok()) return 0;
+  return pgshift::PhaseAtLeast(*c, *a) ? 1 : 0;
+}
+
+// ---- options ---------------------------------------------------------------
+
+pgshift_options_t* pgshift_options_create(void) { return new pgshift_options_t; }
+void pgshift_options_destroy(pgshift_options_t* options) { delete options; }
+
+void pgshift_options_set_control_schema(pgshift_options_t* o, const char* schema) {
+  o->rep.control_schema = schema ? schema : "";
+}
+void pgshift_options_set_lock_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.lock_timeout = absl::Milliseconds(ms);
+}
+void pgshift_options_set_statement_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.statement_timeout = absl::Milliseconds(ms);
+}
+void pgshift_options_set_long_statement_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.long_statement_timeout = absl::Milliseconds(ms);
+}
+void pgshift_options_set_retry_initial_backoff_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.retry_initial_backoff = absl::Milliseconds(ms);
+}
+void pgshift_options_set_retry_max_backoff_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.retry_max_backoff = absl::Milliseconds(ms);
+}
+void pgshift_options_set_retry_deadline_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.retry_deadline = absl::Milliseconds(ms);
+}
+void pgshift_options_set_backfill_batch_rows(pgshift_options_t* o, int64_t rows) {
+  o->rep.backfill_batch_rows = rows;
+}
+void pgshift_options_set_backfill_target_batch_time_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.backfill_target_batch_time = absl::Milliseconds(ms);
+}
+void pgshift_options_set_backfill_min_batch_rows(pgshift_options_t* o, int64_t rows) {
+  o->rep.backfill_min_batch_rows = rows;
+}
+void pgshift_options_set_backfill_max_batch_rows(pgshift_options_t* o, int64_t rows) {
+  o->rep.backfill_max_batch_rows = rows;
+}
+void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.backfill_batch_delay = absl::Milliseconds(ms);
+}
+void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* o, int64_t ms) {
+  o->rep.max_replication_lag = absl::Milliseconds(ms);
+}
+void pgshift_options_set_backfill_max_batches(pgshift_options_t* o, int64_t batches) {
+  o->rep.backfill_max_batches = batches;
+}
+void pgshift_options_set_driver_name(pgshift_options_t* o, const char* name) {
+  o->rep.driver_name = name ? name : "";
+}
+void pgshift_options_set_progress(pgshift_options_t* o, pgshift_progress_fn fn, void* arg) {
+  o->progress_fn = fn;
+  o->progress_arg = arg;
+  if (fn == nullptr) {
+    o->rep.on_progress = nullptr;
+    return;
+  }
+  o->rep.on_progress = [fn, arg](const pgshift::Progress& p) {
+    pgshift_progress_t c;
+    c.migration = p.migration.c_str();
+    c.operation = p.operation;
+    c.step = p.step.c_str();
+    c.rows_done = p.rows_done;
+    c.rows_estimate = p.rows_estimate;
+    c.rows_per_second = p.rows_per_second;
+    c.eta_seconds = p.eta_seconds;
+    c.finished = p.finished ? 1 : 0;
+    fn(arg, &c);
+  };
+}
+
+// ---- migrations ------------------------------------------------------------
+
+pgshift_migration_t* pgshift_migration_load_file(const char* path, char** errptr) {
+  if (SaveError(errptr, NeedArg(path, "migration file path"))) return nullptr;
+  absl::StatusOr<pgshift::v1::Migration> m = pgshift::LoadMigrationFile(path);
+  if (SaveError(errptr, m.status())) return nullptr;
+  return new pgshift_migration_t{std::move(*m)};
+}
+
+pgshift_migration_t* pgshift_migration_parse_json(const char* json, size_t len, char** errptr) {
+  if (SaveError(errptr, NeedArg(json, "migration JSON"))) return nullptr;
+  absl::StatusOr<pgshift::v1::Migration> m =
+      pgshift::ParseMigrationJson(absl::string_view(json, len));
+  if (SaveError(errptr, m.status())) return nullptr;
+  return new pgshift_migration_t{std::move(*m)};
+}
+
+void pgshift_migration_destroy(pgshift_migration_t* m) { delete m; }
+const char* pgshift_migration_name(const pgshift_migration_t* m) { return m->rep.name().c_str(); }
+char* pgshift_migration_canonical_json(const pgshift_migration_t* m) {
+  return CopyString(pgshift::CanonicalJson(m->rep));
+}
+
+// ---- statuses ----------------------------------------------------------------
+
+void pgshift_status_destroy(pgshift_status_t* s) { delete s; }
+const char* pgshift_status_name(const pgshift_status_t* s) { return s->rep.name.c_str(); }
+int pgshift_status_phase(const pgshift_status_t* s) { return static_cast<int>(s->rep.phase); }
+const char* pgshift_status_checksum(const pgshift_status_t* s) { return s->rep.checksum.c_str(); }
+const char* pgshift_status_created_at(const pgshift_status_t* s) {
+  return s->rep.created_at.c_str();
+}
+const char* pgshift_status_updated_at(const pgshift_status_t* s) {
+  return s->rep.updated_at.c_str();
+}
+const char* pgshift_status_last_error(const pgshift_status_t* s) {
+  return s->rep.last_error.c_str();
+}
+const char* pgshift_status_running_step(const pgshift_status_t* s) {
+  return s->rep.running_step.c_str();
+}
+size_t pgshift_status_backfill_count(const pgshift_status_t* s) { return s->rep.backfill.size(); }
+int pgshift_status_backfill_operation(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() ? s->rep.backfill[i].operation : 0;
+}
+int64_t pgshift_status_backfill_rows_done(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() ? s->rep.backfill[i].rows_done : 0;
+}
+int64_t pgshift_status_backfill_rows_estimate(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() ? s->rep.backfill[i].rows_estimate : 0;
+}
+int pgshift_status_backfill_done(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() && s->rep.backfill[i].done ? 1 : 0;
+}
+
+void pgshift_status_list_destroy(pgshift_status_list_t* l) { delete l; }
+size_t pgshift_status_list_count(const pgshift_status_list_t* l) { return l->rep.size(); }
+const pgshift_status_t* pgshift_status_list_get(const pgshift_status_list_t* l, size_t i) {
+  return i < l->rep.size() ? &l->rep[i] : nullptr;
+}
+
+// ---- driver ------------------------------------------------------------------
+
+pgshift_driver_t* pgshift_driver_connect(const char* dsn, const pgshift_options_t* options,
+                                         char** errptr) {
+  pgshift::Options o = options ? options->rep : pgshift::Options();
+  absl::StatusOr<std::unique_ptr<pgshift::Driver>> d =
+      pgshift::Driver::Connect(dsn ? dsn : "", std::move(o));
+  if (SaveError(errptr, d.status())) return nullptr;
+  return new pgshift_driver_t{std::move(*d)};
+}
+
+void pgshift_driver_destroy(pgshift_driver_t* d) { delete d; }
+
+int pgshift_driver_server_version(const pgshift_driver_t* d) { return d->rep->server_version(); }
+
+int pgshift_driver_init(pgshift_driver_t* d, char** errptr) {
+  SaveError(errptr, d->rep->Init());
+  return last_code;
+}
+
+char* pgshift_driver_plan(pgshift_driver_t* d, const pgshift_migration_t* m, char** errptr) {
+  if (SaveError(errptr, NeedArg(m, "migration"))) return nullptr;
+  absl::StatusOr<pgshift::Plan> plan = d->rep->PlanMigration(m->rep);
+  if (SaveError(errptr, plan.status())) return nullptr;
+  return CopyString(pgshift::ToJson(*plan));
+}
+
+pgshift_status_t* pgshift_driver_register(pgshift_driver_t* d, const pgshift_migration_t* m,
+                                          char** errptr) {
+  if (SaveError(errptr, NeedArg(m, "migration"))) return nullptr;
+  return StatusResult(d->rep->Register(m->rep), errptr);
+}
+
+pgshift_status_t* pgshift_driver_register_file(pgshift_driver_t* d, const char* path,
+                                               char** errptr) {
+  if (SaveError(errptr, NeedArg(path, "migration file path"))) return nullptr;
+  absl::StatusOr<pgshift::v1::Migration> m = pgshift::LoadMigrationFile(path);
+  if (SaveError(errptr, m.status())) return nullptr;
+  return StatusResult(d->rep->Register(*m), errptr);
+}
+
+pgshift_status_t* pgshift_driver_register_json(pgshift_driver_t* d, const char* json, size_t len,
+                                               char** errptr) {
+  if (SaveError(errptr, NeedArg(json, "migration JSON"))) return nullptr;
+  absl::StatusOr<pgshift::v1::Migration> m =
+      pgshift::ParseMigrationJson(absl::string_view(json, len));
+  if (SaveError(errptr, m.status())) return nullptr;
+  return StatusResult(d->rep->Register(*m), errptr);
+}
+
+pgshift_status_t* pgshift_driver_advance(pgshift_driver_t* d, const char* name, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return nullptr;
+  return StatusResult(d->rep->Advance(name), errptr);
+}
+
+pgshift_status_t* pgshift_driver_advance_to(pgshift_driver_t* d, const char* name, int to,
+                                            char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return nullptr;
+  absl::StatusOr<Phase> phase = ToPhase(to);
+  if (SaveError(errptr, phase.status())) return nullptr;
+  return StatusResult(d->rep->Advance(name, *phase), errptr);
+}
+
+pgshift_status_t* pgshift_driver_rollback(pgshift_driver_t* d, const char* name, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return nullptr;
+  return StatusResult(d->rep->Rollback(name), errptr);
+}
+
+pgshift_status_t* pgshift_driver_status(pgshift_driver_t* d, const char* name, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return nullptr;
+  return StatusResult(d->rep->Status(name), errptr);
+}
+
+pgshift_status_list_t* pgshift_driver_list(pgshift_driver_t* d, char** errptr) {
+  absl::StatusOr<std::vector<MigrationStatus>> all = d->rep->List();
+  if (SaveError(errptr, all.status())) return nullptr;
+  auto* out = new pgshift_status_list_t;
+  out->rep.reserve(all->size());
+  for (auto& m : *all) out->rep.push_back(pgshift_status_t{std::move(m)});
+  return out;
+}
+
+int pgshift_driver_current_phase(pgshift_driver_t* d, const char* name, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return -1;
+  absl::StatusOr<Phase> p = d->rep->CurrentPhase(name);
+  if (SaveError(errptr, p.status())) return -1;
+  return static_cast<int>(*p);
+}
+
+int pgshift_driver_require_phase(pgshift_driver_t* d, const char* name, int at_least,
+                                 char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return last_code;
+  absl::StatusOr<Phase> phase = ToPhase(at_least);
+  if (SaveError(errptr, phase.status())) return last_code;
+  SaveError(errptr, d->rep->RequirePhase(name, *phase));
+  return last_code;
+}
+
+// ---- startup checks ------------------------------------------------------------
+
+int pgshift_current_phase(const char* dsn, const char* name, const char* control_schema,
+                          char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return -1;
+  absl::StatusOr<Phase> p =
+      pgshift::CurrentPhase(dsn ? dsn : "", name, control_schema ? control_schema : "pgshift");
+  if (SaveError(errptr, p.status())) return -1;
+  return static_cast<int>(*p);
+}
+
+int pgshift_require_phase(const char* dsn, const char* name, int at_least,
+                          const char* control_schema, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return last_code;
+  absl::StatusOr<Phase> phase = ToPhase(at_least);
+  if (SaveError(errptr, phase.status())) return last_code;
+  SaveError(errptr, pgshift::RequirePhase(dsn ? dsn : "", name, *phase,
+                                          control_schema ? control_schema : "pgshift"));
+  return last_code;
+}
+
+}  // extern "C"

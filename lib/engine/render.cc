@@ -1,0 +1,65 @@
+// JSON forms of plans and statuses (see include/pgshift/driver.h).
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/util/json.h"
+#include "pgshift/driver.h"
+
+namespace pgshift {
+
+std::string ToJson(const MigrationStatus& m) {
+  std::vector<std::string> bf;
+  for (const auto& b : m.backfill) {
+    bf.push_back(util::JsonObject()
+                     .Int("operation", b.operation)
+                     .Int("rows_done", b.rows_done)
+                     .Int("rows_estimate", b.rows_estimate)
+                     .Bool("done", b.done)
+                     .Build());
+  }
+  util::JsonObject o;
+  o.Str("name", m.name).Str("phase", PhaseName(m.phase)).Str("checksum", m.checksum);
+  o.Str("created_at", m.created_at).Str("updated_at", m.updated_at);
+  if (m.last_error.empty()) o.Null("last_error"); else o.Str("last_error", m.last_error);
+  if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
+  o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
+  return o.Build();
+}
+
+std::string ToJson(const Plan& plan) {
+  auto steps_json = [](const std::vector<PlannedStep>& steps) {
+    std::vector<std::string> out;
+    for (const auto& s : steps) {
+      std::vector<std::string> stmts;
+      for (const auto& st : s.statements) {
+        stmts.push_back(util::JsonObject()
+                            .Str("sql", st.sql)
+                            .Str("lock", st.lock)
+                            .Bool("transactional", st.transactional)
+                            .Bool("scans_table", st.scans_table)
+                            .Bool("rewrites_table", st.rewrites_table)
+                            .Bool("batched", st.batched)
+                            .Str("note", st.note)
+                            .Build());
+      }
+      out.push_back(util::JsonObject()
+                        .Str("to", PhaseName(s.to))
+                        .Str("operation", s.operation)
+                        .Int("rows_estimate", s.rows_estimate)
+                        .Raw("hazards", util::JsonStringArray(s.hazards))
+                        .Raw("statements", absl::StrCat("[", absl::StrJoin(stmts, ","), "]"))
+                        .Build());
+    }
+    return absl::StrCat("[", absl::StrJoin(out, ","), "]");
+  };
+  return util::JsonObject()
+      .Str("migration", plan.migration)
+      .Int("server_version", plan.server_version)
+      .Raw("steps", steps_json(plan.steps))
+      .Raw("rollback", steps_json(plan.rollback))
+      .Build();
+}
+
+}  // namespace pgshift
