@@ -144,14 +144,13 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
       pg::Result idx,
       conn.Exec("SELECT ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisunique, "
                 "i.indisprimary, "
-                // Key columns from indkey (an index backing a UNIQUE/PRIMARY
-                // KEY constraint records its column dependencies on the
-                // constraint, not on itself), plus the columns its
+                // Key columns (indkey; an index backing a constraint depends
+                // on the constraint, not on its columns) and the columns its
                 // expressions and predicate use (pg_depend).
-                "ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[])::int AS k "
-                "      UNION SELECT d.refobjsubid FROM pg_depend d "
+                "ARRAY(SELECT DISTINCT k FROM (SELECT unnest(i.indkey::int2[])::int AS k UNION ALL "
+                "      SELECT d.refobjsubid FROM pg_depend d "
                 "      WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid "
-                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid) s "
+                "        AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid) u "
                 "      WHERE k > 0 ORDER BY k)::text, "
                 "coalesce(con.conname, ''), coalesce(con.contype::text, '') "
                 "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "

@@ -192,7 +192,9 @@ class ChangeType : public Operation {
     RETURN_IF_ERROR(catalog::ResolveType(conn, spec_.type()).status());
     RETURN_IF_ERROR(RefuseConstrainedDomain(conn, spec_.type(), "change_type"));
     RETURN_IF_ERROR(catalog::CheckExpression(conn, table_, spec_.up(), spec_.type(), "change_type: up"));
-    const std::vector<std::pair<std::string, std::string>> extra = {{spec_.new_column(), spec_.type()}};
+    // `down` reads the new column, which exists only once column_added ran.
+    std::vector<std::pair<std::string, std::string>> extra;
+    if (table_.FindColumn(spec_.new_column()) == nullptr) extra.emplace_back(spec_.new_column(), spec_.type());
     RETURN_IF_ERROR(catalog::CheckExpression(conn, table_, spec_.down(), old_.type, "change_type: down", extra));
     if (old_.default_expr) {
       absl::Status s = catalog::CheckExpression(conn, table_, *old_.default_expr, spec_.type(),

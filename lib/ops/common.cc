@@ -209,16 +209,23 @@ Action Transaction(const catalog::Table& t, std::string description, std::vector
 
 namespace {
 
+// True when `expr` may refer to column `name`: its text holds the name as
+// written bare (any case) or quoted. Over-matching only declares an unused
+// variable.
+bool Mentions(const std::string& expr, const std::string& name) {
+  return absl::StrContains(absl::AsciiStrToLower(expr), absl::AsciiStrToLower(name)) ||
+         absl::StrContains(expr, Q(name));
+}
+
 // Declarations "name" type [COLLATE c] := <source(column)>; for every column
 // of `t` whose name occurs in `expr` (case-insensitively), so that `expr`
 // reads in plpgsql exactly as it does in SQL over the row. Columns named
 // "new"/"old" go last: once declared they hide the NEW/OLD records.
 std::vector<std::string> RowDeclarations(const catalog::Table& t, const std::string& expr,
                                          const std::function<std::string(const catalog::Column&)>& source) {
-  std::string lower = absl::AsciiStrToLower(expr);
   std::vector<std::string> decls, late;
   for (const catalog::Column& c : t.columns) {
-    if (!absl::StrContains(lower, absl::AsciiStrToLower(c.name))) continue;
+    if (!Mentions(expr, c.name)) continue;
     std::string d = absl::StrCat(Q(c.name), " ", c.type,
                                  c.collation.empty() ? "" : absl::StrCat(" COLLATE ", c.collation),
                                  " := ", source(c), ";");
@@ -250,9 +257,8 @@ std::string HelperFunction(const catalog::Table& t, const Context& ctx, const st
 RowFunction LenientRowFunction(const catalog::Table& t, const Context& ctx, const std::string& suffix,
                                const std::string& expr, const std::string& type) {
   std::vector<const catalog::Column*> args;
-  std::string lower = absl::AsciiStrToLower(expr);
   for (const catalog::Column& c : t.columns) {
-    if (absl::StrContains(lower, absl::AsciiStrToLower(c.name))) args.push_back(&c);
+    if (Mentions(expr, c.name)) args.push_back(&c);
   }
   std::vector<std::string> arg_types, call_args;
   std::map<std::string, int> position;

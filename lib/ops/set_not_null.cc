@@ -42,7 +42,13 @@ class SetNotNull : public Operation {
           "Make the generation expression non-NULL instead"));
     }
     if (phase == Phase::kRegistered) {
+      bool ours = false;  // NOT NULL set by this migration's switch (plan re-run)
       if (col_.not_null) {
+        Guard g = TriggerInstalled(table_, ctx_);
+        ASSIGN_OR_RETURN(pg::Result r, conn.Exec(g.sql, g.params));
+        ours = r.GetBool(0, 0);
+      }
+      if (col_.not_null && !ours) {
         return absl::InvalidArgumentError(absl::StrCat("set_not_null: column \"", col_.name, "\" of ",
                                                        table_.Qualified(),
                                                        " is already NOT NULL; nothing to do"));
