@@ -377,6 +377,17 @@ std::vector<BadInput> BadInputs() {
        MigrationJson("m1", "public",
                      R"({"add_column": {"table": "users", "column": "age", "type": "no_such_type"}})"),
        {"no_such_type"});
+  file("ConflictsWithActiveMigration", MigrationJson("m1", "public", RenameJson("other", "a", "c")),
+       {"already being changed", "m0"});
+  // Refused up front rather than half-applied.
+  file("IdentityColumn", MigrationJson("m1", "public", RenameJson("users", "seq", "seq2")),
+       {"seq", "identity"});
+  file("GeneratedColumn", MigrationJson("m1", "public", RenameJson("users", "gen", "gen2")),
+       {"gen", "generated"});
+  file("ColumnUsedByGeneratedColumn",
+       MigrationJson("m1", "public", RenameJson("users", "gen_src", "src")), {"gen_src"});
+  file("ColumnUsedByView", MigrationJson("m1", "public", RenameJson("users", "nick", "handle")),
+       {"nick", "nicks"});
   out.push_back({"MissingFile", "", {"register", "/nonexistent/m.json"}, {"/nonexistent/m.json"}});
   out.push_back({"RegisterWithoutFile", "", {"register"}, {"FILE"}});
   out.push_back({"AdvanceWithoutName", "", {"advance"}, {"NAME"}});
@@ -404,8 +415,12 @@ TEST_P(CliBadInput, Exits2SaysWhatIsWrongAndChangesNothing) {
   const BadInput& b = GetParam();
   pt::ScratchDatabase db("cli_bad_input");
   const std::string dsn = db.dsn();
-  pt::Query(dsn, "CREATE TABLE users (id bigint PRIMARY KEY, name text, email text);"
-                 "INSERT INTO users SELECT g, 'u' || g, g || '@x' FROM generate_series(1, 100) g;"
+  pt::Query(dsn, "CREATE TABLE users (id bigint PRIMARY KEY, name text, email text, nick text,"
+                 "  seq bigint GENERATED ALWAYS AS IDENTITY, gen_src text,"
+                 "  gen int GENERATED ALWAYS AS (length(gen_src)) STORED);"
+                 "INSERT INTO users (id, name, email) SELECT g, 'u' || g, g || '@x' "
+                 "FROM generate_series(1, 100) g;"
+                 "CREATE VIEW nicks AS SELECT id, nick FROM users;"
                  "CREATE TABLE other (id bigint PRIMARY KEY, a text);");
   ASSERT_EQ(Cli(dsn, {"init"}).exit_code, 0);
   // A registered migration, so that commands naming it get past "not found".

@@ -495,10 +495,47 @@ OpCase ChangeTypeNotNull() {
   return c;
 }
 
+// Two operations in one migration advance together: a rename and a
+// set_not_null on another column of the same table.
+OpCase TwoOperations() {
+  OpCase c;
+  c.name = "rename_and_set_not_null";
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, c integer, v text);"
+      "INSERT INTO app.t (id, v, c) SELECT g, 'seed ' || g, CASE WHEN g % 5 = 0 THEN NULL ELSE g "
+      "END FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operation = R"({"rename_column": {"table": "t", "from": "v", "to": "w"}},)"
+                R"({"set_not_null": {"table": "t", "column": "c", "fill": "-1"}})";
+  c.seed_values = "SELECT id, v, c::text FROM app.t";
+  c.old_app = Shape("INSERT INTO app.t (id, v, c) VALUES ($1, $2, $3)",
+                    "UPDATE app.t SET v = $2, c = $3 WHERE id = $1", [](int64_t, int64_t n, int) {
+                      return pt::Values{"o " + N(n), n % 3 == 0 ? std::nullopt
+                                                                : std::optional<std::string>(N(n))};
+                    });
+  c.new_app = Shape("INSERT INTO app.t (id, w, c) VALUES ($1, $2, $3)",
+                    "UPDATE app.t SET w = $2, c = $3 WHERE id = $1",
+                    [](int64_t, int64_t n, int) { return pt::Values{"n " + N(n), N(n)}; });
+  c.old_unsynced =
+      "t.v IS NOT DISTINCT FROM o.v[1] AND (t.c IS NOT DISTINCT FROM o.v[2]::int OR "
+      "(o.v[2] IS NULL AND t.c = -1))";
+  c.old_synced = "t.v IS NOT DISTINCT FROM o.v[1] AND t.c = coalesce(o.v[2]::int, -1)";
+  c.new_synced = c.contracted =
+      "t.w IS NOT DISTINCT FROM o.v[1] AND t.c = coalesce(o.v[2]::int, -1)";
+  c.reference_ddl =
+      "ALTER TABLE app.t RENAME COLUMN v TO w; ALTER TABLE app.t ALTER COLUMN c SET NOT NULL";
+  c.promise = [](const std::string& dsn, Phase p) {
+    if (p == Phase::kColumnAdded) ExpectPlainNewColumn(dsn, "w");
+    if (p >= Phase::kTriggerInstalled && p < Phase::kContracted) EXPECT_GE(UserTriggers(dsn), 2);
+    if (p >= Phase::kSwitched) EXPECT_TRUE(ColumnNotNull(dsn, "c"));
+  };
+  return c;
+}
+
 std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
-          DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull()};
+          DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
+          TwoOperations()};
 }
 
 // ---------------------------------------------------------------------------
