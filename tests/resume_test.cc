@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <ostream>
@@ -259,6 +260,10 @@ struct OpSpec {
   std::string setup;      // creates app.t (schema app exists)
   std::string operation;  // JSON
   std::string bad_rows;   // after contract: SELECT count(*) of rows that are wrong
+  // Steps that take no lock on the table (design §3: no-op steps, and the
+  // switch that only replaces the trigger function); every other step must
+  // be caught waiting for the test's lock, or the test proves nothing.
+  std::vector<std::string> lock_free_steps;
 };
 
 std::vector<OpSpec> Ops() {
@@ -268,31 +273,33 @@ std::vector<OpSpec> Ops() {
        "CREATE TABLE app.t (id bigint PRIMARY KEY, v text NOT NULL CONSTRAINT t_v_key UNIQUE,"
        " note text); INSERT INTO app.t (id, v) SELECT g, 'v' || g FROM " + rows,
        R"({"rename_column": {"table": "t", "from": "v", "to": "w"}})",
-       "SELECT count(*) FROM app.t WHERE w IS DISTINCT FROM 'v' || id"},
+       "SELECT count(*) FROM app.t WHERE w IS DISTINCT FROM 'v' || id", {"switched"}},
       {"set_not_null",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, c integer); INSERT INTO app.t "
        "SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END FROM " + rows,
        R"({"set_not_null": {"table": "t", "column": "c", "fill": "0"}})",
        "SELECT count(*) FROM app.t WHERE c IS DISTINCT FROM CASE WHEN id % 3 = 0 THEN 0 ELSE id "
-       "END"},
+       "END",
+       {"column_added"}},
       {"add_column",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, name text); INSERT INTO app.t "
        "SELECT g, 'n' || g FROM " + rows,
        R"({"add_column": {"table": "t", "column": "score", "type": "integer", "default": "0",)"
        R"( "not_null": true, "up": "id * 2"}})",
-       "SELECT count(*) FROM app.t WHERE score IS DISTINCT FROM id * 2"},
+       "SELECT count(*) FROM app.t WHERE score IS DISTINCT FROM id * 2", {"switched"}},
       {"drop_column",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, name text, legacy text NOT NULL); "
        "INSERT INTO app.t SELECT g, 'n' || g, 'l' || g FROM " + rows,
        R"({"drop_column": {"table": "t", "column": "legacy", "down": "'x'"}})",
        "SELECT count(*) + (SELECT count(*) FROM pg_attribute WHERE attrelid = 'app.t'::regclass "
-       "AND attname = 'legacy' AND NOT attisdropped) FROM app.t WHERE name IS DISTINCT FROM 'n' || id"},
+       "AND attname = 'legacy' AND NOT attisdropped) FROM app.t WHERE name IS DISTINCT FROM 'n' || id",
+       {"column_added", "backfilled", "validated", "switched"}},
       {"change_type",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, qty integer NOT NULL); "
        "CREATE INDEX t_qty_idx ON app.t (qty); INSERT INTO app.t SELECT g, g FROM " + rows,
        R"({"change_type": {"table": "t", "column": "qty", "new_column": "qty_big", "type": "bigint",)"
        R"( "up": "qty::bigint", "down": "qty_big::integer"}})",
-       "SELECT count(*) FROM app.t WHERE qty_big IS DISTINCT FROM id"},
+       "SELECT count(*) FROM app.t WHERE qty_big IS DISTINCT FROM id", {"switched"}},
   };
 }
 
@@ -360,7 +367,10 @@ TEST_P(InterruptedStep, ReRunFinishesTheStepAndNothingIsLost) {
     EXPECT_EQ(Phase(dsn, name), previous) << "the phase moves only once the step committed";
     EXPECT_EQ(RunningStep(dsn, name), step);
   } else {
-    // The step never needed the table (a no-op for this operation).
+    // The step never needed a lock on the table.
+    const auto& free = param.op.lock_free_steps;
+    EXPECT_NE(std::find(free.begin(), free.end(), step), free.end())
+        << "the step to " << step << " finished without waiting for the test's SHARE lock";
     pt::CliResult done = driver.Wait();
     blocker.Exec("COMMIT");
     EXPECT_EQ(done.exit_code, 0) << Describe(done);
