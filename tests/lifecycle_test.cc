@@ -750,8 +750,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
   EXPECT_EQ(pt::CatalogSnapshot(dsn, "app"), before)
       << "rollback from " << pgshift::PhaseName(*rollback_from)
       << " must restore the catalog exactly";
-  const OpCase& op = GetParam().op;
-  ExpectData(dsn, "CASE WHEN o.s THEN " + op.old_synced + " ELSE " + op.old_unsynced + " END",
+  ExpectData(dsn, "CASE WHEN o.s THEN " + c.old_synced + " ELSE " + c.old_unsynced + " END",
              "after rollback (the old shape holds every row)");
   EXPECT_EQ(pt::QueryValue(dsn, "SELECT count(*) FROM pgshift.checkpoints WHERE migration = " +
                                     Lit(name)),

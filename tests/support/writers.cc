@@ -63,10 +63,12 @@ void Writer::Stop() {
 }
 
 bool Writer::WaitForMoreOps(int64_t n) {
-  const int64_t target = ops_.load() + n;
+  // Counts failed statements too, so that a writer whose every statement
+  // fails cannot hang the test (the failures are in errors()).
+  const int64_t target = attempts_.load() + n;
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return ops_.load() >= target || !running_.load(); });
-  return ops_.load() >= target;
+  cv_.wait(lock, [&] { return attempts_.load() >= target || !running_.load(); });
+  return attempts_.load() >= target;
 }
 
 std::vector<std::string> Writer::errors() const {
@@ -129,6 +131,11 @@ void Writer::Run() {
                           " with id " + std::to_string(id) + " at generation " +
                           std::to_string(generation));
       }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        attempts_.fetch_add(1);
+      }
+      cv_.notify_all();
       if (PQstatus(c) != CONNECTION_OK) break;
       // Keep writing: a real application would retry; the test fails on
       // errors() anyway, and stopping would hide later problems.
@@ -159,6 +166,7 @@ void Writer::Run() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ops_.fetch_add(1);
+      attempts_.fetch_add(1);
     }
     cv_.notify_all();
   }

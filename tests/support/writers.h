@@ -95,8 +95,8 @@ class Writer {
   void Stop();
   bool running() const { return running_.load(); }
 
-  // Blocks until at least `n` more statements committed since the call, or
-  // the writer stopped (error or Stop). Returns false if it stopped first.
+  // Blocks until at least `n` more statements ran (committed or failed)
+  // since the call, or the writer stopped. Returns false if it stopped first.
   bool WaitForMoreOps(int64_t n);
 
   int64_t ops() const { return ops_.load(); }
@@ -124,7 +124,8 @@ class Writer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
-  std::atomic<int64_t> ops_{0};
+  std::atomic<int64_t> ops_{0};       // committed statements
+  std::atomic<int64_t> attempts_{0};  // committed or failed
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::string> errors_;
