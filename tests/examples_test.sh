@@ -16,6 +16,7 @@ shift
 
 failures=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pgshift-example.XXXXXX")
+chmod 755 "$tmp"  # the cluster below runs as postgres when we are root
 cluster=""
 server_dsn=${PGSHIFT_TEST_DSN:-}
 dbs=()
