@@ -5,7 +5,9 @@
 // both shapes agree with the oracle on every row; at the end the table must
 // equal the oracle. The same harness rolls back from every phase before
 // contracted and checks that the catalog is exactly what it was before
-// register and that the old shape holds every row.
+// register and that the old shape holds every row. A third mode runs every
+// step first in a CLI process that is killed (or whose backend is
+// terminated) mid-step while the writers keep going, then runs it again.
 //
 // Generations: writers record, with every committed write, the harness's
 // generation counter at the time the statement started: 2*p while the
@@ -15,15 +17,21 @@
 // finished and the backfill has finished since.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pgshift/pgshift.h"
+#include "tests/support/cli.h"
+#include "tests/support/session.h"
 #include "tests/support/test_db.h"
 #include "tests/support/writers.h"
 
@@ -544,15 +552,21 @@ std::vector<OpCase> AllCases() {
 struct HarnessParam {
   OpCase op;
   std::optional<Phase> rollback_from;  // nullopt: all the way to contracted
+  // Each step first runs in a CLI process that is killed (or whose backend
+  // is terminated) while it waits for a lock the test holds; the step is
+  // then run again.
+  bool interrupt_each_step = false;
 };
 
 void PrintTo(const HarnessParam& p, std::ostream* os) {
   *os << p.op.name << (p.rollback_from ? " rolled back from " : " to contracted")
-      << (p.rollback_from ? pgshift::PhaseName(*p.rollback_from) : "");
+      << (p.rollback_from ? pgshift::PhaseName(*p.rollback_from) : "")
+      << (p.interrupt_each_step ? ", every step interrupted once" : "");
 }
 
 std::string ParamName(const ::testing::TestParamInfo<HarnessParam>& info) {
   const HarnessParam& p = info.param;
+  if (p.interrupt_each_step) return p.op.name + "_EveryStepInterrupted";
   std::string phase = p.rollback_from ? std::string(pgshift::PhaseName(*p.rollback_from)) : "";
   return p.op.name + (p.rollback_from ? "_RollbackFrom_" + phase : "_ToContracted");
 }
@@ -560,9 +574,10 @@ std::string ParamName(const ::testing::TestParamInfo<HarnessParam>& info) {
 std::vector<HarnessParam> AllParams() {
   std::vector<HarnessParam> out;
   for (const OpCase& c : AllCases()) {
-    out.push_back({c, std::nullopt});
+    out.push_back({c, std::nullopt, false});
+    out.push_back({c, std::nullopt, true});
     for (Phase p : pgshift::PhaseLadder()) {
-      if (p != Phase::kContracted) out.push_back({c, p});
+      if (p != Phase::kContracted) out.push_back({c, p, false});
     }
   }
   return out;
@@ -619,6 +634,59 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
       default:
         return both;
     }
+  }
+
+  // Runs the step to `p` in a CLI process, catches it waiting for a SHARE
+  // lock the test holds on app.t (after whatever the step did before that
+  // committed), and kills the process (SIGKILL) or terminates its backend.
+  // Steps that take no lock on the table just finish. The writers keep
+  // going (stalled while the test holds the lock).
+  void InterruptStep(const std::string& dsn, const std::string& name, Phase p, bool kill) {
+    pt::Session blocker(dsn, "harness lock holder");
+    blocker.Exec("BEGIN; LOCK TABLE app.t IN SHARE MODE");
+    pt::ChildProcess cli({PGSHIFT_CLI, "--dsn", dsn, "advance", name, "--to",
+                          std::string(pgshift::PhaseName(p)), "--lock-timeout", "200ms",
+                          "--batch-rows", "100"});
+    // Its backends (application_name "pgshift <host>:<pid>").
+    const std::string its =
+        "a.datname = current_database() AND a.application_name LIKE " +
+        Lit("pgshift %:" + std::to_string(cli.pid()));
+    bool waiting = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    while (cli.Running() && std::chrono::steady_clock::now() < deadline) {
+      if (Count(dsn, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                     "WHERE NOT l.granted AND " + its) > 0) {
+        waiting = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!waiting) {
+      if (cli.Running()) {
+        ADD_FAILURE() << "the CLI neither waited for the test's lock nor finished";
+        cli.Kill(SIGKILL);
+      }
+      pt::CliResult r = cli.Wait();
+      blocker.Exec("COMMIT");
+      EXPECT_EQ(r.exit_code, 0) << "a step that needs no table lock just runs: " << r.err;
+      return;
+    }
+    if (kill) {
+      cli.Kill(SIGKILL);
+    } else {
+      pt::Query(dsn, "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE " + its);
+    }
+    pt::CliResult r = cli.Wait();
+    if (!kill) EXPECT_EQ(r.exit_code, 1) << r.err;
+    blocker.Exec("COMMIT");
+    for (int i = 0; i < 9000 && Count(dsn, "SELECT count(*) FROM pg_stat_activity a WHERE " + its) > 0;
+         ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(pt::QueryValue(dsn, "SELECT phase || '/' || coalesce(running_step, '') FROM "
+                                  "pgshift.migrations WHERE name = " + Lit(name)),
+              std::string(pgshift::PhaseName(reached_)) + "/" + std::string(pgshift::PhaseName(p)))
+        << "an interrupted step leaves the phase where it was and shows the step running";
   }
 
   void StopWriters() {
@@ -692,6 +760,9 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
     generation = Gen(p) - 1;
     if (old_runs) old_->Start();
     if (new_runs_during) new_->Start();
+    if (GetParam().interrupt_each_step) {
+      InterruptStep(dsn, name, p, /*kill=*/static_cast<int>(p) % 2 == 1);
+    }
     auto st = driver.Advance(name, p);
     generation = Gen(p);
     if (st.ok()) reached_ = p;
