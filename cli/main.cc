@@ -50,6 +50,14 @@ Global options:
   --batch-delay D           pause between backfill batches (default 0s)
   --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
   --max-batches N           stop the backfill after N batches (resume later)
+  --preflight MODE          before a step taking ACCESS EXCLUSIVE, sessions with long
+                            transactions on the table are reported and: wait (default,
+                            up to --retry-deadline), refuse (exit 4) or off
+  --long-transaction D      what counts as a long transaction for --preflight (default 5s)
+  --max-locked-scan-rows N  refuse a scan/rewrite under ACCESS EXCLUSIVE of a table with
+                            more rows (default 10000)
+  --force                   advance to contracted although application instances that
+                            declared the old shape are live
 
 Durations look like 500ms, 1s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
 2 bad input (nothing changed), 3 check not satisfied, 4 busy / locks not acquired.
@@ -69,6 +77,8 @@ const std::map<std::string, bool>& KnownFlags() {
       {"lock-timeout", true},  {"statement-timeout", true}, {"retry-deadline", true},
       {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
       {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
+      {"preflight", true},     {"long-transaction", true},  {"max-locked-scan-rows", true},
+      {"force", false},
       {"at-least", true},      {"help", false},             {"version", false}};
   return flags;
 }
@@ -134,7 +144,8 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
            {"retry-deadline", &o.retry_deadline},
            {"batch-time", &o.backfill_target_batch_time},
            {"batch-delay", &o.backfill_batch_delay},
-           {"max-replication-lag", &o.max_replication_lag}}) {
+           {"max-replication-lag", &o.max_replication_lag},
+           {"long-transaction", &o.long_transaction}}) {
     absl::Status s = DurationFlag(args, key, field);
     if (!s.ok()) return s;
   }
@@ -145,6 +156,26 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
   if (!s.ok()) return s;
   s = IntFlag(args, "max-batches", &o.backfill_max_batches);
   if (!s.ok()) return s;
+  s = IntFlag(args, "max-locked-scan-rows", &o.max_locked_scan_rows);
+  if (!s.ok()) return s;
+  if (args.flags.count("preflight")) {
+    const std::string& mode = args.flags.at("preflight");
+    if (mode == "wait") {
+      o.preflight = PreflightMode::kWait;
+    } else if (mode == "refuse") {
+      o.preflight = PreflightMode::kRefuse;
+    } else if (mode == "off") {
+      o.preflight = PreflightMode::kOff;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--preflight \"", mode,
+                                                     "\" is not one of wait, refuse, off"));
+    }
+  }
+  if (args.flags.count("force")) {
+    if (args.command != "advance") return absl::InvalidArgumentError("--force goes with advance");
+    o.force_contract = true;
+  }
+  o.on_preflight = MakePreflightReporter(args.json);
   o.backfill_min_batch_rows = std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
   o.on_progress = MakeProgressReporter(args.json);
   return o;
@@ -164,17 +195,27 @@ std::string StatusText(const MigrationStatus& m) {
     absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%d rows%s", b.operation, b.rows_done,
                           b.rows_estimate, b.done ? " (done)" : "");
   }
-  if (!m.running_step.empty()) {
+  if (!m.driver.empty()) {
+    absl::StrAppend(&out, "\n  being driven now by ", m.driver,
+                    m.running_step.empty() ? "" : absl::StrCat(", reaching ", m.running_step));
+  } else if (!m.running_step.empty()) {
     absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
   }
   if (!m.last_error.empty()) absl::StrAppend(&out, "\n  last error: ", m.last_error);
+  for (const auto& i : m.instances) {
+    absl::StrAppendFormat(&out, "\n  instance %s needs the %s shape%s (heartbeat %s, live %.0f s more)",
+                          i.instance_id, ShapeName(i.shape),
+                          i.description.empty() ? "" : absl::StrCat(" - ", i.description),
+                          i.heartbeat_at, i.expires_in_seconds);
+  }
   return out;
 }
 
 std::string PlanText(const Plan& plan) {
   std::string out = absl::StrFormat("Plan for %s (server_version_num %d). Nothing was changed.\n",
                                     plan.migration, plan.server_version);
+  for (const auto& n : plan.notes) absl::StrAppend(&out, "  * ", n, "\n");
   auto steps = [&out](const std::vector<PlannedStep>& list) {
     for (const auto& s : list) {
       absl::StrAppend(&out, "\n-> ", PhaseName(s.to), "   ", s.operation, "\n");
@@ -184,8 +225,10 @@ std::string PlanText(const Plan& plan) {
         std::vector<std::string> tags;
         tags.push_back(absl::StrCat("lock: ", st.lock));
         if (!st.transactional) tags.push_back("outside a transaction");
-        if (st.batched) tags.push_back(absl::StrCat("batched, ~", s.rows_estimate, " rows"));
-        if (st.scans_table) tags.push_back("scans the table");
+        if (st.batched) tags.push_back(absl::StrCat("batched, ~", st.rows_estimate, " rows"));
+        if (st.scans_table && !st.batched) {
+          tags.push_back(absl::StrCat("scans the table, ~", st.rows_estimate, " rows"));
+        }
         if (st.rewrites_table) tags.push_back("REWRITES the table");
         if (st.note != last_note) absl::StrAppend(&out, "     -- ", st.note, "\n");
         last_note = st.note;

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_cat.h"
+#include "lib/engine/sessions.h"
 #include "lib/util/json.h"
 
 namespace pgshift::cli {
@@ -53,6 +55,35 @@ ProgressCallback MakeProgressReporter(bool json) {
                  static_cast<long long>(p.rows_estimate), p.rows_per_second,
                  Eta(p.eta_seconds).c_str());
     if (p.finished) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
+PreflightCallback MakePreflightReporter(bool json) {
+  if (json) {
+    return [](const PreflightReport& r) {
+      std::string line = util::JsonObject()
+                             .Str("event", "preflight")
+                             .Str("migration", r.migration)
+                             .Str("step", r.step)
+                             .Str("table", r.table)
+                             .Str("outcome", r.outcome)
+                             .Raw("sessions", engine::SessionsJson(r.sessions))
+                             .Build();
+      std::fprintf(stderr, "%s\n", line.c_str());
+    };
+  }
+  return [](const PreflightReport& r) {
+    std::string line;
+    if (r.outcome == "cleared") {
+      line = absl::StrCat("pgshift: preflight before ", r.step, " on ", r.table,
+                          ": the long transactions are gone; going on");
+    } else {
+      line = absl::StrCat("pgshift: preflight before ", r.step, " on ", r.table, ": ",
+                          r.sessions.size(), " session(s) with long transactions on the table (",
+                          r.outcome, "): ", engine::DescribeSessions(r.sessions));
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
   };
 }

@@ -11,6 +11,10 @@ namespace pgshift::cli {
 // should be shown (stderr is not a terminal and json is false).
 ProgressCallback MakeProgressReporter(bool json);
 
+// Returns a callback for Options::on_preflight: one line on stderr per
+// report ("pgshift: preflight ..."), or one JSON event per line with --json.
+PreflightCallback MakePreflightReporter(bool json);
+
 }  // namespace pgshift::cli
 
 #endif  // PGSHIFT_CLI_PROGRESS_H_

@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "pgshift/check.h"
 #include "pgshift/options.h"
 #include "pgshift/phase.h"
 #include "pgshift/v1/migration.pb.h"
@@ -44,6 +45,7 @@ struct PlannedStatement {
   bool scans_table = false;  // reads every row (VALIDATE, index build, checks)
   bool rewrites_table = false;
   bool batched = false;      // the backfill: many short transactions
+  int64_t rows_estimate = 0; // rows it reads or writes (table estimate), 0 for catalog-only DDL
   std::string note;          // why, in a few words
 };
 
@@ -58,6 +60,9 @@ struct PlannedStep {
 struct Plan {
   std::string migration;
   int server_version = 0;
+  // How the server's version shaped the plan, and the lock discipline every
+  // statement runs under ("each transaction: SET LOCAL lock_timeout = 1s").
+  std::vector<std::string> notes;
   std::vector<PlannedStep> steps;     // in ladder order, per operation
   std::vector<PlannedStep> rollback;  // what rollback would run from the end of validate
 };
@@ -69,6 +74,16 @@ struct BackfillStatus {
   bool done = false;
 };
 
+// An application instance that declared the shape it needs (check.h) and
+// whose declaration has not expired.
+struct InstanceStatus {
+  std::string instance_id;
+  Shape shape = Shape::kOld;
+  std::string description;
+  std::string heartbeat_at;       // ISO 8601, UTC
+  double expires_in_seconds = 0;  // until it stops counting without a refresh
+};
+
 struct MigrationStatus {
   std::string name;
   Phase phase = Phase::kRegistered;
@@ -77,7 +92,9 @@ struct MigrationStatus {
   std::string updated_at;
   std::string last_error;   // "" when the last step succeeded
   std::string running_step; // step started but not finished (crash), or ""
+  std::string driver;       // who drives it right now (Status() only), or ""
   std::vector<BackfillStatus> backfill;
+  std::vector<InstanceStatus> instances;  // live declarations (Status() only)
 };
 
 // The JSON forms the CLI prints with --json (docs/cli.md), shared by the C
@@ -99,7 +116,9 @@ class Driver {
   absl::Status Init();
 
   // Validates `migration` against the live catalog and renders every step
-  // with its statements and locks. Changes nothing.
+  // with its statements, locks, scans, row estimates and hazards, adapted to
+  // the server's version. Changes nothing, takes no driver lease and works
+  // before `Init` (then without the conflict check against other migrations).
   absl::StatusOr<Plan> PlanMigration(const v1::Migration& migration);
 
   // Validates and stores `migration` at phase registered. Registering the
@@ -109,8 +128,12 @@ class Driver {
   // Runs the next step, or every step up to `to`. Returns once each step has
   // committed and its phase is recorded; safe to call again after a crash at
   // any point (an interrupted step re-runs, the backfill resumes from its
-  // checkpoint). Aborted when another driver holds the migration or when
-  // locks could not be taken before options.retry_deadline.
+  // checkpoint). Aborted when another driver holds the migration (naming it)
+  // or when the preflight check refuses; DeadlineExceeded when locks could
+  // not be taken before options.retry_deadline (naming the blocking
+  // sessions). Reaching contracted is refused with FailedPrecondition,
+  // listing them, while application instances that declared the old shape
+  // are live, unless options.force_contract.
   absl::StatusOr<MigrationStatus> Advance(const std::string& name,
                                           std::optional<Phase> to = std::nullopt);
 

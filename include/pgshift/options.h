@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -28,6 +29,44 @@ struct Progress {
 };
 
 using ProgressCallback = std::function<void(const Progress&)>;
+
+// A session that holds (or waits for) a lock on a table pgshift is about to
+// lock, as seen in pg_locks + pg_stat_activity.
+struct SessionInfo {
+  int pid = 0;
+  std::string state;               // "active", "idle in transaction", ...
+  std::string user;
+  std::string application;
+  std::string client;              // client address, or "local"
+  double transaction_seconds = 0;  // how long its transaction has been open
+  double state_seconds = 0;        // how long it has been in `state`
+  std::string locks;               // lock modes it holds on the table
+  std::string query;               // its current or last query (first 300 chars)
+};
+
+// "pid 4242 (idle in transaction, transaction open 45 s, holds
+// AccessShareLock, user app, application psql): SELECT ..."
+std::string DescribeSession(const SessionInfo& session);
+
+// When pgshift should check for long transactions before a step that takes
+// an ACCESS EXCLUSIVE lock (see Options::preflight).
+enum class PreflightMode {
+  kWait,    // report them, then wait (up to retry_deadline) until they are gone
+  kRefuse,  // report them and refuse the step (Aborted, CLI exit 4)
+  kOff,     // do not check; the lock_timeout retries still apply
+};
+
+// What the preflight check found before a step (one report per table and
+// step; only sent when it found sessions, and once more when they cleared).
+struct PreflightReport {
+  std::string migration;
+  std::string step;    // phase being reached
+  std::string table;   // quoted qualified table
+  std::vector<SessionInfo> sessions;  // empty when the wait is over
+  std::string outcome;  // "waiting", "cleared", "refused", "gave up"
+};
+
+using PreflightCallback = std::function<void(const PreflightReport&)>;
 
 struct Options {
   // Schema holding pgshift's control tables. Default "pgshift".
@@ -80,6 +119,35 @@ struct Options {
   // Name recorded as the driver in history rows and shown to a second driver.
   // Default "<host>:<pid>".
   std::string driver_name;
+
+  // Before a step that takes an ACCESS EXCLUSIVE lock on a table, look for
+  // sessions holding a lock on that table whose transaction has been open for
+  // at least long_transaction (long queries, idle-in-transaction sessions):
+  // they would make every lock attempt wait and fail. kWait (default) reports
+  // them and waits for them to end, up to retry_deadline; kRefuse reports them
+  // and stops with Aborted; kOff skips the check. Defaults kWait, 5 s.
+  PreflightMode preflight = PreflightMode::kWait;
+  absl::Duration long_transaction = absl::Seconds(5);
+
+  // Called with every preflight report, on the calling thread. The reports
+  // are also stored in the step's history row.
+  PreflightCallback on_preflight;
+
+  // Contract even while application instances that declared they need the
+  // old shape (check.h, DeclareInstance) are live. Default false: Advance
+  // refuses to reach contracted with FailedPrecondition listing them.
+  bool force_contract = false;
+
+  // An action that would scan or rewrite the whole table while holding an
+  // ACCESS EXCLUSIVE lock (e.g. SET NOT NULL without a usable CHECK on
+  // PostgreSQL < 12) blocks every query on the table for the length of the
+  // scan. pgshift refuses such an action when the table holds more than
+  // this many rows (estimate). Default 10000; negative disables the check.
+  int64_t max_locked_scan_rows = 10000;
+
+  // How often the driver lease (the one-driver-per-migration lock) is
+  // refreshed on its own connection. Default 5 s.
+  absl::Duration lease_heartbeat = absl::Seconds(5);
 };
 
 }  // namespace pgshift

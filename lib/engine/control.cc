@@ -1,6 +1,10 @@
 #include "lib/engine/control.h"
 
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "lib/engine/lease.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
 #include "lib/util/status_macros.h"
@@ -13,8 +17,6 @@ constexpr char kColumns[] =
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(updated_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(last_error, ''), coalesce(running_step, ''), "
     "spec::text";
-// Advisory lock key space: first key is constant "pgshift" (0x70677368).
-constexpr char kLockKey[] = "1885827944";
 }  // namespace
 
 Control::Control(pg::Connection& conn, std::string schema) : conn_(conn), schema_(std::move(schema)) {}
@@ -71,6 +73,18 @@ absl::Status Control::Init() {
                      " done boolean NOT NULL DEFAULT false,"
                      " updated_at timestamptz NOT NULL DEFAULT now(),"
                      " PRIMARY KEY (migration, operation))"),
+        // Version 2.
+        absl::StrCat("ALTER TABLE ", Table("history"),
+                     " ADD COLUMN IF NOT EXISTS report jsonb NOT NULL DEFAULT '{}'"),
+        absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("instances"),
+                     " (migration text NOT NULL,"
+                     " instance_id text NOT NULL,"
+                     " shape text NOT NULL CHECK (shape IN ('old', 'new')),"
+                     " description text NOT NULL DEFAULT '',"
+                     " declared_at timestamptz NOT NULL DEFAULT now(),"
+                     " heartbeat_at timestamptz NOT NULL DEFAULT now(),"
+                     " expires_at timestamptz NOT NULL,"
+                     " PRIMARY KEY (migration, instance_id))"),
         absl::StrCat("INSERT INTO ", Table("meta"), " VALUES ('schema_version', '",
                      kControlSchemaVersion, "') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
     };
@@ -79,12 +93,26 @@ absl::Status Control::Init() {
   });
 }
 
-absl::Status Control::RequireInitialized() {
+absl::StatusOr<bool> Control::Exists() {
   ASSIGN_OR_RETURN(pg::Result r, conn_.Exec("SELECT to_regclass($1) IS NOT NULL",
                                             {Table("migrations")}));
-  if (!r.GetBool(0, 0)) {
+  return r.GetBool(0, 0);
+}
+
+absl::Status Control::RequireInitialized() {
+  ASSIGN_OR_RETURN(bool exists, Exists());
+  if (!exists) {
     return absl::FailedPreconditionError(absl::StrCat(
         "control schema \"", schema_, "\" is not set up in this database; run `pgshift init` first"));
+  }
+  ASSIGN_OR_RETURN(pg::Result v, conn_.Exec(absl::StrCat("SELECT value FROM ", Table("meta"),
+                                                         " WHERE key = 'schema_version'")));
+  int version = 0;
+  if (v.rows() > 0 && !absl::SimpleAtoi(v.Get(0, 0), &version)) version = 0;
+  if (version < kControlSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "control schema \"", schema_, "\" is at version ", version, ", this pgshift needs version ",
+        kControlSchemaVersion, "; run `pgshift init` to upgrade it (idempotent, keeps all data)"));
   }
   return absl::OkStatus();
 }
@@ -178,11 +206,29 @@ absl::Status Control::SetRunningStep(const std::string& name, std::optional<Phas
                    {name, step ? pg::Param(std::string(PhaseName(*step))) : std::nullopt});
 }
 
-absl::Status Control::SetPhase(const std::string& name, Phase phase) {
-  return conn_.Run(absl::StrCat("UPDATE ", Table("migrations"),
-                                " SET phase = $2, running_step = NULL, last_error = NULL, "
-                                "updated_at = now() WHERE name = $1"),
-                   {name, std::string(PhaseName(phase))});
+absl::Status Control::SetPhase(const std::string& name, Phase from, Phase to, int lease_pid) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn_.Exec(absl::StrCat("UPDATE ", Table("migrations"),
+                              " SET phase = $2, running_step = NULL, last_error = NULL, "
+                              "updated_at = now() WHERE name = $1 AND phase = $3 AND EXISTS ("
+                              "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                              "AND classid = ", kAdvisoryClassKey, "::oid AND objid = hashtext($4)::oid "
+                              "AND objsubid = 2 AND pid = $5::int) RETURNING 1"),
+                 {name, std::string(PhaseName(to)), std::string(PhaseName(from)),
+                  LeaseKeyText(schema_, name), std::to_string(lease_pid)}));
+  if (r.rows() == 1) return absl::OkStatus();
+  ASSIGN_OR_RETURN(StoredMigration now, Load(name));
+  if (now.status.phase != from) {
+    return absl::AbortedError(absl::StrCat(
+        "migration \"", name, "\" moved to ", PhaseName(now.status.phase),
+        " while this driver was reaching ", PhaseName(to), " from ", PhaseName(from),
+        " (another driver?); recorded nothing. Run `pgshift status ", name, "` and continue from there"));
+  }
+  return absl::AbortedError(absl::StrCat(
+      "lost the driver lease of migration \"", name, "\" before recording phase ", PhaseName(to),
+      " (its connection was ended); the step's work is kept and recorded nothing. Run the command "
+      "again to finish it"));
 }
 
 absl::Status Control::SetLastError(const std::string& name, const std::string& error) {
@@ -203,48 +249,45 @@ absl::StatusOr<int64_t> Control::BeginAttempt(const std::string& name, const std
 
 absl::Status Control::FinishAttempt(int64_t id, bool ok, const std::string& error,
                                     const std::vector<std::string>& statements,
-                                    int64_t lock_wait_ms, int64_t rows) {
+                                    int64_t lock_wait_ms, int64_t rows,
+                                    const std::string& report_json) {
   return conn_.Run(absl::StrCat("UPDATE ", Table("history"),
                                 " SET finished_at = clock_timestamp(), ok = $2, error = $3, "
-                                "statements = $4::jsonb, lock_wait_ms = $5, rows_touched = $6 "
-                                "WHERE id = $1"),
+                                "statements = $4::jsonb, lock_wait_ms = $5, rows_touched = $6, "
+                                "report = $7::jsonb WHERE id = $1"),
                    {std::to_string(id), ok ? "true" : "false",
                     error.empty() ? std::nullopt : pg::Param(error),
                     util::JsonStringArray(statements), std::to_string(lock_wait_ms),
-                    std::to_string(rows)});
+                    std::to_string(rows), report_json.empty() ? "{}" : report_json});
 }
 
-absl::Status Control::Lock(const std::string& name) {
-  const std::string key = absl::StrCat(kLockKey, ", hashtext($1)");
-  ASSIGN_OR_RETURN(pg::Result r,
-                   conn_.Exec(absl::StrCat("SELECT pg_try_advisory_lock(", key, ")"),
-                              {absl::StrCat(schema_, ".", name)}));
-  if (r.GetBool(0, 0)) return absl::OkStatus();
+absl::StatusOr<std::vector<LiveInstance>> Control::LiveInstances(const std::string& name,
+                                                                 const std::string& shape,
+                                                                 bool forget_expired) {
+  // Best effort: a role that may read but not delete still gets the list.
+  if (forget_expired) (void)conn_.Run(absl::StrCat("DELETE FROM ", Table("instances"),
+                               " WHERE migration = $1 AND expires_at < now() - interval '1 day'"),
+                  {name});
   ASSIGN_OR_RETURN(
-      pg::Result who,
-      conn_.Exec(absl::StrCat(
-                     "SELECT a.pid, coalesce(a.application_name, ''), "
-                     "coalesce(host(a.client_addr), 'local'), "
-                     "coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', "
-                     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') "
-                     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ",
-                     kLockKey, "::oid AND l.objid = hashtext($1)::oid AND l.objsubid = 2"),
-                 {absl::StrCat(schema_, ".", name)}));
-  std::string holder = "another session";
-  if (who.rows() > 0) {
-    holder = absl::StrCat("driver \"", who.Get(0, 1), "\" (backend pid ", who.Get(0, 0), " from ",
-                          who.Get(0, 2), ", connected since ", who.Get(0, 3), ")");
+      pg::Result r,
+      conn_.Exec(absl::StrCat("SELECT instance_id, shape, description, "
+                              "to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                              "extract(epoch FROM expires_at - now())::float8 FROM ",
+                              Table("instances"),
+                              " WHERE migration = $1 AND expires_at > now() "
+                              "AND ($2 = '' OR shape = $2) ORDER BY shape DESC, instance_id"),
+                 {name, shape}));
+  std::vector<LiveInstance> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    LiveInstance li;
+    li.instance_id = r.Get(i, 0);
+    li.shape = r.Get(i, 1);
+    li.description = r.Get(i, 2);
+    li.heartbeat_at = r.Get(i, 3);
+    li.expires_in_seconds = std::strtod(r.Get(i, 4).c_str(), nullptr);
+    out.push_back(std::move(li));
   }
-  absl::Status busy = absl::AbortedError(absl::StrCat(
-      "migration \"", name, "\" is busy: ", holder,
-      " is driving it; wait for it to finish (or stop it), then run the command again"));
-  return busy;
-}
-
-absl::Status Control::Unlock(const std::string& name) {
-  return conn_.Run(absl::StrCat("SELECT pg_advisory_unlock(", kLockKey, ", hashtext($1))"),
-                   {absl::StrCat(schema_, ".", name)});
+  return out;
 }
 
 absl::Status Control::ClearCheckpoints(const std::string& name) {

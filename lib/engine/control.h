@@ -15,7 +15,18 @@
 
 namespace pgshift::engine {
 
-inline constexpr int kControlSchemaVersion = 1;
+// 1: meta, migrations, history, checkpoints.
+// 2: history.report (preflight, lock waits, locks taken); instances.
+inline constexpr int kControlSchemaVersion = 2;
+
+// An application instance that declared the shape it needs (check.h).
+struct LiveInstance {
+  std::string instance_id;
+  std::string shape;        // "old" / "new"
+  std::string description;
+  std::string heartbeat_at; // ISO 8601 UTC
+  double expires_in_seconds = 0;
+};
 
 struct StoredMigration {
   MigrationStatus status;
@@ -32,8 +43,11 @@ class Control {
 
   // Creates or upgrades the control schema; idempotent and safe to race.
   absl::Status Init();
-  // FailedPrecondition telling the user to run `pgshift init` when missing.
+  // FailedPrecondition telling the user to run `pgshift init` when missing
+  // or older than this library.
   absl::Status RequireInitialized();
+  // True when the control tables exist (any version); reads only.
+  absl::StatusOr<bool> Exists();
 
   // Stores the spec at phase registered (checksum computed by the server).
   // Same name + same checksum: returns the stored row. Different checksum:
@@ -43,20 +57,29 @@ class Control {
   absl::StatusOr<std::vector<StoredMigration>> LoadAll();
 
   absl::Status SetRunningStep(const std::string& name, std::optional<Phase> step);
-  absl::Status SetPhase(const std::string& name, Phase phase);
+  // Records that `name` moved from phase `from` to `to`, fenced: only while
+  // backend `lease_pid` still holds the driver lease (lease.h) and the
+  // phase is still `from`. Aborted otherwise (a lost lease, or another
+  // driver moved it), recording nothing.
+  absl::Status SetPhase(const std::string& name, Phase from, Phase to, int lease_pid);
   absl::Status SetLastError(const std::string& name, const std::string& error);
 
   // History: returns the row id of a new attempt.
   absl::StatusOr<int64_t> BeginAttempt(const std::string& name, const std::string& step,
                                        const std::string& driver);
+  // `report_json` is a JSON object: {"preflight": [...], "lock_waits":
+  // [...], "locks": [...]} (see docs/runbook.md, reading history).
   absl::Status FinishAttempt(int64_t id, bool ok, const std::string& error,
                              const std::vector<std::string>& statements, int64_t lock_wait_ms,
-                             int64_t rows);
+                             int64_t rows, const std::string& report_json = "{}");
 
-  // One-driver-at-a-time lock (session advisory lock on the migration name).
-  // Aborted naming the holder when another session holds it.
-  absl::Status Lock(const std::string& name);
-  absl::Status Unlock(const std::string& name);
+  // Live instances of migration `name` (declarations not expired), of
+  // `shape` ("old"/"new"), or of both when `shape` is empty. With
+  // `forget_expired`, also deletes declarations that expired more than a day
+  // ago (best effort).
+  absl::StatusOr<std::vector<LiveInstance>> LiveInstances(const std::string& name,
+                                                          const std::string& shape = "",
+                                                          bool forget_expired = false);
 
   // Other active migrations (not contracted/rolled back), name -> spec JSON.
   absl::StatusOr<std::vector<StoredMigration>> Active();

@@ -7,12 +7,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "lib/engine/control.h"
 #include "lib/engine/executor.h"
+#include "lib/engine/lease.h"
+#include "lib/engine/sessions.h"
 #include "lib/ops/common.h"
 #include "lib/ops/operation.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/quote.h"
+#include "lib/util/json.h"
 #include "lib/util/status_macros.h"
 #include "pgshift/migration.h"
 
@@ -79,14 +83,36 @@ std::vector<PlannedStatement> Render(const ops::Action& a) {
 }  // namespace
 
 struct Driver::Impl {
-  Impl(std::unique_ptr<pg::Connection> c, Options o)
-      : conn(std::move(c)), options(std::move(o)), control(*conn, options.control_schema),
-        executor(*conn, options, control) {}
+  Impl(std::string d, std::unique_ptr<pg::Connection> c, Options o)
+      : dsn(std::move(d)), conn(std::move(c)), options(std::move(o)),
+        control(*conn, options.control_schema), executor(*conn, options, control) {
+    executor.set_monitor([this] { return Monitor(); });
+  }
 
+  const std::string dsn;  // kept for the lease and monitor connections; never printed
   std::unique_ptr<pg::Connection> conn;
   Options options;
   engine::Control control;
   engine::Executor executor;
+  std::unique_ptr<pg::Connection> monitor;
+
+  std::string AppName() const { return absl::StrCat("pgshift ", options.driver_name); }
+
+  // The second connection the executor watches statements from; reopened
+  // after a failure, nullptr when it cannot be opened.
+  pg::Connection* Monitor() {
+    if (monitor && monitor->ok()) return monitor.get();
+    auto c = pg::Connection::Open(dsn, absl::StrCat(AppName(), " [monitor]"));
+    monitor = c.ok() ? std::move(*c) : nullptr;
+    return monitor.get();
+  }
+
+  absl::StatusOr<std::unique_ptr<engine::Lease>> TakeLease(const std::string& name) {
+    ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> c,
+                     pg::Connection::Open(dsn, absl::StrCat(AppName(), " [lease]")));
+    return engine::Lease::Acquire(std::move(c), options.control_schema, name,
+                                  options.lease_heartbeat);
+  }
 
   absl::StatusOr<OpList> BuildOps(const v1::Migration& m) {
     OpList out;
@@ -130,15 +156,145 @@ struct Driver::Impl {
     return absl::OkStatus();
   }
 
+  // Every action of every step of freshly inspected `ops` passes the
+  // locked-scan guard; InvalidArgument (bad input: nothing changed) if not.
+  absl::Status CheckLockedScans(OpList& ops) {
+    for (Phase to : PhaseLadder()) {
+      if (to == Phase::kRegistered) continue;
+      for (auto& op : ops) {
+        ASSIGN_OR_RETURN(std::vector<ops::Action> actions, op->StepTo(to));
+        for (const ops::Action& a : actions) {
+          absl::Status s = engine::CheckLockedScan(*conn, a, options);
+          if (absl::IsFailedPrecondition(s)) return absl::InvalidArgumentError(s.message());
+          RETURN_IF_ERROR(s);
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<v1::Migration> StoredSpec(const engine::StoredMigration& stored) {
     return ParseMigrationJson(stored.spec_json, stored.status.name);
   }
 
-  absl::Status RunStep(const std::string& name, OpList& ops, Phase from, Phase to) {
+  // FailedPrecondition listing the live instances that declared they need
+  // the old shape of `name`, unless options.force_contract; `forced` gets
+  // them when forced.
+  absl::Status CheckOldInstances(const std::string& name, std::vector<engine::LiveInstance>* forced) {
+    ASSIGN_OR_RETURN(std::vector<engine::LiveInstance> live, control.LiveInstances(name, "old", /*forget_expired=*/true));
+    if (live.empty()) return absl::OkStatus();
+    if (options.force_contract) {
+      if (forced) *forced = live;
+      return absl::OkStatus();
+    }
+    std::vector<std::string> items;
+    for (const auto& i : live) {
+      items.push_back(absl::StrCat("\"", i.instance_id, "\"",
+                                   i.description.empty() ? "" : absl::StrCat(" (", i.description, ")"),
+                                   ", last heartbeat ", i.heartbeat_at, ", counts for ",
+                                   static_cast<int64_t>(i.expires_in_seconds + 0.5),
+                                   " s more without one"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to contract \"", name, "\": ", live.size(),
+        " application instance(s) declared they need the old shape and are live: ",
+        absl::StrJoin(items, "; "),
+        ". Contract removes what they use. Stop or upgrade them first (a stopped instance stops "
+        "counting once its declaration expires), or pass --force (Options::force_contract) to "
+        "contract anyway. Nothing was changed"));
+  }
+
+  // Before a step taking ACCESS EXCLUSIVE on `table`: looks for long
+  // transactions holding locks on it; reports, then waits or refuses.
+  absl::Status Preflight(const std::string& name, Phase to, const std::string& table,
+                         std::vector<std::string>* reports) {
+    if (options.preflight == PreflightMode::kOff) return absl::OkStatus();
+    const absl::Time deadline = absl::Now() + options.retry_deadline;
+    std::vector<int> reported;  // pids of the last report
+    auto report = [&](const std::vector<SessionInfo>& sessions, const std::string& outcome) {
+      PreflightReport r;
+      r.migration = name;
+      r.step = std::string(PhaseName(to));
+      r.table = table;
+      r.sessions = sessions;
+      r.outcome = outcome;
+      if (reports->size() < 20) {
+        reports->push_back(util::JsonObject()
+                               .Str("table", table)
+                               .Str("outcome", outcome)
+                               .Str("at", absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()))
+                               .Raw("sessions", engine::SessionsJson(sessions))
+                               .Build());
+      }
+      if (options.on_preflight) options.on_preflight(r);
+    };
+    while (true) {
+      ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
+                       engine::SessionsOnTable(*conn, table, options.long_transaction));
+      std::vector<int> pids;
+      for (const auto& s : sessions) pids.push_back(s.pid);
+      if (sessions.empty()) {
+        if (!reported.empty()) report({}, "cleared");
+        return absl::OkStatus();
+      }
+      const std::string who = absl::StrCat(
+          sessions.size(), " session(s) have had a transaction open on ", table, " for ",
+          absl::FormatDuration(options.long_transaction), " or more: ", engine::DescribeSessions(sessions));
+      if (options.preflight == PreflightMode::kRefuse) {
+        report(sessions, "refused");
+        return absl::AbortedError(absl::StrCat(
+            "preflight before ", PhaseName(to), ": ", who,
+            ". The step needs an ACCESS EXCLUSIVE lock on ", table,
+            ", which would queue behind them (and every query on the table behind it); refused, "
+            "nothing was changed. End those transactions, or run with --preflight=wait to wait "
+            "for them"));
+      }
+      if (absl::Now() >= deadline) {
+        report(sessions, "gave up");
+        absl::Status out(absl::StatusCode::kDeadlineExceeded,
+                         absl::StrCat("preflight before ", PhaseName(to), ": waited ",
+                                      absl::FormatDuration(options.retry_deadline), " and ", who,
+                                      ". Nothing was changed. End those transactions (e.g. SELECT "
+                                      "pg_terminate_backend(", sessions.front().pid,
+                                      ")), then run the command again"));
+        out.SetPayload("pgshift/sqlstate", absl::Cord("55P03"));
+        return out;
+      }
+      if (pids != reported) {
+        report(sessions, "waiting");
+        reported = pids;
+      }
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+  }
+
+  // Records a failed attempt; on a fresh connection when ours is gone.
+  void RecordFailure(const std::string& name, int64_t attempt, const absl::Status& status,
+                     const engine::StepStats& stats, const std::string& report) {
+    auto record = [&](engine::Control& c) {
+      (void)c.FinishAttempt(attempt, false, std::string(status.message()), stats.statements,
+                            stats.lock_wait_ms, stats.rows, report);
+      (void)c.SetLastError(name, std::string(status.message()));
+    };
+    if (conn->ok()) {
+      record(control);
+      return;
+    }
+    auto fresh = pg::Connection::Open(dsn, AppName());
+    if (!fresh.ok()) return;
+    engine::Control c(**fresh, options.control_schema);
+    record(c);
+  }
+
+  absl::Status RunStep(const std::string& name, OpList& ops, Phase from, Phase to,
+                       engine::Lease& lease,
+                       const std::vector<engine::LiveInstance>& forced = {}) {
+    RETURN_IF_ERROR(lease.Check());
     RETURN_IF_ERROR(control.SetRunningStep(name, to));
     ASSIGN_OR_RETURN(int64_t attempt,
                      control.BeginAttempt(name, std::string(PhaseName(to)), options.driver_name));
     engine::StepStats stats;
+    std::vector<std::string> preflight;
     absl::Status status = [&]() -> absl::Status {
       for (size_t i = 0; i < ops.size(); ++i) {
         auto& op = ops[i];
@@ -149,7 +305,18 @@ struct Driver::Impl {
         }
         ASSIGN_OR_RETURN(std::vector<ops::Action> actions,
                          to == Phase::kRolledBack ? op->Rollback() : op->StepTo(to));
+        std::vector<std::string> checked;
         for (const ops::Action& a : actions) {
+          if (a.kind != ops::Action::Kind::kTransaction || a.table.empty() ||
+              engine::LockRank(a.lock) < engine::LockRank("ACCESS EXCLUSIVE") ||
+              std::find(checked.begin(), checked.end(), a.table) != checked.end()) {
+            continue;
+          }
+          checked.push_back(a.table);
+          RETURN_IF_ERROR(Preflight(name, to, a.table, &preflight));
+        }
+        for (const ops::Action& a : actions) {
+          RETURN_IF_ERROR(lease.Check());
           RETURN_IF_ERROR(util::Annotate(
               executor.Run(a, name, static_cast<int>(i), op->RowEstimate(), &stats),
               absl::StrCat(op->Describe(), ": ", a.description)));
@@ -157,29 +324,33 @@ struct Driver::Impl {
       }
       return absl::OkStatus();
     }();
-    if (!status.ok()) {
-      status = util::Annotate(status, absl::StrCat("advancing \"", name, "\" to ", PhaseName(to)));
-      if (conn->ok()) {
-        (void)control.FinishAttempt(attempt, false, std::string(status.message()), stats.statements,
-                                    stats.lock_wait_ms, stats.rows);
-        (void)control.SetLastError(name, std::string(status.message()));
-      }
-      return status;
+    util::JsonObject report;
+    report.Raw("preflight", absl::StrCat("[", absl::StrJoin(preflight, ","), "]"))
+        .Raw("lock_waits", absl::StrCat("[", absl::StrJoin(stats.lock_waits, ","), "]"))
+        .Raw("locks", absl::StrCat("[", absl::StrJoin(stats.locks, ","), "]"));
+    if (!forced.empty()) {
+      std::vector<std::string> ids;
+      for (const auto& f : forced) ids.push_back(f.instance_id);
+      report.Raw("forced_past_old_instances", util::JsonStringArray(ids));
     }
-    RETURN_IF_ERROR(control.FinishAttempt(attempt, true, "", stats.statements, stats.lock_wait_ms,
-                                          stats.rows));
-    if (to == Phase::kRolledBack) RETURN_IF_ERROR(control.ClearCheckpoints(name));
-    return control.SetPhase(name, to);
+    const std::string report_json = report.Build();
+    if (status.ok()) {
+      // The attempt's record and the phase commit together: fenced on the
+      // lease, so a driver that lost it records nothing.
+      status = conn->Transaction([&]() -> absl::Status {
+        RETURN_IF_ERROR(control.FinishAttempt(attempt, true, "", stats.statements,
+                                              stats.lock_wait_ms, stats.rows, report_json));
+        if (to == Phase::kRolledBack) RETURN_IF_ERROR(control.ClearCheckpoints(name));
+        return control.SetPhase(name, from, to, lease.holder_pid());
+      });
+      if (status.ok()) return status;
+    }
+    status = util::Annotate(status, absl::StrCat(to == Phase::kRolledBack ? "rolling back \"" : "advancing \"",
+                                                 name, "\"", to == Phase::kRolledBack ? "" : " to ",
+                                                 to == Phase::kRolledBack ? "" : PhaseName(to)));
+    RecordFailure(name, attempt, status, stats, report_json);
+    return status;
   }
-
-  // Holds the migration's driver lock for the lifetime of the guard.
-  struct LockGuard {
-    engine::Control* control;
-    std::string name;
-    ~LockGuard() {
-      if (control) (void)control->Unlock(name);
-    }
-  };
 };
 
 Driver::Driver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -195,7 +366,8 @@ absl::StatusOr<std::unique_ptr<Driver>> Driver::Connect(const std::string& dsn, 
     return absl::FailedPreconditionError(absl::StrCat(
         "PostgreSQL ", conn->server_version(), " is too old; pgshift needs PostgreSQL 11 or later"));
   }
-  return std::unique_ptr<Driver>(new Driver(std::make_unique<Impl>(std::move(conn), std::move(options))));
+  return std::unique_ptr<Driver>(
+      new Driver(std::make_unique<Impl>(dsn, std::move(conn), std::move(options))));
 }
 
 int Driver::server_version() const { return impl_->conn->server_version(); }
@@ -208,36 +380,82 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
   Plan plan;
   plan.migration = migration.name();
   plan.server_version = d.conn->server_version();
-  if (d.control.RequireInitialized().ok()) RETURN_IF_ERROR(d.CheckConflicts(migration, ops));
+  ASSIGN_OR_RETURN(bool initialized, d.control.Exists());
+  if (initialized) RETURN_IF_ERROR(d.CheckConflicts(migration, ops));
   for (auto& op : ops) RETURN_IF_ERROR(op->Inspect(*d.conn, Phase::kRegistered));
+
+  const Options& o = d.options;
+  plan.notes.push_back(absl::StrCat(
+      "every transactional statement runs in a short transaction with SET LOCAL lock_timeout = ",
+      absl::FormatDuration(o.lock_timeout), " (for the whole transaction: no application query waits "
+      "longer behind it) and statement_timeout = ", absl::FormatDuration(o.statement_timeout),
+      "; a lock not granted is retried with jittered exponential backoff for up to ",
+      absl::FormatDuration(o.retry_deadline), ", then the command exits 4 naming the blocking sessions"));
+  plan.notes.push_back(
+      "long work (backfill batches, VALIDATE CONSTRAINT, CREATE INDEX CONCURRENTLY) never runs "
+      "under an ACCESS EXCLUSIVE lock");
+  if (o.preflight != PreflightMode::kOff) {
+    plan.notes.push_back(absl::StrCat(
+        "before each step that takes ACCESS EXCLUSIVE, sessions with a transaction open on the "
+        "table for ", absl::FormatDuration(o.long_transaction), " or more are reported and ",
+        o.preflight == PreflightMode::kWait ? "waited for" : "make the step refuse"));
+  }
+  const int v = plan.server_version;
+  plan.notes.push_back(v >= 120000
+      ? absl::StrCat("server_version_num ", v, " >= 120000: SET NOT NULL uses a validated CHECK "
+                     "(col IS NOT NULL) and does not scan the table")
+      : absl::StrCat("server_version_num ", v, " < 120000: SET NOT NULL scans the whole table "
+                     "under ACCESS EXCLUSIVE even after the CHECK was validated; refused on tables "
+                     "over ", o.max_locked_scan_rows, " rows"));
+  plan.notes.push_back(absl::StrCat(
+      "server_version_num ", v, " >= 110000: ADD COLUMN with a non-volatile DEFAULT is a catalog-only "
+      "change (no rewrite), at any table size"));
+
+  auto render_step = [&](ops::Operation& op, Phase to, const std::vector<ops::Action>& actions) {
+    PlannedStep step;
+    step.to = to;
+    step.operation = op.Describe();
+    for (const auto& a : actions) {
+      for (auto& s : Render(a)) {
+        if (s.scans_table || s.rewrites_table || s.batched) s.rows_estimate = op.RowEstimate();
+        step.statements.push_back(std::move(s));
+      }
+      if (a.kind == ops::Action::Kind::kBackfill) step.rows_estimate = op.RowEstimate();
+      if (a.irreversible) {
+        // Columns pgshift did not add that this action drops: their values go.
+        std::vector<std::string> dropped;
+        for (const std::string& sql : a.statements) {
+          size_t at = sql.find(" DROP COLUMN ");
+          if (at != std::string::npos) dropped.push_back(sql.substr(at + 13));
+        }
+        step.hazards.push_back(absl::StrCat(
+            "irreversible: ", a.description, "; rollback is impossible after this step",
+            dropped.empty() ? "" : absl::StrCat("; data removed: column ", absl::StrJoin(dropped, ", "),
+                                                " and every value in it")));
+      }
+      if (a.kind == ops::Action::Kind::kTransaction &&
+          engine::LockRank(a.lock) >= engine::LockRank("ACCESS EXCLUSIVE") &&
+          (a.scans_table || a.rewrites_table)) {
+        absl::Status guard = engine::CheckLockedScan(*d.conn, a, o);
+        step.hazards.push_back(absl::StrCat(
+            "blocks every query on ", a.table, " while it ", a.rewrites_table ? "rewrites" : "scans",
+            " ~", op.RowEstimate(), " rows under ACCESS EXCLUSIVE",
+            guard.ok() ? "" : absl::StrCat("; REFUSED at this table size: ", guard.message())));
+      }
+    }
+    return step;
+  };
   for (Phase to : PhaseLadder()) {
     if (to == Phase::kRegistered) continue;
     for (auto& op : ops) {
       ASSIGN_OR_RETURN(std::vector<ops::Action> actions, op->StepTo(to));
-      PlannedStep step;
-      step.to = to;
-      step.operation = op->Describe();
-      for (const auto& a : actions) {
-        for (auto& s : Render(a)) step.statements.push_back(std::move(s));
-        if (a.kind == ops::Action::Kind::kBackfill) step.rows_estimate = op->RowEstimate();
-        if (a.irreversible) {
-          step.hazards.push_back(absl::StrCat("irreversible: ", a.description,
-                                              "; rollback is impossible after this step"));
-        }
-      }
-      plan.steps.push_back(std::move(step));
+      plan.steps.push_back(render_step(*op, to, actions));
     }
   }
-  for (auto& op : ops) {
-    RETURN_IF_ERROR(op->InspectForRollback(*d.conn));
-    ASSIGN_OR_RETURN(std::vector<ops::Action> actions, op->Rollback());
-    PlannedStep step;
-    step.to = Phase::kRolledBack;
-    step.operation = op->Describe();
-    for (const auto& a : actions) {
-      for (auto& s : Render(a)) step.statements.push_back(std::move(s));
-    }
-    plan.rollback.push_back(std::move(step));
+  for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
+    RETURN_IF_ERROR((*it)->InspectForRollback(*d.conn));
+    ASSIGN_OR_RETURN(std::vector<ops::Action> actions, (*it)->Rollback());
+    plan.rollback.push_back(render_step(**it, Phase::kRolledBack, actions));
   }
   return plan;
 }
@@ -255,6 +473,7 @@ absl::StatusOr<MigrationStatus> Driver::Register(const v1::Migration& migration)
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(migration));
   RETURN_IF_ERROR(d.CheckConflicts(migration, ops));
   for (auto& op : ops) RETURN_IF_ERROR(op->Inspect(*d.conn, Phase::kRegistered));
+  RETURN_IF_ERROR(d.CheckLockedScans(ops));
   ASSIGN_OR_RETURN(engine::StoredMigration m, d.control.Register(migration.name(), json));
   return m.status;
 }
@@ -266,8 +485,13 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
   if (to && *to == Phase::kRolledBack) {
     return absl::InvalidArgumentError("use rollback, not advance, to reach rolled_back");
   }
-  RETURN_IF_ERROR(d.control.Lock(name));
-  Impl::LockGuard guard{&d.control, name};
+  auto target_of = [&to](Phase p) { return to ? *to : Next(p); };
+  // Refuse early, before taking the lease or changing anything.
+  if (stored.status.phase != Phase::kContracted && stored.status.phase != Phase::kRolledBack &&
+      target_of(stored.status.phase) == Phase::kContracted) {
+    RETURN_IF_ERROR(d.CheckOldInstances(name, nullptr));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> lease, d.TakeLease(name));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));  // may have moved while we waited
   Phase phase = stored.status.phase;
   if (phase == Phase::kRolledBack || phase == Phase::kContracted) {
@@ -275,7 +499,7 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
     return absl::FailedPreconditionError(absl::StrCat("migration \"", name, "\" is ",
                                                       PhaseName(phase), "; there is nothing to advance"));
   }
-  Phase target = to ? *to : Next(phase);
+  Phase target = target_of(phase);
   if (static_cast<int>(target) < static_cast<int>(phase)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "migration \"", name, "\" is already at ", PhaseName(phase), ", past ", PhaseName(target),
@@ -285,7 +509,9 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(spec));
   while (phase != target) {
     Phase next = Next(phase);
-    RETURN_IF_ERROR(d.RunStep(name, ops, phase, next));
+    std::vector<engine::LiveInstance> forced;
+    if (next == Phase::kContracted) RETURN_IF_ERROR(d.CheckOldInstances(name, &forced));
+    RETURN_IF_ERROR(d.RunStep(name, ops, phase, next, *lease, forced));
     phase = next;
   }
   ASSIGN_OR_RETURN(stored, d.control.Load(name));
@@ -296,8 +522,7 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, d.control.Load(name));
-  RETURN_IF_ERROR(d.control.Lock(name));
-  Impl::LockGuard guard{&d.control, name};
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> lease, d.TakeLease(name));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));
   if (stored.status.phase == Phase::kRolledBack) return stored.status;
   if (stored.status.phase == Phase::kContracted) {
@@ -308,7 +533,7 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
   ASSIGN_OR_RETURN(v1::Migration spec, d.StoredSpec(stored));
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(spec));
   std::reverse(ops.begin(), ops.end());
-  RETURN_IF_ERROR(d.RunStep(name, ops, stored.status.phase, Phase::kRolledBack));
+  RETURN_IF_ERROR(d.RunStep(name, ops, stored.status.phase, Phase::kRolledBack, *lease));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));
   return stored.status;
 }
@@ -316,6 +541,18 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
 absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, impl_->control.Load(name));
+  ASSIGN_OR_RETURN(stored.status.driver,
+                   engine::DescribeLeaseHolder(*impl_->conn, impl_->options.control_schema, name));
+  ASSIGN_OR_RETURN(std::vector<engine::LiveInstance> live, impl_->control.LiveInstances(name));
+  for (const auto& l : live) {
+    InstanceStatus i;
+    i.instance_id = l.instance_id;
+    i.shape = l.shape == "old" ? Shape::kOld : Shape::kNew;
+    i.description = l.description;
+    i.heartbeat_at = l.heartbeat_at;
+    i.expires_in_seconds = l.expires_in_seconds;
+    stored.status.instances.push_back(std::move(i));
+  }
   return stored.status;
 }
 

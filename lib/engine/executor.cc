@@ -1,12 +1,18 @@
 #include "lib/engine/executor.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lib/engine/sessions.h"
+#include "lib/ops/common.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
 #include "lib/util/status_macros.h"
@@ -20,7 +26,10 @@ std::string Ms(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds
 
 // Statuses worth retrying after a pause: the lock was not granted in time,
 // a deadlock or serialization failure chose us as the victim.
-bool Retryable(const absl::Status& s) { return absl::IsAborted(s); }
+bool Retryable(const absl::Status& s) {
+  const std::string state = SqlState(s);
+  return state == "55P03" || state == "40P01" || state == "40001";
+}
 
 std::string KeyList(const std::vector<std::string>& key) {
   std::vector<std::string> q;
@@ -48,13 +57,36 @@ std::string BackfillUpdateSql(const ops::BackfillSpec& b) {
 Executor::Executor(pg::Connection& conn, const Options& options, Control& control)
     : conn_(conn), options_(options), control_(control) {}
 
+absl::Status CheckLockedScan(pg::Connection& conn, const ops::Action& action,
+                             const Options& options) {
+  if (action.kind != ops::Action::Kind::kTransaction || LockRank(action.lock) < LockRank("ACCESS EXCLUSIVE")) {
+    return absl::OkStatus();
+  }
+  if (!action.scans_table && !action.rewrites_table && !action.long_running) return absl::OkStatus();
+  if (options.max_locked_scan_rows < 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(pg::Result n,
+                   conn.Exec(absl::StrCat("SELECT count(*) FROM (SELECT FROM ", action.table,
+                                          " LIMIT $1::bigint + 1) s"),
+                             {std::to_string(options.max_locked_scan_rows)}));
+  if (n.GetInt(0, 0) <= options.max_locked_scan_rows) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      action.description, ": this would ", action.rewrites_table ? "rewrite" : "scan", " ",
+      action.table, " while holding an ACCESS EXCLUSIVE lock, blocking every query on it for the "
+      "whole ", action.rewrites_table ? "rewrite" : "scan", ", and the table has more than ",
+      options.max_locked_scan_rows,
+      " rows (max_locked_scan_rows / --max-locked-scan-rows). Refused; nothing was changed. Use a "
+      "server where this runs without the scan (see `pgshift plan`), or raise the limit if a "
+      "blocking scan of this size is acceptable"));
+}
+
 absl::Status Executor::Run(const ops::Action& action, const std::string& migration, int op_index,
                            int64_t row_estimate, StepStats* stats) {
   switch (action.kind) {
     case ops::Action::Kind::kTransaction:
+      RETURN_IF_ERROR(CheckLockedScan(conn_, action, options_));
       return RunTransaction(action, stats);
     case ops::Action::Kind::kConcurrently:
-      return RunConcurrently(action, stats);
+      return RunConcurrently(action, ops::ObjectPrefix(migration, op_index), stats);
     case ops::Action::Kind::kBackfill:
       return RunBackfill(action, migration, op_index, row_estimate, stats);
     case ops::Action::Kind::kAssert:
@@ -63,69 +95,174 @@ absl::Status Executor::Run(const ops::Action& action, const std::string& migrati
   return absl::InternalError("unknown action kind");
 }
 
-std::string Executor::DescribeLockHolders(const std::string& table) {
-  auto res = conn_.Exec(
-      "SELECT DISTINCT a.pid, coalesce(a.state, 'unknown'), "
-      "coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0), "
-      "coalesce(a.application_name, ''), left(coalesce(a.query, ''), 200), l.mode "
-      "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-      "WHERE l.locktype = 'relation' AND l.relation = to_regclass($1) AND l.granted "
-      "AND a.pid <> pg_backend_pid() ORDER BY 1",
-      {table});
-  if (!res.ok() || res->rows() == 0) return "no session holds a lock on it now";
-  std::vector<std::string> parts;
-  for (int r = 0; r < res->rows() && r < 10; ++r) {
-    parts.push_back(absl::StrCat("pid ", res->Get(r, 0), " (", res->Get(r, 1), ", transaction open ",
-                                 res->Get(r, 2), " s, holds ", res->Get(r, 5),
-                                 res->Get(r, 3).empty() ? "" : absl::StrCat(", application ", res->Get(r, 3)),
-                                 "): ", res->Get(r, 4)));
+namespace {
+
+// Runs `sample` on a background thread, first after `first`, then every
+// `period`, until destroyed. Used to look at a statement from a second
+// connection while the first one waits for it.
+class Watch {
+ public:
+  Watch(absl::Duration first, absl::Duration period, std::function<void()> sample)
+      : sample_(std::move(sample)) {
+    thread_ = std::thread([this, first, period] {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto wait = absl::ToChronoMilliseconds(first);
+      while (!cv_.wait_for(lock, wait, [this] { return stop_; })) {
+        lock.unlock();
+        sample_();
+        lock.lock();
+        wait = absl::ToChronoMilliseconds(period);
+      }
+    });
   }
-  return absl::StrJoin(parts, "; ");
+  ~Watch() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::function<void()> sample_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+std::string StrongestLock(const pg::Result& r) {
+  std::string best = "none";
+  int rank = 0;
+  for (int i = 0; i < r.rows(); ++i) {
+    int k = LockRank(r.Get(i, 0));
+    if (k > rank) {
+      rank = k;
+      best = r.Get(i, 0);
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+bool Executor::Pooled() {
+  if (!pooled_) {
+    auto r = conn_.Exec("SELECT pg_backend_pid()");
+    if (!r.ok()) return true;  // unknown: assume the careful case
+    pooled_ = r->GetInt(0, 0) != conn_.backend_pid();
+  }
+  return *pooled_;
+}
+
+std::string Executor::DescribeLockHolders(const std::string& table, absl::string_view lock_mode) {
+  auto holders = SessionsOnTable(conn_, table, absl::ZeroDuration(), lock_mode);
+  if (!holders.ok()) return absl::StrCat("(could not read pg_locks: ", holders.status().message(), ")");
+  if (holders->empty()) return "";
+  return DescribeSessions(*holders);
 }
 
 absl::Status Executor::WithRetry(const std::string& table, const std::string& what,
-                                 const std::function<absl::Status()>& attempt, StepStats* stats) {
+                                 const std::function<absl::Status()>& attempt, StepStats* stats,
+                                 absl::string_view lock_mode) {
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + options_.retry_deadline;
-  absl::Duration backoff = options_.retry_initial_backoff;
+  absl::Duration backoff = std::max(options_.retry_initial_backoff, absl::Milliseconds(1));
   absl::BitGen gen;
   int attempts = 0;
+  std::vector<SessionInfo> blockers;  // the latest non-empty sighting
   while (true) {
     ++attempts;
-    absl::Time t0 = absl::Now();
+    {
+      std::lock_guard<std::mutex> lock(blockers_mu_);
+      attempt_blockers_.clear();
+    }
+    const absl::Time t0 = absl::Now();
     absl::Status s = attempt();
     if (s.ok() || !Retryable(s)) return s;
-    if (stats) stats->lock_wait_ms += absl::ToInt64Milliseconds(absl::Now() - t0);
-    std::string holders = DescribeLockHolders(table);
-    absl::Duration pause = absl::Milliseconds(
-        absl::Uniform<double>(gen, 0.5, 1.0) * absl::ToDoubleMilliseconds(backoff));
-    if (absl::Now() + pause >= deadline) {
+    const absl::Duration waited = absl::Now() - t0;
+    std::vector<SessionInfo> seen;
+    {
+      std::lock_guard<std::mutex> lock(blockers_mu_);
+      seen = attempt_blockers_;
+    }
+    if (seen.empty() && conn_.ok()) {
+      // Nobody sampled while we waited: who holds a conflicting lock now?
+      auto now_holding = SessionsOnTable(conn_, table, absl::ZeroDuration(), lock_mode);
+      if (now_holding.ok()) seen = *now_holding;
+    }
+    if (!seen.empty()) blockers = seen;
+    if (stats) {
+      stats->lock_wait_ms += absl::ToInt64Milliseconds(waited);
+      if (stats->lock_waits.size() < 20) {
+        stats->lock_waits.push_back(util::JsonObject()
+                                        .Str("action", what)
+                                        .Int("attempt", attempts)
+                                        .Int("waited_ms", absl::ToInt64Milliseconds(waited))
+                                        .Str("sqlstate", SqlState(s))
+                                        .Raw("blockers", SessionsJson(seen))
+                                        .Build());
+      }
+    }
+    const absl::Duration remaining = deadline - absl::Now();
+    if (remaining <= absl::ZeroDuration()) {
+      std::string who =
+          blockers.empty()
+              ? "no blocking session was seen (they were short-lived); run the command again, or "
+                "raise --retry-deadline"
+              : absl::StrCat("blocked by ", DescribeSessions(blockers),
+                             ". End or wait for those transactions (e.g. SELECT "
+                             "pg_terminate_backend(", blockers.front().pid,
+                             ")), then run the command again");
       absl::Status out(
           absl::StatusCode::kDeadlineExceeded,
-          absl::StrCat(what, ": gave up after ", attempts, " attempts in ",
-                       absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Seconds(1))),
-                       " (lock_timeout ", absl::FormatDuration(options_.lock_timeout),
-                       ", retry deadline ", absl::FormatDuration(options_.retry_deadline),
-                       "); last error: ", s.message(), ". Blocking sessions on ", table, ": ",
-                       holders,
-                       ". Nothing was left half-done: end those transactions or retry later"));
+          absl::StrCat("gave up after ", attempts, " attempts in ",
+                       absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(100))),
+                       ": could not take its lock",
+                       lock_mode.empty() ? "" : absl::StrCat(" (", lock_mode, ")"), " on ", table,
+                       " within the retry deadline (lock_timeout ",
+                       absl::FormatDuration(options_.lock_timeout), " per attempt, retry deadline ",
+                       absl::FormatDuration(options_.retry_deadline), "); last error: ", s.message(),
+                       ". Nothing was left half-done (every attempt rolled back); ", who));
       out.SetPayload("pgshift/sqlstate", absl::Cord(SqlState(s).empty() ? "55P03" : SqlState(s)));
       return out;
     }
-    absl::SleepFor(pause);
-    backoff = std::min(backoff * 2, options_.retry_max_backoff);
+    absl::Duration pause = absl::Milliseconds(absl::Uniform<double>(gen, 0.5, 1.0) *
+                                              absl::ToDoubleMilliseconds(backoff));
+    absl::SleepFor(std::min(pause, remaining));
+    backoff = std::min(backoff * 2, std::max(options_.retry_max_backoff, absl::Milliseconds(1)));
   }
 }
 
 absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stats) {
+  if (action.long_running && LockRank(action.lock) >= LockRank("ACCESS EXCLUSIVE")) {
+    return absl::InternalError(absl::StrCat(
+        action.description, ": planned as long work under an ACCESS EXCLUSIVE lock, which pgshift "
+        "never runs (it would block every query on ", action.table, "); this is a bug in the "
+        "operation, please report it"));
+  }
+  // The app waits behind our lock request at most for what is left of one
+  // lock_timeout: each later statement of the transaction gets only the rest
+  // of it (a DDL that holds its table lock and then waits for another one,
+  // e.g. on a referenced table, would otherwise stretch the app's wait).
+  // Long-running actions take locks that never block application DML (SHARE
+  // UPDATE EXCLUSIVE), so they may queue up to the retry deadline.
+  const bool budgeted = !action.long_running;
+  const absl::Duration lock_budget = budgeted ? options_.lock_timeout : options_.retry_deadline;
   bool skipped = false;
+  std::string taken;
   auto attempt = [&]() -> absl::Status {
+    skipped = false;
     return conn_.Transaction([&]() -> absl::Status {
-      RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, true), "
-                                "set_config('statement_timeout', $2, true)",
-                                {Ms(action.long_running ? options_.retry_deadline : options_.lock_timeout),
-                                 Ms(action.long_running ? options_.long_statement_timeout
-                                                        : options_.statement_timeout)}));
+      ASSIGN_OR_RETURN(
+          pg::Result me,
+          conn_.Exec("SELECT pg_backend_pid(), set_config('lock_timeout', $1, true), "
+                     "set_config('statement_timeout', $2, true)",
+                     {Ms(std::max(lock_budget, absl::Milliseconds(1))),
+                      Ms(action.long_running ? options_.long_statement_timeout
+                                             : options_.statement_timeout)}));
+      const int backend = static_cast<int>(me.GetInt(0, 0));
       if (!action.done_if.empty()) {
         ASSIGN_OR_RETURN(pg::Result done, conn_.Exec(action.done_if, action.done_if_params));
         if (done.rows() > 0 && done.GetBool(0, 0)) {
@@ -133,51 +270,216 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
           return absl::OkStatus();
         }
       }
-      for (const std::string& sql : action.statements) RETURN_IF_ERROR(conn_.Run(sql));
+      pg::Connection* monitor = monitor_ ? monitor_() : nullptr;
+      std::optional<Watch> watch;
+      if (monitor != nullptr && !action.table.empty()) {
+        const absl::Duration first =
+            std::clamp(lock_budget / 2, absl::Milliseconds(10), absl::Milliseconds(500));
+        watch.emplace(first, absl::Milliseconds(500), [this, monitor, backend, &action] {
+          auto b = BlockersOf(*monitor, backend, action.table);
+          if (b.ok() && !b->empty()) {
+            std::lock_guard<std::mutex> lock(blockers_mu_);
+            attempt_blockers_ = *b;
+          }
+        });
+      }
+      const absl::Time budget_end = absl::Now() + lock_budget;
+      for (size_t i = 0; i < action.statements.size(); ++i) {
+        if (i > 0 && budgeted) {
+          absl::Duration left = std::max(budget_end - absl::Now(), absl::Milliseconds(1));
+          RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, true)", {Ms(left)}));
+        }
+        RETURN_IF_ERROR(conn_.Run(action.statements[i]));
+      }
+      watch.reset();
+      if (!action.table.empty()) {
+        ASSIGN_OR_RETURN(pg::Result held,
+                         conn_.Exec("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND "
+                                    "locktype = 'relation' AND relation = to_regclass($1) AND granted",
+                                    {action.table}));
+        taken = StrongestLock(held);
+      }
       return absl::OkStatus();
     });
   };
-  RETURN_IF_ERROR(WithRetry(action.table, action.description, attempt, stats));
+  RETURN_IF_ERROR(WithRetry(action.table, action.description, attempt, stats, action.lock));
   if (!skipped) {
     for (const auto& s : action.statements) stats->statements.push_back(s);
+    if (!action.table.empty()) {
+      stats->locks.push_back(util::JsonObject()
+                                 .Str("action", action.description)
+                                 .Str("declared", action.lock)
+                                 .Str("taken", taken)
+                                 .Build());
+    }
   }
   return absl::OkStatus();
 }
 
-absl::Status Executor::RunConcurrently(const ops::Action& action, StepStats* stats) {
+absl::StatusOr<bool> Executor::PrepareIndex(const ops::Action& action, const std::string& prefix) {
+  const std::string qualified = pg::QuoteQualified(action.index_schema, action.index_name);
+  const absl::Time deadline = absl::Now() + options_.retry_deadline;
+  while (true) {
+    ASSIGN_OR_RETURN(
+        pg::Result ix,
+        conn_.Exec("SELECT c.oid, i.indisvalid, i.indrelid = to_regclass($3), "
+                   "coalesce((SELECT string_agg(p.pid::text, ', ') FROM "
+                   "  pg_stat_progress_create_index p WHERE p.index_relid = c.oid "
+                   "  AND p.pid <> pg_backend_pid()), '') "
+                   "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE n.nspname = $1 AND c.relname = $2",
+                   {action.index_schema, action.index_name, action.table}));
+    if (ix.rows() == 0) return false;
+    if (!absl::StartsWith(action.index_name, prefix) || !ix.GetBool(0, 2)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "index ", qualified, " already exists and is not the one pgshift builds for this "
+          "operation (pgshift's are on ", action.table, " and named ", prefix,
+          "_...); pgshift does not touch it. Drop or rename it, then run the command again"));
+    }
+    const std::string busy = ix.Get(0, 3);
+    if (!busy.empty()) {
+      // Typically the backend of a driver that was killed while it built
+      // this index: it finishes (or fails) on its own.
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "index ", qualified, " is still being built by backend ", busy,
+            " (the session of an earlier, interrupted driver?) after waiting ",
+            absl::FormatDuration(options_.retry_deadline),
+            "; wait for it to finish or cancel it (SELECT pg_cancel_backend(pid)), then run the "
+            "command again"));
+      }
+      absl::SleepFor(absl::Milliseconds(250));
+      continue;
+    }
+    if (ix.GetBool(0, 1)) return true;  // built by an earlier run
+    // INVALID and ours: left by an interrupted CREATE INDEX CONCURRENTLY.
+    ops::Action drop = action;
+    RETURN_IF_ERROR(RunOutsideTransaction(
+        drop, absl::StrCat("DROP INDEX CONCURRENTLY IF EXISTS ", qualified)));
+  }
+}
+
+absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const std::string& sql) {
+  // On our own session (no pooler) the role's defaults are neutralised so
+  // that only the client-side bounds below apply; behind a pooler a session
+  // setting could leak to other clients, so none is made.
+  const bool pooled = Pooled();
+  if (!pooled) {
+    RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', '0', false), "
+                              "set_config('statement_timeout', '0', false)"));
+  }
+  struct Seen {
+    std::mutex mu;
+    absl::Time waiting_since = absl::InfiniteFuture();
+    std::vector<SessionInfo> blockers;
+    std::string cancelled;  // why we cancelled it, or ""
+  } seen;
+  const absl::Time started = absl::Now();
+  absl::Status s;
+  {
+    pg::Connection* monitor = monitor_ ? monitor_() : nullptr;
+    std::optional<Watch> watch;
+    if (monitor != nullptr) {
+      watch.emplace(absl::Milliseconds(200), absl::Milliseconds(250), [&, monitor] {
+        // Our statement's backend, found by its text (behind a pooler its pid
+        // is not ours to know in advance).
+        auto r = monitor->Exec(
+            "SELECT a.pid, coalesce(a.wait_event_type, '') = 'Lock' FROM pg_stat_activity a "
+            "WHERE a.state = 'active' AND a.pid <> pg_backend_pid() AND length(a.query) > 0 "
+            "AND starts_with($1, a.query) LIMIT 1",
+            {sql});
+        if (!r.ok() || r->rows() == 0) return;
+        const int pid = static_cast<int>(r->GetInt(0, 0));
+        const bool waiting = r->GetBool(0, 1);
+        std::lock_guard<std::mutex> lock(seen.mu);
+        if (!seen.cancelled.empty()) return;
+        const absl::Time now = absl::Now();
+        if (!waiting) {
+          seen.waiting_since = absl::InfiniteFuture();
+        } else {
+          if (seen.waiting_since == absl::InfiniteFuture()) seen.waiting_since = now;
+          auto b = BlockersOf(*monitor, pid, action.table);
+          if (b.ok() && !b->empty()) seen.blockers = *b;
+          if (now - seen.waiting_since >= options_.retry_deadline) {
+            seen.cancelled = "lock";
+            conn_.Cancel();
+            return;
+          }
+        }
+        if (options_.long_statement_timeout > absl::ZeroDuration() &&
+            now - started >= options_.long_statement_timeout) {
+          seen.cancelled = "time";
+          conn_.Cancel();
+        }
+      });
+    }
+    s = conn_.Run(sql);
+  }
+  if (!pooled && conn_.ok()) {
+    (void)conn_.Run("RESET lock_timeout");
+    (void)conn_.Run("RESET statement_timeout");
+  }
+  if (s.ok()) return s;
+  std::lock_guard<std::mutex> lock(seen.mu);
+  if (seen.cancelled == "lock") {
+    absl::Status out(
+        absl::StatusCode::kDeadlineExceeded,
+        absl::StrCat(sql.substr(0, sql.find(' ', 20)), " ... waited for "
+                     "other transactions longer than the retry deadline (",
+                     absl::FormatDuration(options_.retry_deadline), ") and was cancelled; ",
+                     seen.blockers.empty() ? "the blocking sessions were not seen"
+                                           : absl::StrCat("blocked by ", DescribeSessions(seen.blockers)),
+                     ". Its half-built (INVALID) index, if any, is pgshift's and is dropped and "
+                     "rebuilt by the next run. End those transactions, then run the command again"));
+    return out;  // no SQLSTATE: not a retryable lock timeout, the wait is over
+  }
+  if (seen.cancelled == "time") {
+    return absl::DeadlineExceededError(absl::StrCat(
+        sql.substr(0, sql.find(' ', 20)), " ... cancelled after long_statement_timeout (",
+        absl::FormatDuration(options_.long_statement_timeout),
+        "); its INVALID index, if any, is dropped and rebuilt by the next run"));
+  }
+  if (pooled && (SqlState(s) == "57014" || SqlState(s) == "55P03")) {
+    auto limits = conn_.Exec("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')");
+    if (limits.ok()) {
+      return util::Annotate(
+          s, absl::StrCat("through a connection pooler pgshift cannot change the session's "
+                          "lock_timeout (", limits->Get(0, 0), ") or statement_timeout (",
+                          limits->Get(0, 1), ") for statements that run outside a transaction; "
+                          "give the driver role no such limits (ALTER ROLE ... SET "
+                          "statement_timeout = 0) or connect directly"));
+    }
+  }
+  return s;
+}
+
+absl::Status Executor::RunConcurrently(const ops::Action& action, const std::string& prefix,
+                                       StepStats* stats) {
+  bool skipped = false;
   auto attempt = [&]() -> absl::Status {
+    skipped = false;
     if (!action.index_name.empty()) {
-      ASSIGN_OR_RETURN(pg::Result ix,
-                       conn_.Exec("SELECT i.indisvalid FROM pg_index i "
-                                  "JOIN pg_class c ON c.oid = i.indexrelid "
-                                  "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                  "WHERE n.nspname = $1 AND c.relname = $2",
-                                  {action.index_schema, action.index_name}));
-      if (ix.rows() > 0) {
-        if (ix.GetBool(0, 0)) return absl::OkStatus();  // built by an earlier run
-        // INVALID: ours, left by an interrupted CREATE INDEX CONCURRENTLY.
-        RETURN_IF_ERROR(conn_.Run(absl::StrCat("DROP INDEX CONCURRENTLY IF EXISTS ",
-                                               pg::QuoteQualified(action.index_schema,
-                                                                  action.index_name))));
+      ASSIGN_OR_RETURN(bool built, PrepareIndex(action, prefix));
+      if (built) {
+        skipped = true;
+        return absl::OkStatus();
       }
     }
     if (!action.done_if.empty()) {
       ASSIGN_OR_RETURN(pg::Result done, conn_.Exec(action.done_if, action.done_if_params));
-      if (done.rows() > 0 && done.GetBool(0, 0)) return absl::OkStatus();
+      if (done.rows() > 0 && done.GetBool(0, 0)) {
+        skipped = true;
+        return absl::OkStatus();
+      }
     }
-    // These take SHARE UPDATE EXCLUSIVE, which never blocks application DML,
-    // so they may wait for their lock up to the retry deadline.
-    RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, false), "
-                              "set_config('statement_timeout', $2, false)",
-                              {Ms(options_.retry_deadline), Ms(options_.long_statement_timeout)}));
-    absl::Status s = conn_.Run(action.statements.at(0));
-    absl::Status reset = conn_.Run("RESET lock_timeout");
-    if (s.ok()) s = reset;
-    (void)conn_.Run("RESET statement_timeout");
-    return s;
+    // CREATE/DROP INDEX CONCURRENTLY take SHARE UPDATE EXCLUSIVE, which never
+    // blocks application reads or writes; they may wait for it (and for
+    // older transactions) up to the retry deadline.
+    return RunOutsideTransaction(action, action.statements.at(0));
   };
-  RETURN_IF_ERROR(WithRetry(action.table, action.description, attempt, stats));
-  stats->statements.push_back(action.statements.at(0));
+  RETURN_IF_ERROR(WithRetry(action.table, action.description, attempt, stats, action.lock));
+  if (!skipped) stats->statements.push_back(action.statements.at(0));
   return absl::OkStatus();
 }
 

@@ -2,14 +2,24 @@
 // transactions under lock_timeout with jittered exponential backoff, index
 // builds outside transactions, the batched backfill with its checkpoints, and
 // read-only checks.
+//
+// Nothing here relies on session state surviving a transaction (so a
+// transaction-pooling PgBouncer is fine): settings are SET LOCAL inside each
+// transaction, and the statements that cannot run in a transaction (CREATE /
+// DROP INDEX CONCURRENTLY) are bounded from the client, by a watcher on a
+// second "monitor" connection that also names what they wait for.
 #ifndef PGSHIFT_LIB_ENGINE_EXECUTOR_H_
 #define PGSHIFT_LIB_ENGINE_EXECUTOR_H_
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "lib/engine/control.h"
 #include "lib/ops/operation.h"
 #include "lib/pg/connection.h"
@@ -22,11 +32,29 @@ struct StepStats {
   std::vector<std::string> statements;
   int64_t lock_wait_ms = 0;
   int64_t rows = 0;
+  // JSON objects for history.report: one per failed lock attempt
+  // {"action","attempt","waited_ms","sqlstate","blockers":[...]}, and one per
+  // DDL transaction {"action","declared","taken"} (the strongest lock it
+  // actually held on its table at commit).
+  std::vector<std::string> lock_waits;
+  std::vector<std::string> locks;
 };
+
+// OK unless `action` would scan or rewrite the table under an ACCESS
+// EXCLUSIVE lock while the table holds more than options.max_locked_scan_rows
+// rows (counted, reading at most that many + 1). FailedPrecondition naming
+// the action, the table and what to do otherwise.
+absl::Status CheckLockedScan(pg::Connection& conn, const ops::Action& action,
+                             const Options& options);
 
 class Executor {
  public:
   Executor(pg::Connection& conn, const Options& options, Control& control);
+
+  // A second connection for watching the first one (blockers, index builds);
+  // the function returns nullptr when it cannot be opened, and then pgshift
+  // falls back to reading lock holders after the fact.
+  void set_monitor(std::function<pg::Connection*()> monitor) { monitor_ = std::move(monitor); }
 
   // Runs `action` of operation `op_index` of migration `migration`.
   // Returns OK once its work has committed. Safe to call again after a crash.
@@ -35,24 +63,50 @@ class Executor {
 
  private:
   absl::Status RunTransaction(const ops::Action& action, StepStats* stats);
-  absl::Status RunConcurrently(const ops::Action& action, StepStats* stats);
+  absl::Status RunConcurrently(const ops::Action& action, const std::string& prefix,
+                               StepStats* stats);
   absl::Status RunBackfill(const ops::Action& action, const std::string& migration, int op_index,
                            int64_t row_estimate, StepStats* stats);
   absl::Status RunAssert(const ops::Action& action, StepStats* stats);
 
   // Retries `attempt` while it fails with a lock timeout / deadlock /
-  // serialization failure, under options.retry_deadline.
+  // serialization failure, with jittered exponential backoff, until
+  // options.retry_deadline has passed since the first attempt; then
+  // DeadlineExceeded naming the sessions that blocked it (pg_blocking_pids
+  // sampled during the attempt, else the holders of locks on `table` that
+  // conflict with `lock_mode`).
   absl::Status WithRetry(const std::string& table, const std::string& what,
-                         const std::function<absl::Status()>& attempt, StepStats* stats);
-  // "pid 123 (idle in transaction, transaction open 45 s): UPDATE ..." for
-  // every session holding a lock on `table`.
-  std::string DescribeLockHolders(const std::string& table);
+                         const std::function<absl::Status()>& attempt, StepStats* stats,
+                         absl::string_view lock_mode = "");
+  // "pid 123 (idle in transaction, transaction open 45 s, holds ...): UPDATE
+  // ..." for every session holding a lock on `table` that conflicts with
+  // `lock_mode` (any lock when empty).
+  std::string DescribeLockHolders(const std::string& table, absl::string_view lock_mode = "");
   // Waits while replication lag is above the limit.
   absl::Status ThrottleForReplicationLag();
+
+  // For kConcurrently CREATE INDEX: makes sure no half-built index of ours is
+  // in the way. Returns true when a valid index of that name (ours) already
+  // exists; drops an INVALID one of ours (waiting first while another
+  // session, such as a killed driver's orphaned backend, still builds it);
+  // refuses to touch an index that is not ours.
+  absl::StatusOr<bool> PrepareIndex(const ops::Action& action, const std::string& prefix);
+  // Runs one statement that cannot run in a transaction block, bounded from
+  // the client: it is cancelled once it has waited for locks longer than
+  // retry_deadline (or run longer than long_statement_timeout, when set).
+  absl::Status RunOutsideTransaction(const ops::Action& action, const std::string& sql);
+  // True when `conn_` goes through a pooler (its server pid changes between
+  // transactions): then no session setting may be used.
+  bool Pooled();
 
   pg::Connection& conn_;
   const Options& options_;
   Control& control_;
+  std::function<pg::Connection*()> monitor_;
+  std::optional<bool> pooled_;
+  // Blockers seen by the watcher during the current attempt.
+  std::mutex blockers_mu_;
+  std::vector<SessionInfo> attempt_blockers_;
 };
 
 }  // namespace pgshift::engine

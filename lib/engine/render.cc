@@ -25,6 +25,18 @@ std::string ToJson(const MigrationStatus& m) {
   if (m.last_error.empty()) o.Null("last_error"); else o.Str("last_error", m.last_error);
   if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
   o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
+  if (m.driver.empty()) o.Null("driver"); else o.Str("driver", m.driver);
+  std::vector<std::string> inst;
+  for (const auto& i : m.instances) {
+    inst.push_back(util::JsonObject()
+                       .Str("instance_id", i.instance_id)
+                       .Str("shape", ShapeName(i.shape))
+                       .Str("description", i.description)
+                       .Str("heartbeat_at", i.heartbeat_at)
+                       .Num("expires_in_seconds", i.expires_in_seconds)
+                       .Build());
+  }
+  o.Raw("instances", absl::StrCat("[", absl::StrJoin(inst, ","), "]"));
   return o.Build();
 }
 
@@ -41,6 +53,7 @@ std::string ToJson(const Plan& plan) {
                             .Bool("scans_table", st.scans_table)
                             .Bool("rewrites_table", st.rewrites_table)
                             .Bool("batched", st.batched)
+                            .Int("rows_estimate", st.rows_estimate)
                             .Str("note", st.note)
                             .Build());
       }
@@ -57,6 +70,7 @@ std::string ToJson(const Plan& plan) {
   return util::JsonObject()
       .Str("migration", plan.migration)
       .Int("server_version", plan.server_version)
+      .Raw("notes", util::JsonStringArray(plan.notes))
       .Raw("steps", steps_json(plan.steps))
       .Raw("rollback", steps_json(plan.rollback))
       .Build();

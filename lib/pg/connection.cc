@@ -176,6 +176,13 @@ absl::Status Connection::Run(absl::string_view sql, const Params& params) {
   return Exec(sql, params).status();
 }
 
+absl::Status Connection::RunSimple(absl::string_view sql) {
+  std::string text(sql);
+  pg_result* res = PQexec(conn_, text.c_str());
+  Result owned(res);
+  return StatusFromResult(conn_, res);
+}
+
 absl::Status Connection::Check(absl::string_view sql) {
   std::string text(sql);
   pg_result* res = PQprepare(conn_, "", text.c_str(), 0, nullptr);

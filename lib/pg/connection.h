@@ -67,6 +67,11 @@ class Connection {
   absl::StatusOr<Result> Exec(absl::string_view sql, const Params& params = {});
   // Runs one statement and drops its result.
   absl::Status Run(absl::string_view sql, const Params& params = {});
+  // Runs `sql` with the simple query protocol (no parameters). Unlike Run,
+  // it leaves no unnamed portal behind, so a session idle in an open
+  // transaction afterwards holds no snapshot (no xmin) that VACUUM or
+  // CREATE INDEX CONCURRENTLY would wait for.
+  absl::Status RunSimple(absl::string_view sql);
 
   // Parses and analyses `sql` without running or planning it (an unnamed
   // prepared statement): names and types are checked, nothing executes.

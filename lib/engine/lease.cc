@@ -1,0 +1,114 @@
+#include "lib/engine/lease.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lib/util/status_macros.h"
+
+namespace pgshift::engine {
+
+std::string LeaseKeyText(const std::string& control_schema, const std::string& name) {
+  return absl::StrCat(control_schema, ".", name);
+}
+
+absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
+                                                const std::string& control_schema,
+                                                const std::string& name) {
+  ASSIGN_OR_RETURN(
+      pg::Result who,
+      conn.Exec(
+          absl::StrCat(
+              "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), "
+              "coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+              "coalesce(a.usename::text, '') "
+              "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+              "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ",
+              kAdvisoryClassKey, "::oid AND l.objid = hashtext($1)::oid AND l.objsubid = 2"),
+          {LeaseKeyText(control_schema, name)}));
+  if (who.rows() == 0) return std::string();
+  std::string app = who.Get(0, 1);
+  return absl::StrCat(app.empty() ? "a driver" : absl::StrCat("driver \"", app, "\""),
+                      " (backend pid ", who.Get(0, 0), ", role ", who.Get(0, 4), ", from ",
+                      who.Get(0, 2), ", driving since ", who.Get(0, 3), ")");
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> Lease::Acquire(std::unique_ptr<pg::Connection> conn,
+                                                      const std::string& control_schema,
+                                                      const std::string& name,
+                                                      absl::Duration heartbeat) {
+  const std::string key = LeaseKeyText(control_schema, name);
+  RETURN_IF_ERROR(conn->Run("BEGIN"));
+  auto rollback = [&conn]() { (void)conn->Run("ROLLBACK"); };
+  // The lease transaction must survive long steps: a server-wide
+  // idle_in_transaction_session_timeout would end it (and the lease) while
+  // the driver is busy on its other connection.
+  absl::StatusOr<pg::Result> got = conn->Exec(
+      absl::StrCat("SELECT pg_try_advisory_xact_lock(", kAdvisoryClassKey, ", hashtext($1)), "
+                   "pg_backend_pid(), set_config('idle_in_transaction_session_timeout', '0', true)"),
+      {key});
+  if (!got.ok()) {
+    rollback();
+    return got.status();
+  }
+  if (got->GetBool(0, 0)) {
+    int pid = static_cast<int>(got->GetInt(0, 1));
+    // The parameterised query left its portal, and with it a snapshot, in
+    // the open transaction: CREATE INDEX CONCURRENTLY would wait for the
+    // whole lease. A simple-protocol statement drops it.
+    absl::Status clear = conn->RunSimple("SELECT 1");
+    if (!clear.ok()) {
+      rollback();
+      return clear;
+    }
+    return std::unique_ptr<Lease>(new Lease(std::move(conn), name, pid, heartbeat));
+  }
+  rollback();
+  absl::StatusOr<std::string> who = DescribeLeaseHolder(*conn, control_schema, name);
+  std::string holder = who.ok() && !who->empty() ? *who : "another session";
+  return absl::AbortedError(absl::StrCat(
+      "migration \"", name, "\" is busy: ", holder,
+      " is driving it; nothing was changed. Wait for it to finish (or stop it), then run the "
+      "command again"));
+}
+
+Lease::Lease(std::unique_ptr<pg::Connection> conn, std::string name, int pid,
+             absl::Duration heartbeat)
+    : conn_(std::move(conn)), name_(std::move(name)), holder_pid_(pid), heartbeat_(heartbeat) {
+  if (heartbeat_ > absl::ZeroDuration()) thread_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+Lease::~Lease() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (conn_->ok()) (void)conn_->Run("COMMIT");
+}
+
+void Lease::HeartbeatLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto period = absl::ToChronoMilliseconds(heartbeat_);
+  while (!stop_) {
+    if (cv_.wait_for(lock, period, [this] { return stop_; })) break;
+    // An empty query: a round trip that takes no snapshot, so the lease
+    // never holds an xmin that another session's index build would wait for.
+    absl::Status s = conn_->RunSimple(";");
+    if (!s.ok()) {
+      lost_reason_ = std::string(s.message());
+      lost_.store(true);
+      return;
+    }
+  }
+}
+
+absl::Status Lease::Check() const {
+  if (!lost_.load()) return absl::OkStatus();
+  return absl::AbortedError(absl::StrCat(
+      "lost the driver lease of migration \"", name_, "\" (its connection failed: ", lost_reason_,
+      "); stopped before recording anything further. The finished work is kept; run the command "
+      "again to continue"));
+}
+
+}  // namespace pgshift::engine

@@ -1,0 +1,897 @@
+// Operating safely (design §5-6): lock discipline and the bound on how long an
+// application query waits behind pgshift, blockers named from
+// pg_blocking_pids, preflight, plans that change nothing, the contract guard
+// with application instances, a non-superuser driver and app role, secrets,
+// two drivers, bad input. Real PostgreSQL throughout.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/engine/control.h"
+#include "lib/engine/executor.h"
+#include "lib/engine/sessions.h"
+#include "lib/pg/connection.h"
+#include "pgshift/pgshift.h"
+#include "tests/safety_support.h"
+#include "tests/support/test_db.h"
+
+namespace pgshift {
+namespace {
+
+using ::pgshift::testing::CatalogSnapshot;
+using ::pgshift::testing::CliProcess;
+using ::pgshift::testing::CliResult;
+using ::pgshift::testing::Describe;
+using ::pgshift::testing::Query;
+using ::pgshift::testing::QueryValue;
+using ::pgshift::testing::RunCli;
+using ::pgshift::testing::ScratchDatabase;
+using ::pgshift::testing::Session;
+using ::pgshift::testing::TempFile;
+using ::pgshift::testing::WaitUntil;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void MakeUsers(const std::string& dsn, int rows) {
+  Query(dsn, absl::StrCat(
+                 "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, email text);"
+                 "CREATE INDEX users_name_idx ON users (name);"
+                 "INSERT INTO users SELECT g, 'user ' || g, NULL FROM generate_series(1, ",
+                 rows, ") g; ANALYZE users"));
+}
+
+std::string RenameSpec(const std::string& name) {
+  return absl::StrCat(R"({"name": ")", name,
+                      R"(", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})");
+}
+
+std::vector<std::string> Cli(const std::string& dsn, std::vector<std::string> rest) {
+  std::vector<std::string> args = {"--dsn", dsn};
+  for (auto& r : rest) args.push_back(std::move(r));
+  return args;
+}
+
+// init + register of the rename spec; returns the spec file.
+std::unique_ptr<TempFile> Registered(const std::string& dsn, const std::string& name) {
+  auto f = std::make_unique<TempFile>("spec", RenameSpec(name));
+  CliResult init = RunCli(Cli(dsn, {"init"}));
+  EXPECT_EQ(init.exit_code, 0) << Describe(init);
+  CliResult reg = RunCli(Cli(dsn, {"register", f->path()}));
+  EXPECT_EQ(reg.exit_code, 0) << Describe(reg);
+  return f;
+}
+
+std::string PhaseOf(const std::string& dsn, const std::string& name) {
+  return QueryValue(dsn, absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ",
+                                      testing::Lit(name)));
+}
+
+// ---------------------------------------------------------------------------
+// Lock discipline
+
+// While pgshift retries a DDL that a long transaction blocks, application
+// queries on the table wait at most one lock_timeout each; on giving up the
+// CLI exits 4 naming the blocker's pid, state and query; nothing changed.
+TEST(LockDiscipline, AppQueriesWaitAtMostOneLockTimeoutAndGiveUpNamesTheBlocker) {
+  ScratchDatabase db("lock_bound");
+  MakeUsers(db.dsn(), 500);
+  auto spec = Registered(db.dsn(), "0001_rename");
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+
+  Session blocker(db.dsn());
+  blocker.Exec("BEGIN");
+  blocker.Exec("SELECT count(*) FROM users WHERE id < 10 /* the blocker */");
+
+  CliProcess cli(Cli(db.dsn(), {"--lock-timeout", "500ms", "--retry-deadline", "4s",
+                                "--preflight", "off", "advance", "0001_rename"}));
+  Session app(db.dsn());
+  double worst_ms = 0;
+  int queries = 0;
+  while (cli.Running()) {
+    auto t0 = Clock::now();
+    app.Exec("SELECT count(*) FROM users");
+    worst_ms = std::max(worst_ms, MsSince(t0));
+    ++queries;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CliResult r = cli.Wait();
+  EXPECT_EQ(r.exit_code, 4) << Describe(r);
+  // The safety bound: one lock_timeout (500 ms) plus scheduling slack (the
+  // retries go on for 4 s: without the bound a query would wait for seconds).
+  EXPECT_LE(worst_ms, 500 + 350) << "an application query waited " << worst_ms << " ms";
+  // The scenario really had queries queued behind pgshift's lock request.
+  EXPECT_GE(worst_ms, 50) << queries << " queries, none waited: the test did not exercise the bound";
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("pid ", blocker.pid())));
+  EXPECT_THAT(r.err, HasSubstr("idle in transaction"));
+  EXPECT_THAT(r.err, HasSubstr("/* the blocker */"));
+  EXPECT_THAT(r.err, HasSubstr("transaction open"));
+  EXPECT_THAT(r.err, HasSubstr("retry deadline"));
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+  EXPECT_EQ(PhaseOf(db.dsn(), "0001_rename"), "registered");
+  // The failed attempt is in the history, with the blocker of each wait.
+  EXPECT_EQ(QueryValue(db.dsn(),
+                       absl::StrCat("SELECT count(*) > 0 FROM pgshift.history h, "
+                                    "jsonb_array_elements(h.report->'lock_waits') w, "
+                                    "jsonb_array_elements(w->'blockers') b WHERE NOT h.ok "
+                                    "AND (b->>'pid')::int = ", blocker.pid())),
+            "t");
+  blocker.Exec("ROLLBACK");
+}
+
+TEST(LockDiscipline, RetriesUntilTheBlockerEndsAndRecordsWhoBlocked) {
+  ScratchDatabase db("lock_retry");
+  MakeUsers(db.dsn(), 200);
+  auto spec = Registered(db.dsn(), "0002_rename");
+  Session blocker(db.dsn());
+  blocker.Exec("BEGIN");
+  blocker.Exec("SELECT 1 FROM users LIMIT 1");
+  CliProcess cli(Cli(db.dsn(), {"--lock-timeout", "200ms", "--retry-deadline", "60s",
+                                "--preflight", "off", "advance", "0002_rename"}));
+  ASSERT_TRUE(WaitUntil([&] {
+    return QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                "'Lock' AND query LIKE 'ALTER TABLE%users%'") != "0";
+  })) << cli.CurrentErr();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // at least one timed-out attempt
+  blocker.Exec("COMMIT");
+  CliResult r = cli.Wait();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf(db.dsn(), "0002_rename"), "column_added");
+  EXPECT_EQ(QueryValue(db.dsn(),
+                       absl::StrCat("SELECT count(*) > 0 FROM pgshift.history h, "
+                                    "jsonb_array_elements(h.report->'lock_waits') w, "
+                                    "jsonb_array_elements(w->'blockers') b WHERE h.ok AND "
+                                    "h.step = 'column_added' AND (b->>'pid')::int = ",
+                                    blocker.pid())),
+            "t");
+  EXPECT_NE(QueryValue(db.dsn(), "SELECT lock_wait_ms FROM pgshift.history WHERE step = 'column_added' AND ok"),
+            "0");
+}
+
+// The lock_timeout budget covers the whole DDL transaction: a transaction
+// that got its first lock late and then waits for a second one must not keep
+// the application waiting for two lock_timeouts.
+TEST(LockDiscipline, LockBudgetCoversTheWholeTransaction) {
+  ScratchDatabase db("lock_budget");
+  Query(db.dsn(), "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)");
+  Session holder_a(db.dsn());
+  holder_a.Exec("BEGIN");
+  holder_a.Exec("SELECT * FROM a");
+  Session holder_b(db.dsn());
+  holder_b.Exec("BEGIN");
+  holder_b.Exec("SELECT * FROM b /* holds b */");
+
+  auto conn = pg::Connection::Open(db.dsn(), "pgshift budget test");
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  Options options;
+  options.lock_timeout = absl::Seconds(1);
+  options.retry_deadline = absl::Milliseconds(1500);
+  engine::Control control(**conn, "pgshift");
+  engine::Executor executor(**conn, options, control);
+  auto monitor = pg::Connection::Open(db.dsn(), "pgshift budget test monitor");
+  ASSERT_TRUE(monitor.ok());
+  executor.set_monitor([&] { return monitor->get(); });
+  ops::Action action;
+  action.kind = ops::Action::Kind::kTransaction;
+  action.description = "lock a then b";
+  action.table = "\"public\".\"a\"";
+  action.lock = "ACCESS EXCLUSIVE";
+  action.statements = {"LOCK TABLE a IN ACCESS EXCLUSIVE MODE", "LOCK TABLE b IN ACCESS EXCLUSIVE MODE"};
+
+  absl::Status result;
+  std::thread run([&] {
+    engine::StepStats stats;
+    result = executor.Run(action, "budget", 0, 0, &stats);
+  });
+  // Once pgshift waits for `a`, an application query on `a` queues behind it.
+  ASSERT_TRUE(WaitUntil([&] {
+    return QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                "'Lock' AND query LIKE 'LOCK TABLE a%'") != "0";
+  }));
+  double app_wait_ms = 0;
+  std::thread app([&] {
+    Session s(db.dsn());
+    auto t0 = Clock::now();
+    s.Exec("SELECT count(*) FROM a");
+    app_wait_ms = MsSince(t0);
+  });
+  // `a` is released 600 ms into the wait: pgshift gets it, then waits for b
+  // only for what is left of its one-second budget.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  holder_a.Exec("COMMIT");
+  app.join();
+  run.join();
+  // Without the budget it would wait ~1600 ms (600 for `a`, then 1000 for `b`).
+  EXPECT_LE(app_wait_ms, 1000 + 350) << "the application waited " << app_wait_ms << " ms";
+  EXPECT_EQ(result.code(), absl::StatusCode::kDeadlineExceeded) << result;
+  EXPECT_THAT(std::string(result.message()), HasSubstr(absl::StrCat("pid ", holder_b.pid())));
+  EXPECT_THAT(std::string(result.message()), HasSubstr("/* holds b */"));
+  EXPECT_EQ(SqlState(result), "55P03");
+  EXPECT_EQ(ExitCodeFor(result), 4);
+}
+
+// An action planned as long work under ACCESS EXCLUSIVE is never run.
+TEST(LockDiscipline, LongWorkUnderAccessExclusiveIsRefused) {
+  ScratchDatabase db("lock_long");
+  Query(db.dsn(), "CREATE TABLE a (id int PRIMARY KEY)");
+  auto conn = pg::Connection::Open(db.dsn(), "pgshift test");
+  ASSERT_TRUE(conn.ok());
+  Options options;
+  engine::Control control(**conn, "pgshift");
+  engine::Executor executor(**conn, options, control);
+  ops::Action action;
+  action.kind = ops::Action::Kind::kTransaction;
+  action.description = "validate something";
+  action.table = "\"public\".\"a\"";
+  action.lock = "ACCESS EXCLUSIVE";
+  action.long_running = true;
+  action.statements = {"ALTER TABLE a ADD COLUMN x int"};
+  engine::StepStats stats;
+  absl::Status s = executor.Run(action, "m", 0, 0, &stats);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_attribute WHERE attrelid = 'a'::regclass AND attname = 'x'"), "0");
+}
+
+// "Too big for an unbatched path": a scan or rewrite under ACCESS EXCLUSIVE
+// is refused above max_locked_scan_rows, allowed below; catalog-only ACCESS
+// EXCLUSIVE statements are fine at any size.
+TEST(LockDiscipline, ScanUnderAccessExclusiveOfABigTableIsRefused) {
+  ScratchDatabase db("locked_scan");
+  Query(db.dsn(), "CREATE TABLE big (id int PRIMARY KEY, v int); "
+                  "INSERT INTO big SELECT g, NULL FROM generate_series(1, 50) g");
+  auto conn = pg::Connection::Open(db.dsn(), "pgshift test");
+  ASSERT_TRUE(conn.ok());
+  ops::Action scan;
+  scan.kind = ops::Action::Kind::kTransaction;
+  scan.description = "SET NOT NULL (scans on this server)";
+  scan.table = "\"public\".\"big\"";
+  scan.lock = "ACCESS EXCLUSIVE";
+  scan.scans_table = true;
+  scan.statements = {"ALTER TABLE big ALTER COLUMN v SET NOT NULL"};
+  Options options;
+  options.max_locked_scan_rows = 10;
+  absl::Status s = engine::CheckLockedScan(**conn, scan, options);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("ACCESS EXCLUSIVE"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("more than 10 rows"));
+  options.max_locked_scan_rows = 50;
+  EXPECT_TRUE(engine::CheckLockedScan(**conn, scan, options).ok());
+  options.max_locked_scan_rows = 10;
+  ops::Action instant = scan;
+  instant.scans_table = false;
+  EXPECT_TRUE(engine::CheckLockedScan(**conn, instant, options).ok());
+  ops::Action weak = scan;
+  weak.lock = "SHARE UPDATE EXCLUSIVE";
+  EXPECT_TRUE(engine::CheckLockedScan(**conn, weak, options).ok());
+  // Through the executor, the refused action changes nothing.
+  Options run_options;
+  run_options.max_locked_scan_rows = 10;
+  engine::Control control(**conn, "pgshift");
+  engine::Executor executor(**conn, run_options, control);
+  engine::StepStats stats;
+  EXPECT_EQ(executor.Run(scan, "m", 0, 50, &stats).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'v'"), "f");
+}
+
+// Every DDL transaction of a whole migration took, on its table, no lock
+// stronger than the one its plan declares (history.report.locks).
+TEST(LockDiscipline, LocksTakenNeverExceedTheDeclaredOnes) {
+  ScratchDatabase db("locks_declared");
+  MakeUsers(db.dsn(), 300);
+  Query(db.dsn(), "ALTER TABLE users ADD CONSTRAINT users_name_len CHECK (length(name) < 100)");
+  auto spec = Registered(db.dsn(), "0003_rename");
+  CliResult r = RunCli(Cli(db.dsn(), {"advance", "0003_rename", "--to", "contracted"}));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  testing::Rows rows = Query(db.dsn(), "SELECT l->>'action', l->>'declared', l->>'taken' FROM "
+                                       "pgshift.history h, jsonb_array_elements(h.report->'locks') l");
+  ASSERT_GE(rows.size(), 5u);
+  for (const auto& row : rows) {
+    EXPECT_LE(engine::LockRank(*row[2]), engine::LockRank(*row[1]))
+        << *row[0] << ": declared " << *row[1] << ", took " << *row[2];
+  }
+}
+
+// Every operation at once: one migration with all five kinds on one table.
+constexpr char kShopTable[] =
+    "CREATE TABLE shop (id int PRIMARY KEY, a text NOT NULL, b int, d text NOT NULL, e text NOT NULL);"
+    "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
+    "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, "
+    "(g * 1.5)::text FROM generate_series(1, 1000) g; ANALYZE shop";
+
+std::string ShopSpec(const std::string& name, const std::string& fill = "-1",
+                     const std::string& up_c = "id * 2", const std::string& down_d = "'gone'",
+                     const std::string& up_e = "e::numeric", const std::string& down_e = "e2::text") {
+  auto j = [](const std::string& s) { return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\\\""}}), "\""); };
+  return absl::StrCat(
+      R"({"name": ")", name, R"(", "operations": [)",
+      R"({"rename_column": {"table": "shop", "from": "a", "to": "a2"}},)",
+      R"({"set_not_null": {"table": "shop", "column": "b", "fill": )", j(fill), "}},",
+      R"({"add_column": {"table": "shop", "column": "c", "type": "int", "not_null": true, "up": )", j(up_c), "}},",
+      R"({"drop_column": {"table": "shop", "column": "d", "down": )", j(down_d), "}},",
+      R"({"change_type": {"table": "shop", "column": "e", "new_column": "e2", "type": "numeric", "up": )", j(up_e),
+      R"(, "down": )", j(down_e), "}}]}");
+}
+
+TEST(LockDiscipline, EveryOperationKeepsLongWorkOffAccessExclusive) {
+  ScratchDatabase db("all_ops_plan");
+  Query(db.dsn(), kShopTable);
+  auto d = Driver::Connect(db.dsn());
+  ASSERT_TRUE(d.ok());
+  for (const std::string& json :
+       {ShopSpec("0020_all"),
+        std::string(R"({"name": "0021_instant", "operations": [{"add_column": {"table": "shop", "column": "f", "type": "text", "default": "'x'", "not_null": true}}]})")}) {
+    auto spec = ParseMigrationJson(json);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    absl::StatusOr<Plan> plan = (*d)->PlanMigration(*spec);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    int access_exclusive = 0;
+    for (const auto* steps : {&plan->steps, &plan->rollback}) {
+      for (const PlannedStep& step : *steps) {
+        for (const PlannedStatement& st : step.statements) {
+          if (st.lock != "ACCESS EXCLUSIVE") continue;
+          ++access_exclusive;
+          EXPECT_TRUE(st.transactional) << st.sql;
+          EXPECT_FALSE(st.scans_table) << st.sql;
+          EXPECT_FALSE(st.rewrites_table) << st.sql;
+          EXPECT_FALSE(st.batched) << st.sql;
+        }
+      }
+    }
+    EXPECT_GT(access_exclusive, 0);
+  }
+}
+
+// A whole migration of every kind: each DDL transaction took, on its table,
+// no lock stronger than declared; the data ends as expected.
+TEST(LockDiscipline, EveryOperationTakesNoStrongerLockThanItsPlanSays) {
+  ScratchDatabase db("all_ops_locks");
+  Query(db.dsn(), kShopTable);
+  TempFile spec("spec", ShopSpec("0022_all"));
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"register", spec.path()}, {"advance", "0022_all", "--to", "contracted"}}) {
+    CliResult r = RunCli(Cli(db.dsn(), cmd));
+    ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
+  }
+  testing::Rows rows = Query(db.dsn(), "SELECT l->>'action', l->>'declared', l->>'taken' FROM "
+                                       "pgshift.history h, jsonb_array_elements(h.report->'locks') l");
+  ASSERT_GE(rows.size(), 15u);
+  for (const auto& row : rows) {
+    EXPECT_LE(engine::LockRank(*row[2]), engine::LockRank(*row[1]))
+        << *row[0] << ": declared " << *row[1] << ", took " << *row[2];
+  }
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM shop WHERE a2 = 'a' || id AND b = CASE WHEN id % 3 = 0 "
+                                 "THEN -1 ELSE id END AND c = id * 2 AND e2 = (id * 1.5)"),
+            "1000");
+}
+
+// Expressions that do not parse or name unknown columns are bad input:
+// plan and register exit 2 and nothing changes.
+TEST(BadInput, ExpressionsThatDoNotParseOrNameUnknownColumns) {
+  ScratchDatabase db("bad_exprs");
+  Query(db.dsn(), kShopTable);
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+  struct Case {
+    const char* what;
+    std::string json;
+  };
+  const std::vector<Case> cases = {
+      {"fill does not parse", ShopSpec("0023_a", "1 +")},
+      {"fill names an unknown column", ShopSpec("0023_b", "no_such_column")},
+      {"up does not parse", ShopSpec("0023_c", "-1", "id *")},
+      {"up names an unknown column", ShopSpec("0023_d", "-1", "missing_col * 2")},
+      {"down does not parse", ShopSpec("0023_e", "-1", "id * 2", "'x' ||")},
+      {"change_type up does not parse", ShopSpec("0023_f", "-1", "id * 2", "'gone'", "e::numeric)")},
+      {"change_type down names an unknown column", ShopSpec("0023_g", "-1", "id * 2", "'gone'", "e::numeric", "nope::text")},
+      {"an expression smuggling a statement", ShopSpec("0023_h", "1); DROP TABLE shop; SELECT (1")},
+      {"a default that does not parse",
+       R"({"name": "0023_i", "operations": [{"add_column": {"table": "shop", "column": "f", "type": "int", "default": "1 +"}}]})"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempFile spec("spec", c.json);
+    CliResult plan = RunCli(Cli(db.dsn(), {"plan", spec.path()}));
+    EXPECT_EQ(plan.exit_code, 2) << Describe(plan);
+    CliResult reg = RunCli(Cli(db.dsn(), {"register", spec.path()}));
+    EXPECT_EQ(reg.exit_code, 2) << Describe(reg);
+    EXPECT_FALSE(reg.err.empty());
+  }
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.migrations"), "0");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM shop"), "1000");
+}
+
+// ---------------------------------------------------------------------------
+// Preflight
+
+TEST(Preflight, RefuseNamesTheLongTransactionAndChangesNothing) {
+  ScratchDatabase db("preflight_refuse");
+  MakeUsers(db.dsn(), 100);
+  auto spec = Registered(db.dsn(), "0004_rename");
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+  Session old_tx(db.dsn());
+  old_tx.Exec("BEGIN");
+  old_tx.Exec("SELECT count(*) FROM users /* report query */");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // older than --long-transaction
+  CliResult r = RunCli(Cli(db.dsn(), {"--preflight", "refuse", "--long-transaction", "200ms",
+                                      "advance", "0004_rename"}));
+  EXPECT_EQ(r.exit_code, 4) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("pid ", old_tx.pid())));
+  EXPECT_THAT(r.err, HasSubstr("idle in transaction"));
+  EXPECT_THAT(r.err, HasSubstr("/* report query */"));
+  EXPECT_THAT(r.err, HasSubstr("refused"));
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+  EXPECT_EQ(PhaseOf(db.dsn(), "0004_rename"), "registered");
+  EXPECT_EQ(QueryValue(db.dsn(),
+                       absl::StrCat("SELECT count(*) FROM pgshift.history h, "
+                                    "jsonb_array_elements(h.report->'preflight') p, "
+                                    "jsonb_array_elements(p->'sessions') s WHERE p->>'outcome' = "
+                                    "'refused' AND (s->>'pid')::int = ", old_tx.pid())),
+            "1");
+  old_tx.Exec("ROLLBACK");
+}
+
+TEST(Preflight, WaitReportsThenProceedsWhenTheTransactionEnds) {
+  ScratchDatabase db("preflight_wait");
+  MakeUsers(db.dsn(), 100);
+  auto spec = Registered(db.dsn(), "0005_rename");
+  Session old_tx(db.dsn());
+  old_tx.Exec("BEGIN");
+  old_tx.Exec("SELECT count(*) FROM users");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CliProcess cli(Cli(db.dsn(), {"--json", "--long-transaction", "200ms", "advance", "0005_rename"}));
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(cli.CurrentErr(), "\"outcome\":\"waiting\""); }))
+      << cli.CurrentErr();
+  // Waiting, not queueing: the application is not blocked by pgshift meanwhile.
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"), "0");
+  old_tx.Exec("COMMIT");
+  CliResult r = cli.Wait();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("\"event\":\"preflight\""));
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("\"pid\":", old_tx.pid())));
+  EXPECT_THAT(r.err, HasSubstr("\"outcome\":\"cleared\""));
+  EXPECT_EQ(PhaseOf(db.dsn(), "0005_rename"), "column_added");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT jsonb_array_length(report->'preflight') FROM pgshift.history "
+                                 "WHERE step = 'column_added' AND ok"),
+            "2");
+}
+
+TEST(Preflight, OffSkipsTheCheckAndWaitGivesUpAtTheDeadline) {
+  ScratchDatabase db("preflight_deadline");
+  MakeUsers(db.dsn(), 100);
+  auto spec = Registered(db.dsn(), "0006_rename");
+  Session old_tx(db.dsn());
+  old_tx.Exec("BEGIN");
+  old_tx.Exec("SELECT count(*) FROM users");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CliResult wait = RunCli(Cli(db.dsn(), {"--long-transaction", "200ms", "--retry-deadline", "1s",
+                                         "advance", "0006_rename"}));
+  EXPECT_EQ(wait.exit_code, 4) << Describe(wait);
+  EXPECT_THAT(wait.err, HasSubstr("preflight before column_added: waited"));
+  EXPECT_THAT(wait.err, HasSubstr(absl::StrCat("pid ", old_tx.pid())));
+  // With the check off, the lock retry loop meets the same blocker.
+  CliResult off = RunCli(Cli(db.dsn(), {"--preflight", "off", "--lock-timeout", "100ms",
+                                        "--retry-deadline", "500ms", "advance", "0006_rename"}));
+  EXPECT_EQ(off.exit_code, 4) << Describe(off);
+  EXPECT_THAT(off.err, Not(HasSubstr("preflight")));
+  EXPECT_THAT(off.err, HasSubstr("could not take its lock"));
+  EXPECT_EQ(PhaseOf(db.dsn(), "0006_rename"), "registered");
+  old_tx.Exec("ROLLBACK");
+}
+
+// ---------------------------------------------------------------------------
+// Plan
+
+TEST(Plan, ChangesNothingAndWorksWithoutInit) {
+  ScratchDatabase db("plan_readonly");
+  MakeUsers(db.dsn(), 100);
+  TempFile spec("spec", RenameSpec("0007_rename"));
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+  CliResult text = RunCli(Cli(db.dsn(), {"plan", spec.path()}));
+  ASSERT_EQ(text.exit_code, 0) << Describe(text);
+  CliResult json = RunCli(Cli(db.dsn(), {"--json", "plan", spec.path()}));
+  ASSERT_EQ(json.exit_code, 0) << Describe(json);
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgshift'"), "0");
+
+  // With the control schema: its tables are unchanged too.
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  auto control_rows = [&] {
+    return QueryValue(db.dsn(), "SELECT (SELECT count(*) FROM pgshift.migrations) || '/' || "
+                                "(SELECT count(*) FROM pgshift.history) || '/' || "
+                                "(SELECT count(*) FROM pgshift.checkpoints) || '/' || "
+                                "(SELECT count(*) FROM pgshift.instances)");
+  };
+  const std::string control_before = control_rows() + CatalogSnapshot(db.dsn(), "pgshift");
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"plan", spec.path()})).exit_code, 0);
+  EXPECT_EQ(control_rows() + CatalogSnapshot(db.dsn(), "pgshift"), control_before);
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+}
+
+TEST(Plan, ShowsEveryStatementWithLockScanRowsAndHazards) {
+  ScratchDatabase db("plan_content");
+  MakeUsers(db.dsn(), 1000);
+  auto d = Driver::Connect(db.dsn());
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto spec = ParseMigrationJson(RenameSpec("0008_rename"));
+  ASSERT_TRUE(spec.ok());
+  absl::StatusOr<Plan> plan = (*d)->PlanMigration(*spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->server_version, (*d)->server_version());
+  bool saw_cic = false, saw_backfill = false, saw_irreversible = false, saw_removed = false;
+  bool saw_validate_scan = false;
+  for (const PlannedStep& step : plan->steps) {
+    for (const PlannedStatement& st : step.statements) {
+      EXPECT_FALSE(st.sql.empty());
+      EXPECT_FALSE(st.lock.empty());
+      if (absl::StartsWith(st.sql, "CREATE INDEX CONCURRENTLY")) {
+        saw_cic = true;
+        EXPECT_FALSE(st.transactional);
+        EXPECT_EQ(st.lock, "SHARE UPDATE EXCLUSIVE");
+        EXPECT_EQ(st.rows_estimate, 1000);
+      }
+      if (st.batched) {
+        saw_backfill = true;
+        EXPECT_EQ(st.rows_estimate, 1000);
+        EXPECT_EQ(step.rows_estimate, 1000);
+      }
+      if (absl::StrContains(st.sql, "VALIDATE CONSTRAINT")) {
+        saw_validate_scan = st.scans_table && st.lock == "SHARE UPDATE EXCLUSIVE";
+      }
+      // Long work never under ACCESS EXCLUSIVE.
+      if (st.lock == "ACCESS EXCLUSIVE") {
+        EXPECT_FALSE(st.scans_table || st.rewrites_table || st.batched || !st.transactional) << st.sql;
+      }
+    }
+    for (const std::string& h : step.hazards) {
+      saw_irreversible |= absl::StartsWith(h, "irreversible");
+      saw_removed |= absl::StrContains(h, "data removed: column \"name\"");
+    }
+  }
+  EXPECT_TRUE(saw_cic && saw_backfill && saw_irreversible && saw_removed && saw_validate_scan);
+  bool version_note = false;
+  for (const auto& n : plan->notes) {
+    version_note |= absl::StrContains(n, absl::StrCat("server_version_num ", plan->server_version));
+  }
+  EXPECT_TRUE(version_note);
+  EXPECT_FALSE(plan->rollback.empty());
+}
+
+// ---------------------------------------------------------------------------
+// Contract guard
+
+class ContractGuard : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = std::make_unique<ScratchDatabase>("contract_guard");
+    MakeUsers(db_->dsn(), 100);
+    spec_ = Registered(db_->dsn(), kName);
+    CliResult r = RunCli(Cli(db_->dsn(), {"advance", kName, "--to", "switched"}));
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  const std::string& dsn() { return db_->dsn(); }
+  static constexpr char kName[] = "0009_rename";
+  std::unique_ptr<ScratchDatabase> db_;
+  std::unique_ptr<TempFile> spec_;
+};
+
+TEST_F(ContractGuard, RefusedWhileAnOldShapeInstanceIsLive) {
+  InstanceOptions o;
+  o.instance_id = "api-1";
+  o.description = "api v41";
+  auto old_app = InstanceRegistration::Start(dsn(), kName, Shape::kOld, o);
+  ASSERT_TRUE(old_app.ok()) << old_app.status();
+  InstanceOptions n;
+  n.instance_id = "api-2";
+  ASSERT_TRUE(DeclareInstance(dsn(), kName, Shape::kNew, n).ok());
+  const std::string before = CatalogSnapshot(dsn(), "public");
+
+  CliResult r = RunCli(Cli(dsn(), {"advance", kName, "--to", "contracted"}));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("\"api-1\" (api v41)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("api-2")));
+  EXPECT_THAT(r.err, HasSubstr("--force"));
+  EXPECT_EQ(CatalogSnapshot(dsn(), "public"), before);
+  EXPECT_EQ(PhaseOf(dsn(), kName), "switched");
+
+  auto d = Driver::Connect(dsn());
+  ASSERT_TRUE(d.ok());
+  auto adv = (*d)->Advance(kName, Phase::kContracted);
+  EXPECT_EQ(adv.status().code(), absl::StatusCode::kFailedPrecondition) << adv.status();
+  auto status = (*d)->Status(kName);
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(status->instances.size(), 2u);
+  CliResult shown = RunCli(Cli(dsn(), {"status", kName}));
+  EXPECT_THAT(shown.out, HasSubstr("instance api-1 needs the old shape"));
+
+  // The instance shuts down cleanly: its declaration goes with it.
+  old_app->reset();
+  CliResult ok = RunCli(Cli(dsn(), {"advance", kName, "--to", "contracted"}));
+  EXPECT_EQ(ok.exit_code, 0) << Describe(ok);
+  EXPECT_EQ(PhaseOf(dsn(), kName), "contracted");
+}
+
+TEST_F(ContractGuard, ForceContractsAndRecordsWhoWasOverridden) {
+  InstanceOptions o;
+  o.instance_id = "worker-7";
+  ASSERT_TRUE(DeclareInstance(dsn(), kName, Shape::kOld, o).ok());
+  CliResult r = RunCli(Cli(dsn(), {"advance", kName, "--force"}));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf(dsn(), kName), "contracted");
+  EXPECT_EQ(QueryValue(dsn(), "SELECT report->'forced_past_old_instances'->>0 FROM pgshift.history "
+                              "WHERE step = 'contracted' AND ok"),
+            "worker-7");
+}
+
+TEST_F(ContractGuard, AnInstanceThatDiedStopsCountingWithoutCleanUp) {
+  InstanceOptions o;
+  o.instance_id = "crashed-pod";
+  o.ttl = absl::Milliseconds(500);
+  ASSERT_TRUE(DeclareInstance(dsn(), kName, Shape::kOld, o).ok());  // then never refreshed
+  EXPECT_EQ(RunCli(Cli(dsn(), {"advance", kName})).exit_code, 1);
+  ASSERT_TRUE(WaitUntil([&] {
+    return QueryValue(dsn(), "SELECT count(*) FROM pgshift.instances WHERE expires_at > now()") == "0";
+  }));
+  CliResult r = RunCli(Cli(dsn(), {"advance", kName}));
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf(dsn(), kName), "contracted");
+}
+
+TEST_F(ContractGuard, ARegistrationKeepsItselfLive) {
+  InstanceOptions o;
+  o.instance_id = "long-lived";
+  o.ttl = absl::Milliseconds(1200);
+  auto reg = InstanceRegistration::Start(dsn(), kName, Shape::kOld, o);
+  ASSERT_TRUE(reg.ok());
+  // Two ttls later it is still live, refreshed by its thread.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_TRUE((*reg)->last_refresh().ok()) << (*reg)->last_refresh();
+  EXPECT_EQ(RunCli(Cli(dsn(), {"advance", kName})).exit_code, 1);
+  EXPECT_EQ(PhaseOf(dsn(), kName), "switched");
+}
+
+// A control schema made by an older pgshift (version 1: no instances table,
+// no history.report) is refused until `init` upgrades it, keeping its data;
+// startup checks keep working meanwhile.
+TEST(ControlSchema, VersionOneIsUpgradedByInit) {
+  ScratchDatabase db("control_v1");
+  MakeUsers(db.dsn(), 50);
+  auto spec = Registered(db.dsn(), "0015_rename");
+  Query(db.dsn(), "DROP TABLE pgshift.instances; ALTER TABLE pgshift.history DROP COLUMN report;"
+                  "UPDATE pgshift.meta SET value = '1' WHERE key = 'schema_version'");
+  CliResult refused = RunCli(Cli(db.dsn(), {"advance", "0015_rename"}));
+  EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
+  EXPECT_THAT(refused.err, HasSubstr("run `pgshift init` to upgrade"));
+  EXPECT_EQ(RunCli(Cli(db.dsn(), {"check", "0015_rename", "--at-least", "registered"})).exit_code, 0);
+  InstanceOptions o;
+  o.instance_id = "x";
+  EXPECT_EQ(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(PhaseOf(db.dsn(), "0015_rename"), "registered");
+  CliResult r = RunCli(Cli(db.dsn(), {"advance", "0015_rename"}));
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_TRUE(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).ok());
+}
+
+// ---------------------------------------------------------------------------
+// No superuser
+
+std::string WithUser(const std::string& dsn, const std::string& user) {
+  if (absl::StartsWith(dsn, "postgres")) {
+    return absl::StrCat(dsn, absl::StrContains(dsn, "?") ? "&" : "?", "user=", user);
+  }
+  return absl::StrCat(dsn, " user=", user);
+}
+
+TEST(Privileges, NonSuperuserDriverAndAnAppRoleThatOnlyChecks) {
+  ScratchDatabase db("privileges");
+  const std::string suffix = std::to_string(getpid());
+  const std::string drv = "pgshift_drv_" + suffix, app = "pgshift_app_" + suffix,
+                    checker = "pgshift_chk_" + suffix;
+  for (const auto& role : {drv, app, checker}) {
+    Query(db.dsn(), absl::StrCat("DROP ROLE IF EXISTS ", role, "; CREATE ROLE ", role, " LOGIN"));
+  }
+  // Exactly the grants of docs/privileges.md.
+  Query(db.dsn(), absl::StrCat(
+      "GRANT CREATE ON DATABASE ", db.name(), " TO ", drv, ";"
+      "CREATE SCHEMA shop; GRANT USAGE, CREATE ON SCHEMA shop TO ", drv, ";"
+      "CREATE TABLE shop.users (id int PRIMARY KEY, name text NOT NULL);"
+      "CREATE INDEX users_name_idx ON shop.users (name);"
+      "INSERT INTO shop.users SELECT g, 'u' || g FROM generate_series(1, 300) g;"
+      "ALTER TABLE shop.users OWNER TO ", drv, ";"
+      "GRANT USAGE ON SCHEMA shop TO ", app, ";"
+      "GRANT SELECT, INSERT, UPDATE ON shop.users TO ", app));
+  const std::string drv_dsn = WithUser(db.dsn(), drv), app_dsn = WithUser(db.dsn(), app),
+                    chk_dsn = WithUser(db.dsn(), checker);
+  ASSERT_EQ(QueryValue(drv_dsn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"), "f");
+
+  TempFile spec("spec", R"({"name": "0010_priv", "schema": "shop", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})");
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"plan", spec.path()}, {"register", spec.path()},
+           {"advance", "0010_priv", "--to", "switched"}}) {
+    CliResult r = RunCli(Cli(drv_dsn, cmd));
+    ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
+  }
+  Query(drv_dsn, absl::StrCat(
+      "GRANT USAGE ON SCHEMA pgshift TO ", app, ", ", checker, ";"
+      "GRANT SELECT ON pgshift.migrations TO ", app, ", ", checker, ";"
+      "GRANT SELECT, INSERT, UPDATE, DELETE ON pgshift.instances TO ", app));
+
+  // The check-only role: phases yes, declarations no.
+  EXPECT_EQ(RunCli(Cli(chk_dsn, {"check", "0010_priv", "--at-least", "switched"})).exit_code, 0);
+  EXPECT_EQ(RunCli(Cli(chk_dsn, {"check", "0010_priv", "--at-least", "contracted"})).exit_code, 3);
+  InstanceOptions io;
+  io.instance_id = "app-1";
+  EXPECT_EQ(DeclareInstance(chk_dsn, "0010_priv", Shape::kNew, io).code(),
+            absl::StatusCode::kPermissionDenied);
+  // The app role declares its shape and cannot drive.
+  EXPECT_TRUE(DeclareInstance(app_dsn, "0010_priv", Shape::kOld, io).ok());
+  CliResult refused = RunCli(Cli(drv_dsn, {"advance", "0010_priv"}));
+  EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
+  EXPECT_THAT(refused.err, HasSubstr("app-1"));
+  EXPECT_TRUE(WithdrawInstance(app_dsn, "0010_priv", "app-1").ok());
+  CliResult app_drives = RunCli(Cli(app_dsn, {"advance", "0010_priv"}));
+  EXPECT_NE(app_drives.exit_code, 0);
+  EXPECT_EQ(PhaseOf(db.dsn(), "0010_priv"), "switched");
+
+  CliResult done = RunCli(Cli(drv_dsn, {"advance", "0010_priv"}));
+  EXPECT_EQ(done.exit_code, 0) << Describe(done);
+  EXPECT_EQ(QueryValue(app_dsn, "SELECT string_agg(full_name, ',' ORDER BY id) FROM shop.users WHERE id <= 3"),
+            "u1,u2,u3");
+  Query(db.dsn(), absl::StrCat("DROP SCHEMA pgshift CASCADE; DROP SCHEMA shop CASCADE; REVOKE ALL ON "
+                               "DATABASE ", db.name(), " FROM ", drv));
+  for (const auto& role : {drv, app, checker}) Query(db.dsn(), absl::StrCat("DROP ROLE ", role));
+}
+
+// ---------------------------------------------------------------------------
+// Secrets
+
+TEST(Secrets, ThePasswordNeverAppearsInOutputErrorsOrControlTables) {
+  ScratchDatabase db("secrets");
+  MakeUsers(db.dsn(), 100);
+  const std::string secret = "Sup3rS3cr3tPw";
+  // The test cluster trusts local connections: the password is accepted and ignored.
+  const std::string dsn = absl::StrCat(db.dsn(), " password=", secret);
+  TempFile spec("spec", RenameSpec("0011_secret"));
+  TempFile changed("spec", absl::StrReplaceAll(RenameSpec("0011_secret"), {{"full_name", "fullname"}}));
+  std::vector<CliResult> results;
+  for (const bool json : {false, true}) {
+    auto run = [&](const std::string& d, std::vector<std::string> cmd) {
+      if (json) cmd.insert(cmd.begin(), "--json");
+      results.push_back(RunCli(Cli(d, cmd)));
+    };
+    run(dsn, {"init"});
+    run(dsn, {"plan", spec.path()});
+    run(dsn, {"register", spec.path()});
+    run(dsn, {"register", changed.path()});        // exit 2
+    run(dsn, {"advance", "0011_secret"});
+    run(dsn, {"advance", "no_such_migration"});    // exit 2
+    run(dsn, {"status"});
+    run(dsn, {"check", "0011_secret", "--at-least", "contracted"});
+    // Connection failures echo the connection string: redacted.
+    run(absl::StrCat("host=127.0.0.1 port=1 dbname=x user=u password=", secret), {"status"});
+    run(absl::StrCat("postgresql://u:", secret, "@127.0.0.1:1/x"), {"status"});
+  }
+  bool saw_redacted = false;
+  for (const CliResult& r : results) {
+    EXPECT_THAT(r.out + r.err, Not(HasSubstr(secret))) << Describe(r);
+    saw_redacted |= absl::StrContains(r.err + r.out, "password=********");
+  }
+  EXPECT_TRUE(saw_redacted);
+  // The driver API's errors.
+  auto bad = Driver::Connect(absl::StrCat("host=127.0.0.1 port=1 password=", secret));
+  EXPECT_THAT(std::string(bad.status().message()), Not(HasSubstr(secret)));
+  // Nothing stored holds it.
+  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat(
+                "SELECT (SELECT count(*) FROM pgshift.migrations m WHERE row_to_json(m)::text LIKE '%",
+                secret, "%') + (SELECT count(*) FROM pgshift.history h WHERE row_to_json(h)::text LIKE '%",
+                secret, "%') + (SELECT count(*) FROM pgshift.checkpoints c WHERE row_to_json(c)::text LIKE '%",
+                secret, "%') + (SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%",
+                secret, "%')")),
+            "0");
+}
+
+// ---------------------------------------------------------------------------
+// Two drivers, changed files, odd identifiers
+
+TEST(TwoDrivers, TheSecondIsBusyNamesTheFirstAndChangesNothing) {
+  ScratchDatabase db("two_drivers");
+  MakeUsers(db.dsn(), 2000);
+  auto spec = Registered(db.dsn(), "0012_rename");
+  CliProcess first(Cli(db.dsn(), {"--batch-rows", "50", "--batch-delay", "50ms", "advance",
+                                  "0012_rename", "--to", "validated"}));
+  ASSERT_TRUE(WaitUntil([&] {
+    return QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.checkpoints WHERE rows_done > 0") != "0";
+  })) << first.CurrentErr();
+  const std::string history_before = QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.history");
+  CliProcess second_proc(Cli(db.dsn(), {"advance", "0012_rename", "--to", "validated"}));
+  CliResult second = second_proc.Wait();
+  EXPECT_EQ(second.exit_code, 4) << Describe(second);
+  EXPECT_THAT(second.err, HasSubstr("is busy"));
+  EXPECT_THAT(second.err, HasSubstr(absl::StrCat(":", first.pid())));  // the driver name host:pid
+  EXPECT_THAT(second.err, HasSubstr("backend pid"));
+  CliResult status = RunCli(Cli(db.dsn(), {"status", "0012_rename"}));
+  EXPECT_THAT(status.out, HasSubstr("being driven now by"));
+  EXPECT_THAT(status.out, HasSubstr(absl::StrCat(":", first.pid())));
+  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT count(*) FROM pgshift.history WHERE driver LIKE '%:",
+                                              second_proc.pid(), "'")),
+            "0");
+  EXPECT_LE(std::stoi(QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.history")),
+            std::stoi(history_before) + 1);  // at most the first driver's next step
+  CliResult r = first.Wait();
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf(db.dsn(), "0012_rename"), "validated");
+  // Once the first is done, the lease is free again.
+  EXPECT_EQ(RunCli(Cli(db.dsn(), {"advance", "0012_rename"})).exit_code, 0);
+}
+
+TEST(BadInput, AMigrationFileChangedAfterRegistrationIsRefused) {
+  ScratchDatabase db("changed_file");
+  MakeUsers(db.dsn(), 10);
+  auto spec = Registered(db.dsn(), "0013_rename");
+  TempFile changed("spec", absl::StrReplaceAll(RenameSpec("0013_rename"), {{"full_name", "display_name"}}));
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+  CliResult r = RunCli(Cli(db.dsn(), {"register", changed.path()}));
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("different spec"));
+  EXPECT_THAT(r.err, HasSubstr("checksum"));
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+  // The stored spec is what advance runs.
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"advance", "0013_rename"})).exit_code, 0);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass "
+                                 "AND attname = 'full_name'"),
+            "1");
+}
+
+TEST(BadInput, IdentifiersFullOfQuotesSemicolonsSpacesAndUnicode) {
+  ScratchDatabase db("weird_idents");
+  const std::string schema = "sch\"ema; DROP TABLE x; --";
+  const std::string table = "t\"a'b;le ✓";
+  const std::string from = "na\"me; DELETE FROM \"t\"", to = "nöm \"neu\"; --";
+  auto q = [](const std::string& s) { return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\""); };
+  const std::string qt = absl::StrCat(q(schema), ".", q(table));
+  Query(db.dsn(), absl::StrCat("CREATE SCHEMA ", q(schema), "; CREATE TABLE ", qt, " (\"id;\" int PRIMARY KEY, ",
+                               q(from), " text NOT NULL); CREATE INDEX ON ", qt, " (", q(from), ");",
+                               "INSERT INTO ", qt, " SELECT g, 'v''' || g FROM generate_series(1, 200) g"));
+  auto json = [](const std::string& s) {
+    return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\\", "\\\\"}, {"\"", "\\\""}}), "\"");
+  };
+  const std::string name = "0014 \"odd\"; name ☃";
+  TempFile spec("spec", absl::StrCat("{\"name\": ", json(name), ", \"schema\": ", json(schema),
+                                     ", \"operations\": [{\"rename_column\": {\"table\": ", json(table),
+                                     ", \"from\": ", json(from), ", \"to\": ", json(to), "}}]}"));
+  const std::string before = CatalogSnapshot(db.dsn(), schema);
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"plan", spec.path()}, {"register", spec.path()}, {"advance", name, "--to", "switched"},
+           {"rollback", name}}) {
+    CliResult r = RunCli(Cli(db.dsn(), cmd));
+    ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
+  }
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), schema), before);
+  // A second migration name for the full run (the rolled-back one keeps its name).
+  const std::string name2 = name + " again";
+  TempFile spec2("spec", absl::StrReplaceAll(testing::ReadWholeFile(spec.path()), {{json(name), json(name2)}}));
+  ASSERT_EQ(RunCli(Cli(db.dsn(), {"register", spec2.path()})).exit_code, 0);
+  CliResult r = RunCli(Cli(db.dsn(), {"advance", name2, "--to", "contracted"}));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT ", q(to), " FROM ", qt, " WHERE \"id;\" = 7")), "v'7");
+  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT count(*) FROM ", qt)), "200");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT to_regclass('x') IS NULL"), "t");
+}
+
+}  // namespace
+}  // namespace pgshift
