@@ -527,4 +527,34 @@ TEST_F(SecondDriver, WhileTheMigrationLockIsHeldGetsExit4NamingTheHolder) {
   EXPECT_EQ(Phase(dsn(), name_), "trigger_installed");
 }
 
+// Advisory locks belong to one database: a driver of a migration with the
+// same name in another database of the same server neither blocks this one
+// nor shows up as its holder.
+TEST_F(SecondDriver, SameMigrationNameInAnotherDatabaseIsNotTheHolder) {
+  pt::ScratchDatabase other("resume_busy_other");
+  pt::Session elsewhere(other.dsn(), "other-db-bot");
+  elsewhere.Exec("SELECT pg_advisory_lock(1885827944, hashtext('pgshift." + name_ + "'))");
+
+  auto r = RunCli(dsn(), {"status", name_});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out.find("other-db-bot"), std::string::npos)
+      << "status names a session of another database as this migration's driver: " << r.out;
+  r = RunCli(dsn(), {"status", name_, "--json"});
+  EXPECT_NE(r.out.find("\"driver\":null"), std::string::npos) << r.out;
+
+  // Held here too: the busy message names this database's holder.
+  {
+    pt::Session here(dsn(), "this-db-bot");
+    here.Exec("SELECT pg_advisory_lock(1885827944, hashtext('pgshift." + name_ + "'))");
+    for (int i = 0; i < 3; ++i) {
+      r = RunCli(dsn(), {"advance", name_});
+      EXPECT_EQ(r.exit_code, 4) << Describe(r);
+      EXPECT_NE(r.err.find("this-db-bot"), std::string::npos) << r.err;
+      EXPECT_EQ(r.err.find("other-db-bot"), std::string::npos) << r.err;
+    }
+  }
+  r = RunCli(dsn(), {"advance", name_});
+  EXPECT_EQ(r.exit_code, 0) << "a lock in another database does not block\n" << Describe(r);
+}
+
 }  // namespace
