@@ -206,9 +206,7 @@ class ChangeType : public Operation {
       }
     }
     for (const catalog::Constraint& c : table_.constraints) {
-      bool uses = false;
-      for (int a : c.attnums) uses = uses || a == old_.attnum;
-      if (!uses || absl::StartsWith(c.name, "pgshift_")) continue;
+      if (!c.Uses(old_.attnum) || absl::StartsWith(c.name, "pgshift_")) continue;
       if (c.type == 'c') {
         // pg_get_constraintdef: "CHECK (expr)" [" NOT VALID"]
         absl::string_view def = c.def;
