@@ -432,7 +432,7 @@ TEST(InterruptedIndexBuild, InvalidIndexIsRebuiltOnReRun) {
       [&] {
         return Int(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                         "'pgshift %' AND query ILIKE '%INDEX CONCURRENTLY%' AND wait_event_type "
-                        "= 'Lock'") > 0 ||
+                        "= 'Lock' AND datname = current_database()") > 0 ||
                !driver.Running();
       },
       "the index build to wait for the test's snapshot");
