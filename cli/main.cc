@@ -46,8 +46,15 @@ Global options:
   --statement-timeout D     statement_timeout of short DDL (default 30s)
   --retry-deadline D        give up taking a lock after D (default 2m)
   --batch-rows N            initial backfill batch size (default 1000)
-  --batch-time D            target duration of one backfill batch (default 200ms)
+  --batch-time D            target duration of one backfill batch; the size adapts
+                            to it (default 100ms)
+  --batch-min-rows N        smallest backfill batch (default 100)
+  --batch-max-rows N        largest backfill batch (default 100000)
+  --batch-lock-timeout D    lock_timeout of a backfill batch; on timeout the batch is
+                            rolled back, halved and retried after a backoff (default 200ms)
   --batch-delay D           pause between backfill batches (default 0s)
+  --backfill-walk W         auto, key or pages: walk the table by primary key or by ctid
+                            page ranges (auto: pages on PostgreSQL 14+, else key)
   --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
   --max-batches N           stop the backfill after N batches (resume later)
   --preflight MODE          before a step taking ACCESS EXCLUSIVE, sessions with long
@@ -58,6 +65,9 @@ Global options:
                             more rows (default 10000)
   --force                   advance to contracted although application instances that
                             declared the old shape are live
+
+Pausing a running backfill: UPDATE <control schema>.migrations SET paused = true
+WHERE name = 'NAME' (false to resume); it stops between batches and waits.
 
 Durations look like 500ms, 1s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
 2 bad input (nothing changed), 3 check not satisfied, 4 busy / locks not acquired.
@@ -76,6 +86,8 @@ const std::map<std::string, bool>& KnownFlags() {
       {"dsn", true},           {"control-schema", true},    {"json", false},
       {"lock-timeout", true},  {"statement-timeout", true}, {"retry-deadline", true},
       {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
+      {"batch-min-rows", true}, {"batch-max-rows", true},   {"batch-lock-timeout", true},
+      {"backfill-walk", true},
       {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
       {"preflight", true},     {"long-transaction", true},  {"max-locked-scan-rows", true},
       {"force", false},
@@ -144,6 +156,7 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
            {"retry-deadline", &o.retry_deadline},
            {"batch-time", &o.backfill_target_batch_time},
            {"batch-delay", &o.backfill_batch_delay},
+           {"batch-lock-timeout", &o.backfill_lock_timeout},
            {"max-replication-lag", &o.max_replication_lag},
            {"long-transaction", &o.long_transaction}}) {
     absl::Status s = DurationFlag(args, key, field);
@@ -152,12 +165,47 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
   if (o.lock_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--lock-timeout must be positive");
   }
-  absl::Status s = IntFlag(args, "batch-rows", &o.backfill_batch_rows);
-  if (!s.ok()) return s;
-  s = IntFlag(args, "max-batches", &o.backfill_max_batches);
-  if (!s.ok()) return s;
-  s = IntFlag(args, "max-locked-scan-rows", &o.max_locked_scan_rows);
-  if (!s.ok()) return s;
+  for (auto [key, field] : std::vector<std::pair<std::string, int64_t*>>{
+           {"batch-rows", &o.backfill_batch_rows},
+           {"batch-min-rows", &o.backfill_min_batch_rows},
+           {"batch-max-rows", &o.backfill_max_batch_rows},
+           {"max-batches", &o.backfill_max_batches},
+           {"max-locked-scan-rows", &o.max_locked_scan_rows}}) {
+    absl::Status s = IntFlag(args, key, field);
+    if (!s.ok()) return s;
+  }
+  if (o.backfill_target_batch_time <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--batch-time must be positive");
+  }
+  if (o.backfill_lock_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--batch-lock-timeout must be positive");
+  }
+  // An explicit --batch-rows below the default minimum lowers the minimum.
+  if (!args.flags.count("batch-min-rows")) {
+    o.backfill_min_batch_rows =
+        std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
+  }
+  if (!args.flags.count("batch-max-rows")) {
+    o.backfill_max_batch_rows = std::max(o.backfill_max_batch_rows, o.backfill_batch_rows);
+  }
+  if (o.backfill_min_batch_rows < 1 || o.backfill_min_batch_rows > o.backfill_max_batch_rows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--batch-min-rows (", o.backfill_min_batch_rows, ") must be at least 1 and at most "
+        "--batch-max-rows (", o.backfill_max_batch_rows, ")"));
+  }
+  if (args.flags.count("backfill-walk")) {
+    const std::string& walk = args.flags.at("backfill-walk");
+    if (walk == "auto") {
+      o.backfill_walk = BackfillWalk::kAuto;
+    } else if (walk == "key") {
+      o.backfill_walk = BackfillWalk::kPrimaryKey;
+    } else if (walk == "pages") {
+      o.backfill_walk = BackfillWalk::kPages;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--backfill-walk \"", walk,
+                                                     "\" is not one of auto, key, pages"));
+    }
+  }
   if (args.flags.count("preflight")) {
     const std::string& mode = args.flags.at("preflight");
     if (mode == "wait") {
@@ -176,7 +224,6 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
     o.force_contract = true;
   }
   o.on_preflight = MakePreflightReporter(args.json);
-  o.backfill_min_batch_rows = std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
   o.on_progress = MakeProgressReporter(args.json);
   return o;
 }
@@ -201,6 +248,10 @@ std::string StatusText(const MigrationStatus& m) {
   } else if (!m.running_step.empty()) {
     absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
+  }
+  if (m.paused) {
+    absl::StrAppend(&out, "\n  paused: the backfill waits between batches until paused is set back to "
+                          "false in the migrations table");
   }
   if (!m.last_error.empty()) absl::StrAppend(&out, "\n  last error: ", m.last_error);
   for (const auto& i : m.instances) {

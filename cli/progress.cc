@@ -37,6 +37,10 @@ ProgressCallback MakeProgressReporter(bool json) {
                              .Num("rows_per_second", p.rows_per_second)
                              .Num("eta_seconds", p.eta_seconds)
                              .Bool("finished", p.finished)
+                             .Int("rows_updated", p.rows_updated)
+                             .Int("batch_rows", p.batch_rows)
+                             .Int("lock_wait_ms", p.lock_wait_ms)
+                             .Str("waiting", p.waiting)
                              .Build();
       std::fprintf(stderr, "%s\n", line.c_str());
     };
@@ -50,10 +54,12 @@ ProgressCallback MakeProgressReporter(bool json) {
     int filled = static_cast<int>(frac * width);
     std::string bar(filled, '#');
     bar.append(width - filled, '.');
-    std::fprintf(stderr, "\r  backfill op %d [%s] %3.0f%% %lld/%lld rows  %.0f rows/s  ETA %s   ",
+    std::string state = p.waiting.empty() ? absl::StrFormat("ETA %s", Eta(p.eta_seconds))
+                                          : absl::StrFormat("waiting: %s", p.waiting);
+    // \033[K clears what a longer previous line left behind.
+    std::fprintf(stderr, "\r  backfill op %d [%s] %3.0f%% %lld/%lld rows  %.0f rows/s  %s\033[K",
                  p.operation, bar.c_str(), frac * 100, static_cast<long long>(p.rows_done),
-                 static_cast<long long>(p.rows_estimate), p.rows_per_second,
-                 Eta(p.eta_seconds).c_str());
+                 static_cast<long long>(p.rows_estimate), p.rows_per_second, state.c_str());
     if (p.finished) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   };

@@ -246,6 +246,7 @@ TEST_F(ChangeTypeTest, InterruptedBackfillResumesAndKeepsOldColumn) {
   options.backfill_min_batch_rows = 100;
   options.backfill_max_batch_rows = 100;
   options.backfill_max_batches = 3;  // stops mid-way, as a killed driver would
+  options.backfill_walk = BackfillWalk::kPrimaryKey;  // batches of exactly 100 rows
   options.max_replication_lag = absl::ZeroDuration();
   auto limited = Driver::Connect(dsn(), options);
   ASSERT_TRUE(limited.ok()) << limited.status();

@@ -664,13 +664,15 @@ TEST_F(ContractGuard, ARegistrationKeepsItselfLive) {
 }
 
 // A control schema made by an older pgshift (version 1: no instances table,
-// no history.report) is refused until `init` upgrades it, keeping its data;
+// no history.report, no migrations.paused) is refused until `init` upgrades
+// it, keeping its data;
 // startup checks keep working meanwhile.
 TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   ScratchDatabase db("control_v1");
   MakeUsers(db.dsn(), 50);
   auto spec = Registered(db.dsn(), "0015_rename");
   Query(db.dsn(), "DROP TABLE pgshift.instances; ALTER TABLE pgshift.history DROP COLUMN report;"
+                  "ALTER TABLE pgshift.migrations DROP COLUMN paused;"
                   "UPDATE pgshift.meta SET value = '1' WHERE key = 'schema_version'");
   CliResult refused = RunCli(Cli(db.dsn(), {"advance", "0015_rename"}));
   EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
@@ -680,7 +682,7 @@ TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   o.instance_id = "x";
   EXPECT_EQ(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
-  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "3");
   EXPECT_EQ(PhaseOf(db.dsn(), "0015_rename"), "registered");
   CliResult r = RunCli(Cli(db.dsn(), {"advance", "0015_rename"}));
   EXPECT_EQ(r.exit_code, 0) << Describe(r);

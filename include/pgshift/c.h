@@ -186,8 +186,8 @@ PGSHIFT_C_EXPORT void pgshift_options_set_retry_max_backoff_ms(pgshift_options_t
 PGSHIFT_C_EXPORT void pgshift_options_set_retry_deadline_ms(pgshift_options_t* options,
                                                             int64_t ms);
 /* Backfill batch size at start, the time one batch should take, and the
- * bounds the adaptive size stays within. Defaults 1000 rows, 200 ms,
- * 100 .. 50000 rows. */
+ * bounds the adaptive size stays within. Defaults 1000 rows, 100 ms,
+ * 100 .. 100000 rows. */
 PGSHIFT_C_EXPORT void pgshift_options_set_backfill_batch_rows(pgshift_options_t* options,
                                                               int64_t rows);
 PGSHIFT_C_EXPORT void pgshift_options_set_backfill_target_batch_time_ms(

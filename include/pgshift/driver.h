@@ -92,6 +92,7 @@ struct MigrationStatus {
   std::string updated_at;
   std::string last_error;   // "" when the last step succeeded
   std::string running_step; // step started but not finished (crash), or ""
+  bool paused = false;      // a pause request is set (see Driver::Pause)
   std::string driver;       // who drives it right now (Status() only), or ""
   std::vector<BackfillStatus> backfill;
   std::vector<InstanceStatus> instances;  // live declarations (Status() only)
@@ -140,6 +141,16 @@ class Driver {
   // Undoes everything pgshift created for the migration; allowed from any
   // phase before contracted; idempotent.
   absl::StatusOr<MigrationStatus> Rollback(const std::string& name);
+
+  // Asks the backfill of migration `name` to pause between batches, from
+  // any driver (another thread's or process's); the driver running it waits,
+  // reporting Progress::waiting == "paused", until Resume. The request is
+  // the `paused` column of the control schema's migrations table, so
+  //   UPDATE pgshift.migrations SET paused = true WHERE name = '...'
+  // does the same. It persists (a later advance waits too) until Resume.
+  // NotFound when the migration is not registered.
+  absl::Status Pause(const std::string& name);
+  absl::Status Resume(const std::string& name);
 
   absl::StatusOr<MigrationStatus> Status(const std::string& name);
   absl::StatusOr<std::vector<MigrationStatus>> List();

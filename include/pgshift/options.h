@@ -16,16 +16,29 @@
 
 namespace pgshift {
 
-// One progress report of a long step (the backfill).
+// One progress report of a long step (the backfill). Reports come after
+// every committed batch, about once per poll interval while the backfill
+// waits (paused or throttled), and once more with finished=true at the end.
+// rows_done never decreases within one call, and continues from the
+// checkpoint after a resume.
 struct Progress {
   std::string migration;
   int operation = 0;           // index of the operation in the spec
   std::string step;            // phase being reached, e.g. "backfilled"
-  int64_t rows_done = 0;       // rows examined so far (committed batches)
-  int64_t rows_estimate = 0;   // estimated total rows of the table
-  double rows_per_second = 0;  // over the whole step so far
+  // Rows covered so far (committed batches, across resumes): exact when
+  // walking the primary key; from the pages walked times the table's
+  // density when walking pages (never below the rows changed).
+  int64_t rows_done = 0;
+  int64_t rows_estimate = 0;   // estimated total rows; equals rows_done once finished
+  double rows_per_second = 0;  // recent rate, smoothed over the last seconds of work
   double eta_seconds = -1;     // -1 when unknown
   bool finished = false;       // last report of this operation's backfill
+  int64_t rows_updated = 0;    // rows changed by this call (rows already in sync are skipped)
+  int64_t batch_rows = 0;      // size of the next batch, in rows (adapts to the target time)
+  int64_t lock_wait_ms = 0;    // time this call lost to lock timeouts and deadlocks
+  // "" while working; otherwise why the backfill is waiting right now:
+  // "paused" (pause requested), "replication_lag" or "lock_contention".
+  std::string waiting;
 };
 
 using ProgressCallback = std::function<void(const Progress&)>;
@@ -50,6 +63,13 @@ std::string DescribeSession(const SessionInfo& session);
 
 // When pgshift should check for long transactions before a step that takes
 // an ACCESS EXCLUSIVE lock (see Options::preflight).
+// How the backfill walks a table (Options::backfill_walk).
+enum class BackfillWalk {
+  kAuto,        // kPages on PostgreSQL 14+, else kPrimaryKey; kPages without a primary key
+  kPrimaryKey,  // keyset batches in primary-key order (kPages when there is none)
+  kPages,       // ctid page ranges in physical order
+};
+
 enum class PreflightMode {
   kWait,    // report them, then wait (up to retry_deadline) until they are gone
   kRefuse,  // report them and refuse the step (Aborted, CLI exit 4)
@@ -76,8 +96,9 @@ struct Options {
   // wait behind pgshift's lock request, at most. Default 1 s.
   absl::Duration lock_timeout = absl::Seconds(1);
 
-  // statement_timeout of short DDL transactions. Default 30 s. Long steps
-  // (backfill batches, VALIDATE, CREATE INDEX CONCURRENTLY) use
+  // statement_timeout of short DDL transactions and of each backfill batch
+  // (a batch that hits it is retried at a quarter of the size). Default
+  // 30 s. Long steps (VALIDATE, CREATE INDEX CONCURRENTLY) use
   // long_statement_timeout instead.
   absl::Duration statement_timeout = absl::Seconds(30);
 
@@ -93,27 +114,57 @@ struct Options {
   absl::Duration retry_deadline = absl::Minutes(2);
 
   // Backfill batch size in rows at start; it then adapts so that one batch
-  // takes about backfill_target_batch_time, within [backfill_min_batch_rows,
-  // backfill_max_batch_rows]. Defaults 1000 rows, 200 ms, 100 .. 50000 rows.
+  // takes about backfill_target_batch_time (row locks are held that long, so
+  // an application write to a row of the current batch waits at most about
+  // that long), within [backfill_min_batch_rows, backfill_max_batch_rows].
+  // Defaults 1000 rows, 100 ms, 100 .. 100000 rows.
   int64_t backfill_batch_rows = 1000;
-  absl::Duration backfill_target_batch_time = absl::Milliseconds(200);
+  absl::Duration backfill_target_batch_time = absl::Milliseconds(100);
   int64_t backfill_min_batch_rows = 100;
-  int64_t backfill_max_batch_rows = 50000;
+  int64_t backfill_max_batch_rows = 100000;
 
-  // Pause between backfill batches. Default none.
+  // lock_timeout of each backfill batch. A batch that waits longer for a row
+  // or table lock is rolled back (releasing the rows it had locked), the
+  // batch size halves and the batch is retried after a jittered exponential
+  // backoff (retry_initial_backoff .. retry_max_backoff); the backfill gives
+  // up with DeadlineExceeded when no batch commits for retry_deadline.
+  // Default 200 ms.
+  absl::Duration backfill_lock_timeout = absl::Milliseconds(200);
+
+  // Pause between backfill batches, to leave the server some room. Default
+  // none.
   absl::Duration backfill_batch_delay = absl::ZeroDuration();
 
   // Pause the backfill while any standby replays more than this far behind
-  // (pg_stat_replication.replay_lag); zero disables. Default 10 s.
+  // (pg_stat_replication.replay_lag); zero disables. Reading other sessions'
+  // lag needs the pg_monitor (or pg_read_all_stats) role: without it the
+  // backfill refuses to run while standbys are attached, rather than
+  // ignoring their lag. Default 10 s.
   absl::Duration max_replication_lag = absl::Seconds(10);
+
+  // How often a paused or throttled backfill checks again (pause request,
+  // replication lag). Default 1 s.
+  absl::Duration backfill_poll_interval = absl::Seconds(1);
 
   // Stop after this many backfill batches in one call (0 = no limit); the
   // step is left unfinished and resumes from its checkpoint on the next call.
   // Used by tests and by tooling that wants bounded work per call.
   int64_t backfill_max_batches = 0;
 
-  // Called after every committed backfill batch and at the end of each
-  // operation's backfill, on the calling thread.
+  // How the backfill walks the table. Pages (ctid ranges, a TID range scan
+  // on PostgreSQL 14+) read the table in physical order like a plain UPDATE
+  // and never read the index the batch is inserting into; walking the
+  // primary key costs ~40% more server CPU per row (measured, see
+  // docs/performance.md) but has exact row counts. Before PostgreSQL 14 a
+  // ctid range is a sequential scan per batch, so kAuto walks the primary
+  // key there. Tables without a primary key are always walked by pages.
+  // Default kAuto.
+  BackfillWalk backfill_walk = BackfillWalk::kAuto;
+
+  // Called with backfill progress (see Progress) on the calling thread.
+  // Pausing: Driver::Pause / Driver::Resume, or
+  //   UPDATE pgshift.migrations SET paused = true WHERE name = '...';
+  // the backfill stops between batches until paused is false again.
   ProgressCallback on_progress;
 
   // Name recorded as the driver in history rows and shown to a second driver.

@@ -16,7 +16,7 @@ constexpr char kColumns[] =
     "name, phase, checksum, to_char(created_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(updated_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(last_error, ''), coalesce(running_step, ''), "
-    "spec::text";
+    "spec::text, paused";
 }  // namespace
 
 Control::Control(pg::Connection& conn, std::string schema) : conn_(conn), schema_(std::move(schema)) {}
@@ -85,6 +85,10 @@ absl::Status Control::Init() {
                      " heartbeat_at timestamptz NOT NULL DEFAULT now(),"
                      " expires_at timestamptz NOT NULL,"
                      " PRIMARY KEY (migration, instance_id))"),
+        // Version 3: a pause request honoured by the backfill between
+        // batches (Driver::Pause, or UPDATE ... SET paused = true by hand).
+        absl::StrCat("ALTER TABLE ", Table("migrations"),
+                     " ADD COLUMN IF NOT EXISTS paused boolean NOT NULL DEFAULT false"),
         absl::StrCat("INSERT INTO ", Table("meta"), " VALUES ('schema_version', '",
                      kControlSchemaVersion, "') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
     };
@@ -127,6 +131,7 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
   m.status.last_error = r.Get(row, 5);
   m.status.running_step = r.Get(row, 6);
   m.spec_json = r.Get(row, 7);
+  m.status.paused = r.GetBool(row, 8);
   ASSIGN_OR_RETURN(pg::Result cp,
                    conn_.Exec(absl::StrCat("SELECT operation, rows_done, rows_estimate, done FROM ",
                                            Table("checkpoints"),
@@ -288,6 +293,18 @@ absl::StatusOr<std::vector<LiveInstance>> Control::LiveInstances(const std::stri
     out.push_back(std::move(li));
   }
   return out;
+}
+
+absl::Status Control::SetPaused(const std::string& name, bool paused) {
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn_.Exec(absl::StrCat("UPDATE ", Table("migrations"),
+                                           " SET paused = $2, updated_at = now() WHERE name = $1"),
+                              {name, paused ? "true" : "false"}));
+  if (r.Affected() == 0) {
+    return absl::NotFoundError(absl::StrCat("migration \"", name,
+                                            "\" is not registered; run `pgshift register FILE`"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Control::ClearCheckpoints(const std::string& name) {

@@ -17,7 +17,8 @@ namespace pgshift::engine {
 
 // 1: meta, migrations, history, checkpoints.
 // 2: history.report (preflight, lock waits, locks taken); instances.
-inline constexpr int kControlSchemaVersion = 2;
+// 3: migrations.paused (pause requests honoured by the backfill).
+inline constexpr int kControlSchemaVersion = 3;
 
 // An application instance that declared the shape it needs (check.h).
 struct LiveInstance {
@@ -85,6 +86,10 @@ class Control {
   absl::StatusOr<std::vector<StoredMigration>> Active();
 
   absl::Status ClearCheckpoints(const std::string& name);
+
+  // Sets the pause request the backfill checks between batches. NotFound
+  // when the migration is not registered.
+  absl::Status SetPaused(const std::string& name, bool paused);
 
  private:
   absl::StatusOr<StoredMigration> FromRow(const pg::Result& r, int row);

@@ -45,7 +45,10 @@ absl::Status AsStepFailure(const absl::Status& s) {
   return s;
 }
 
-std::vector<PlannedStatement> Render(const ops::Action& a) {
+// `options` and `server_version` decide how the backfill walks the table, so
+// that the plan shows the statement advance will run.
+std::vector<PlannedStatement> Render(const ops::Action& a, const Options& options,
+                                     int server_version) {
   std::vector<PlannedStatement> out;
   auto make = [&a](std::string sql) {
     PlannedStatement p;
@@ -67,7 +70,7 @@ std::vector<PlannedStatement> Render(const ops::Action& a) {
       break;
     }
     case ops::Action::Kind::kBackfill: {
-      PlannedStatement p = make(engine::BackfillUpdateSql(a.backfill));
+      PlannedStatement p = make(engine::BackfillUpdateSql(a.backfill, options, server_version));
       p.batched = true;
       p.scans_table = true;
       out.push_back(p);
@@ -416,7 +419,7 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
     step.to = to;
     step.operation = op.Describe();
     for (const auto& a : actions) {
-      for (auto& s : Render(a)) {
+      for (auto& s : Render(a, d.options, d.conn->server_version())) {
         if (s.scans_table || s.rewrites_table || s.batched) s.rows_estimate = op.RowEstimate();
         step.statements.push_back(std::move(s));
       }
@@ -536,6 +539,16 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
   RETURN_IF_ERROR(d.RunStep(name, ops, stored.status.phase, Phase::kRolledBack, *lease));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));
   return stored.status;
+}
+
+absl::Status Driver::Pause(const std::string& name) {
+  RETURN_IF_ERROR(impl_->control.RequireInitialized());
+  return impl_->control.SetPaused(name, true);
+}
+
+absl::Status Driver::Resume(const std::string& name) {
+  RETURN_IF_ERROR(impl_->control.RequireInitialized());
+  return impl_->control.SetPaused(name, false);
 }
 
 absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {

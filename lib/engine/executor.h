@@ -82,8 +82,6 @@ class Executor {
   // ..." for every session holding a lock on `table` that conflicts with
   // `lock_mode` (any lock when empty).
   std::string DescribeLockHolders(const std::string& table, absl::string_view lock_mode = "");
-  // Waits while replication lag is above the limit.
-  absl::Status ThrottleForReplicationLag();
 
   // For kConcurrently CREATE INDEX: makes sure no half-built index of ours is
   // in the way. Returns true when a valid index of that name (ours) already
@@ -114,6 +112,7 @@ class Executor {
 #endif  // PGSHIFT_LIB_ENGINE_EXECUTOR_H_
 
 namespace pgshift::engine {
-// The UPDATE one backfill batch runs ($1.. are the batch's key bounds).
-std::string BackfillUpdateSql(const ops::BackfillSpec& b);
+// The UPDATE one backfill batch runs ($1.. are the batch's key bounds, or its
+// ctid range); see lib/backfill/backfill.h.
+std::string BackfillUpdateSql(const ops::BackfillSpec& b, const Options& options, int server_version);
 }  // namespace pgshift::engine

@@ -24,6 +24,7 @@ std::string ToJson(const MigrationStatus& m) {
   o.Str("created_at", m.created_at).Str("updated_at", m.updated_at);
   if (m.last_error.empty()) o.Null("last_error"); else o.Str("last_error", m.last_error);
   if (m.running_step.empty()) o.Null("running_step"); else o.Str("running_step", m.running_step);
+  o.Bool("paused", m.paused);
   o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
   if (m.driver.empty()) o.Null("driver"); else o.Str("driver", m.driver);
   std::vector<std::string> inst;

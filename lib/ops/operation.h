@@ -24,6 +24,12 @@ struct BackfillSpec {
   std::vector<std::string> key_types;
   std::string set_clause;            // e.g. "\"to\" = \"from\""
   std::string needs_work;            // predicate of rows still to do
+  // Optional. When a batch's set_clause raises a data error (SQLSTATE class
+  // 22 or P0, e.g. a conversion that fails on some rows), that batch is rolled
+  // back and run again with this clause instead (e.g. one that calls a
+  // function returning NULL where the conversion raises), as are the next
+  // few batches. Lets the fast plain expression do the work on clean data.
+  std::string fallback_set_clause;
 };
 
 // A check that must find nothing: count_sql returns one bigint; sample_sql

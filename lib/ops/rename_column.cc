@@ -142,7 +142,7 @@ class RenameColumn : public Operation {
   BackfillSpec Backfill(std::string set, std::string needs) const {
     BackfillSpec b;
     b.table = table_.Qualified();
-    b.key = table_.primary_key;
+    b.key = table_.primary_key;  // empty: the backfill walks ctid page ranges
     for (const auto& k : b.key) b.key_types.push_back(table_.FindColumn(k)->type);
     b.set_clause = std::move(set);
     b.needs_work = std::move(needs);
