@@ -446,6 +446,19 @@ int Run(int argc, char** argv) {
     }
     result = d.Status(args.positional[0]);
   }
+  if (!result.ok() && absl::IsUnavailable(result.status()) &&
+      (cmd == "advance" || cmd == "rollback")) {
+    // Lost the server mid-step: say how to continue (exit 1, state consistent).
+    const std::string& name = args.positional[0];
+    absl::Status s(result.status().code(),
+                   absl::StrCat(result.status().message(),
+                                "\nThe step did not commit, so the phase is unchanged; run "
+                                "`pgshift ", cmd, " ", name,
+                                "` again to finish it (a backfill resumes from its checkpoint)"));
+    result.status().ForEachPayload(
+        [&s](absl::string_view url, const absl::Cord& p) { s.SetPayload(url, p); });
+    return Fail(args, s);
+  }
   if (!result.ok()) return Fail(args, result.status());
   if (args.json) {
     std::cout << ToJson(*result) << std::endl;

@@ -156,7 +156,7 @@ class Faults : public ::testing::Test {
   void WaitForLeaseRelease() {
     ASSERT_TRUE(WaitUntil([&] {
       return QueryValue(dsn(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                               "classid = 1885827944::oid") == "0";
+                               "classid = 1885827944::oid AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0";
     }));
   }
 
@@ -346,7 +346,7 @@ TEST_F(Faults, KillDuringValidateConstraint) {
     CliProcess cli(Args({"advance", kName, "--to", "contracted"}));
     const std::string like = "ALTER TABLE%VALIDATE CONSTRAINT \"pgshift%";
     ASSERT_TRUE(WaitUntil([&] {
-      return QueryValue(dsn(), absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+      return QueryValue(dsn(), absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND datname = current_database() "
                                             "AND wait_event IS DISTINCT FROM 'relation' AND query LIKE ", Lit(like),
                                             " AND now() - query_start > interval '300 ms'")) != "0";
     })) << cli.CurrentErr();

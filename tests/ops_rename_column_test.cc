@@ -64,6 +64,21 @@ TEST_F(RenameColumnTest, ContractKeepsConstraintsNamesAndDefault) {
             "t");
 }
 
+TEST_F(RenameColumnTest, UsersInvalidIndexIsNotCopied) {
+  // A failed CREATE UNIQUE INDEX CONCURRENTLY leaves an INVALID index that
+  // enforces nothing; copying it to the new column would invent a constraint.
+  EXPECT_ANY_THROW(Sql("CREATE UNIQUE INDEX CONCURRENTLY first_letter ON people (substr(name, 1, 1))"));
+  ASSERT_EQ(Value("SELECT indisvalid FROM pg_index WHERE indexrelid = 'first_letter'::regclass"), "f");
+  ASSERT_TRUE(Register(Json()).ok());
+  ASSERT_TRUE(Advance("r", Phase::kValidated).ok());
+  EXPECT_EQ(Value("SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                  "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = 'people'::regclass "
+                  "AND a.attname = 'full_name'"),
+            "1");  // the copy of name_unique only
+  Sql("INSERT INTO people (id, name) VALUES (7000, 'pqr')");  // same first letter: allowed
+  EXPECT_EQ(Value("SELECT full_name FROM people WHERE id = 7000"), "pqr");
+}
+
 TEST_F(RenameColumnTest, RefusesColumnUsedByView) {
   Sql("CREATE VIEW names AS SELECT name FROM people");
   absl::Status s = Register(Json());

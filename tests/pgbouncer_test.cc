@@ -269,7 +269,7 @@ TEST_F(ThroughPgBouncer, OneDriverAtATimeAndAKilledDriverFreesTheMigrationAtOnce
   // transaction: the lease goes with it, no expiry to wait for.
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(direct(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                                "classid = 1885827944::oid") == "0";
+                                "classid = 1885827944::oid AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0";
   }, 10));
   CliResult r = Cli({"advance", "0200_rename", "--to", "contracted"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);

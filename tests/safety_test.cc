@@ -143,7 +143,7 @@ TEST(LockDiscipline, RetriesUntilTheBlockerEndsAndRecordsWhoBlocked) {
                                 "--preflight", "off", "advance", "0002_rename"}));
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                "'Lock' AND query LIKE 'ALTER TABLE%users%'") != "0";
+                                "'Lock' AND query LIKE 'ALTER TABLE%users%' AND datname = current_database()") != "0";
   })) << cli.CurrentErr();
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // at least one timed-out attempt
   blocker.Exec("COMMIT");
@@ -199,7 +199,7 @@ TEST(LockDiscipline, LockBudgetCoversTheWholeTransaction) {
   // Once pgshift waits for `a`, an application query on `a` queues behind it.
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                "'Lock' AND query LIKE 'LOCK TABLE a%'") != "0";
+                                "'Lock' AND query LIKE 'LOCK TABLE a%' AND datname = current_database()") != "0";
   }));
   double app_wait_ms = 0;
   std::thread app([&] {
@@ -456,7 +456,7 @@ TEST(Preflight, WaitReportsThenProceedsWhenTheTransactionEnds) {
   ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(cli.CurrentErr(), "\"outcome\":\"waiting\""); }))
       << cli.CurrentErr();
   // Waiting, not queueing: the application is not blocked by pgshift meanwhile.
-  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"), "0");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"), "0");
   old_tx.Exec("COMMIT");
   CliResult r = cli.Wait();
   ASSERT_EQ(r.exit_code, 0) << Describe(r);

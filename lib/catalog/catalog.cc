@@ -1,5 +1,7 @@
 #include "lib/catalog/catalog.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -66,6 +68,14 @@ bool IsSingleExpression(absl::string_view s) {
 }
 
 }  // namespace
+
+bool Index::Uses(int attnum) const {
+  return std::find(attnums.begin(), attnums.end(), attnum) != attnums.end();
+}
+
+bool Constraint::Uses(int attnum) const {
+  return std::find(attnums.begin(), attnums.end(), attnum) != attnums.end();
+}
 
 const Column* Table::FindColumn(const std::string& name) const {
   for (const Column& c : columns) {

@@ -35,6 +35,8 @@ struct Index {
   std::vector<int> attnums;  // every column the index uses (keys, expressions, predicate)
   std::string constraint;    // name of the constraint it backs, or ""
   char constraint_type = '\0';
+
+  bool Uses(int attnum) const;
 };
 
 struct Constraint {
@@ -43,6 +45,8 @@ struct Constraint {
   std::string def;        // pg_get_constraintdef()
   bool validated = true;
   std::vector<int> attnums;  // conkey
+
+  bool Uses(int attnum) const;
 };
 
 struct Table {

@@ -22,7 +22,10 @@ absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
               "coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
               "coalesce(a.usename::text, '') "
               "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-              "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ",
+              // Advisory locks are per database: the same migration name
+              // in another database of the server is another migration.
+              "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+              "(SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = ",
               kAdvisoryClassKey, "::oid AND l.objid = hashtext($1)::oid AND l.objsubid = 2"),
           {LeaseKeyText(control_schema, name)}));
   if (who.rows() == 0) return std::string();

@@ -193,13 +193,17 @@ class AddColumn : public Operation {
   }
 
   absl::StatusOr<std::vector<Action>> Rollback() override {
+    // Trigger and column in one transaction: once validate set NOT NULL, an
+    // old app's INSERT between "trigger gone" and "column gone" would fail.
+    std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
+    sql.push_back(absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ",
+                               pg::QuoteIdent(spec_.column())));
+    Action col = Transaction(
+        table_, absl::StrCat("drop the fill trigger and column ", spec_.column(), " that pgshift added"),
+        std::move(sql), "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.column(), ctx_));
     Action drop = Transaction(table_, "drop the fill trigger", DropTriggerSql(table_, ctx_),
                               "ACCESS EXCLUSIVE", TriggersGone(table_, ctx_));
-    Action col = Transaction(
-        table_, absl::StrCat("drop column ", spec_.column(), " that pgshift added"),
-        {absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ", pg::QuoteIdent(spec_.column()))},
-        "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.column(), ctx_));
-    return std::vector<Action>{drop, col};
+    return std::vector<Action>{col, drop};
   }
 
  private:

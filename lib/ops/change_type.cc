@@ -179,11 +179,17 @@ class ChangeType : public Operation {
     Guard both = Both(TriggersGone(table_, ctx_), FunctionMissing(table_, absl::StrCat(ctx_.prefix, "_up")));
     Action drop = Transaction(table_, "drop the sync trigger and its functions", std::move(sql),
                               "ACCESS EXCLUSIVE", both);
+    // Trigger and column in one transaction: once validate copied NOT NULL,
+    // an old app's INSERT between "trigger gone" and "column gone" would
+    // fail. `drop` then removes a trigger left without our column.
+    std::vector<std::string> col_sql = drop.statements;
+    col_sql.push_back(absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ",
+                                   pg::QuoteIdent(spec_.new_column())));
     Action col = Transaction(
-        table_, absl::StrCat("drop column ", spec_.new_column(), " that pgshift added (and its copies of indexes and constraints)"),
-        {absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ", pg::QuoteIdent(spec_.new_column()))},
-        "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.new_column(), ctx_));
-    return std::vector<Action>{drop, col};
+        table_, absl::StrCat("drop the sync trigger and column ", spec_.new_column(),
+                             " that pgshift added (and its copies of indexes and constraints)"),
+        std::move(col_sql), "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.new_column(), ctx_));
+    return std::vector<Action>{col, drop};
   }
 
  private:
@@ -207,9 +213,7 @@ class ChangeType : public Operation {
       }
     }
     for (const catalog::Constraint& c : table_.constraints) {
-      bool uses = false;
-      for (int a : c.attnums) uses = uses || a == old_.attnum;
-      if (!uses || absl::StartsWith(c.name, "pgshift_")) continue;
+      if (!c.Uses(old_.attnum) || absl::StartsWith(c.name, "pgshift_")) continue;
       if (c.type == 'c') {
         // pg_get_constraintdef: "CHECK (expr)" [" NOT VALID"]
         absl::string_view def = c.def;

@@ -475,15 +475,29 @@ std::string StripNotValid(std::string def) {
 
 }  // namespace
 
+namespace {
+
+// The indexes and constraints on a column that move to its replacement:
+// valid indexes other than the primary key (an INVALID index enforces
+// nothing; copying it would invent a constraint), CHECKs and foreign keys
+// (unique constraints travel with their index), never pgshift's own.
+bool CopiedIndex(const catalog::Index& ix, int attnum) {
+  return ix.Uses(attnum) && !ix.primary && ix.valid && !absl::StartsWith(ix.name, "pgshift_");
+}
+
+bool CopiedConstraint(const catalog::Constraint& c, int attnum) {
+  return c.Uses(attnum) && (c.type == 'c' || c.type == 'f') && !absl::StartsWith(c.name, "pgshift_");
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<Action>> CopyColumnObjects(const catalog::Table& t, const Context& ctx,
                                                       const std::string& from, const std::string& to) {
   const catalog::Column* col = t.FindColumn(from);
   if (col == nullptr) return absl::NotFoundError(absl::StrCat("column \"", from, "\" is gone"));
   std::vector<Action> out;
   for (const catalog::Index& ix : t.indexes) {
-    bool uses = false;
-    for (int a : ix.attnums) uses = uses || a == col->attnum;
-    if (!uses || ix.primary || absl::StartsWith(ix.name, "pgshift_")) continue;
+    if (!CopiedIndex(ix, col->attnum)) continue;
     const std::string copy = CopyName(ctx, ix.name);
     // pg_get_indexdef: CREATE [UNIQUE] INDEX name ON [ONLY] tbl USING am (...)
     size_t using_pos = ix.def.find(" USING ");
@@ -523,10 +537,7 @@ absl::StatusOr<std::vector<Action>> CopyColumnObjects(const catalog::Table& t, c
     }
   }
   for (const catalog::Constraint& c : t.constraints) {
-    bool uses = false;
-    for (int a : c.attnums) uses = uses || a == col->attnum;
-    if (!uses || absl::StartsWith(c.name, "pgshift_")) continue;
-    if (c.type != 'c' && c.type != 'f') continue;  // unique/primary/exclusion handled elsewhere
+    if (!CopiedConstraint(c, col->attnum)) continue;
     const std::string copy = CopyName(ctx, c.name);
     std::string def = StripNotValid(c.type == 'f' ? RewriteForeignKey(c.def, from, to)
                                                   : RewriteColumn(c.def, from, to));
@@ -554,9 +565,7 @@ std::vector<std::string> RenameCopiesSql(const catalog::Table& t, const Context&
   std::vector<std::string> out;
   if (col == nullptr) return out;
   for (const catalog::Index& ix : t.indexes) {
-    bool uses = false;
-    for (int a : ix.attnums) uses = uses || a == col->attnum;
-    if (!uses || ix.primary || absl::StartsWith(ix.name, "pgshift_")) continue;
+    if (!CopiedIndex(ix, col->attnum)) continue;
     if (ix.constraint_type == 'u') {
       out.push_back(absl::StrCat("ALTER TABLE ", t.Qualified(), " RENAME CONSTRAINT ",
                                  Q(CopyName(ctx, ix.name)), " TO ", Q(ix.constraint)));
@@ -566,9 +575,7 @@ std::vector<std::string> RenameCopiesSql(const catalog::Table& t, const Context&
     }
   }
   for (const catalog::Constraint& c : t.constraints) {
-    bool uses = false;
-    for (int a : c.attnums) uses = uses || a == col->attnum;
-    if (!uses || (c.type != 'c' && c.type != 'f') || absl::StartsWith(c.name, "pgshift_")) continue;
+    if (!CopiedConstraint(c, col->attnum)) continue;
     out.push_back(absl::StrCat("ALTER TABLE ", t.Qualified(), " RENAME CONSTRAINT ",
                                Q(CopyName(ctx, c.name)), " TO ", Q(c.name)));
   }
@@ -597,9 +604,7 @@ absl::Status CheckReplaceable(pg::Connection& conn, const catalog::Table& t, con
     return refuse("is a generated column", "change its generation expression instead");
   }
   for (const catalog::Constraint& c : t.constraints) {
-    bool uses = false;
-    for (int a : c.attnums) uses = uses || a == col.attnum;
-    if (uses && c.type == 'x') {
+    if (c.Uses(col.attnum) && c.type == 'x') {
       return refuse(absl::StrCat("is used by exclusion constraint ", c.name),
                     "exclusion constraints cannot be rebuilt without a long lock; drop it first");
     }

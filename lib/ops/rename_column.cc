@@ -119,13 +119,18 @@ class RenameColumn : public Operation {
   }
 
   absl::StatusOr<std::vector<Action>> Rollback() override {
+    // The trigger and the column go in one transaction: with the trigger gone
+    // and `to` still there (NOT NULL since validate), an old app's INSERT
+    // would fail. The second action drops a trigger left without our column.
     std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
-    Action drop = Transaction(table_, "drop the sync trigger", std::move(sql), "ACCESS EXCLUSIVE");
+    sql.push_back(absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ",
+                               pg::QuoteIdent(spec_.to())));
     Action col = Transaction(
-        table_, absl::StrCat("drop column ", spec_.to(), " that pgshift added"),
-        {absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ", pg::QuoteIdent(spec_.to()))},
-        "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.to(), ctx_));
-    return std::vector<Action>{drop, col};
+        table_, absl::StrCat("drop the sync trigger and column ", spec_.to(), " that pgshift added"),
+        std::move(sql), "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.to(), ctx_));
+    Action drop = Transaction(table_, "drop the sync trigger", DropTriggerSql(table_, ctx_),
+                              "ACCESS EXCLUSIVE");
+    return std::vector<Action>{col, drop};
   }
 
   absl::Status InspectForRollback(pg::Connection& conn) override {

@@ -1,0 +1,174 @@
+#include "tests/support/cli.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace pgshift::testing {
+namespace {
+
+std::string TempDir() {
+  const char* t = std::getenv("TMPDIR");
+  return (t != nullptr && t[0] != '\0') ? t : "/tmp";
+}
+
+// Files to remove at exit.
+std::mutex& FilesMu() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<std::string>& Files() {
+  static auto* files = new std::vector<std::string>();
+  return *files;
+}
+void RemoveFiles() {
+  std::lock_guard<std::mutex> lock(FilesMu());
+  for (const auto& f : Files()) unlink(f.c_str());
+}
+void Track(const std::string& path) {
+  std::lock_guard<std::mutex> lock(FilesMu());
+  static bool registered = false;
+  if (!registered) {
+    std::atexit(RemoveFiles);
+    registered = true;
+  }
+  Files().push_back(path);
+}
+
+std::string MakeTemp(const std::string& suffix) {
+  std::string templ = TempDir() + "/pgshift-test-XXXXXX" + suffix;
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  int fd = mkstemps(buf.data(), static_cast<int>(suffix.size()));
+  if (fd < 0) throw std::runtime_error(std::string("mkstemps: ") + std::strerror(errno));
+  close(fd);
+  std::string path(buf.data());
+  Track(path);
+  return path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string WriteTempFile(const std::string& content, const std::string& suffix) {
+  std::string path = MakeTemp(suffix);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env) {
+  if (argv.empty()) throw std::runtime_error("ChildProcess: empty argv");
+  out_path_ = MakeTemp(".out");
+  err_path_ = MakeTemp(".err");
+
+  std::map<std::string, std::string> vars;
+  std::vector<std::string> order;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = kv.substr(0, eq);
+    if (!vars.count(k)) order.push_back(k);
+    vars[k] = kv.substr(eq + 1);
+  }
+  for (const std::string& kv : env) {
+    size_t eq = kv.find('=');
+    std::string k = kv.substr(0, eq);
+    std::string v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (v.empty()) {
+      vars.erase(k);
+      continue;
+    }
+    if (!vars.count(k)) order.push_back(k);
+    vars[k] = v;
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& k : order) {
+    if (vars.count(k)) env_strings.push_back(k + "=" + vars[k]);
+  }
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argp;
+  for (auto& s : args) argp.push_back(s.data());
+  argp.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_TRUNC, 0600);
+  int rc = posix_spawn(&pid_, argp[0], &fa, nullptr, argp.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    pid_ = -1;
+    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  }
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+}
+
+bool ChildProcess::Running() {
+  if (reaped_) return false;
+  pid_t r = waitpid(pid_, &status_, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+void ChildProcess::Kill(int sig) {
+  if (!reaped_) kill(pid_, sig);
+}
+
+CliResult ChildProcess::Wait() {
+  if (!reaped_) {
+    while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+    }
+    reaped_ = true;
+  }
+  CliResult r;
+  if (WIFEXITED(status_)) r.exit_code = WEXITSTATUS(status_);
+  if (WIFSIGNALED(status_)) r.signal = WTERMSIG(status_);
+  r.out = ReadFile(out_path_);
+  r.err = ReadFile(err_path_);
+  return r;
+}
+
+CliResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  ChildProcess p(argv, env);
+  return p.Wait();
+}
+
+}  // namespace pgshift::testing
