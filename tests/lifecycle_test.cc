@@ -539,11 +539,22 @@ OpCase TwoOperations() {
   return c;
 }
 
+// No primary key (and no index at all): the writers find their rows by id.
+OpCase RenameWithoutPrimaryKey() {
+  OpCase c = RenamePlain();
+  c.name = "rename_column_no_primary_key";
+  c.setup =
+      "CREATE TABLE app.t (id bigint NOT NULL, note text DEFAULT 'n', v text);"
+      "INSERT INTO app.t (id, v) SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'seed ' || g END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  return c;
+}
+
 std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
-          TwoOperations()};
+          TwoOperations(),       RenameWithoutPrimaryKey()};
 }
 
 // ---------------------------------------------------------------------------
@@ -556,17 +567,21 @@ struct HarnessParam {
   // is terminated) while it waits for a lock the test holds; the step is
   // then run again.
   bool interrupt_each_step = false;
+  // How the backfill walks the table (kAuto: pages on PostgreSQL 14+).
+  pgshift::BackfillWalk walk = pgshift::BackfillWalk::kAuto;
 };
 
 void PrintTo(const HarnessParam& p, std::ostream* os) {
   *os << p.op.name << (p.rollback_from ? " rolled back from " : " to contracted")
       << (p.rollback_from ? pgshift::PhaseName(*p.rollback_from) : "")
-      << (p.interrupt_each_step ? ", every step interrupted once" : "");
+      << (p.interrupt_each_step ? ", every step interrupted once" : "")
+      << (p.walk == pgshift::BackfillWalk::kPrimaryKey ? ", backfill walks the primary key" : "");
 }
 
 std::string ParamName(const ::testing::TestParamInfo<HarnessParam>& info) {
   const HarnessParam& p = info.param;
   if (p.interrupt_each_step) return p.op.name + "_EveryStepInterrupted";
+  if (p.walk == pgshift::BackfillWalk::kPrimaryKey) return p.op.name + "_ToContracted_KeyWalk";
   std::string phase = p.rollback_from ? std::string(pgshift::PhaseName(*p.rollback_from)) : "";
   return p.op.name + (p.rollback_from ? "_RollbackFrom_" + phase : "_ToContracted");
 }
@@ -576,6 +591,7 @@ std::vector<HarnessParam> AllParams() {
   for (const OpCase& c : AllCases()) {
     out.push_back({c, std::nullopt, false});
     out.push_back({c, std::nullopt, true});
+    out.push_back({c, std::nullopt, false, pgshift::BackfillWalk::kPrimaryKey});
     for (Phase p : pgshift::PhaseLadder()) {
       if (p != Phase::kContracted) out.push_back({c, p, false});
     }
@@ -715,6 +731,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
   options.backfill_max_batch_rows = 100;
   options.backfill_batch_delay = absl::Milliseconds(2);
   options.retry_deadline = absl::Seconds(60);
+  options.backfill_walk = GetParam().walk;
   auto driver_or = pgshift::Driver::Connect(dsn, options);
   ASSERT_TRUE(driver_or.ok()) << driver_or.status();
   pgshift::Driver& driver = **driver_or;
