@@ -22,9 +22,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,8 +62,23 @@ std::string Lit(const std::string& s) {
 // ---------------------------------------------------------------------------
 // Catalog probes on app.t
 
+// Rows of `sql` on one kept-open connection per database (a test makes many
+// probes; each scratch database is dropped WITH (FORCE) at the end).
+pt::Rows Probe(const std::string& dsn, const std::string& sql) {
+  static std::map<std::string, std::unique_ptr<pt::Session>> sessions;
+  std::unique_ptr<pt::Session>& s = sessions[dsn];
+  if (!s) s = std::make_unique<pt::Session>(dsn, "harness probe");
+  return s->Exec(sql);
+}
+
+std::string ProbeValue(const std::string& dsn, const std::string& sql) {
+  pt::Rows r = Probe(dsn, sql);
+  if (r.empty() || r[0].empty()) throw std::runtime_error("no row from: " + sql);
+  return r[0][0].value_or("");
+}
+
 int64_t Count(const std::string& dsn, const std::string& sql) {
-  return std::stoll(pt::QueryValue(dsn, sql));
+  return std::stoll(ProbeValue(dsn, sql));
 }
 
 bool ColumnExists(const std::string& dsn, const std::string& col) {
@@ -69,18 +86,18 @@ bool ColumnExists(const std::string& dsn, const std::string& col) {
                     "AND attnum > 0 AND NOT attisdropped AND attname = " + Lit(col)) == 1;
 }
 bool ColumnNotNull(const std::string& dsn, const std::string& col) {
-  return pt::QueryValue(dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = "
+  return ProbeValue(dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = "
                              "'app.t'::regclass AND NOT attisdropped AND attname = " + Lit(col)) == "t";
 }
 // The default expression, "" when none.
 std::string ColumnDefault(const std::string& dsn, const std::string& col) {
-  return pt::QueryValue(dsn, "SELECT coalesce((SELECT pg_get_expr(d.adbin, d.adrelid) FROM "
+  return ProbeValue(dsn, "SELECT coalesce((SELECT pg_get_expr(d.adbin, d.adrelid) FROM "
                              "pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND "
                              "a.attnum = d.adnum WHERE d.adrelid = 'app.t'::regclass AND "
                              "a.attname = " + Lit(col) + "), '')");
 }
 std::string ColumnType(const std::string& dsn, const std::string& col) {
-  return pt::QueryValue(dsn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+  return ProbeValue(dsn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                              "attrelid = 'app.t'::regclass AND NOT attisdropped AND attname = " +
                                  Lit(col));
 }
@@ -622,7 +639,7 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
         "WHERE t.id IS NULL OR o.id IS NULL OR NOT coalesce((" + condition + "), false)) "
         "SELECT (SELECT count(*) FROM bad), id, what, w, g, s, oracle, actual FROM bad "
         "ORDER BY id LIMIT 8";
-    pt::Rows bad = pt::Query(dsn, sql);
+    pt::Rows bad = Probe(dsn, sql);
     if (bad.empty()) return;
     std::string detail;
     for (const pt::Row& r : bad) {
@@ -699,7 +716,7 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
          ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    EXPECT_EQ(pt::QueryValue(dsn, "SELECT phase || '/' || coalesce(running_step, '') FROM "
+    EXPECT_EQ(ProbeValue(dsn, "SELECT phase || '/' || coalesce(running_step, '') FROM "
                                   "pgshift.migrations WHERE name = " + Lit(name)),
               std::string(pgshift::PhaseName(reached_)) + "/" + std::string(pgshift::PhaseName(p)))
         << "an interrupted step leaves the phase where it was and shows the step running";
@@ -840,7 +857,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
       << " must restore the catalog exactly";
   ExpectData(dsn, "CASE WHEN o.s THEN " + c.old_synced + " ELSE " + c.old_unsynced + " END",
              "after rollback (the old shape holds every row)");
-  EXPECT_EQ(pt::QueryValue(dsn, "SELECT count(*) FROM pgshift.checkpoints WHERE migration = " +
+  EXPECT_EQ(ProbeValue(dsn, "SELECT count(*) FROM pgshift.checkpoints WHERE migration = " +
                                     Lit(name)),
             "0");
   // Idempotent.
