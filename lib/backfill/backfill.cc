@@ -503,7 +503,6 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   st.batch_rows = batch_rows();
   Report(st, "");
 
-
   // After the plain set clause fails on a batch, this many batches use the
   // fallback before the plain one is tried again.
   constexpr int kFallbackBatches = 8;
