@@ -22,9 +22,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,8 +62,23 @@ std::string Lit(const std::string& s) {
 // ---------------------------------------------------------------------------
 // Catalog probes on app.t
 
+// Rows of `sql` on one kept-open connection per database (a test makes many
+// probes; each scratch database is dropped WITH (FORCE) at the end).
+pt::Rows Probe(const std::string& dsn, const std::string& sql) {
+  static std::map<std::string, std::unique_ptr<pt::Session>> sessions;
+  std::unique_ptr<pt::Session>& s = sessions[dsn];
+  if (!s) s = std::make_unique<pt::Session>(dsn, "harness probe");
+  return s->Exec(sql);
+}
+
+std::string ProbeValue(const std::string& dsn, const std::string& sql) {
+  pt::Rows r = Probe(dsn, sql);
+  if (r.empty() || r[0].empty()) throw std::runtime_error("no row from: " + sql);
+  return r[0][0].value_or("");
+}
+
 int64_t Count(const std::string& dsn, const std::string& sql) {
-  return std::stoll(pt::QueryValue(dsn, sql));
+  return std::stoll(ProbeValue(dsn, sql));
 }
 
 bool ColumnExists(const std::string& dsn, const std::string& col) {
@@ -69,18 +86,18 @@ bool ColumnExists(const std::string& dsn, const std::string& col) {
                     "AND attnum > 0 AND NOT attisdropped AND attname = " + Lit(col)) == 1;
 }
 bool ColumnNotNull(const std::string& dsn, const std::string& col) {
-  return pt::QueryValue(dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = "
+  return ProbeValue(dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = "
                              "'app.t'::regclass AND NOT attisdropped AND attname = " + Lit(col)) == "t";
 }
 // The default expression, "" when none.
 std::string ColumnDefault(const std::string& dsn, const std::string& col) {
-  return pt::QueryValue(dsn, "SELECT coalesce((SELECT pg_get_expr(d.adbin, d.adrelid) FROM "
+  return ProbeValue(dsn, "SELECT coalesce((SELECT pg_get_expr(d.adbin, d.adrelid) FROM "
                              "pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND "
                              "a.attnum = d.adnum WHERE d.adrelid = 'app.t'::regclass AND "
                              "a.attname = " + Lit(col) + "), '')");
 }
 std::string ColumnType(const std::string& dsn, const std::string& col) {
-  return pt::QueryValue(dsn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+  return ProbeValue(dsn, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                              "attrelid = 'app.t'::regclass AND NOT attisdropped AND attname = " +
                                  Lit(col));
 }
@@ -539,11 +556,22 @@ OpCase TwoOperations() {
   return c;
 }
 
+// No primary key (and no index at all): the writers find their rows by id.
+OpCase RenameWithoutPrimaryKey() {
+  OpCase c = RenamePlain();
+  c.name = "rename_column_no_primary_key";
+  c.setup =
+      "CREATE TABLE app.t (id bigint NOT NULL, note text DEFAULT 'n', v text);"
+      "INSERT INTO app.t (id, v) SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'seed ' || g END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  return c;
+}
+
 std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
-          TwoOperations()};
+          TwoOperations(),       RenameWithoutPrimaryKey()};
 }
 
 // ---------------------------------------------------------------------------
@@ -556,17 +584,21 @@ struct HarnessParam {
   // is terminated) while it waits for a lock the test holds; the step is
   // then run again.
   bool interrupt_each_step = false;
+  // How the backfill walks the table (kAuto: pages on PostgreSQL 14+).
+  pgshift::BackfillWalk walk = pgshift::BackfillWalk::kAuto;
 };
 
 void PrintTo(const HarnessParam& p, std::ostream* os) {
   *os << p.op.name << (p.rollback_from ? " rolled back from " : " to contracted")
       << (p.rollback_from ? pgshift::PhaseName(*p.rollback_from) : "")
-      << (p.interrupt_each_step ? ", every step interrupted once" : "");
+      << (p.interrupt_each_step ? ", every step interrupted once" : "")
+      << (p.walk == pgshift::BackfillWalk::kPrimaryKey ? ", backfill walks the primary key" : "");
 }
 
 std::string ParamName(const ::testing::TestParamInfo<HarnessParam>& info) {
   const HarnessParam& p = info.param;
   if (p.interrupt_each_step) return p.op.name + "_EveryStepInterrupted";
+  if (p.walk == pgshift::BackfillWalk::kPrimaryKey) return p.op.name + "_ToContracted_KeyWalk";
   std::string phase = p.rollback_from ? std::string(pgshift::PhaseName(*p.rollback_from)) : "";
   return p.op.name + (p.rollback_from ? "_RollbackFrom_" + phase : "_ToContracted");
 }
@@ -576,6 +608,7 @@ std::vector<HarnessParam> AllParams() {
   for (const OpCase& c : AllCases()) {
     out.push_back({c, std::nullopt, false});
     out.push_back({c, std::nullopt, true});
+    out.push_back({c, std::nullopt, false, pgshift::BackfillWalk::kPrimaryKey});
     for (Phase p : pgshift::PhaseLadder()) {
       if (p != Phase::kContracted) out.push_back({c, p, false});
     }
@@ -606,7 +639,7 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
         "WHERE t.id IS NULL OR o.id IS NULL OR NOT coalesce((" + condition + "), false)) "
         "SELECT (SELECT count(*) FROM bad), id, what, w, g, s, oracle, actual FROM bad "
         "ORDER BY id LIMIT 8";
-    pt::Rows bad = pt::Query(dsn, sql);
+    pt::Rows bad = Probe(dsn, sql);
     if (bad.empty()) return;
     std::string detail;
     for (const pt::Row& r : bad) {
@@ -683,7 +716,7 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
          ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    EXPECT_EQ(pt::QueryValue(dsn, "SELECT phase || '/' || coalesce(running_step, '') FROM "
+    EXPECT_EQ(ProbeValue(dsn, "SELECT phase || '/' || coalesce(running_step, '') FROM "
                                   "pgshift.migrations WHERE name = " + Lit(name)),
               std::string(pgshift::PhaseName(reached_)) + "/" + std::string(pgshift::PhaseName(p)))
         << "an interrupted step leaves the phase where it was and shows the step running";
@@ -715,6 +748,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
   options.backfill_max_batch_rows = 100;
   options.backfill_batch_delay = absl::Milliseconds(2);
   options.retry_deadline = absl::Seconds(60);
+  options.backfill_walk = GetParam().walk;
   auto driver_or = pgshift::Driver::Connect(dsn, options);
   ASSERT_TRUE(driver_or.ok()) << driver_or.status();
   pgshift::Driver& driver = **driver_or;
@@ -823,7 +857,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
       << " must restore the catalog exactly";
   ExpectData(dsn, "CASE WHEN o.s THEN " + c.old_synced + " ELSE " + c.old_unsynced + " END",
              "after rollback (the old shape holds every row)");
-  EXPECT_EQ(pt::QueryValue(dsn, "SELECT count(*) FROM pgshift.checkpoints WHERE migration = " +
+  EXPECT_EQ(ProbeValue(dsn, "SELECT count(*) FROM pgshift.checkpoints WHERE migration = " +
                                     Lit(name)),
             "0");
   // Idempotent.

@@ -121,7 +121,8 @@ std::string State(const std::string& dsn, const std::string& name) {
 // ---------------------------------------------------------------------------
 // The backfill resumes from its checkpoint.
 
-class BackfillResume : public ::testing::Test {
+// Parameter: how the backfill walks the table ("key" or "pages").
+class BackfillResume : public ::testing::TestWithParam<std::string> {
  protected:
   // app.big(id 1..rows, v = 'v' || id), renamed v -> w, advanced to
   // trigger_installed. fillfactor 25 leaves room on every page, so the
@@ -147,7 +148,7 @@ class BackfillResume : public ::testing::Test {
   std::unique_ptr<pt::ChildProcess> StartSlowBackfill() {
     auto p = std::make_unique<pt::ChildProcess>(
         Cli(dsn(), {"advance", name_, "--to", "backfilled", "--batch-rows", "50", "--batch-time",
-                    "1ms", "--batch-delay", "20ms"}));
+                    "1ms", "--batch-delay", "20ms", "--backfill-walk", GetParam()}));
     WaitFor(
         [&] {
           return Int(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints") > 0 ||
@@ -192,7 +193,7 @@ class BackfillResume : public ::testing::Test {
         << "the tampered row must stay on its page (HOT) for the test to hold in page order";
     const int64_t needing_work = Int(dsn(), "SELECT count(*) FROM app.big WHERE w IS DISTINCT FROM v");
 
-    auto r = RunCli(dsn(), {"advance", name_, "--to", "backfilled"});
+    auto r = RunCli(dsn(), {"advance", name_, "--to", "backfilled", "--backfill-walk", GetParam()});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     EXPECT_EQ(pt::QueryValue(dsn(), "SELECT w FROM app.big WHERE id = " + std::to_string(below_)),
               "tampered")
@@ -230,7 +231,7 @@ class BackfillResume : public ::testing::Test {
   int64_t below_ = 0;
 };
 
-TEST_F(BackfillResume, ProcessKilledMidBackfillResumesFromCheckpoint) {
+TEST_P(BackfillResume, ProcessKilledMidBackfillResumesFromCheckpoint) {
   SetUpTable(50000);
   auto p = StartSlowBackfill();
   ASSERT_TRUE(p->Running()) << "the backfill finished before it could be killed";
@@ -242,7 +243,7 @@ TEST_F(BackfillResume, ProcessKilledMidBackfillResumesFromCheckpoint) {
   ExpectResumes();
 }
 
-TEST_F(BackfillResume, BackendTerminatedMidBackfillResumesFromCheckpoint) {
+TEST_P(BackfillResume, BackendTerminatedMidBackfillResumesFromCheckpoint) {
   SetUpTable(20000);
   auto p = StartSlowBackfill();
   ASSERT_TRUE(p->Running()) << "the backfill finished before it could be interrupted";
@@ -254,6 +255,12 @@ TEST_F(BackfillResume, BackendTerminatedMidBackfillResumesFromCheckpoint) {
   if (HasFatalFailure()) return;
   ExpectResumes();
 }
+
+INSTANTIATE_TEST_SUITE_P(Walks, BackfillResume, ::testing::Values("key", "pages"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "key" ? std::string("PrimaryKeyWalk")
+                                                      : std::string("PageWalk");
+                         });
 
 // ---------------------------------------------------------------------------
 // Every step of every operation, interrupted while it waits for a lock the

@@ -128,6 +128,7 @@ absl::StatusOr<std::vector<SessionInfo>> SessionsOnTable(pg::Connection& conn,
                     "AND a.xact_start <= now() - make_interval(secs => $1::float8) "
                     "AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid "
                     "  AND l.locktype = 'relation' AND l.relation = to_regclass($2) "
+                    "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                     "  AND (cardinality($3::text[]) = 0 OR l.mode = ANY ($3::text[]))) "
                     "ORDER BY a.xact_start, a.pid"),
                 params));

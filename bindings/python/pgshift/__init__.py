@@ -33,6 +33,7 @@ import os
 from typing import Any, Callable, List, Optional, Union
 
 from . import _pgshift
+from . import errors as _errors
 from .errors import (
     AbortedError,
     AlreadyExistsError,
@@ -70,26 +71,7 @@ __all__ = [
     "load_migration",
     "current_phase",
     "require_phase",
-    "StatusCode",
-    "Error",
-    "CancelledError",
-    "UnknownError",
-    "InvalidArgumentError",
-    "DeadlineExceededError",
-    "NotFoundError",
-    "AlreadyExistsError",
-    "PermissionDeniedError",
-    "ResourceExhaustedError",
-    "FailedPreconditionError",
-    "AbortedError",
-    "BusyError",
-    "OutOfRangeError",
-    "UnimplementedError",
-    "InternalError",
-    "UnavailableError",
-    "DataLossError",
-    "UnauthenticatedError",
-]
+] + _errors.__all__
 
 
 class Phase(str, enum.Enum):
