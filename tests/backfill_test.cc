@@ -6,11 +6,14 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <mutex>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -684,6 +687,153 @@ TEST_P(FallbackTest, PlainExpressionFirstFallbackOnlyWhereItRaises) {
 
 INSTANTIATE_TEST_SUITE_P(Walks, FallbackTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "keyset" : "ctid"; });
+
+// ---- replication lag (a primary and a streaming standby of our own) ----------------
+
+// Runs `cmd` with sh; returns its stdout, trailing newlines removed; *rc its
+// exit status.
+std::string Shell(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    *rc = -1;
+    return out;
+  }
+  char buf[512];
+  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+  *rc = pclose(p);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// A throwaway primary (scripts/pgtemp.sh) and a streaming standby of it, so
+// that pausing replay cannot disturb other tests' servers.
+class PrimaryAndStandby {
+ public:
+  ~PrimaryAndStandby() {
+    int rc = 0;
+    if (!standby_data_.empty()) {
+      Shell(absl::StrCat(AsOwner(), "'", bindir_, "/pg_ctl' -D '", standby_data_,
+                         "' -m immediate -w stop >/dev/null 2>&1"),
+            &rc);
+    }
+    if (!dir_.empty()) {
+      Shell(absl::StrCat("bash '", PGSHIFT_SOURCE_DIR, "/scripts/pgtemp.sh' stop '", dir_,
+                         "/primary' >/dev/null 2>&1; rm -rf '", dir_, "'"),
+            &rc);
+    }
+  }
+
+  // Empty on success, else what failed.
+  std::string Start() {
+    char tmpl[] = "/tmp/pgshift-lag.XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return "mkdtemp failed";
+    dir_ = tmpl;
+    chmod(dir_.c_str(), 0755);  // the postgres user must reach its directories
+    int rc = 0;
+    primary_ = Shell(absl::StrCat("PGTEMP_WATCH_PID=", getpid(), " bash '", PGSHIFT_SOURCE_DIR,
+                                  "/scripts/pgtemp.sh' start '", dir_, "/primary'"),
+                     &rc);
+    if (rc != 0) return "scripts/pgtemp.sh start failed";
+    bindir_ = Shell(absl::StrCat("bash -c 'source \"", PGSHIFT_SOURCE_DIR,
+                                 "/scripts/pgtemp.sh\" && pgtemp_bindir'"),
+                    &rc);
+    if (rc != 0 || bindir_.empty()) return "cannot find the PostgreSQL binaries";
+    const std::string port = pt::QueryValue(primary_, "SELECT current_setting('port')");
+    const std::string sdir = absl::StrCat(dir_, "/standby");
+    Shell(absl::StrCat("mkdir -p '", sdir, "'", getuid() == 0 ? absl::StrCat(" && chown postgres '", sdir, "'") : ""),
+          &rc);
+    Shell(absl::StrCat("cd /tmp && ", AsOwner(), "'", bindir_, "/pg_basebackup' -h 127.0.0.1 -p ", port,
+                       " -U postgres -D '", sdir, "/data' -R -X stream >'", sdir,
+                       "/basebackup.log' 2>&1"),
+          &rc);
+    if (rc != 0) return "pg_basebackup failed (see the standby directory's basebackup.log)";
+    for (int p = std::stoi(port) + 200; p < std::stoi(port) + 260 && standby_data_.empty(); ++p) {
+      Shell(absl::StrCat("cd /tmp && ", AsOwner(), "'", bindir_, "/pg_ctl' -D '", sdir,
+                         "/data' -o '-p ", p, " -c listen_addresses=127.0.0.1 -c unix_socket_directories=",
+                         sdir, "' -l '", sdir, "/log' -w -t 60 start >/dev/null 2>&1"),
+            &rc);
+      if (rc == 0) {
+        standby_data_ = absl::StrCat(sdir, "/data");
+        standby_ = absl::StrCat("host=127.0.0.1 port=", p, " user=postgres dbname=postgres");
+      }
+    }
+    if (standby_data_.empty()) return "the standby did not start";
+    for (int i = 0; i < 600; ++i) {
+      if (pt::QueryValue(primary_, "SELECT count(*) FROM pg_stat_replication WHERE state = "
+                                   "'streaming'") == "1") {
+        return "";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "the standby never streamed";
+  }
+
+  const std::string& primary() const { return primary_; }
+  const std::string& standby() const { return standby_; }
+
+ private:
+  static std::string AsOwner() { return getuid() == 0 ? "runuser -u postgres -- " : ""; }
+  std::string dir_, bindir_, primary_, standby_, standby_data_;
+};
+
+TEST(ReplicationLag, BackfillWaitsWhileAStandbyLagsAndGoesOnOnceItCatchesUp) {
+  PrimaryAndStandby servers;
+  const std::string why = servers.Start();
+  ASSERT_EQ(why, "");
+  const std::string& dsn = servers.primary();
+  pt::Query(dsn, "CREATE TABLE lagged (id int PRIMARY KEY, v int);"
+                 "INSERT INTO lagged SELECT g, g FROM generate_series(1, 2000) g;"
+                 "CREATE TABLE wal_maker (x int);");
+  Prepare(dsn, Rename("lag", "public", "lagged", "v", "w"));
+
+  // Replay paused on the standby while the primary writes: replay_lag grows.
+  pt::Query(servers.standby(), "SELECT pg_wal_replay_pause()");
+  bool lagging = false;
+  for (int i = 0; i < 600 && !lagging; ++i) {
+    pt::Query(dsn, "INSERT INTO wal_maker SELECT generate_series(1, 100)");
+    lagging = pt::QueryValue(dsn, "SELECT coalesce(max(replay_lag) > interval '1.5 s', false) "
+                                  "FROM pg_stat_replication") == "t";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(lagging);
+
+  std::mutex mu;
+  std::vector<Progress> events;
+  Options o = SmallBatches(200);
+  o.max_replication_lag = absl::Seconds(1);
+  o.on_progress = [&](const Progress& p) {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(p);
+  };
+  absl::StatusOr<MigrationStatus> result = absl::UnknownError("not run");
+  std::thread driver([&]() {
+    auto d = Connect(dsn, o);
+    result = d->Advance("lag", Phase::kBackfilled);
+  });
+  auto waited = [&]() {
+    std::lock_guard<std::mutex> lock(mu);
+    int n = 0;
+    for (const auto& p : events) n += p.waiting == "replication_lag";
+    return n;
+  };
+  for (int i = 0; i < 3000 && waited() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(waited(), 3);
+  // Nothing was written while the standby lagged.
+  EXPECT_EQ(Int(dsn, "SELECT count(*) FROM lagged WHERE w IS NOT NULL"), 0);
+  pt::Query(servers.standby(), "SELECT pg_wal_replay_resume()");
+  driver.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(Int(dsn, "SELECT count(*) FROM lagged WHERE w IS DISTINCT FROM v"), 0);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.back().finished);
+  for (const auto& p : events) {
+    if (p.waiting == "replication_lag") EXPECT_EQ(p.rows_done, 0);
+  }
+}
 
 // ---- progress -----------------------------------------------------------------------
 

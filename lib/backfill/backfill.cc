@@ -276,6 +276,17 @@ void Backfill::Report(const State& st, const std::string& waiting) {
   options_.on_progress(p);
 }
 
+namespace {
+// The largest replay lag of the standbys, and how many of them this role
+// cannot see. A standby that has replayed everything counts as no lag:
+// replay_lag keeps its last measured value for a while after a standby
+// caught up while the primary was idle (which it is while we wait).
+constexpr char kLagColumns[] =
+    ", coalesce(max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 "
+    "ELSE extract(epoch FROM replay_lag) END), 0)::float8, "
+    "count(*) FILTER (WHERE state IS NULL) FROM pg_stat_replication";
+}  // namespace
+
 absl::Status Backfill::WaitWhileThrottled(State* st) {
   const bool lag_limit = options_.max_replication_lag > absl::ZeroDuration();
   while (true) {
@@ -288,9 +299,7 @@ absl::Status Backfill::WaitWhileThrottled(State* st) {
         pg::Result r,
         conn_.Exec(absl::StrCat("SELECT (SELECT paused FROM ", target_.migrations_table,
                                 " WHERE name = $1)",
-                                check_lag ? ", coalesce(max(extract(epoch FROM replay_lag)), 0)::float8, "
-                                            "count(*) FILTER (WHERE state IS NULL) FROM pg_stat_replication"
-                                          : ""),
+                                check_lag ? kLagColumns : ""),
                    {target_.migration}));
     st->paused = r.GetBool(0, 0);
     if (st->paused) {
