@@ -1,0 +1,100 @@
+// What the rest of pgshift needs from the PostgreSQL parser (lib/sql/tree.h
+// wraps libpg_query), without the tree types: splitting scripts into
+// statements, checking syntax with the position of an error, user expressions
+// and type names checked to be exactly what they claim, and index and
+// constraint definitions moved from one column to another by renaming column
+// references in the tree.
+//
+// Nothing here reads the catalog; names are resolved by the server later
+// (lib/catalog/catalog.h). See docs/architecture.md, "The SQL layer".
+//
+// Thread-safe.
+#ifndef PGSHIFT_LIB_SQL_SQL_H_
+#define PGSHIFT_LIB_SQL_SQL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace pgshift::sql {
+
+// One statement of a script.
+struct Statement {
+  std::string text;  // as written, without the terminating ';' and surrounding blanks
+  int offset = 0;    // byte offset of its first character in the script
+  int line = 1;      // line of its first character, from 1
+};
+
+// Splits `script` into statements with the parser, so that semicolons in
+// literals, dollar-quoted bodies, comments and quoted identifiers never cut a
+// statement. InvalidArgument with the position of the first syntax error.
+absl::StatusOr<std::vector<Statement>> Split(absl::string_view script);
+
+// OK when `sql` parses. Otherwise InvalidArgument reading
+//   syntax error at or near "x" (line 2, column 7)
+absl::Status CheckSyntax(absl::string_view sql);
+
+// An SQL expression written by a user (up, down, fill, default, check):
+// exactly one value expression, without sub-SELECTs, statements, parameter
+// references ($1), "*" or table-qualified column references. Its text is the
+// deparser's, so it holds no comment and can be put wherever an expression
+// goes; pgshift always puts it in parentheses.
+class Expression {
+ public:
+  // `field` names the text in errors, e.g. "operations[0].change_type.up".
+  static absl::StatusOr<Expression> Parse(absl::string_view text, absl::string_view field);
+
+  const std::string& sql() const { return sql_; }
+  // The columns it references, each once, in order of first use.
+  const std::vector<std::string>& columns() const { return columns_; }
+  bool References(absl::string_view column) const;
+
+  // The same expression with every reference to column `from` made a
+  // reference to column `to`.
+  absl::StatusOr<Expression> RenameColumn(absl::string_view from, absl::string_view to) const;
+
+ private:
+  Expression() = default;
+  std::string sql_;
+  std::vector<std::string> columns_;
+};
+
+// A type name written by a user, e.g. "numeric(12,2)", "text[]",
+// "timestamp with time zone": nothing else. Whether the type exists is for
+// the server to say (catalog::ResolveType).
+class TypeName {
+ public:
+  static absl::StatusOr<TypeName> Parse(absl::string_view text, absl::string_view field);
+
+  // The deparser's spelling, e.g. "numeric(12, 2)".
+  const std::string& sql() const { return sql_; }
+
+ private:
+  TypeName() = default;
+  std::string sql_;
+};
+
+// The statement building a copy of an index on another column:
+// `indexdef` is pg_get_indexdef() of the original; the copy is named `name`,
+// built CONCURRENTLY, and every reference to column `from` (in its keys, key
+// expressions, INCLUDE list and predicate) refers to column `to`.
+absl::StatusOr<std::string> CopyIndexDefinition(absl::string_view indexdef, absl::string_view name,
+                                                absl::string_view from, absl::string_view to);
+
+// The statement adding a copy of a CHECK or FOREIGN KEY constraint on
+// another column, NOT VALID: `constraintdef` is pg_get_constraintdef() of
+// the original, on table `schema`.`table`; the copy is named `name`, and
+// column `from` becomes `to` in the constraint's own columns (never in the
+// columns a foreign key references).
+absl::StatusOr<std::string> CopyConstraintDefinition(absl::string_view schema,
+                                                     absl::string_view table,
+                                                     absl::string_view constraintdef,
+                                                     absl::string_view name,
+                                                     absl::string_view from, absl::string_view to);
+
+}  // namespace pgshift::sql
+
+#endif  // PGSHIFT_LIB_SQL_SQL_H_
