@@ -1,7 +1,8 @@
 // Micro-benchmarks of pgshift's in-process work (no database): parsing
-// migration specs, rendering statuses and plans as JSON, rewriting column
-// references, generating the sync-trigger SQL and the backfill statements,
-// and the backfill's batch sizer.
+// migration specs, rendering statuses and plans as JSON, parsing user
+// expressions and moving index definitions with the PostgreSQL parser,
+// generating the sync-trigger SQL and the backfill statements, and the
+// backfill's batch sizer.
 //
 //   build/bench/micro_bench                       # full run
 //   build/bench/micro_bench --benchmark_min_time=0.01   # smoke
@@ -12,10 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "lib/backfill/backfill.h"
+#include "lib/backfill/statements.h"
 #include "lib/catalog/catalog.h"
-#include "lib/ops/common.h"
 #include "lib/ops/operation.h"
+#include "lib/ops/triggers.h"
 #include "lib/pg/quote.h"
+#include "lib/sql/sql.h"
 #include "pgshift/pgshift.h"
 
 namespace pgshift {
@@ -67,29 +70,41 @@ catalog::Table WideTable(int columns) {
 ops::Context Ctx() {
   ops::Context ctx;
   ctx.migration = "0042_change_amount";
-  ctx.prefix = ops::ObjectPrefix(ctx.migration, 0);
+  ctx.names = ops::Names(ctx.migration, 0);
   ctx.server_version = 150000;
   return ctx;
 }
 
-void BM_RewriteColumn(benchmark::State& state) {
+sql::Expression Expr(const std::string& text) { return *sql::Expression::Parse(text, "bench"); }
+
+void BM_ParseExpression(benchmark::State& state) {
+  const std::string text = "CASE WHEN amount IS NULL THEN 0 ELSE round(amount * 100)::bigint END";
+  for (auto _ : state) benchmark::DoNotOptimize(sql::Expression::Parse(text, "up"));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(text.size()));
+}
+BENCHMARK(BM_ParseExpression);
+
+void BM_CopyIndexDefinition(benchmark::State& state) {
   const std::string def =
       "CREATE INDEX orders_amount_idx ON public.orders USING btree (amount, lower((note)::text)) "
       "WHERE ((amount > (0)::numeric) AND (\"Amount\" IS NOT NULL) AND note <> 'amount')";
-  for (auto _ : state) benchmark::DoNotOptimize(ops::RewriteColumn(def, "amount", "amount_v2"));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(sql::CopyIndexDefinition(def, "pgshift_copy", "amount", "amount_v2"));
+  }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(def.size()));
 }
-BENCHMARK(BM_RewriteColumn);
+BENCHMARK(BM_CopyIndexDefinition);
 
 void BM_SyncFunctionSql(benchmark::State& state) {
   const catalog::Table t = WideTable(static_cast<int>(state.range(0)));
-  ops::SyncSpec rename{"col1", "col1_new", "text", "text", "", ""};
-  ops::SyncSpec convert{"col2", "col2_new", "numeric(12,2)", "bigint", "round(col2)::bigint",
-                        "col2_new::numeric(12,2)"};
+  ops::SyncSpec rename{"col1", "col1_new", "text", "text", std::nullopt, std::nullopt};
+  ops::SyncSpec convert{"col2", "col2_new", "numeric(12,2)", "bigint", Expr("round(col2)::bigint"),
+                        Expr("col2_new::numeric(12,2)")};
   const ops::SyncSpec& s = state.range(1) ? convert : rename;
   const ops::Context ctx = Ctx();
-  for (auto _ : state) benchmark::DoNotOptimize(ops::SyncFunctionSql(t, ctx, s, false));
+  for (auto _ : state) benchmark::DoNotOptimize(ops::SwitchSyncTrigger(t, ctx, s));
 }
 BENCHMARK(BM_SyncFunctionSql)
     ->ArgNames({"columns", "convert"})
@@ -99,14 +114,14 @@ BENCHMARK(BM_SyncFunctionSql)
 
 void BM_InstallSyncTrigger(benchmark::State& state) {
   const catalog::Table t = WideTable(20);
-  ops::SyncSpec convert{"col2", "col2_new", "numeric(12,2)", "bigint", "round(col2)::bigint",
-                        "col2_new::numeric(12,2)"};
+  ops::SyncSpec convert{"col2", "col2_new", "numeric(12,2)", "bigint", Expr("round(col2)::bigint"),
+                        Expr("col2_new::numeric(12,2)")};
   const ops::Context ctx = Ctx();
   for (auto _ : state) benchmark::DoNotOptimize(ops::InstallSyncTrigger(t, ctx, convert));
 }
 BENCHMARK(BM_InstallSyncTrigger);
 
-void BM_BackfillPlanSql(benchmark::State& state) {
+void BM_BackfillStatements(benchmark::State& state) {
   ops::BackfillSpec b;
   b.table = pg::QuoteQualified("Sales Data", "Order Lines");
   if (state.range(0) > 0) {
@@ -117,9 +132,9 @@ void BM_BackfillPlanSql(benchmark::State& state) {
   }
   b.set_clause = "\"amount_v2\" = \"amount\"";
   b.needs_work = "\"amount_v2\" IS DISTINCT FROM \"amount\"";
-  for (auto _ : state) benchmark::DoNotOptimize(backfill::PlanSql(b, b.key.empty()));
+  for (auto _ : state) benchmark::DoNotOptimize(backfill::BuildStatements(b, b.key.empty()));
 }
-BENCHMARK(BM_BackfillPlanSql)->ArgName("key_columns")->Arg(0)->Arg(1)->Arg(3);
+BENCHMARK(BM_BackfillStatements)->ArgName("key_columns")->Arg(0)->Arg(1)->Arg(3);
 
 void BM_StatusJson(benchmark::State& state) {
   MigrationStatus m;

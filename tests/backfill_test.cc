@@ -3,6 +3,7 @@
 // keys, adaptive batch bounds, pause requests, lock-contention backoff and
 // progress reports.
 #include "lib/backfill/backfill.h"
+#include "lib/engine/control.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -671,10 +672,9 @@ TEST_P(FallbackTest, PlainExpressionFirstFallbackOnlyWhereItRaises) {
   o.backfill_walk = pk ? BackfillWalk::kPrimaryKey : BackfillWalk::kAuto;
   auto conn = pg::Connection::Open(db.dsn(), "test");
   ASSERT_TRUE(conn.ok());
-  backfill::Backfill runner(**conn, o,
-                            {"\"pgshift\".\"checkpoints\"", "\"pgshift\".\"migrations\"",
-                             "fallback", 0},
-                            nullptr);
+  engine::Control control(**conn, "pgshift");
+  std::unique_ptr<backfill::CheckpointStore> store = control.Checkpoints("fallback", 0);
+  backfill::Backfill runner(**conn, o, *store, "fallback", 0, nullptr);
   backfill::Stats stats;
   absl::Status s = runner.Run(spec, &stats);
   ASSERT_TRUE(s.ok()) << s;

@@ -45,7 +45,13 @@ class OpsTest : public ::testing::Test {
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? *m : v1::Migration();
   }
-  absl::Status Register(const std::string& json) { return driver_->Register(Spec(json)).status(); }
+  // A spec that does not even load (bad field) is refused like one the
+  // server refuses: InvalidArgument, nothing changed.
+  absl::Status Register(const std::string& json) {
+    auto m = ParseMigrationJson(json, "test");
+    if (!m.ok()) return m.status();
+    return driver_->Register(*m).status();
+  }
   absl::Status Advance(const std::string& name, Phase to) { return driver_->Advance(name, to).status(); }
   absl::Status RollbackMigration(const std::string& name) { return driver_->Rollback(name).status(); }
   Phase PhaseOf(const std::string& name) {

@@ -19,6 +19,7 @@
 #include "lib/engine/executor.h"
 #include "lib/engine/sessions.h"
 #include "lib/pg/connection.h"
+#include "lib/pg/lock.h"
 #include "pgshift/pgshift.h"
 #include "tests/safety_support.h"
 #include "tests/support/test_db.h"
@@ -41,6 +42,20 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 using Clock = std::chrono::steady_clock;
+
+// The context of operation 0 of migration `name`, for running actions
+// through the executor directly.
+ops::Context TestContext(const std::string& name) {
+  ops::Context c;
+  c.migration = name;
+  c.names = ops::Names(name, 0);
+  return c;
+}
+
+// A lock mode as history reports write it; kNone for an unknown name.
+pg::LockMode Mode(const std::string& name) {
+  return pg::ParseLockMode(name).value_or(pg::LockMode::kNone);
+}
 
 double MsSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -187,14 +202,13 @@ TEST(LockDiscipline, LockBudgetCoversTheWholeTransaction) {
   ops::Action action;
   action.kind = ops::Action::Kind::kTransaction;
   action.description = "lock a then b";
-  action.table = "\"public\".\"a\"";
-  action.lock = "ACCESS EXCLUSIVE";
+  action.locks = {{"\"public\".\"a\"", pg::LockMode::kAccessExclusive}};
   action.statements = {"LOCK TABLE a IN ACCESS EXCLUSIVE MODE", "LOCK TABLE b IN ACCESS EXCLUSIVE MODE"};
 
   absl::Status result;
   std::thread run([&] {
     engine::StepStats stats;
-    result = executor.Run(action, "budget", 0, 0, &stats);
+    result = executor.Run(action, TestContext("budget"), &stats);
   });
   // Once pgshift waits for `a`, an application query on `a` queues behind it.
   ASSERT_TRUE(WaitUntil([&] {
@@ -235,12 +249,11 @@ TEST(LockDiscipline, LongWorkUnderAccessExclusiveIsRefused) {
   ops::Action action;
   action.kind = ops::Action::Kind::kTransaction;
   action.description = "validate something";
-  action.table = "\"public\".\"a\"";
-  action.lock = "ACCESS EXCLUSIVE";
+  action.locks = {{"\"public\".\"a\"", pg::LockMode::kAccessExclusive}};
   action.long_running = true;
   action.statements = {"ALTER TABLE a ADD COLUMN x int"};
   engine::StepStats stats;
-  absl::Status s = executor.Run(action, "m", 0, 0, &stats);
+  absl::Status s = executor.Run(action, TestContext("m"), &stats);
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_attribute WHERE attrelid = 'a'::regclass AND attname = 'x'"), "0");
 }
@@ -257,8 +270,7 @@ TEST(LockDiscipline, ScanUnderAccessExclusiveOfABigTableIsRefused) {
   ops::Action scan;
   scan.kind = ops::Action::Kind::kTransaction;
   scan.description = "SET NOT NULL (scans on this server)";
-  scan.table = "\"public\".\"big\"";
-  scan.lock = "ACCESS EXCLUSIVE";
+  scan.locks = {{"\"public\".\"big\"", pg::LockMode::kAccessExclusive}};
   scan.scans_table = true;
   scan.statements = {"ALTER TABLE big ALTER COLUMN v SET NOT NULL"};
   Options options;
@@ -274,7 +286,7 @@ TEST(LockDiscipline, ScanUnderAccessExclusiveOfABigTableIsRefused) {
   instant.scans_table = false;
   EXPECT_TRUE(engine::CheckLockedScan(**conn, instant, options).ok());
   ops::Action weak = scan;
-  weak.lock = "SHARE UPDATE EXCLUSIVE";
+  weak.locks[0].mode = pg::LockMode::kShareUpdateExclusive;
   EXPECT_TRUE(engine::CheckLockedScan(**conn, weak, options).ok());
   // Through the executor, the refused action changes nothing.
   Options run_options;
@@ -282,7 +294,7 @@ TEST(LockDiscipline, ScanUnderAccessExclusiveOfABigTableIsRefused) {
   engine::Control control(**conn, "pgshift");
   engine::Executor executor(**conn, run_options, control);
   engine::StepStats stats;
-  EXPECT_EQ(executor.Run(scan, "m", 0, 50, &stats).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(executor.Run(scan, TestContext("m"), &stats).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'v'"), "f");
 }
 
@@ -299,7 +311,7 @@ TEST(LockDiscipline, LocksTakenNeverExceedTheDeclaredOnes) {
                                        "pgshift.history h, jsonb_array_elements(h.report->'locks') l");
   ASSERT_GE(rows.size(), 5u);
   for (const auto& row : rows) {
-    EXPECT_LE(engine::LockRank(*row[2]), engine::LockRank(*row[1]))
+    EXPECT_LE(Mode(*row[2]), Mode(*row[1]))
         << *row[0] << ": declared " << *row[1] << ", took " << *row[2];
   }
 }
@@ -369,7 +381,7 @@ TEST(LockDiscipline, EveryOperationTakesNoStrongerLockThanItsPlanSays) {
                                        "pgshift.history h, jsonb_array_elements(h.report->'locks') l");
   ASSERT_GE(rows.size(), 15u);
   for (const auto& row : rows) {
-    EXPECT_LE(engine::LockRank(*row[2]), engine::LockRank(*row[1]))
+    EXPECT_LE(Mode(*row[2]), Mode(*row[1]))
         << *row[0] << ": declared " << *row[1] << ", took " << *row[2];
   }
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM shop WHERE a2 = 'a' || id AND b = CASE WHEN id % 3 = 0 "

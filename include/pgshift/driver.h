@@ -37,10 +37,23 @@
 
 namespace pgshift {
 
+// A table a statement locks, and how ("ACCESS EXCLUSIVE", ...).
+struct PlannedLock {
+  std::string table;  // quoted qualified name
+  std::string mode;
+};
+
 // One statement of a plan, with what it does to the table.
 struct PlannedStatement {
-  std::string sql;           // exactly what advance runs (after its guard)
-  std::string lock;          // strongest table lock taken, e.g. "ACCESS EXCLUSIVE"
+  std::string sql;           // exactly what advance runs
+  std::string lock;          // strongest table lock taken, e.g. "ACCESS EXCLUSIVE"; "none"
+  std::vector<PlannedLock> locks;  // every table it locks (a foreign key: two)
+  // When it runs, when not every time its step runs ("first batch", "only
+  // when ..."); "" for always.
+  std::string when;
+  // The catalog condition under which advance skips it because it is already
+  // done (a re-run after a crash); "" when it always runs.
+  std::string skip_if;
   bool transactional = true; // false for CREATE/DROP INDEX CONCURRENTLY
   bool scans_table = false;  // reads every row (VALIDATE, index build, checks)
   bool rewrites_table = false;

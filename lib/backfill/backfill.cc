@@ -9,10 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "lib/pg/quote.h"
-#include "lib/util/json.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
-#include "pgshift/errors.h"
 
 namespace pgshift::backfill {
 
@@ -22,21 +20,6 @@ std::string Ms(absl::Duration d) {
   return absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)), "ms");
 }
 
-std::string KeyList(const std::vector<std::string>& key) {
-  std::vector<std::string> q;
-  for (const auto& k : key) q.push_back(pg::QuoteIdent(k));
-  return absl::StrJoin(q, ", ");
-}
-
-// ($1::int, $2::text) with parameters numbered from `first`.
-std::string KeyParams(const std::vector<std::string>& types, int first) {
-  std::vector<std::string> q;
-  for (size_t i = 0; i < types.size(); ++i) {
-    q.push_back(absl::StrCat("$", first + static_cast<int>(i), "::", types[i]));
-  }
-  return absl::StrJoin(q, ", ");
-}
-
 std::string Tid(int64_t page) { return absl::StrCat("(", page, ",0)"); }
 
 // Lock timeout, deadlock, serialization failure: the batch was rolled back
@@ -44,18 +27,13 @@ std::string Tid(int64_t page) { return absl::StrCat("(", page, ",0)"); }
 bool IsContention(const absl::Status& s) { return absl::IsAborted(s); }
 }  // namespace
 
-bool WalksByPages(const ops::BackfillSpec& spec, const Options& options, int server_version) {
-  return spec.key.empty() || options.backfill_walk == BackfillWalk::kPages ||
-         (options.backfill_walk == BackfillWalk::kAuto && server_version >= 140000);
-}
-
 namespace {
 
-bool IsStatementTimeout(const absl::Status& s) { return SqlState(s) == "57014"; }
+bool IsStatementTimeout(const absl::Status& s) { return util::SqlStateOf(s) == "57014"; }
 // The expression raised on some row: a data exception (class 22), or an
 // error raised by a PL/pgSQL function it calls (class P0).
 bool IsDataError(const absl::Status& s) {
-  const std::string code = SqlState(s);
+  const std::string code = util::SqlStateOf(s);
   return code.rfind("22", 0) == 0 || code.rfind("P0", 0) == 0;
 }
 
@@ -120,18 +98,6 @@ double RateMeter::rows_per_second() const {
 
 // ---- SQL ------------------------------------------------------------------------
 
-std::string PlanSql(const ops::BackfillSpec& b, bool by_pages) {
-  if (b.key.empty() || by_pages) {
-    return absl::StrCat("UPDATE ", b.table, " SET ", b.set_clause,
-                        " WHERE ctid >= $1::tid AND ctid < $2::tid AND (", b.needs_work, ")");
-  }
-  const std::string key_cols = KeyList(b.key);
-  return absl::StrCat("UPDATE ", b.table, " SET ", b.set_clause, " WHERE (", key_cols, ") > (",
-                      KeyParams(b.key_types, 1), ") AND (", key_cols, ") <= (",
-                      KeyParams(b.key_types, static_cast<int>(b.key.size()) + 1), ") AND (",
-                      b.needs_work, ")");
-}
-
 absl::StatusOr<int64_t> EstimateRows(pg::Connection& conn, const std::string& table) {
   ASSIGN_OR_RETURN(pg::Result r,
                    conn.Exec("SELECT c.reltuples::float8, c.relpages::bigint, "
@@ -164,15 +130,6 @@ absl::StatusOr<int64_t> EstimateRows(pg::Connection& conn, const std::string& ta
 }
 
 // ---- Backfill -------------------------------------------------------------------
-
-// Where the walk stands: what the checkpoint row holds.
-struct Position {
-  std::vector<std::string> last_key;  // keyset: key of the last row done; empty = start
-  bool have_range = false;            // ctid: page/end_page/filenode are known
-  int64_t page = 0;                   // ctid: next page to do
-  int64_t end_page = 0;               // ctid: pages of the table when the walk started
-  std::string filenode;               // ctid: pg_relation_filenode when the walk started
-};
 
 // What one batch did; applied to the State only once its transaction has
 // committed, so that a rolled-back attempt leaves no trace.
@@ -207,49 +164,30 @@ struct Backfill::State {
   int64_t rows_updated = 0;
 };
 
-Backfill::Backfill(pg::Connection& conn, const Options& options, Target target,
+Backfill::Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
+                   std::string migration, int operation,
                    std::function<std::string(const std::string&)> describe_lock_holders)
     : conn_(conn),
       options_(options),
-      target_(std::move(target)),
+      store_(store),
+      migration_(std::move(migration)),
+      operation_(operation),
       describe_lock_holders_(std::move(describe_lock_holders)) {}
 
 absl::Status Backfill::LoadCheckpoint(const ops::BackfillSpec& spec, State* st) {
-  const pg::Params key = {target_.migration, std::to_string(target_.operation)};
-  ASSIGN_OR_RETURN(
-      pg::Result cp,
-      conn_.Exec(absl::StrCat("SELECT done, rows_done, rows_estimate, jsonb_typeof(last_key), "
-                              "last_key->>'page', last_key->>'end_page', last_key->>'filenode' "
-                              "FROM ", target_.checkpoints_table,
-                              " WHERE migration = $1 AND operation = $2"),
-                 key));
-  if (cp.rows() == 0) return absl::OkStatus();
-  st->done = cp.GetBool(0, 0);
-  st->rows_done = cp.GetInt(0, 1);
-  st->rows_estimate = cp.GetInt(0, 2);
-  const std::string kind = cp.Get(0, 3);
+  ASSIGN_OR_RETURN(std::optional<Checkpoint> cp, store_.Load());
+  if (!cp) return absl::OkStatus();
+  st->done = cp->done;
+  st->rows_done = cp->rows_done;
+  st->rows_estimate = cp->rows_estimate;
   // A checkpoint of the other walk (the table gained or lost its primary key
-  // in between) is ignored: the walk starts again, and the rows already done
-  // are skipped by needs_work.
-  if (st->ctid && kind == "object") {
-    int64_t page = 0, end_page = 0;
-    if (absl::SimpleAtoi(cp.Get(0, 4), &page) && absl::SimpleAtoi(cp.Get(0, 5), &end_page) &&
-        !cp.IsNull(0, 6)) {
-      st->pos.have_range = true;
-      st->pos.page = page;
-      st->pos.end_page = end_page;
-      st->pos.filenode = cp.Get(0, 6);
-    }
-  } else if (!st->ctid && kind == "array") {
-    ASSIGN_OR_RETURN(pg::Result keys,
-                     conn_.Exec(absl::StrCat("SELECT k.v FROM ", target_.checkpoints_table,
-                                             " c, jsonb_array_elements_text(c.last_key) "
-                                             "WITH ORDINALITY AS k(v, ord) WHERE c.migration = $1 "
-                                             "AND c.operation = $2 ORDER BY k.ord"),
-                                key));
-    if (static_cast<size_t>(keys.rows()) == spec.key.size()) {
-      for (int r = 0; r < keys.rows(); ++r) st->pos.last_key.push_back(keys.Get(r, 0));
-    }
+  // in between, or the walk option changed) is ignored: the walk starts
+  // again, and the rows already done are skipped by needs_work.
+  if (st->ctid && cp->position.have_range) {
+    st->pos = cp->position;
+    st->pos.last_key.clear();
+  } else if (!st->ctid && cp->position.last_key.size() == spec.key.size()) {
+    st->pos.last_key = cp->position.last_key;
   }
   return absl::OkStatus();
 }
@@ -257,8 +195,8 @@ absl::Status Backfill::LoadCheckpoint(const ops::BackfillSpec& spec, State* st) 
 void Backfill::Report(const State& st, const std::string& waiting) {
   if (!options_.on_progress) return;
   Progress p;
-  p.migration = target_.migration;
-  p.operation = target_.operation;
+  p.migration = migration_;
+  p.operation = operation_;
   p.step = "backfilled";
   p.rows_done = st.rows_done;
   p.rows_estimate = st.done ? st.rows_done : std::max(st.rows_estimate, st.rows_done);
@@ -278,11 +216,12 @@ void Backfill::Report(const State& st, const std::string& waiting) {
 
 namespace {
 // The largest replay lag of the standbys, and how many of them this role
-// cannot see. A standby that has replayed everything counts as no lag:
-// replay_lag keeps its last measured value for a while after a standby
-// caught up while the primary was idle (which it is while we wait).
-constexpr char kLagColumns[] =
-    ", coalesce(max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 "
+// cannot see (`state` is NULL for standbys whose details it may not read).
+// A standby that has replayed everything counts as no lag: replay_lag keeps
+// its last measured value for a while after a standby caught up while the
+// primary was idle (which it is while we wait).
+constexpr char kLagSql[] =
+    "SELECT coalesce(max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 "
     "ELSE extract(epoch FROM replay_lag) END), 0)::float8, "
     "count(*) FILTER (WHERE state IS NULL) FROM pg_stat_replication";
 }  // namespace
@@ -294,31 +233,27 @@ absl::Status Backfill::WaitWhileThrottled(State* st) {
     // read at most once per poll interval (pg_stat_replication is not free).
     const bool check_lag = lag_limit && absl::Now() >= st->next_lag_check;
     if (!st->paused && !check_lag) return absl::OkStatus();
-    // `state` is NULL for standbys whose details this role may not read.
-    ASSIGN_OR_RETURN(
-        pg::Result r,
-        conn_.Exec(absl::StrCat("SELECT (SELECT paused FROM ", target_.migrations_table,
-                                " WHERE name = $1)",
-                                check_lag ? kLagColumns : ""),
-                   {target_.migration}));
-    st->paused = r.GetBool(0, 0);
+    if (st->paused) {
+      ASSIGN_OR_RETURN(st->paused, store_.PauseRequested());
+    }
     if (st->paused) {
       Report(*st, "paused");
       absl::SleepFor(options_.backfill_poll_interval);
       continue;
     }
     if (check_lag) {
+      ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(kLagSql));
       st->next_lag_check = absl::Now() + options_.backfill_poll_interval;
-      if (r.GetInt(0, 2) > 0) {
+      if (r.GetInt(0, 1) > 0) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "cannot read the replication lag of ", r.GetInt(0, 2),
+            "cannot read the replication lag of ", r.GetInt(0, 1),
             " standby(s): this role needs pg_monitor (or pg_read_all_stats) to see "
             "pg_stat_replication; grant it, or turn the lag limit off with "
             "--max-replication-lag 0 (Options::max_replication_lag = 0). The backfill resumes "
             "from its checkpoint"));
       }
       double seconds = 0;
-      if (!absl::SimpleAtod(r.Get(0, 1), &seconds)) seconds = 0;
+      if (!absl::SimpleAtod(r.Get(0, 0), &seconds)) seconds = 0;
       if (absl::Seconds(seconds) > options_.max_replication_lag) {
         Report(*st, "replication_lag");
         absl::SleepFor(options_.backfill_poll_interval);
@@ -330,112 +265,66 @@ absl::Status Backfill::WaitWhileThrottled(State* st) {
   }
 }
 
-absl::Status Backfill::BatchSettings() {
+absl::Status Backfill::BatchSettings(const Statements& sql) {
   // SET LOCAL, in every batch's transaction: nothing may outlive it on the
   // session (behind a transaction-pooling PgBouncer the next transaction on
   // this server connection may be an application's, and pgshift.backfill
   // would make the sync triggers skip its writes).
-  return conn_.Run(
-      "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
-      "set_config('pgshift.backfill', 'on', true)",
-      {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)});
+  return conn_.Run(sql.settings,
+                   {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)});
 }
 
-absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch,
-                                      const std::string& last_key_json) {
-  const int64_t rows_done = st.rows_done + batch->examined;
-  // RETURNING reads the pause request too: no extra round trip per batch.
-  ASSIGN_OR_RETURN(
-      pg::Result r,
-      conn_.Exec(
-          absl::StrCat("INSERT INTO ", target_.checkpoints_table,
-                       " (migration, operation, last_key, rows_done, rows_estimate, done, updated_at)"
-                       " VALUES ($1, $2, $3::jsonb, $4, $5, $6, now())"
-                       " ON CONFLICT (migration, operation) DO UPDATE SET last_key = EXCLUDED.last_key,"
-                       " rows_done = EXCLUDED.rows_done, rows_estimate = EXCLUDED.rows_estimate,"
-                       " done = EXCLUDED.done, updated_at = now()"
-                       " RETURNING (SELECT paused FROM ", target_.migrations_table,
-                       " WHERE name = $1)"),
-          {target_.migration, std::to_string(target_.operation),
-           last_key_json.empty() ? std::nullopt : pg::Param(last_key_json),
-           std::to_string(rows_done),
-           std::to_string(batch->finished ? rows_done : std::max(st.rows_estimate, rows_done)),
-           batch->finished ? "true" : "false"}));
-  batch->paused = r.rows() > 0 && r.GetBool(0, 0);
+absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch) {
+  Checkpoint cp;
+  cp.position = batch->next;
+  cp.done = batch->finished;
+  cp.rows_done = st.rows_done + batch->examined;
+  cp.rows_estimate = batch->finished ? cp.rows_done : std::max(st.rows_estimate, cp.rows_done);
+  ASSIGN_OR_RETURN(batch->paused, store_.Save(cp));
   return absl::OkStatus();
 }
 
-absl::Status Backfill::RunKeysetBatch(const ops::BackfillSpec& b, const State& st,
-                                      int64_t rows, Batch* out) {
-  const size_t nk = b.key.size();
-  const std::string key_cols = KeyList(b.key);
+absl::Status Backfill::RunKeysetBatch(const Statements& sql, const Updates& updates,
+                                      const State& st, int64_t rows, Batch* out) {
+  const bool first = st.pos.last_key.empty();
   pg::Params params;
-  std::string lower;
-  if (!st.pos.last_key.empty()) {
-    lower = absl::StrCat("(", key_cols, ") > (", KeyParams(b.key_types, 1), ")");
-    for (const auto& k : st.pos.last_key) params.push_back(k);
-  }
-  std::vector<std::string> casts, order;
-  for (size_t i = 0; i < nk; ++i) {
-    // Aliased: ORDER BY must see the typed key, not its text.
-    casts.push_back(absl::StrCat(pg::QuoteIdent(b.key[i]), "::text AS pgshift_k", i));
-    order.push_back(absl::StrCat(b.table, ".", pg::QuoteIdent(b.key[i])));
-  }
-  const std::string where_lower = lower.empty() ? "" : absl::StrCat(" WHERE ", lower);
-  RETURN_IF_ERROR(BatchSettings());
-  ASSIGN_OR_RETURN(pg::Result end,
-                   conn_.Exec(absl::StrCat("SELECT ", absl::StrJoin(casts, ", "), " FROM ", b.table,
-                                           where_lower, " ORDER BY ", absl::StrJoin(order, ", "),
-                                           " OFFSET ", rows - 1, " LIMIT 1"),
-                              params));
+  for (const auto& k : st.pos.last_key) params.push_back(k);
+  RETURN_IF_ERROR(BatchSettings(sql));
+  pg::Params end_params = params;
+  end_params.push_back(std::to_string(std::max<int64_t>(0, rows - 1)));
+  ASSIGN_OR_RETURN(pg::Result end, conn_.Exec(first ? sql.first_end : sql.next_end, end_params));
   out->next = st.pos;
   if (end.rows() > 0) {
     std::vector<std::string> end_key;
     pg::Params uparams = params;
-    for (size_t i = 0; i < nk; ++i) {
-      end_key.push_back(end.Get(0, static_cast<int>(i)));
+    for (int i = 0; i < end.cols(); ++i) {
+      end_key.push_back(end.Get(0, i));
       uparams.push_back(end_key.back());
     }
-    std::string where = absl::StrCat(
-        lower.empty() ? "" : absl::StrCat(lower, " AND "), "(", key_cols, ") <= (",
-        KeyParams(b.key_types, static_cast<int>(params.size()) + 1), ")");
-    ASSIGN_OR_RETURN(pg::Result upd,
-                     conn_.Exec(absl::StrCat("UPDATE ", b.table, " SET ", b.set_clause, " WHERE ",
-                                             where, " AND (", b.needs_work, ")"),
-                                uparams));
+    ASSIGN_OR_RETURN(pg::Result upd, conn_.Exec(first ? updates.first : updates.next, uparams));
     out->examined = rows;
     out->updated = upd.Affected();
     out->finished = false;
     out->next.last_key = std::move(end_key);
   } else {
-    // The tail: fewer than `rows` rows are left. Count them in the same
-    // statement (same snapshot) as the update.
-    ASSIGN_OR_RETURN(
-        pg::Result tail,
-        conn_.Exec(absl::StrCat("WITH u AS (UPDATE ", b.table, " SET ", b.set_clause, " WHERE ",
-                                lower.empty() ? "" : absl::StrCat(lower, " AND "), "(",
-                                b.needs_work, ") RETURNING 1) SELECT (SELECT count(*) FROM u), "
-                                "(SELECT count(*) FROM ", b.table, where_lower, ")"),
-                   params));
+    // The tail: fewer than `rows` rows are left.
+    ASSIGN_OR_RETURN(pg::Result tail, conn_.Exec(first ? updates.first_last : updates.last, params));
     out->updated = tail.GetInt(0, 0);
     out->examined = tail.GetInt(0, 1);
     out->finished = true;
   }
   out->sized = out->examined;
-  return SaveCheckpoint(st, out,
-                        out->next.last_key.empty() ? "" : util::JsonStringArray(out->next.last_key));
+  return SaveCheckpoint(st, out);
 }
 
-absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st, int64_t pages,
+absl::Status Backfill::RunCtidBatch(const Statements& sql, const Updates& updates,
+                                    const ops::BackfillSpec& spec, const State& st, int64_t pages,
                                     Batch* out) {
-  RETURN_IF_ERROR(BatchSettings());
+  RETURN_IF_ERROR(BatchSettings(sql));
   // The table lock first: from here to COMMIT no rewrite (VACUUM FULL,
   // CLUSTER) can change where rows live.
-  RETURN_IF_ERROR(conn_.Run(absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE")));
-  ASSIGN_OR_RETURN(pg::Result rel,
-                   conn_.Exec("SELECT pg_relation_filenode($1::regclass)::text, "
-                              "pg_relation_size($1::regclass) / current_setting('block_size')::bigint",
-                              {b.table}));
+  RETURN_IF_ERROR(conn_.Run(sql.lock));
+  ASSIGN_OR_RETURN(pg::Result rel, conn_.Exec(sql.position, {spec.table}));
   out->next = st.pos;
   Position& next = out->next;
   const std::string filenode = rel.Get(0, 0);
@@ -452,11 +341,7 @@ absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st,
   if (lo < hi) {
     // Rows covered are estimated from the pages walked (counting them in
     // the same statement costs ~25% more CPU), never below the rows changed.
-    ASSIGN_OR_RETURN(pg::Result r,
-                     conn_.Exec(absl::StrCat("UPDATE ", b.table, " SET ", b.set_clause,
-                                             " WHERE ctid >= $1::tid AND ctid < $2::tid AND (",
-                                             b.needs_work, ")"),
-                                {Tid(lo), Tid(hi)}));
+    ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(updates.next, {Tid(lo), Tid(hi)}));
     out->updated = r.Affected();
     out->examined = std::max(out->updated, static_cast<int64_t>(std::llround(
                                                static_cast<double>(hi - lo) * st.rows_per_page)));
@@ -464,17 +349,13 @@ absl::Status Backfill::RunCtidBatch(const ops::BackfillSpec& b, const State& st,
   out->sized = hi - lo;
   out->finished = hi >= next.end_page;
   next.page = hi;
-  return SaveCheckpoint(st, out,
-                        util::JsonObject()
-                            .Int("page", next.page)
-                            .Int("end_page", next.end_page)
-                            .Str("filenode", next.filenode)
-                            .Build());
+  return SaveCheckpoint(st, out);
 }
 
 absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   State st;
   st.ctid = WalksByPages(spec, options_, conn_.server_version());
+  const Statements sql = BuildStatements(spec, st.ctid);
   st.stats = stats;
   RETURN_IF_ERROR(LoadCheckpoint(spec, &st));
   if (st.done) {
@@ -516,8 +397,6 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   // fallback before the plain one is tried again.
   constexpr int kFallbackBatches = 8;
   const bool has_fallback = !spec.fallback_set_clause.empty();
-  ops::BackfillSpec slow = spec;
-  slow.set_clause = spec.fallback_set_clause;
   int fallback_left = 0;
 
   absl::BitGen gen;
@@ -541,8 +420,9 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
     Batch batch;
     absl::Status s = conn_.Transaction([&]() -> absl::Status {
       batch = Batch();
-      const ops::BackfillSpec& use = fallback ? slow : spec;
-      return st.ctid ? RunCtidBatch(use, st, units, &batch) : RunKeysetBatch(use, st, units, &batch);
+      const Updates& updates = fallback ? sql.fallback : sql.plain;
+      return st.ctid ? RunCtidBatch(sql, updates, spec, st, units, &batch)
+                     : RunKeysetBatch(sql, updates, st, units, &batch);
     });
     const absl::Time t1 = absl::Now();
     if (!s.ok() && !fallback && has_fallback && IsDataError(s)) {
@@ -582,9 +462,7 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
                          s.message(), ". Sessions holding locks on ", spec.table, ": ",
                          describe_lock_holders_ ? describe_lock_holders_(spec.table) : "unknown",
                          ". Committed batches are kept: run advance again to resume"));
-        out.SetPayload("pgshift/sqlstate",
-                       absl::Cord(SqlState(s).empty() ? "55P03" : SqlState(s)));
-        return out;
+        return util::WithSqlState(out, util::SqlStateOf(s).empty() ? "55P03" : util::SqlStateOf(s));
       }
       Report(st, "lock_contention");
       absl::Duration pause = absl::Milliseconds(absl::Uniform<double>(gen, 0.5, 1.0) *

@@ -29,6 +29,10 @@
 // takes its ROW EXCLUSIVE lock before it reads the filenode, so no rewrite
 // can slip in between the check and the UPDATE.
 //
+// The statements it runs come from statements.h, as the plan shows them; its
+// state lives in a CheckpointStore (the control schema's checkpoints table,
+// lib/engine/control.h), written in each batch's transaction.
+//
 // Throttling between batches: an explicit pause request (the `paused` column
 // of the control schema's migrations table, set by Driver::Pause or by SQL),
 // replication lag above Options::max_replication_lag, lock contention (a
@@ -46,9 +50,14 @@
 #include <functional>
 #include <string>
 
+#include <optional>
+#include <vector>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "lib/ops/operation.h"
+#include "lib/backfill/statements.h"
+#include "lib/ops/action.h"
 #include "lib/pg/connection.h"
 #include "pgshift/options.h"
 
@@ -101,12 +110,33 @@ class RateMeter {
   absl::Duration busy_;
 };
 
-// Where the backfill keeps its state.
-struct Target {
-  std::string checkpoints_table;  // quoted qualified, e.g. "pgshift"."checkpoints"
-  std::string migrations_table;   // quoted qualified, e.g. "pgshift"."migrations"
-  std::string migration;
-  int operation = 0;
+// Where a walk stands: what a checkpoint holds.
+struct Position {
+  std::vector<std::string> last_key;  // key walk: key of the last row done; empty = start
+  bool have_range = false;            // page walk: page/end_page/filenode are known
+  int64_t page = 0;                   // page walk: next page to do
+  int64_t end_page = 0;               // page walk: pages of the table when the walk started
+  std::string filenode;               // page walk: pg_relation_filenode when the walk started
+};
+
+struct Checkpoint {
+  Position position;
+  bool done = false;
+  int64_t rows_done = 0;
+  int64_t rows_estimate = 0;
+};
+
+// Where one backfill keeps its checkpoint and reads pause requests.
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+  // The last committed checkpoint; none before the first batch.
+  virtual absl::StatusOr<std::optional<Checkpoint>> Load() = 0;
+  // Records `checkpoint` in the caller's open transaction (the batch's, so
+  // that both commit together) and returns whether a pause is requested.
+  virtual absl::StatusOr<bool> Save(const Checkpoint& checkpoint) = 0;
+  // Whether a pause is requested now.
+  virtual absl::StatusOr<bool> PauseRequested() = 0;
 };
 
 // What one Run did.
@@ -118,14 +148,6 @@ struct Stats {
   int64_t fallback_batches = 0;  // batches run with spec.fallback_set_clause
 };
 
-// Whether the backfill of `spec` walks ctid page ranges (else the primary
-// key), given options.backfill_walk and the server's version.
-bool WalksByPages(const ops::BackfillSpec& spec, const Options& options, int server_version);
-
-// The UPDATE one batch runs, for plans: a ctid range ($1, $2) when walking
-// pages, else keyset bounds ($1.. the last key done, then the batch's end).
-std::string PlanSql(const ops::BackfillSpec& spec, bool by_pages);
-
 // Estimated number of rows of `table` (quoted qualified name) now: reltuples
 // scaled to the table's current size like the planner does, or, when the
 // table was never analyzed, the planner's own guess from its size and row
@@ -136,9 +158,12 @@ struct Batch;  // one batch's outcome (backfill.cc)
 
 class Backfill {
  public:
+  // The backfill of operation `operation` of migration `migration` (for
+  // progress reports), keeping its state in `store`.
   // `describe_lock_holders(table)` says who holds locks on the table, for the
   // message given when lock contention outlasts options.retry_deadline.
-  Backfill(pg::Connection& conn, const Options& options, Target target,
+  Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
+           std::string migration, int operation,
            std::function<std::string(const std::string&)> describe_lock_holders);
 
   // Runs `spec` from its checkpoint to the end. Returns OK once every batch
@@ -152,19 +177,22 @@ class Backfill {
   struct State;
   absl::Status LoadCheckpoint(const ops::BackfillSpec& spec, State* st);
   absl::Status WaitWhileThrottled(State* st);
-  // One batch inside the caller's transaction; `out` is applied to the
-  // state only after COMMIT.
-  absl::Status RunKeysetBatch(const ops::BackfillSpec& spec, const State& st, int64_t rows,
-                              Batch* out);
-  absl::Status RunCtidBatch(const ops::BackfillSpec& spec, const State& st, int64_t pages,
-                            Batch* out);
-  absl::Status BatchSettings();
-  absl::Status SaveCheckpoint(const State& st, Batch* batch, const std::string& last_key_json);
+  // One batch inside the caller's transaction, with the `plain` or the
+  // `fallback` updates of `sql`; `out` is applied to the state only after
+  // COMMIT.
+  absl::Status RunKeysetBatch(const Statements& sql, const Updates& updates, const State& st,
+                              int64_t rows, Batch* out);
+  absl::Status RunCtidBatch(const Statements& sql, const Updates& updates, const ops::BackfillSpec& spec,
+                            const State& st, int64_t pages, Batch* out);
+  absl::Status BatchSettings(const Statements& sql);
+  absl::Status SaveCheckpoint(const State& st, Batch* batch);
   void Report(const State& st, const std::string& waiting);
 
   pg::Connection& conn_;
   const Options& options_;
-  Target target_;
+  CheckpointStore& store_;
+  std::string migration_;
+  int operation_;
   std::function<std::string(const std::string&)> describe_lock_holders_;
 };
 

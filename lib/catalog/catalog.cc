@@ -24,49 +24,6 @@ std::vector<int> ParseIntArray(std::string text) {
   return out;
 }
 
-// True when `expr` reads as one expression: no top-level ';', balanced
-// parentheses that never close more than they opened, outside literals,
-// quoted identifiers, dollar quotes and comments.
-bool IsSingleExpression(absl::string_view s) {
-  int depth = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    char c = s[i];
-    if (c == '\'' || c == '"') {
-      size_t j = i + 1;
-      while (j < s.size()) {
-        if (s[j] == c) {
-          if (j + 1 < s.size() && s[j + 1] == c) { j += 2; continue; }
-          break;
-        }
-        if (c == '\'' && s[j] == '\\' && i > 0 && (s[i - 1] == 'E' || s[i - 1] == 'e')) ++j;
-        ++j;
-      }
-      if (j >= s.size()) return false;
-      i = j + 1;
-      continue;
-    }
-    if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') return false;  // comments hide text
-    if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') return false;
-    if (c == '$') {
-      size_t j = i + 1;
-      while (j < s.size() && (isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
-      if (j < s.size() && s[j] == '$' && (j == i + 1 || !isdigit(static_cast<unsigned char>(s[i + 1])))) {
-        absl::string_view tag = s.substr(i, j - i + 1);
-        size_t end = s.find(tag, j + 1);
-        if (end == absl::string_view::npos) return false;
-        i = end + tag.size();
-        continue;
-      }
-    }
-    if (c == ';') return false;
-    if (c == '(') ++depth;
-    if (c == ')' && --depth < 0) return false;
-    ++i;
-  }
-  return depth == 0;
-}
-
 }  // namespace
 
 bool Index::Uses(int attnum) const {
@@ -181,11 +138,16 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
     ix.constraint_type = ct.empty() ? '\0' : ct[0];
     t.indexes.push_back(std::move(ix));
   }
-  ASSIGN_OR_RETURN(pg::Result con,
-                   conn.Exec("SELECT conname, contype::text, pg_get_constraintdef(oid), "
-                             "convalidated, coalesce(conkey::text, '{}') "
-                             "FROM pg_constraint WHERE conrelid = $1 ORDER BY conname",
-                             {oid}));
+  ASSIGN_OR_RETURN(
+      pg::Result con,
+      conn.Exec("SELECT conname, contype::text, pg_get_constraintdef(oid), convalidated, "
+                "coalesce(conkey::text, '{}'), condeferrable, condeferred, "
+                "CASE WHEN contype = 'c' THEN pg_get_expr(conbin, conrelid) END, "
+                "CASE WHEN contype = 'f' THEN (SELECT quote_ident(n.nspname) || '.' || "
+                "  quote_ident(r.relname) FROM pg_class r JOIN pg_namespace n ON n.oid = "
+                "  r.relnamespace WHERE r.oid = confrelid) END "
+                "FROM pg_constraint WHERE conrelid = $1 ORDER BY conname",
+                {oid}));
   for (int r = 0; r < con.rows(); ++r) {
     Constraint c;
     c.name = con.Get(r, 0);
@@ -193,6 +155,10 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
     c.def = con.Get(r, 2);
     c.validated = con.GetBool(r, 3);
     c.attnums = ParseIntArray(con.Get(r, 4));
+    c.deferrable = con.GetBool(r, 5);
+    c.deferred = con.GetBool(r, 6);
+    c.check_expr = con.Get(r, 7);
+    c.referenced_table = con.Get(r, 8);
     t.constraints.push_back(std::move(c));
   }
   return t;
@@ -258,26 +224,47 @@ absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, co
   return out;
 }
 
-absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string& type) {
-  auto res = conn.Exec("SELECT format_type(t, NULL) FROM (SELECT $1::regtype AS t) s", {type});
-  if (!res.ok()) {
+absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeName& type) {
+  // The server reads the type as it would in a column definition: its OID
+  // from regtype (a domain stays a domain), its typmod from describing a
+  // cast to it (regtype drops the typmod; a description reports a domain as
+  // its base type, whose typmod then belongs to the domain itself).
+  auto columns = conn.Describe(absl::StrCat("SELECT NULL::", type.sql()));
+  if (!columns.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("type \"", type, "\" does not resolve: ", res.status().message()));
+        absl::StrCat("type \"", type.sql(), "\" does not resolve: ", columns.status().message()));
   }
-  // Keep the user's spelling: it may carry a typmod (numeric(12,2)) that
-  // format_type(t, NULL) drops.
-  return type;
+  if (columns->size() != 1) return absl::InternalError("describing a type gave no column");
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn.Exec("SELECT format_type(t, CASE WHEN t = $2::oid THEN $3::int ELSE -1 END) "
+                             "FROM (SELECT $1::regtype::oid AS t) s",
+                             {type.sql(), std::to_string((*columns)[0].oid),
+                              std::to_string((*columns)[0].typmod)}));
+  return r.Get(0, 0);
 }
 
-absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std::string& expr,
+absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
+                                     absl::string_view what) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn.Exec("WITH RECURSIVE d(oid) AS (SELECT $1::regtype::oid UNION ALL "
+                "SELECT t.typbasetype FROM pg_type t JOIN d ON t.oid = d.oid WHERE t.typtype = 'd') "
+                "SELECT EXISTS (SELECT 1 FROM pg_type t JOIN d ON t.oid = d.oid "
+                "WHERE t.typtype = 'd' AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint c "
+                "WHERE c.contypid = t.oid)))",
+                {type}));
+  if (r.GetBool(0, 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": type ", type,
+        " is a domain with constraints; PostgreSQL rewrites the whole table under an ACCESS "
+        "EXCLUSIVE lock to add a column of such a type. Use its base type plus a CHECK constraint"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckExpression(pg::Connection& conn, const Table& table, const sql::Expression& expr,
                              const std::string& type, const std::string& what,
                              const std::vector<std::pair<std::string, std::string>>& extra_columns) {
-  if (!IsSingleExpression(expr)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " \"", expr,
-        "\" is not a single SQL expression (unbalanced parentheses or quotes, a ';' or a "
-        "comment); write one expression over the row's columns"));
-  }
   std::string from = absl::StrCat("ONLY ", table.Qualified());
   if (!extra_columns.empty()) {
     // The same row with the missing columns added, under the table's name so
@@ -289,10 +276,10 @@ absl::Status CheckExpression(pg::Connection& conn, const Table& table, const std
     from = absl::StrCat("(SELECT *", extra, " FROM ONLY ", table.Qualified(), ") AS ",
                         pg::QuoteIdent(table.name));
   }
-  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr, ")::", type, " FROM ", from,
+  absl::Status s = conn.Check(absl::StrCat("SELECT (", expr.sql(), ")::", type, " FROM ", from,
                                            " WHERE false"));
   if (!s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr, "\" is not valid over ",
+    return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr.sql(), "\" is not valid over ",
                                                    table.Qualified(), " as ", type, ": ",
                                                    s.message()));
   }

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "lib/pg/connection.h"
+#include "lib/sql/sql.h"
 
 namespace pgshift::catalog {
 
@@ -44,7 +45,11 @@ struct Constraint {
   char type = '\0';       // 'c' check, 'f' foreign key, 'u' unique, 'p' primary, 'x' exclusion
   std::string def;        // pg_get_constraintdef()
   bool validated = true;
+  bool deferrable = false;
+  bool deferred = false;  // INITIALLY DEFERRED
   std::vector<int> attnums;  // conkey
+  std::string check_expr;        // CHECK: its expression (pg_get_expr), else ""
+  std::string referenced_table;  // FOREIGN KEY: quoted qualified table it references, else ""
 
   bool Uses(int attnum) const;
 };
@@ -81,18 +86,27 @@ absl::StatusOr<std::vector<std::string>> ForeignDependents(pg::Connection& conn,
 absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, const Table& table,
                                                         int attnum);
 
-// Resolves a type name the way the server does; InvalidArgument when it does
-// not exist. Returns format_type() of it.
-absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const std::string& type);
+// Resolves a type name the way the server does and returns its
+// format_type() spelling, typmod included ("numeric(12,2)", "character
+// varying(5)", "integer[]"); InvalidArgument when it does not resolve.
+absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeName& type);
 
-// Checks that `expr` is one valid SQL expression over `table`'s columns whose
-// value can be assigned to `type` (planning `SELECT (expr)::type FROM table
-// WHERE false`). InvalidArgument with the server's message otherwise.
+// InvalidArgument when `type` (format_type spelling) is a domain with
+// constraints (CHECK or NOT NULL, at any level): adding a column of such a
+// type rewrites the whole table under ACCESS EXCLUSIVE. `what` names the
+// operation in the message.
+absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
+                                     absl::string_view what);
+
+// Checks that `expr` is a valid SQL expression over `table`'s columns whose
+// value can be assigned to `type` (format_type spelling), by having the
+// server analyse `SELECT (expr)::type FROM ONLY table WHERE false`.
+// InvalidArgument with the server's message otherwise.
 // `extra_columns` ({name, type} pairs) are columns the expression may use
 // that do not exist yet (e.g. the new column of a change_type): they are
 // added to the row as NULLs of their type.
 absl::Status CheckExpression(
-    pg::Connection& conn, const Table& table, const std::string& expr, const std::string& type,
+    pg::Connection& conn, const Table& table, const sql::Expression& expr, const std::string& type,
     const std::string& what,
     const std::vector<std::pair<std::string, std::string>>& extra_columns = {});
 

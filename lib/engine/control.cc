@@ -34,7 +34,8 @@ absl::Status Control::Init() {
   }
   const std::string s = pg::QuoteIdent(schema_);
   return conn_.Transaction([&]() -> absl::Status {
-    RETURN_IF_ERROR(conn_.Run("SELECT pg_advisory_xact_lock(1885827944, 0)"));
+    // Two init runs serialize on the advisory lock key reserved for it.
+    RETURN_IF_ERROR(conn_.Run(absl::StrCat("SELECT pg_advisory_xact_lock(", kAdvisoryClassKey, ", 0)")));
     const std::string ddl[] = {
         absl::StrCat("CREATE SCHEMA IF NOT EXISTS ", s),
         absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("meta"),
@@ -171,6 +172,29 @@ absl::StatusOr<StoredMigration> Control::Register(const std::string& name,
   return Load(name);
 }
 
+absl::Status PhaseReached(absl::string_view name, Phase p, Phase at_least) {
+  if (PhaseAtLeast(p, at_least)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("migration \"", name, "\" is at ", PhaseName(p),
+                                                    "; this version needs at least ",
+                                                    PhaseName(at_least)));
+}
+
+absl::StatusOr<Phase> Control::CurrentPhase(const std::string& name) {
+  auto r = conn_.Exec(absl::StrCat("SELECT phase FROM ", Table("migrations"), " WHERE name = $1"), {name});
+  if (!r.ok()) {
+    if (absl::IsNotFound(r.status())) {
+      return absl::NotFoundError(absl::StrCat("migration \"", name,
+                                              "\" is not registered: the control schema \"", schema_,
+                                              "\" does not exist"));
+    }
+    return r.status();
+  }
+  if (r->rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("migration \"", name, "\" is not registered"));
+  }
+  return ParsePhase(r->Get(0, 0));
+}
+
 absl::StatusOr<StoredMigration> Control::Load(const std::string& name) {
   ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(absl::StrCat("SELECT ", kColumns, " FROM ",
                                                          Table("migrations"), " WHERE name = $1"),
@@ -217,9 +241,8 @@ absl::Status Control::SetPhase(const std::string& name, Phase from, Phase to, in
       conn_.Exec(absl::StrCat("UPDATE ", Table("migrations"),
                               " SET phase = $2, running_step = NULL, last_error = NULL, "
                               "updated_at = now() WHERE name = $1 AND phase = $3 AND EXISTS ("
-                              "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                              "AND classid = ", kAdvisoryClassKey, "::oid AND objid = hashtext($4)::oid "
-                              "AND objsubid = 2 AND pid = $5::int) RETURNING 1"),
+                              "SELECT 1 FROM pg_locks l WHERE ", LeaseLockCondition("l", 4),
+                              " AND l.pid = $5::int) RETURNING 1"),
                  {name, std::string(PhaseName(to)), std::string(PhaseName(from)),
                   LeaseKeyText(schema_, name), std::to_string(lease_pid)}));
   if (r.rows() == 1) return absl::OkStatus();
@@ -305,6 +328,100 @@ absl::Status Control::SetPaused(const std::string& name, bool paused) {
                                             "\" is not registered; run `pgshift register FILE`"));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// Checkpoints rows: last_key is a JSON array of the last key's text values
+// (key walk) or an object {"page", "end_page", "filenode"} (page walk).
+class ControlCheckpoints : public backfill::CheckpointStore {
+ public:
+  ControlCheckpoints(pg::Connection& conn, std::string checkpoints, std::string migrations,
+                     std::string name, int operation)
+      : conn_(conn), checkpoints_(std::move(checkpoints)), migrations_(std::move(migrations)),
+        name_(std::move(name)), operation_(operation) {}
+
+  absl::StatusOr<std::optional<backfill::Checkpoint>> Load() override {
+    const pg::Params key = {name_, std::to_string(operation_)};
+    ASSIGN_OR_RETURN(
+        pg::Result cp,
+        conn_.Exec(absl::StrCat("SELECT done, rows_done, rows_estimate, jsonb_typeof(last_key), "
+                                "last_key->>'page', last_key->>'end_page', last_key->>'filenode' "
+                                "FROM ", checkpoints_, " WHERE migration = $1 AND operation = $2"),
+                   key));
+    if (cp.rows() == 0) return std::optional<backfill::Checkpoint>();
+    backfill::Checkpoint out;
+    out.done = cp.GetBool(0, 0);
+    out.rows_done = cp.GetInt(0, 1);
+    out.rows_estimate = cp.GetInt(0, 2);
+    const std::string kind = cp.Get(0, 3);
+    if (kind == "object") {
+      int64_t page = 0, end_page = 0;
+      if (absl::SimpleAtoi(cp.Get(0, 4), &page) && absl::SimpleAtoi(cp.Get(0, 5), &end_page) &&
+          !cp.IsNull(0, 6)) {
+        out.position.have_range = true;
+        out.position.page = page;
+        out.position.end_page = end_page;
+        out.position.filenode = cp.Get(0, 6);
+      }
+    } else if (kind == "array") {
+      ASSIGN_OR_RETURN(pg::Result keys,
+                       conn_.Exec(absl::StrCat("SELECT k.v FROM ", checkpoints_,
+                                               " c, jsonb_array_elements_text(c.last_key) "
+                                               "WITH ORDINALITY AS k(v, ord) WHERE c.migration = $1 "
+                                               "AND c.operation = $2 ORDER BY k.ord"),
+                                  key));
+      for (int r = 0; r < keys.rows(); ++r) out.position.last_key.push_back(keys.Get(r, 0));
+    }
+    return std::optional<backfill::Checkpoint>(std::move(out));
+  }
+
+  absl::StatusOr<bool> Save(const backfill::Checkpoint& c) override {
+    const backfill::Position& p = c.position;
+    pg::Param last_key;
+    if (p.have_range) {
+      last_key = util::JsonObject()
+                     .Int("page", p.page)
+                     .Int("end_page", p.end_page)
+                     .Str("filenode", p.filenode)
+                     .Build();
+    } else if (!p.last_key.empty()) {
+      last_key = util::JsonStringArray(p.last_key);
+    }
+    // RETURNING reads the pause request too: no extra round trip per batch.
+    ASSIGN_OR_RETURN(
+        pg::Result r,
+        conn_.Exec(absl::StrCat(
+                       "INSERT INTO ", checkpoints_,
+                       " (migration, operation, last_key, rows_done, rows_estimate, done, updated_at)"
+                       " VALUES ($1, $2, $3::jsonb, $4, $5, $6, now())"
+                       " ON CONFLICT (migration, operation) DO UPDATE SET last_key = EXCLUDED.last_key,"
+                       " rows_done = EXCLUDED.rows_done, rows_estimate = EXCLUDED.rows_estimate,"
+                       " done = EXCLUDED.done, updated_at = now()"
+                       " RETURNING (SELECT paused FROM ", migrations_, " WHERE name = $1)"),
+                   {name_, std::to_string(operation_), last_key, std::to_string(c.rows_done),
+                    std::to_string(c.rows_estimate), c.done ? "true" : "false"}));
+    return r.rows() > 0 && r.GetBool(0, 0);
+  }
+
+  absl::StatusOr<bool> PauseRequested() override {
+    ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(absl::StrCat("SELECT paused FROM ", migrations_,
+                                                           " WHERE name = $1"),
+                                              {name_}));
+    return r.rows() > 0 && r.GetBool(0, 0);
+  }
+
+ private:
+  pg::Connection& conn_;
+  const std::string checkpoints_, migrations_, name_;
+  const int operation_;
+};
+
+}  // namespace
+
+std::unique_ptr<backfill::CheckpointStore> Control::Checkpoints(const std::string& name, int operation) {
+  return std::make_unique<ControlCheckpoints>(conn_, Table("checkpoints"), Table("migrations"), name,
+                                              operation);
 }
 
 absl::Status Control::ClearCheckpoints(const std::string& name) {

@@ -1,5 +1,7 @@
-// The control schema (design §4): migrations, history of step attempts and
-// backfill checkpoints, in a schema of their own ("pgshift" by default).
+// The control schema (docs/architecture.md, "The control schema"):
+// migrations, history of step attempts, backfill checkpoints and application
+// instances, in a schema of their own ("pgshift" by default). Every query on
+// those tables is in this module (control.cc, and lease.cc for the lease).
 #ifndef PGSHIFT_LIB_ENGINE_CONTROL_H_
 #define PGSHIFT_LIB_ENGINE_CONTROL_H_
 
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "lib/backfill/backfill.h"
 #include "lib/pg/connection.h"
 #include "pgshift/driver.h"
 #include "pgshift/phase.h"
@@ -34,6 +37,10 @@ struct StoredMigration {
   std::string spec_json;
 };
 
+// OK when phase `p` of migration `name` has reached `at_least`;
+// FailedPrecondition saying where it stands otherwise (the startup check).
+absl::Status PhaseReached(absl::string_view name, Phase p, Phase at_least);
+
 class Control {
  public:
   Control(pg::Connection& conn, std::string schema);
@@ -55,6 +62,9 @@ class Control {
   // AlreadyExists.
   absl::StatusOr<StoredMigration> Register(const std::string& name, const std::string& spec_json);
   absl::StatusOr<StoredMigration> Load(const std::string& name);
+  // The phase of `name` in one round trip (the startup check). NotFound when
+  // it is not registered, or when the control schema does not exist.
+  absl::StatusOr<Phase> CurrentPhase(const std::string& name);
   absl::StatusOr<std::vector<StoredMigration>> LoadAll();
 
   absl::Status SetRunningStep(const std::string& name, std::optional<Phase> step);
@@ -86,6 +96,11 @@ class Control {
   absl::StatusOr<std::vector<StoredMigration>> Active();
 
   absl::Status ClearCheckpoints(const std::string& name);
+
+  // Where the backfill of operation `operation` of migration `name` keeps
+  // its checkpoint (and reads the migration's pause request). Uses this
+  // Control's connection; lives no longer than it.
+  std::unique_ptr<backfill::CheckpointStore> Checkpoints(const std::string& name, int operation);
 
   // Sets the pause request the backfill checks between batches. NotFound
   // when the migration is not registered.

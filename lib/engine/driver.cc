@@ -8,15 +8,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lib/backfill/statements.h"
 #include "lib/engine/control.h"
 #include "lib/engine/executor.h"
 #include "lib/engine/lease.h"
 #include "lib/engine/sessions.h"
-#include "lib/ops/common.h"
 #include "lib/ops/operation.h"
+#include "lib/ops/registry.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 #include "pgshift/migration.h"
 
@@ -38,25 +40,34 @@ Phase Next(Phase p) { return static_cast<Phase>(static_cast<int>(p) + 1); }
 // the state the step needs" once a step runs: exit 1, not 2.
 absl::Status AsStepFailure(const absl::Status& s) {
   if (absl::IsInvalidArgument(s) || absl::IsNotFound(s) || absl::IsAlreadyExists(s)) {
-    absl::Status out(absl::StatusCode::kFailedPrecondition, s.message());
-    s.ForEachPayload([&out](absl::string_view url, const absl::Cord& p) { out.SetPayload(url, p); });
-    return out;
+    return util::WithCode(s, absl::StatusCode::kFailedPrecondition);
   }
   return s;
 }
 
-// `options` and `server_version` decide how the backfill walks the table, so
-// that the plan shows the statement advance will run.
+// Whether the preflight looks at `lock`'s table before the action runs.
+bool NeedsPreflight(const ops::Action& a, const ops::TableLock& lock) {
+  return a.kind == ops::Action::Kind::kTransaction && lock.mode >= pg::LockMode::kAccessExclusive;
+}
+
+// The statements of `a` as `plan` shows them: exactly those `advance` runs
+// (the backfill's from the same builder, for the walk `options` and
+// `server_version` choose).
 std::vector<PlannedStatement> Render(const ops::Action& a, const Options& options,
                                      int server_version) {
   std::vector<PlannedStatement> out;
-  auto make = [&a](std::string sql) {
+  auto make = [&a](std::string sql, std::string when = "") {
     PlannedStatement p;
     p.sql = std::move(sql);
-    p.lock = a.lock;
+    p.lock = std::string(pg::LockModeName(a.strongest_lock()));
+    for (const ops::TableLock& l : a.locks) {
+      p.locks.push_back(PlannedLock{l.table, std::string(pg::LockModeName(l.mode))});
+    }
     p.scans_table = a.scans_table;
     p.rewrites_table = a.rewrites_table;
     p.note = a.description;
+    p.when = std::move(when);
+    if (!a.done_if.empty()) p.skip_if = a.done_if.Describe();
     return p;
   };
   switch (a.kind) {
@@ -64,20 +75,30 @@ std::vector<PlannedStatement> Render(const ops::Action& a, const Options& option
       for (const auto& s : a.statements) out.push_back(make(s));
       break;
     case ops::Action::Kind::kConcurrently: {
-      PlannedStatement p = make(a.statements.at(0));
-      p.transactional = false;
-      out.push_back(p);
+      PlannedStatement drop = make(a.drop_invalid, "only when an INVALID index of that name, left by an "
+                                                   "interrupted build of ours, is in the way");
+      drop.transactional = false;
+      drop.scans_table = false;
+      out.push_back(std::move(drop));
+      PlannedStatement build = make(a.statements.at(0));
+      build.transactional = false;
+      out.push_back(std::move(build));
       break;
     }
     case ops::Action::Kind::kBackfill: {
-      PlannedStatement p = make(engine::BackfillUpdateSql(a.backfill, options, server_version));
-      p.batched = true;
-      p.scans_table = true;
-      out.push_back(p);
+      const backfill::Statements sql = backfill::BuildStatements(
+          a.backfill, backfill::WalksByPages(a.backfill, options, server_version));
+      for (const auto& shown : sql.All()) {
+        PlannedStatement p = make(shown.sql, shown.when);
+        p.batched = true;
+        p.scans_table = true;
+        out.push_back(std::move(p));
+      }
       break;
     }
     case ops::Action::Kind::kAssert:
-      out.push_back(make(a.assert_spec.count_sql));
+      out.push_back(make(a.assert_spec.CountSql()));
+      out.push_back(make(a.assert_spec.SampleSql(), "only when the count is not 0: sample keys for the error"));
       break;
   }
   return out;
@@ -120,37 +141,34 @@ struct Driver::Impl {
   absl::StatusOr<OpList> BuildOps(const v1::Migration& m) {
     OpList out;
     for (int i = 0; i < m.operations_size(); ++i) {
-      ops::Context ctx;
-      ctx.migration = m.name();
-      ctx.prefix = ops::ObjectPrefix(m.name(), i);
-      ctx.index = i;
-      ctx.server_version = conn->server_version();
       ASSIGN_OR_RETURN(std::unique_ptr<ops::Operation> op,
-                       ops::MakeOperation(m.operations(i), m.schema(), ctx));
+                       ops::MakeOperation(m.operations(i), m, i, conn->server_version()));
       out.push_back(std::move(op));
     }
     return out;
   }
 
-  // InvalidArgument when another active migration changes a column that
-  // `m` changes too.
-  absl::Status CheckConflicts(const v1::Migration& m, const OpList& mine) {
+  // InvalidArgument when another active migration changes a column (or a
+  // whole table) that `m` changes too.
+  absl::Status CheckConflicts(const v1::Migration& m) {
     ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> active, control.Active());
     for (const auto& other : active) {
       if (other.status.name == m.name()) continue;
       ASSIGN_OR_RETURN(v1::Migration spec, ParseMigrationJson(other.spec_json, other.status.name));
-      ASSIGN_OR_RETURN(OpList theirs, BuildOps(spec));
-      for (const auto& a : mine) {
-        for (const ops::Touch& x : a->Touches()) {
-          for (const auto& b : theirs) {
-            for (const ops::Touch& y : b->Touches()) {
-              if (x.schema == y.schema && x.table == y.table && x.column == y.column) {
-                return absl::InvalidArgumentError(absl::StrCat(
-                    "column ", pg::QuoteQualified(x.schema, x.table), ".", pg::QuoteIdent(x.column),
-                    " is already being changed by active migration \"", other.status.name,
-                    "\" (phase ", PhaseName(other.status.phase),
-                    "); finish or roll back that migration first"));
-              }
+      for (const v1::Operation& mine : m.operations()) {
+        for (const ops::Touch& x : ops::TouchesOf(mine, m.schema())) {
+          for (const v1::Operation& theirs : spec.operations()) {
+            for (const ops::Touch& y : ops::TouchesOf(theirs, spec.schema())) {
+              if (!x.Conflicts(y)) continue;
+              const std::string what =
+                  x.column.empty() || y.column.empty()
+                      ? absl::StrCat("table ", pg::QuoteQualified(x.schema, x.table))
+                      : absl::StrCat("column ", pg::QuoteQualified(x.schema, x.table), ".",
+                                     pg::QuoteIdent(x.column));
+              return absl::InvalidArgumentError(absl::StrCat(
+                  what, " is already being changed by active migration \"", other.status.name,
+                  "\" (phase ", PhaseName(other.status.phase),
+                  "); finish or roll back that migration first"));
             }
           }
         }
@@ -159,13 +177,23 @@ struct Driver::Impl {
     return absl::OkStatus();
   }
 
-  // Every action of every step of freshly inspected `ops` passes the
-  // locked-scan guard; InvalidArgument (bad input: nothing changed) if not.
-  absl::Status CheckLockedScans(OpList& ops) {
+  // Every step of `ops`, inspected at registered.
+  absl::StatusOr<std::vector<std::unique_ptr<ops::Steps>>> InspectAll(OpList& ops) {
+    std::vector<std::unique_ptr<ops::Steps>> out;
+    for (auto& op : ops) {
+      ASSIGN_OR_RETURN(std::unique_ptr<ops::Steps> steps, op->Inspect(*conn, Phase::kRegistered));
+      out.push_back(std::move(steps));
+    }
+    return out;
+  }
+
+  // Every action of every step passes the locked-scan guard; InvalidArgument
+  // (bad input: nothing changed) if not.
+  absl::Status CheckLockedScans(const std::vector<std::unique_ptr<ops::Steps>>& steps) {
     for (Phase to : PhaseLadder()) {
       if (to == Phase::kRegistered) continue;
-      for (auto& op : ops) {
-        ASSIGN_OR_RETURN(std::vector<ops::Action> actions, op->StepTo(to));
+      for (const auto& st : steps) {
+        ASSIGN_OR_RETURN(std::vector<ops::Action> actions, st->To(to));
         for (const ops::Action& a : actions) {
           absl::Status s = engine::CheckLockedScan(*conn, a, options);
           if (absl::IsFailedPrecondition(s)) return absl::InvalidArgumentError(s.message());
@@ -260,8 +288,7 @@ struct Driver::Impl {
                                       ". Nothing was changed. End those transactions (e.g. SELECT "
                                       "pg_terminate_backend(", sessions.front().pid,
                                       ")), then run the command again"));
-        out.SetPayload("pgshift/sqlstate", absl::Cord("55P03"));
-        return out;
+        return util::WithSqlState(out, "55P03");
       }
       if (pids != reported) {
         report(sessions, "waiting");
@@ -301,28 +328,29 @@ struct Driver::Impl {
     absl::Status status = [&]() -> absl::Status {
       for (size_t i = 0; i < ops.size(); ++i) {
         auto& op = ops[i];
+        std::vector<ops::Action> actions;
         if (to == Phase::kRolledBack) {
-          RETURN_IF_ERROR(op->InspectForRollback(*conn));
+          ASSIGN_OR_RETURN(actions, op->Rollback(*conn));
         } else {
-          RETURN_IF_ERROR(AsStepFailure(op->Inspect(*conn, from)));
+          absl::StatusOr<std::unique_ptr<ops::Steps>> steps = op->Inspect(*conn, from);
+          if (!steps.ok()) return AsStepFailure(steps.status());
+          ASSIGN_OR_RETURN(actions, (*steps)->To(to));
         }
-        ASSIGN_OR_RETURN(std::vector<ops::Action> actions,
-                         to == Phase::kRolledBack ? op->Rollback() : op->StepTo(to));
         std::vector<std::string> checked;
         for (const ops::Action& a : actions) {
-          if (a.kind != ops::Action::Kind::kTransaction || a.table.empty() ||
-              engine::LockRank(a.lock) < engine::LockRank("ACCESS EXCLUSIVE") ||
-              std::find(checked.begin(), checked.end(), a.table) != checked.end()) {
-            continue;
+          for (const ops::TableLock& l : a.locks) {
+            if (!NeedsPreflight(a, l) ||
+                std::find(checked.begin(), checked.end(), l.table) != checked.end()) {
+              continue;
+            }
+            checked.push_back(l.table);
+            RETURN_IF_ERROR(Preflight(name, to, l.table, &preflight));
           }
-          checked.push_back(a.table);
-          RETURN_IF_ERROR(Preflight(name, to, a.table, &preflight));
         }
         for (const ops::Action& a : actions) {
           RETURN_IF_ERROR(lease.Check());
-          RETURN_IF_ERROR(util::Annotate(
-              executor.Run(a, name, static_cast<int>(i), op->RowEstimate(), &stats),
-              absl::StrCat(op->Describe(), ": ", a.description)));
+          RETURN_IF_ERROR(util::Annotate(executor.Run(a, op->context(), &stats),
+                                         absl::StrCat(op->Describe(), ": ", a.description)));
         }
       }
       return absl::OkStatus();
@@ -384,8 +412,8 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
   plan.migration = migration.name();
   plan.server_version = d.conn->server_version();
   ASSIGN_OR_RETURN(bool initialized, d.control.Exists());
-  if (initialized) RETURN_IF_ERROR(d.CheckConflicts(migration, ops));
-  for (auto& op : ops) RETURN_IF_ERROR(op->Inspect(*d.conn, Phase::kRegistered));
+  if (initialized) RETURN_IF_ERROR(d.CheckConflicts(migration));
+  ASSIGN_OR_RETURN(std::vector<std::unique_ptr<ops::Steps>> steps, d.InspectAll(ops));
 
   const Options& o = d.options;
   plan.notes.push_back(absl::StrCat(
@@ -414,35 +442,29 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
       "server_version_num ", v, " >= 110000: ADD COLUMN with a non-volatile DEFAULT is a catalog-only "
       "change (no rewrite), at any table size"));
 
-  auto render_step = [&](ops::Operation& op, Phase to, const std::vector<ops::Action>& actions) {
+  auto render_step = [&](const ops::Operation& op, int64_t rows, Phase to,
+                         const std::vector<ops::Action>& actions) {
     PlannedStep step;
     step.to = to;
     step.operation = op.Describe();
     for (const auto& a : actions) {
       for (auto& s : Render(a, d.options, d.conn->server_version())) {
-        if (s.scans_table || s.rewrites_table || s.batched) s.rows_estimate = op.RowEstimate();
+        if (s.scans_table || s.rewrites_table || s.batched) s.rows_estimate = rows;
         step.statements.push_back(std::move(s));
       }
-      if (a.kind == ops::Action::Kind::kBackfill) step.rows_estimate = op.RowEstimate();
+      if (a.kind == ops::Action::Kind::kBackfill) step.rows_estimate = rows;
       if (a.irreversible) {
-        // Columns pgshift did not add that this action drops: their values go.
-        std::vector<std::string> dropped;
-        for (const std::string& sql : a.statements) {
-          size_t at = sql.find(" DROP COLUMN ");
-          if (at != std::string::npos) dropped.push_back(sql.substr(at + 13));
-        }
         step.hazards.push_back(absl::StrCat(
             "irreversible: ", a.description, "; rollback is impossible after this step",
-            dropped.empty() ? "" : absl::StrCat("; data removed: column ", absl::StrJoin(dropped, ", "),
-                                                " and every value in it")));
+            a.drops_data.empty() ? ""
+                                 : absl::StrCat("; data removed: ", absl::StrJoin(a.drops_data, ", "))));
       }
       if (a.kind == ops::Action::Kind::kTransaction &&
-          engine::LockRank(a.lock) >= engine::LockRank("ACCESS EXCLUSIVE") &&
-          (a.scans_table || a.rewrites_table)) {
+          a.strongest_lock() >= pg::LockMode::kAccessExclusive && (a.scans_table || a.rewrites_table)) {
         absl::Status guard = engine::CheckLockedScan(*d.conn, a, o);
         step.hazards.push_back(absl::StrCat(
-            "blocks every query on ", a.table, " while it ", a.rewrites_table ? "rewrites" : "scans",
-            " ~", op.RowEstimate(), " rows under ACCESS EXCLUSIVE",
+            "blocks every query on ", a.table(), " while it ", a.rewrites_table ? "rewrites" : "scans",
+            " ~", rows, " rows under ACCESS EXCLUSIVE",
             guard.ok() ? "" : absl::StrCat("; REFUSED at this table size: ", guard.message())));
       }
     }
@@ -450,15 +472,14 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
   };
   for (Phase to : PhaseLadder()) {
     if (to == Phase::kRegistered) continue;
-    for (auto& op : ops) {
-      ASSIGN_OR_RETURN(std::vector<ops::Action> actions, op->StepTo(to));
-      plan.steps.push_back(render_step(*op, to, actions));
+    for (size_t i = 0; i < ops.size(); ++i) {
+      ASSIGN_OR_RETURN(std::vector<ops::Action> actions, steps[i]->To(to));
+      plan.steps.push_back(render_step(*ops[i], steps[i]->RowEstimate(), to, actions));
     }
   }
   for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
-    RETURN_IF_ERROR((*it)->InspectForRollback(*d.conn));
-    ASSIGN_OR_RETURN(std::vector<ops::Action> actions, (*it)->Rollback());
-    plan.rollback.push_back(render_step(**it, Phase::kRolledBack, actions));
+    ASSIGN_OR_RETURN(std::vector<ops::Action> actions, (*it)->Rollback(*d.conn));
+    plan.rollback.push_back(render_step(**it, 0, Phase::kRolledBack, actions));
   }
   return plan;
 }
@@ -474,9 +495,9 @@ absl::StatusOr<MigrationStatus> Driver::Register(const v1::Migration& migration)
   }
   if (!absl::IsNotFound(existing.status())) return existing.status();
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(migration));
-  RETURN_IF_ERROR(d.CheckConflicts(migration, ops));
-  for (auto& op : ops) RETURN_IF_ERROR(op->Inspect(*d.conn, Phase::kRegistered));
-  RETURN_IF_ERROR(d.CheckLockedScans(ops));
+  RETURN_IF_ERROR(d.CheckConflicts(migration));
+  ASSIGN_OR_RETURN(std::vector<std::unique_ptr<ops::Steps>> steps, d.InspectAll(ops));
+  RETURN_IF_ERROR(d.CheckLockedScans(steps));
   ASSIGN_OR_RETURN(engine::StoredMigration m, d.control.Register(migration.name(), json));
   return m.status;
 }
@@ -578,28 +599,12 @@ absl::StatusOr<std::vector<MigrationStatus>> Driver::List() {
 }
 
 absl::StatusOr<Phase> Driver::CurrentPhase(const std::string& name) {
-  auto r = impl_->conn->Exec(absl::StrCat("SELECT phase FROM ", impl_->control.Table("migrations"),
-                                          " WHERE name = $1"),
-                             {name});
-  if (!r.ok()) {
-    if (absl::IsNotFound(r.status())) {
-      return absl::NotFoundError(absl::StrCat("migration \"", name, "\" is not registered (no control schema \"",
-                                              impl_->options.control_schema, "\")"));
-    }
-    return r.status();
-  }
-  if (r->rows() == 0) {
-    return absl::NotFoundError(absl::StrCat("migration \"", name, "\" is not registered"));
-  }
-  return ParsePhase(r->Get(0, 0));
+  return impl_->control.CurrentPhase(name);
 }
 
 absl::Status Driver::RequirePhase(const std::string& name, Phase at_least) {
   ASSIGN_OR_RETURN(Phase p, CurrentPhase(name));
-  if (PhaseAtLeast(p, at_least)) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("migration \"", name, "\" is at ", PhaseName(p),
-                                                    "; this version needs at least ",
-                                                    PhaseName(at_least)));
+  return engine::PhaseReached(name, p, at_least);
 }
 
 }  // namespace pgshift

@@ -13,11 +13,10 @@
 #include "absl/time/clock.h"
 #include "lib/backfill/backfill.h"
 #include "lib/engine/sessions.h"
-#include "lib/ops/common.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
-#include "pgshift/errors.h"
 
 namespace pgshift::engine {
 
@@ -28,14 +27,43 @@ std::string Ms(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds
 // Statuses worth retrying after a pause: the lock was not granted in time,
 // a deadlock or serialization failure chose us as the victim.
 bool Retryable(const absl::Status& s) {
-  const std::string state = SqlState(s);
+  const std::string state = util::SqlStateOf(s);
   return state == "55P03" || state == "40P01" || state == "40001";
+}
+
+std::string SqlStateOr(const absl::Status& s, absl::string_view otherwise) {
+  const std::string state = util::SqlStateOf(s);
+  return state.empty() ? std::string(otherwise) : state;
 }
 
 }  // namespace
 
-std::string BackfillUpdateSql(const ops::BackfillSpec& b, const Options& options, int server_version) {
-  return backfill::PlanSql(b, backfill::WalksByPages(b, options, server_version));
+absl::StatusOr<bool> Evaluate(pg::Connection& conn, const ops::Guard& guard) {
+  switch (guard.op()) {
+    case ops::Guard::Op::kNever:
+      return false;
+    case ops::Guard::Op::kProbe: {
+      ASSIGN_OR_RETURN(pg::Result r, conn.Exec(guard.probe().sql, guard.probe().params));
+      return r.rows() > 0 && r.GetBool(0, 0);
+    }
+    case ops::Guard::Op::kNot: {
+      ASSIGN_OR_RETURN(bool v, Evaluate(conn, guard.children().front()));
+      return !v;
+    }
+    case ops::Guard::Op::kAll:
+      for (const ops::Guard& g : guard.children()) {
+        ASSIGN_OR_RETURN(bool v, Evaluate(conn, g));
+        if (!v) return false;
+      }
+      return true;
+    case ops::Guard::Op::kAny:
+      for (const ops::Guard& g : guard.children()) {
+        ASSIGN_OR_RETURN(bool v, Evaluate(conn, g));
+        if (v) return true;
+      }
+      return false;
+  }
+  return absl::InternalError("unknown guard");
 }
 
 Executor::Executor(pg::Connection& conn, const Options& options, Control& control)
@@ -43,19 +71,20 @@ Executor::Executor(pg::Connection& conn, const Options& options, Control& contro
 
 absl::Status CheckLockedScan(pg::Connection& conn, const ops::Action& action,
                              const Options& options) {
-  if (action.kind != ops::Action::Kind::kTransaction || LockRank(action.lock) < LockRank("ACCESS EXCLUSIVE")) {
+  if (action.kind != ops::Action::Kind::kTransaction ||
+      action.strongest_lock() < pg::LockMode::kAccessExclusive) {
     return absl::OkStatus();
   }
   if (!action.scans_table && !action.rewrites_table && !action.long_running) return absl::OkStatus();
   if (options.max_locked_scan_rows < 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(pg::Result n,
-                   conn.Exec(absl::StrCat("SELECT count(*) FROM (SELECT FROM ", action.table,
+                   conn.Exec(absl::StrCat("SELECT count(*) FROM (SELECT FROM ", action.table(),
                                           " LIMIT $1::bigint + 1) s"),
                              {std::to_string(options.max_locked_scan_rows)}));
   if (n.GetInt(0, 0) <= options.max_locked_scan_rows) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       action.description, ": this would ", action.rewrites_table ? "rewrite" : "scan", " ",
-      action.table, " while holding an ACCESS EXCLUSIVE lock, blocking every query on it for the "
+      action.table(), " while holding an ACCESS EXCLUSIVE lock, blocking every query on it for the "
       "whole ", action.rewrites_table ? "rewrite" : "scan", ", and the table has more than ",
       options.max_locked_scan_rows,
       " rows (max_locked_scan_rows / --max-locked-scan-rows). Refused; nothing was changed. Use a "
@@ -63,16 +92,15 @@ absl::Status CheckLockedScan(pg::Connection& conn, const ops::Action& action,
       "blocking scan of this size is acceptable"));
 }
 
-absl::Status Executor::Run(const ops::Action& action, const std::string& migration, int op_index,
-                           int64_t row_estimate, StepStats* stats) {
+absl::Status Executor::Run(const ops::Action& action, const ops::Context& ctx, StepStats* stats) {
   switch (action.kind) {
     case ops::Action::Kind::kTransaction:
       RETURN_IF_ERROR(CheckLockedScan(conn_, action, options_));
       return RunTransaction(action, stats);
     case ops::Action::Kind::kConcurrently:
-      return RunConcurrently(action, ops::ObjectPrefix(migration, op_index), stats);
+      return RunConcurrently(action, ctx.names.prefix(), stats);
     case ops::Action::Kind::kBackfill:
-      return RunBackfill(action, migration, op_index, row_estimate, stats);
+      return RunBackfill(action, ctx, stats);
     case ops::Action::Kind::kAssert:
       return RunAssert(action, stats);
   }
@@ -116,15 +144,10 @@ class Watch {
   std::thread thread_;
 };
 
-std::string StrongestLock(const pg::Result& r) {
-  std::string best = "none";
-  int rank = 0;
+pg::LockMode StrongestLock(const pg::Result& r) {
+  pg::LockMode best = pg::LockMode::kNone;
   for (int i = 0; i < r.rows(); ++i) {
-    int k = LockRank(r.Get(i, 0));
-    if (k > rank) {
-      rank = k;
-      best = r.Get(i, 0);
-    }
+    best = std::max(best, pg::ParseLockMode(r.Get(i, 0)).value_or(pg::LockMode::kNone));
   }
   return best;
 }
@@ -140,7 +163,8 @@ bool Executor::Pooled() {
   return *pooled_;
 }
 
-std::string Executor::DescribeLockHolders(const std::string& table, absl::string_view lock_mode) {
+std::string Executor::DescribeLockHolders(const std::string& table,
+                                          std::optional<pg::LockMode> lock_mode) {
   auto holders = SessionsOnTable(conn_, table, absl::ZeroDuration(), lock_mode);
   if (!holders.ok()) return absl::StrCat("(could not read pg_locks: ", holders.status().message(), ")");
   if (holders->empty()) return "";
@@ -149,7 +173,7 @@ std::string Executor::DescribeLockHolders(const std::string& table, absl::string
 
 absl::Status Executor::WithRetry(const std::string& table, const std::string& what,
                                  const std::function<absl::Status()>& attempt, StepStats* stats,
-                                 absl::string_view lock_mode) {
+                                 std::optional<pg::LockMode> lock_mode) {
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + options_.retry_deadline;
   absl::Duration backoff = std::max(options_.retry_initial_backoff, absl::Milliseconds(1));
@@ -184,7 +208,7 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
                                         .Str("action", what)
                                         .Int("attempt", attempts)
                                         .Int("waited_ms", absl::ToInt64Milliseconds(waited))
-                                        .Str("sqlstate", SqlState(s))
+                                        .Str("sqlstate", util::SqlStateOf(s))
                                         .Raw("blockers", SessionsJson(seen))
                                         .Build());
       }
@@ -204,13 +228,12 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
           absl::StrCat("gave up after ", attempts, " attempts in ",
                        absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(100))),
                        ": could not take its lock",
-                       lock_mode.empty() ? "" : absl::StrCat(" (", lock_mode, ")"), " on ", table,
+                       lock_mode ? absl::StrCat(" (", pg::LockModeName(*lock_mode), ")") : "", " on ", table,
                        " within the retry deadline (lock_timeout ",
                        absl::FormatDuration(options_.lock_timeout), " per attempt, retry deadline ",
                        absl::FormatDuration(options_.retry_deadline), "); last error: ", s.message(),
                        ". Nothing was left half-done (every attempt rolled back); ", who));
-      out.SetPayload("pgshift/sqlstate", absl::Cord(SqlState(s).empty() ? "55P03" : SqlState(s)));
-      return out;
+      return util::WithSqlState(out, SqlStateOr(s, "55P03"));
     }
     absl::Duration pause = absl::Milliseconds(absl::Uniform<double>(gen, 0.5, 1.0) *
                                               absl::ToDoubleMilliseconds(backoff));
@@ -220,10 +243,10 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
 }
 
 absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stats) {
-  if (action.long_running && LockRank(action.lock) >= LockRank("ACCESS EXCLUSIVE")) {
+  if (action.long_running && action.strongest_lock() >= pg::LockMode::kAccessExclusive) {
     return absl::InternalError(absl::StrCat(
         action.description, ": planned as long work under an ACCESS EXCLUSIVE lock, which pgshift "
-        "never runs (it would block every query on ", action.table, "); this is a bug in the "
+        "never runs (it would block every query on ", action.table(), "); this is a bug in the "
         "operation, please report it"));
   }
   // The app waits behind our lock request at most for what is left of one
@@ -235,9 +258,11 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
   const bool budgeted = !action.long_running;
   const absl::Duration lock_budget = budgeted ? options_.lock_timeout : options_.retry_deadline;
   bool skipped = false;
-  std::string taken;
+  std::vector<pg::LockMode> taken;  // per action.locks entry
+  const std::string& table = action.table();
   auto attempt = [&]() -> absl::Status {
     skipped = false;
+    taken.clear();
     return conn_.Transaction([&]() -> absl::Status {
       ASSIGN_OR_RETURN(
           pg::Result me,
@@ -247,20 +272,18 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
                       Ms(action.long_running ? options_.long_statement_timeout
                                              : options_.statement_timeout)}));
       const int backend = static_cast<int>(me.GetInt(0, 0));
-      if (!action.done_if.empty()) {
-        ASSIGN_OR_RETURN(pg::Result done, conn_.Exec(action.done_if, action.done_if_params));
-        if (done.rows() > 0 && done.GetBool(0, 0)) {
-          skipped = true;
-          return absl::OkStatus();
-        }
+      ASSIGN_OR_RETURN(bool done, Evaluate(conn_, action.done_if));
+      if (done) {
+        skipped = true;
+        return absl::OkStatus();
       }
       pg::Connection* monitor = monitor_ ? monitor_() : nullptr;
       std::optional<Watch> watch;
-      if (monitor != nullptr && !action.table.empty()) {
+      if (monitor != nullptr && !table.empty()) {
         const absl::Duration first =
             std::clamp(lock_budget / 2, absl::Milliseconds(10), absl::Milliseconds(500));
-        watch.emplace(first, absl::Milliseconds(500), [this, monitor, backend, &action] {
-          auto b = BlockersOf(*monitor, backend, action.table);
+        watch.emplace(first, absl::Milliseconds(500), [this, monitor, backend, &table] {
+          auto b = BlockersOf(*monitor, backend, table);
           if (b.ok() && !b->empty()) {
             std::lock_guard<std::mutex> lock(blockers_mu_);
             attempt_blockers_ = *b;
@@ -276,24 +299,27 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
         RETURN_IF_ERROR(conn_.Run(action.statements[i]));
       }
       watch.reset();
-      if (!action.table.empty()) {
+      for (const ops::TableLock& l : action.locks) {
         ASSIGN_OR_RETURN(pg::Result held,
                          conn_.Exec("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND "
                                     "locktype = 'relation' AND relation = to_regclass($1) AND granted",
-                                    {action.table}));
-        taken = StrongestLock(held);
+                                    {l.table}));
+        taken.push_back(StrongestLock(held));
       }
       return absl::OkStatus();
     });
   };
-  RETURN_IF_ERROR(WithRetry(action.table, action.description, attempt, stats, action.lock));
+  std::optional<pg::LockMode> mode;
+  if (!action.locks.empty()) mode = action.locks.front().mode;
+  RETURN_IF_ERROR(WithRetry(table, action.description, attempt, stats, mode));
   if (!skipped) {
     for (const auto& s : action.statements) stats->statements.push_back(s);
-    if (!action.table.empty()) {
+    for (size_t i = 0; i < action.locks.size() && i < taken.size(); ++i) {
       stats->locks.push_back(util::JsonObject()
                                  .Str("action", action.description)
-                                 .Str("declared", action.lock)
-                                 .Str("taken", taken)
+                                 .Str("table", action.locks[i].table)
+                                 .Str("declared", pg::LockModeName(action.locks[i].mode))
+                                 .Str("taken", pg::LockModeName(taken[i]))
                                  .Build());
     }
   }
@@ -313,12 +339,12 @@ absl::StatusOr<bool> Executor::PrepareIndex(const ops::Action& action, const std
                    "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
                    "WHERE n.nspname = $1 AND c.relname = $2",
-                   {action.index_schema, action.index_name, action.table}));
+                   {action.index_schema, action.index_name, action.table()}));
     if (ix.rows() == 0) return false;
     if (!absl::StartsWith(action.index_name, prefix) || !ix.GetBool(0, 2)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "index ", qualified, " already exists and is not the one pgshift builds for this "
-          "operation (pgshift's are on ", action.table, " and named ", prefix,
+          "operation (pgshift's are on ", action.table(), " and named ", prefix,
           "_...); pgshift does not touch it. Drop or rename it, then run the command again"));
     }
     const std::string busy = ix.Get(0, 3);
@@ -338,9 +364,7 @@ absl::StatusOr<bool> Executor::PrepareIndex(const ops::Action& action, const std
     }
     if (ix.GetBool(0, 1)) return true;  // built by an earlier run
     // INVALID and ours: left by an interrupted CREATE INDEX CONCURRENTLY.
-    ops::Action drop = action;
-    RETURN_IF_ERROR(RunOutsideTransaction(
-        drop, absl::StrCat("DROP INDEX CONCURRENTLY IF EXISTS ", qualified)));
+    RETURN_IF_ERROR(RunOutsideTransaction(action, action.drop_invalid));
   }
 }
 
@@ -383,7 +407,7 @@ absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const st
           seen.waiting_since = absl::InfiniteFuture();
         } else {
           if (seen.waiting_since == absl::InfiniteFuture()) seen.waiting_since = now;
-          auto b = BlockersOf(*monitor, pid, action.table);
+          auto b = BlockersOf(*monitor, pid, action.table());
           if (b.ok() && !b->empty()) seen.blockers = *b;
           if (now - seen.waiting_since >= options_.retry_deadline) {
             seen.cancelled = "lock";
@@ -424,7 +448,7 @@ absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const st
         absl::FormatDuration(options_.long_statement_timeout),
         "); its INVALID index, if any, is dropped and rebuilt by the next run"));
   }
-  if (pooled && (SqlState(s) == "57014" || SqlState(s) == "55P03")) {
+  if (pooled && (util::SqlStateOf(s) == "57014" || util::SqlStateOf(s) == "55P03")) {
     auto limits = conn_.Exec("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')");
     if (limits.ok()) {
       return util::Annotate(
@@ -450,50 +474,50 @@ absl::Status Executor::RunConcurrently(const ops::Action& action, const std::str
         return absl::OkStatus();
       }
     }
-    if (!action.done_if.empty()) {
-      ASSIGN_OR_RETURN(pg::Result done, conn_.Exec(action.done_if, action.done_if_params));
-      if (done.rows() > 0 && done.GetBool(0, 0)) {
-        skipped = true;
-        return absl::OkStatus();
-      }
+    ASSIGN_OR_RETURN(bool done, Evaluate(conn_, action.done_if));
+    if (done) {
+      skipped = true;
+      return absl::OkStatus();
     }
     // CREATE/DROP INDEX CONCURRENTLY take SHARE UPDATE EXCLUSIVE, which never
     // blocks application reads or writes; they may wait for it (and for
     // older transactions) up to the retry deadline.
     return RunOutsideTransaction(action, action.statements.at(0));
   };
-  RETURN_IF_ERROR(WithRetry(action.table, action.description, attempt, stats, action.lock));
+  RETURN_IF_ERROR(WithRetry(action.table(), action.description, attempt, stats,
+                            pg::LockMode::kShareUpdateExclusive));
   if (!skipped) stats->statements.push_back(action.statements.at(0));
   return absl::OkStatus();
 }
 
 absl::Status Executor::RunAssert(const ops::Action& action, StepStats* stats) {
+  ASSIGN_OR_RETURN(bool skip, Evaluate(conn_, action.done_if));
+  if (skip) return absl::OkStatus();
   const ops::AssertSpec& a = action.assert_spec;
-  ASSIGN_OR_RETURN(pg::Result count, conn_.Exec(a.count_sql));
-  stats->statements.push_back(a.count_sql);
-  int64_t n = count.GetInt(0, 0);
+  const std::string count_sql = a.CountSql();
+  ASSIGN_OR_RETURN(pg::Result count, conn_.Exec(count_sql));
+  stats->statements.push_back(count_sql);
+  const int64_t n = count.GetInt(0, 0);
   if (n == 0) return absl::OkStatus();
+  const std::string sample_sql = a.SampleSql();
+  ASSIGN_OR_RETURN(pg::Result rows, conn_.Exec(sample_sql));
+  stats->statements.push_back(sample_sql);
   std::vector<std::string> samples;
-  if (!a.sample_sql.empty()) {
-    ASSIGN_OR_RETURN(pg::Result rows, conn_.Exec(a.sample_sql));
-    for (int r = 0; r < rows.rows(); ++r) samples.push_back(rows.Get(r, 0));
-  }
+  for (int r = 0; r < rows.rows(); ++r) samples.push_back(rows.Get(r, 0));
   return absl::FailedPreconditionError(
       absl::StrCat(a.failure, ": ", n, " row(s)",
                    samples.empty() ? "" : absl::StrCat(", e.g. primary key ", absl::StrJoin(samples, ", ")),
                    ". The phase did not change and no data was modified"));
 }
 
-absl::Status Executor::RunBackfill(const ops::Action& action, const std::string& migration,
-                                   int op_index, int64_t row_estimate, StepStats* stats) {
-  backfill::Target target;
-  target.checkpoints_table = control_.Table("checkpoints");
-  target.migrations_table = control_.Table("migrations");
-  target.migration = migration;
-  target.operation = op_index;
-  backfill::Backfill runner(conn_, options_, std::move(target),
+absl::Status Executor::RunBackfill(const ops::Action& action, const ops::Context& ctx,
+                                   StepStats* stats) {
+  std::unique_ptr<backfill::CheckpointStore> store = control_.Checkpoints(ctx.migration, ctx.index);
+  backfill::Backfill runner(conn_, options_, *store, ctx.migration, ctx.index,
                             [this](const std::string& table) { return DescribeLockHolders(table); });
-  stats->statements.push_back(BackfillUpdateSql(action.backfill, options_, conn_.server_version()));
+  const backfill::Statements sql = backfill::BuildStatements(
+      action.backfill, backfill::WalksByPages(action.backfill, options_, conn_.server_version()));
+  for (const auto& shown : sql.All()) stats->statements.push_back(shown.sql);
   backfill::Stats bs;
   absl::Status s = runner.Run(action.backfill, &bs);
   stats->rows += bs.rows_updated;

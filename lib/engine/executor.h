@@ -19,10 +19,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "lib/engine/control.h"
 #include "lib/ops/operation.h"
 #include "lib/pg/connection.h"
+#include "lib/pg/lock.h"
 #include "pgshift/options.h"
 
 namespace pgshift::engine {
@@ -34,11 +36,15 @@ struct StepStats {
   int64_t rows = 0;
   // JSON objects for history.report: one per failed lock attempt
   // {"action","attempt","waited_ms","sqlstate","blockers":[...]}, and one per
-  // DDL transaction {"action","declared","taken"} (the strongest lock it
-  // actually held on its table at commit).
+  // table a DDL transaction locks {"action","table","declared","taken"} (the
+  // strongest lock it actually held on that table at commit).
   std::vector<std::string> lock_waits;
   std::vector<std::string> locks;
 };
+
+// Whether `guard` holds now (short-circuiting; each probe runs with its own
+// parameters). An empty guard is false.
+absl::StatusOr<bool> Evaluate(pg::Connection& conn, const ops::Guard& guard);
 
 // OK unless `action` would scan or rewrite the table under an ACCESS
 // EXCLUSIVE lock while the table holds more than options.max_locked_scan_rows
@@ -56,17 +62,15 @@ class Executor {
   // falls back to reading lock holders after the fact.
   void set_monitor(std::function<pg::Connection*()> monitor) { monitor_ = std::move(monitor); }
 
-  // Runs `action` of operation `op_index` of migration `migration`.
-  // Returns OK once its work has committed. Safe to call again after a crash.
-  absl::Status Run(const ops::Action& action, const std::string& migration, int op_index,
-                   int64_t row_estimate, StepStats* stats);
+  // Runs `action` of the operation in `ctx`. Returns OK once its work has
+  // committed. Safe to call again after a crash.
+  absl::Status Run(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
 
  private:
   absl::Status RunTransaction(const ops::Action& action, StepStats* stats);
   absl::Status RunConcurrently(const ops::Action& action, const std::string& prefix,
                                StepStats* stats);
-  absl::Status RunBackfill(const ops::Action& action, const std::string& migration, int op_index,
-                           int64_t row_estimate, StepStats* stats);
+  absl::Status RunBackfill(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
   absl::Status RunAssert(const ops::Action& action, StepStats* stats);
 
   // Retries `attempt` while it fails with a lock timeout / deadlock /
@@ -77,11 +81,12 @@ class Executor {
   // conflict with `lock_mode`).
   absl::Status WithRetry(const std::string& table, const std::string& what,
                          const std::function<absl::Status()>& attempt, StepStats* stats,
-                         absl::string_view lock_mode = "");
+                         std::optional<pg::LockMode> lock_mode = std::nullopt);
   // "pid 123 (idle in transaction, transaction open 45 s, holds ...): UPDATE
   // ..." for every session holding a lock on `table` that conflicts with
-  // `lock_mode` (any lock when empty).
-  std::string DescribeLockHolders(const std::string& table, absl::string_view lock_mode = "");
+  // `lock_mode` (any lock when none).
+  std::string DescribeLockHolders(const std::string& table,
+                                  std::optional<pg::LockMode> lock_mode = std::nullopt);
 
   // For kConcurrently CREATE INDEX: makes sure no half-built index of ours is
   // in the way. Returns true when a valid index of that name (ours) already
@@ -111,8 +116,3 @@ class Executor {
 
 #endif  // PGSHIFT_LIB_ENGINE_EXECUTOR_H_
 
-namespace pgshift::engine {
-// The UPDATE one backfill batch runs ($1.. are the batch's key bounds, or its
-// ctid range); see lib/backfill/backfill.h.
-std::string BackfillUpdateSql(const ops::BackfillSpec& b, const Options& options, int server_version);
-}  // namespace pgshift::engine

@@ -11,6 +11,15 @@ std::string LeaseKeyText(const std::string& control_schema, const std::string& n
   return absl::StrCat(control_schema, ".", name);
 }
 
+std::string LeaseLockCondition(absl::string_view alias, int key_param) {
+  // Advisory locks are per database: the same migration name in another
+  // database of the server is another migration.
+  return absl::StrCat(alias, ".locktype = 'advisory' AND ", alias, ".granted AND ", alias,
+                      ".database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                      "AND ", alias, ".classid = ", kAdvisoryClassKey, "::oid AND ", alias,
+                      ".objid = hashtext($", key_param, ")::oid AND ", alias, ".objsubid = 2");
+}
+
 absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
                                                 const std::string& control_schema,
                                                 const std::string& name) {
@@ -21,12 +30,8 @@ absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
               "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'), "
               "coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
               "coalesce(a.usename::text, '') "
-              "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-              // Advisory locks are per database: the same migration name
-              // in another database of the server is another migration.
-              "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-              "(SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = ",
-              kAdvisoryClassKey, "::oid AND l.objid = hashtext($1)::oid AND l.objsubid = 2"),
+              "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ",
+              LeaseLockCondition("l", 1)),
           {LeaseKeyText(control_schema, name)}));
   if (who.rows() == 0) return std::string();
   std::string app = who.Get(0, 1);

@@ -42,9 +42,14 @@ namespace pgshift::engine {
 // First key of every pgshift advisory lock ("pgsh").
 inline constexpr char kAdvisoryClassKey[] = "1885827944";
 
-// SQL of the second key of migration `name`'s lock: hashtext($n) of
-// "<schema>.<name>" (the parameter value is LeaseKeyText).
+// The text whose hashtext() is the second key of migration `name`'s lock:
+// "<schema>.<name>".
 std::string LeaseKeyText(const std::string& control_schema, const std::string& name);
+
+// The one SQL condition recognising a lease lock: true for the granted row
+// `alias` of pg_locks holding the lease whose LeaseKeyText is parameter
+// $<key_param> of the enclosing statement, in this database.
+std::string LeaseLockCondition(absl::string_view alias, int key_param);
 
 // "driver \"pgshift host:42 [lease]\" (backend pid 7, role r, from 10.0.0.2,
 // driving since 2026-...Z)" for whoever holds migration `name`'s lease, or

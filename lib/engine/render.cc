@@ -47,9 +47,16 @@ std::string ToJson(const Plan& plan) {
     for (const auto& s : steps) {
       std::vector<std::string> stmts;
       for (const auto& st : s.statements) {
+        std::vector<std::string> locks;
+        for (const auto& l : st.locks) {
+          locks.push_back(util::JsonObject().Str("table", l.table).Str("mode", l.mode).Build());
+        }
         stmts.push_back(util::JsonObject()
                             .Str("sql", st.sql)
                             .Str("lock", st.lock)
+                            .Raw("locks", absl::StrCat("[", absl::StrJoin(locks, ","), "]"))
+                            .Str("when", st.when)
+                            .Str("skip_if", st.skip_if)
                             .Bool("transactional", st.transactional)
                             .Bool("scans_table", st.scans_table)
                             .Bool("rewrites_table", st.rewrites_table)

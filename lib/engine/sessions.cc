@@ -64,44 +64,7 @@ std::vector<SessionInfo> ReadSessions(const pg::Result& r) {
   return out;
 }
 
-struct ModeInfo {
-  const char* declared;  // as pgshift's actions name it
-  const char* pg;        // as pg_locks names it
-};
-constexpr ModeInfo kModes[] = {
-    {"ACCESS SHARE", "AccessShareLock"},
-    {"ROW SHARE", "RowShareLock"},
-    {"ROW EXCLUSIVE", "RowExclusiveLock"},
-    {"SHARE UPDATE EXCLUSIVE", "ShareUpdateExclusiveLock"},
-    {"SHARE", "ShareLock"},
-    {"SHARE ROW EXCLUSIVE", "ShareRowExclusiveLock"},
-    {"EXCLUSIVE", "ExclusiveLock"},
-    {"ACCESS EXCLUSIVE", "AccessExclusiveLock"},
-};
-// kConflicts[i] lists the ranks (1-based) that conflict with rank i+1
-// (PostgreSQL documentation, "Conflicting Lock Modes").
-const std::vector<int> kConflicts[] = {
-    {8}, {7, 8}, {5, 6, 7, 8}, {4, 5, 6, 7, 8}, {3, 4, 6, 7, 8},
-    {3, 4, 5, 6, 7, 8}, {2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8},
-};
-
 }  // namespace
-
-int LockRank(absl::string_view mode) {
-  std::string upper = absl::AsciiStrToUpper(mode);
-  for (int i = 0; i < 8; ++i) {
-    if (upper == kModes[i].declared || mode == kModes[i].pg) return i + 1;
-  }
-  return 0;
-}
-
-std::vector<std::string> ConflictingModes(absl::string_view mode) {
-  std::vector<std::string> out;
-  int rank = LockRank(mode);
-  if (rank == 0) return out;
-  for (int r : kConflicts[rank - 1]) out.push_back(kModes[r - 1].pg);
-  return out;
-}
 
 absl::StatusOr<std::vector<SessionInfo>> BlockersOf(pg::Connection& conn, int pid,
                                                     const std::string& table) {
@@ -116,8 +79,13 @@ absl::StatusOr<std::vector<SessionInfo>> BlockersOf(pg::Connection& conn, int pi
 absl::StatusOr<std::vector<SessionInfo>> SessionsOnTable(pg::Connection& conn,
                                                          const std::string& table,
                                                          absl::Duration min_transaction_age,
-                                                         absl::string_view conflicting_with) {
-  std::vector<std::string> modes = ConflictingModes(conflicting_with);
+                                                         std::optional<pg::LockMode> conflicting_with) {
+  std::vector<std::string> modes;
+  if (conflicting_with) {
+    for (pg::LockMode m : pg::ConflictingModes(*conflicting_with)) {
+      modes.push_back(std::string(pg::LockModeTag(m)));
+    }
+  }
   pg::Params params = {absl::StrCat(absl::ToDoubleSeconds(min_transaction_age)), table,
                        absl::StrCat("{", absl::StrJoin(modes, ","), "}")};
   ASSIGN_OR_RETURN(

@@ -9,6 +9,7 @@
 #ifndef PGSHIFT_LIB_ENGINE_SESSIONS_H_
 #define PGSHIFT_LIB_ENGINE_SESSIONS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "lib/pg/connection.h"
+#include "lib/pg/lock.h"
 #include "pgshift/options.h"
 
 namespace pgshift::engine {
@@ -26,22 +28,11 @@ absl::StatusOr<std::vector<SessionInfo>> BlockersOf(pg::Connection& conn, int pi
                                                     const std::string& table);
 
 // Sessions other than the caller's holding or waiting for a lock on `table`
-// whose transaction has been open for at least `min_transaction_age`. When
-// `conflicting_with` names a lock mode ("ACCESS EXCLUSIVE", ...), only locks
-// that conflict with it count.
-absl::StatusOr<std::vector<SessionInfo>> SessionsOnTable(pg::Connection& conn,
-                                                         const std::string& table,
-                                                         absl::Duration min_transaction_age,
-                                                         absl::string_view conflicting_with = "");
-
-// pg_locks mode names ("AccessShareLock", ...) that conflict with the table
-// lock mode `mode` as pgshift writes it ("ACCESS EXCLUSIVE", "SHARE ROW
-// EXCLUSIVE", ...). Empty for "none" or an unknown name.
-std::vector<std::string> ConflictingModes(absl::string_view mode);
-
-// Strength rank of a lock mode (either spelling); 0 for none/unknown,
-// 8 for ACCESS EXCLUSIVE.
-int LockRank(absl::string_view mode);
+// whose transaction has been open for at least `min_transaction_age`. With
+// `conflicting_with`, only locks that conflict with that mode count.
+absl::StatusOr<std::vector<SessionInfo>> SessionsOnTable(
+    pg::Connection& conn, const std::string& table, absl::Duration min_transaction_age,
+    std::optional<pg::LockMode> conflicting_with = std::nullopt);
 
 // "pid 1 (...): query; pid 2 (...): query", at most `max` sessions.
 std::string DescribeSessions(const std::vector<SessionInfo>& sessions, size_t max = 10);

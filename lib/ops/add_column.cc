@@ -1,4 +1,5 @@
-// add_column {table, column, type, default?, not_null?, up?} (design §3).
+// add_column {table, column, type, default?, not_null?, up?}
+// (docs/operations/add_column.md).
 //
 // Instant path (PostgreSQL >= 11, no `up`, a default that is not volatile, or
 // none): one ALTER TABLE ... ADD COLUMN at column_added; the server stores
@@ -18,11 +19,14 @@
 // rewriting the table) and keeps it as a "CTE Scan" otherwise. Nothing is
 // created or run. On PostgreSQL 11 WITH queries are never inlined, so every
 // default takes the (always safe) trigger path there.
-#include "absl/strings/ascii.h"
+#include <optional>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "lib/ops/common.h"
-#include "lib/ops/ops.h"
+#include "lib/ops/guards.h"
+#include "lib/ops/not_null.h"
+#include "lib/ops/registry.h"
+#include "lib/ops/triggers.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status_macros.h"
 
@@ -30,220 +34,219 @@ namespace pgshift::ops {
 
 namespace {
 
-// True when `expr` holds a sub-SELECT ("(" then SELECT, VALUES, WITH or
-// TABLE), outside literals and quoted identifiers.
-bool HasSubquery(const std::string& expr) {
-  std::string s;
-  char quote = 0;
-  for (char c : expr) {  // blank out literals and quoted identifiers
-    if (quote) {
-      if (c == quote) quote = 0;
-      s.push_back(' ');
-    } else if (c == '\'' || c == '"') {
-      quote = c;
-      s.push_back(' ');
-    } else {
-      s.push_back(static_cast<char>(absl::ascii_tolower(static_cast<unsigned char>(c))));
-    }
-  }
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '(') continue;
-    size_t j = i + 1;
-    while (j < s.size() && absl::ascii_isspace(static_cast<unsigned char>(s[j]))) ++j;
-    for (absl::string_view kw : {"select", "values", "with", "table"}) {
-      if (absl::StartsWith(absl::string_view(s).substr(j), kw)) {
-        size_t k = j + kw.size();
-        if (k >= s.size() || !(absl::ascii_isalnum(static_cast<unsigned char>(s[k])) || s[k] == '_')) {
-          return true;
-        }
-      }
-    }
-  }
-  return false;
-}
+struct Parsed {
+  v1::AddColumn spec;
+  sql::TypeName type;
+  std::optional<sql::Expression> default_value, up;
+};
 
-class AddColumn : public Operation {
+class AddColumnSteps : public Steps {
  public:
-  AddColumn(v1::AddColumn spec, std::string schema, Context ctx)
-      : spec_(std::move(spec)), schema_(std::move(schema)), ctx_(std::move(ctx)) {}
-
-  std::string Describe() const override {
-    return absl::StrCat("add_column ", pg::QuoteQualified(schema_, spec_.table()), ".",
-                        pg::QuoteIdent(spec_.column()), " ", spec_.type());
-  }
-
-  std::vector<Touch> Touches() const override { return {{schema_, spec_.table(), spec_.column()}}; }
+  AddColumnSteps(const Parsed& p, const Context& ctx, catalog::Table table, std::string type,
+                 bool instant)
+      : p_(p), ctx_(ctx), table_(std::move(table)), type_(std::move(type)), instant_(instant) {}
 
   int64_t RowEstimate() const override { return instant_ ? 0 : table_.row_estimate; }
 
-  absl::Status Inspect(pg::Connection& conn, Phase phase) override {
-    ASSIGN_OR_RETURN(table_, catalog::LoadTable(conn, schema_, spec_.table()));
-    const catalog::Column* col = table_.FindColumn(spec_.column());
-    if (phase == Phase::kRegistered) {
-      if (col != nullptr && col->comment != OwnerComment(ctx_)) {
-        return absl::AlreadyExistsError(absl::StrCat("add_column: column \"", spec_.column(),
-                                                     "\" already exists in ", table_.Qualified()));
-      }
-      RETURN_IF_ERROR(catalog::ResolveType(conn, spec_.type()).status());
-      RETURN_IF_ERROR(RefuseConstrainedDomain(conn, spec_.type(), "add_column"));
-      if (spec_.has_default_()) RETURN_IF_ERROR(CheckDefault(conn));
-      if (!spec_.up().empty()) {
-        RETURN_IF_ERROR(catalog::CheckExpression(conn, table_, spec_.up(), spec_.type(), "add_column: up"));
-      }
-    } else if (col == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "add_column: column \"", spec_.column(), "\" that pgshift added to ", table_.Qualified(),
-          " is gone (dropped outside pgshift?); roll the migration back and register it again"));
-    }
-    instant_ = false;
-    if (conn.server_version() >= 110000 && spec_.up().empty()) {
-      if (!spec_.has_default_()) {
-        instant_ = true;
-      } else {
-        ASSIGN_OR_RETURN(bool volatile_default, DefaultIsVolatile(conn));
-        instant_ = !volatile_default;
-      }
-    }
-    // The table as it is once the column exists, so that the trigger reads
-    // the same at plan time as at advance time.
-    if (col == nullptr) {
-      catalog::Column c;
-      c.name = spec_.column();
-      c.type = spec_.type();
-      table_.columns.push_back(c);
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::vector<Action>> StepTo(Phase to) override {
-    const std::string t = table_.Qualified();
-    const std::string c = pg::QuoteIdent(spec_.column());
+  absl::StatusOr<std::vector<Action>> To(Phase to) const override {
+    const v1::AddColumn& s = p_.spec;
+    const std::string t = table_.Qualified(), c = pg::QuoteIdent(s.column());
     const std::string comment = absl::StrCat("COMMENT ON COLUMN ", t, ".", c, " IS ",
-                                             pg::QuoteLiteral(OwnerComment(ctx_)));
+                                             pg::QuoteLiteral(ctx_.names.owner_comment()));
     if (instant_) {
       switch (to) {
         case Phase::kColumnAdded: {
-          std::string def = spec_.has_default_() ? absl::StrCat(" DEFAULT ", spec_.default_()) : "";
-          std::string nn = spec_.not_null() ? " NOT NULL" : "";
+          // The default as a column default (assignment to the type), as in
+          // the user's own ALTER TABLE; the server checked it casts.
+          const std::string def =
+              p_.default_value ? absl::StrCat(" DEFAULT ", p_.default_value->sql()) : "";
           return std::vector<Action>{Transaction(
               table_,
-              absl::StrCat("add column ", spec_.column(),
-                           spec_.has_default_() ? " with its default stored in the catalog" : "",
-                           spec_.not_null() ? ", NOT NULL" : "", " (instant: no rewrite, no scan)"),
-              {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", spec_.type(), def, nn), comment},
-              "ACCESS EXCLUSIVE", ColumnExists(table_, spec_.column()))};
+              absl::StrCat("add column ", s.column(),
+                           p_.default_value ? " with its default stored in the catalog" : "",
+                           s.not_null() ? ", NOT NULL" : "", " (instant: no rewrite, no scan)"),
+              {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_, def,
+                            s.not_null() ? " NOT NULL" : ""),
+               comment},
+              pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()))};
         }
         case Phase::kContracted:
           return std::vector<Action>{Transaction(
               table_, "remove pgshift's ownership comment from the column",
-              {absl::StrCat("COMMENT ON COLUMN ", t, ".", c, " IS NULL")}, "SHARE UPDATE EXCLUSIVE",
-              ColumnNotOurs(table_, spec_.column(), ctx_))};
+              {absl::StrCat("COMMENT ON COLUMN ", t, ".", c, " IS NULL")},
+              pg::LockMode::kShareUpdateExclusive, ColumnNotOurs(table_, s.column(), ctx_.names))};
         default:
           return std::vector<Action>{};
       }
     }
-    const std::string fill = spec_.up().empty() ? spec_.default_() : spec_.up();
+    const sql::Expression& fill = p_.up ? *p_.up : *p_.default_value;
     switch (to) {
       case Phase::kColumnAdded:
         return std::vector<Action>{Transaction(
-            table_, absl::StrCat("add column ", spec_.column(), " (nullable, no default)"),
-            {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", spec_.type()), comment},
-            "ACCESS EXCLUSIVE", ColumnExists(table_, spec_.column()))};
+            table_, absl::StrCat("add column ", s.column(), " (nullable, no default)"),
+            {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_), comment},
+            pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()))};
       case Phase::kTriggerInstalled:
-        return InstallFillTrigger(table_, ctx_, spec_.column(), spec_.type(), fill);
+        return InstallFillTrigger(table_, ctx_, s.column(), type_, fill);
       case Phase::kBackfilled:
-        return std::vector<Action>{BackfillAction(
-            table_,
-            absl::StrCat("fill ", spec_.column(), " with ", spec_.up().empty() ? "the default" : "up",
-                         " in batches"),
-            MakeBackfill(table_, absl::StrCat(c, " = ", CastTo(fill, spec_.type())),
-                         absl::StrCat(c, " IS NULL")))};
+        return std::vector<Action>{Backfill(
+            table_, absl::StrCat("fill ", s.column(), " with ", p_.up ? "up" : "the default", " in batches"),
+            BackfillOf(table_, absl::StrCat(c, " = ", CastTo(fill, type_)), absl::StrCat(c, " IS NULL")))};
       case Phase::kValidated: {
         std::vector<Action> out;
-        if (spec_.not_null()) {
-          out.push_back(Assert(table_, absl::StrCat("check that no row has ", spec_.column(), " NULL"),
+        if (s.not_null()) {
+          out.push_back(Assert(table_, absl::StrCat("check that no row has ", s.column(), " NULL"),
                                absl::StrCat(c, " IS NULL"),
-                               absl::StrCat("rows where ", spec_.column(), " is NULL (",
-                                            spec_.up().empty() ? "the default" : "up",
-                                            " yielded NULL for them)")));
-          for (Action& a : SetNotNullActions(table_, ctx_, spec_.column())) out.push_back(std::move(a));
+                               absl::StrCat("rows where ", s.column(), " is NULL (",
+                                            p_.up ? "up" : "the default", " yielded NULL for them)")));
+          for (Action& a : SetNotNullActions(table_, ctx_, s.column())) out.push_back(std::move(a));
         }
         return out;
       }
       case Phase::kContracted: {
         std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
-        if (spec_.has_default_()) {
+        if (p_.default_value) {
           sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " SET DEFAULT ",
-                                     spec_.default_()));
+                                     p_.default_value->sql()));
         }
         sql.push_back(absl::StrCat("COMMENT ON COLUMN ", t, ".", c, " IS NULL"));
         return std::vector<Action>{Transaction(
-            table_,
-            absl::StrCat("drop the fill trigger", spec_.has_default_() ? " and set the default" : ""),
-            std::move(sql), "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.column(), ctx_))};
+            table_, absl::StrCat("drop the fill trigger", p_.default_value ? " and set the default" : ""),
+            std::move(sql), pg::LockMode::kAccessExclusive, ColumnNotOurs(table_, s.column(), ctx_.names))};
       }
       default:
         return std::vector<Action>{};
     }
   }
 
-  absl::Status InspectForRollback(pg::Connection& conn) override {
-    ASSIGN_OR_RETURN(table_, catalog::LoadTable(conn, schema_, spec_.table()));
-    return absl::OkStatus();
+ private:
+  Parsed p_;
+  Context ctx_;
+  catalog::Table table_;
+  std::string type_;  // format_type()
+  bool instant_;
+};
+
+class AddColumn : public Operation {
+ public:
+  AddColumn(Parsed p, Context ctx) : Operation(std::move(ctx)), p_(std::move(p)) {}
+
+  std::string Describe() const override {
+    return absl::StrCat("add_column ", pg::QuoteQualified(ctx_.schema, p_.spec.table()), ".",
+                        pg::QuoteIdent(p_.spec.column()), " ", p_.type.sql());
   }
 
-  absl::StatusOr<std::vector<Action>> Rollback() override {
+  absl::StatusOr<std::unique_ptr<Steps>> Inspect(pg::Connection& conn, Phase phase) const override {
+    const v1::AddColumn& s = p_.spec;
+    ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, s.table()));
+    ASSIGN_OR_RETURN(std::string type, catalog::ResolveType(conn, p_.type));
+    const catalog::Column* col = table.FindColumn(s.column());
+    if (phase == Phase::kRegistered) {
+      if (col != nullptr && col->comment != ctx_.names.owner_comment()) {
+        return absl::AlreadyExistsError(absl::StrCat("add_column: column \"", s.column(),
+                                                     "\" already exists in ", table.Qualified()));
+      }
+      RETURN_IF_ERROR(catalog::RefuseConstrainedDomain(conn, type, "add_column"));
+      if (p_.default_value) RETURN_IF_ERROR(CheckDefault(conn, table, type));
+      if (p_.up) RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *p_.up, type, "add_column: up"));
+    } else if (col == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "add_column: column \"", s.column(), "\" that pgshift added to ", table.Qualified(),
+          " is gone (dropped outside pgshift?); roll the migration back and register it again"));
+    }
+    bool instant = false;
+    if (conn.server_version() >= 110000 && !p_.up) {
+      if (!p_.default_value) {
+        instant = true;
+      } else {
+        ASSIGN_OR_RETURN(bool volatile_default, DefaultIsVolatile(conn, type));
+        instant = !volatile_default;
+      }
+    }
+    // The table as it is once the column exists, so that the trigger reads
+    // the same at plan time as at advance time.
+    if (col == nullptr) {
+      catalog::Column c;
+      c.name = s.column();
+      c.type = type;
+      table.columns.push_back(c);
+    }
+    return std::unique_ptr<Steps>(new AddColumnSteps(p_, ctx_, std::move(table), std::move(type), instant));
+  }
+
+  absl::StatusOr<std::vector<Action>> Rollback(pg::Connection& conn) const override {
+    ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, p_.spec.table()));
     // Trigger and column in one transaction: once validate set NOT NULL, an
     // old app's INSERT between "trigger gone" and "column gone" would fail.
-    std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
-    sql.push_back(absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP COLUMN ",
-                               pg::QuoteIdent(spec_.column())));
+    std::vector<std::string> sql = DropTriggerSql(table, ctx_);
+    sql.push_back(absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP COLUMN ",
+                               pg::QuoteIdent(p_.spec.column())));
     Action col = Transaction(
-        table_, absl::StrCat("drop the fill trigger and column ", spec_.column(), " that pgshift added"),
-        std::move(sql), "ACCESS EXCLUSIVE", ColumnNotOurs(table_, spec_.column(), ctx_));
-    Action drop = Transaction(table_, "drop the fill trigger", DropTriggerSql(table_, ctx_),
-                              "ACCESS EXCLUSIVE", TriggersGone(table_, ctx_));
-    return std::vector<Action>{col, drop};
+        table, absl::StrCat("drop the fill trigger and column ", p_.spec.column(), " that pgshift added"),
+        std::move(sql), pg::LockMode::kAccessExclusive,
+        ColumnNotOurs(table, p_.spec.column(), ctx_.names));
+    Action drop = Transaction(table, "drop the fill trigger", DropTriggerSql(table, ctx_),
+                              pg::LockMode::kAccessExclusive, TriggersGone(table, ctx_.names));
+    return std::vector<Action>{std::move(col), std::move(drop)};
   }
 
  private:
-  absl::Status CheckDefault(pg::Connection& conn) {
-    const std::string& d = spec_.default_();
-    RETURN_IF_ERROR(catalog::CheckExpression(conn, table_, d, spec_.type(), "add_column: default"));
-    absl::Status s = conn.Check(absl::StrCat("SELECT ", CastTo(d, spec_.type())));
-    if (!s.ok() || HasSubquery(d)) {
+  absl::Status CheckDefault(pg::Connection& conn, const catalog::Table& table,
+                            const std::string& type) const {
+    const sql::Expression& d = *p_.default_value;
+    if (!d.columns().empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "add_column: default \"", d,
-          "\" must not refer to columns or contain a sub-SELECT (PostgreSQL rejects those in a "
-          "DEFAULT); use \"up\" to compute the value from the row",
-          s.ok() ? "" : absl::StrCat(": ", s.message())));
+          "add_column: default \"", d.sql(),
+          "\" must not refer to columns (PostgreSQL rejects those in a DEFAULT); use \"up\" to "
+          "compute the value from the row"));
     }
-    return absl::OkStatus();
+    return catalog::CheckExpression(conn, table, d, type, "add_column: default");
   }
 
-  absl::StatusOr<bool> DefaultIsVolatile(pg::Connection& conn) {
+  absl::StatusOr<bool> DefaultIsVolatile(pg::Connection& conn, const std::string& type) const {
     ASSIGN_OR_RETURN(pg::Result plan,
                      conn.Exec(absl::StrCat("EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) WITH "
                                             "pgshift_default AS (SELECT ",
-                                            CastTo(spec_.default_(), spec_.type()),
+                                            CastTo(*p_.default_value, type),
                                             " AS v) SELECT v FROM pgshift_default")));
     std::string text;
     for (int r = 0; r < plan.rows(); ++r) absl::StrAppend(&text, plan.Get(r, 0));
     return absl::StrContains(text, "\"CTE Scan\"");
   }
 
-  v1::AddColumn spec_;
-  std::string schema_;
-  Context ctx_;
-  catalog::Table table_;
-  bool instant_ = false;
+  Parsed p_;
 };
+
+absl::Status Validate(const v1::Operation& op, const std::string& where) {
+  const v1::AddColumn& o = op.add_column();
+  if (o.not_null() && !o.has_default_() && o.up().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": a NOT NULL column needs \"default\" or \"up\" to fill existing rows and rows "
+               "written by old app versions"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
+  return {{schema, op.add_column().table(), op.add_column().column()}};
+}
+
+absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {
+  const v1::AddColumn& o = op.add_column();
+  ASSIGN_OR_RETURN(sql::TypeName type, sql::TypeName::Parse(o.type(), "add_column.type"));
+  Parsed p{o, std::move(type), std::nullopt, std::nullopt};
+  if (o.has_default_()) {
+    ASSIGN_OR_RETURN(p.default_value, sql::Expression::Parse(o.default_(), "add_column.default"));
+  }
+  if (!o.up().empty()) {
+    ASSIGN_OR_RETURN(p.up, sql::Expression::Parse(o.up(), "add_column.up"));
+  }
+  return std::unique_ptr<Operation>(new AddColumn(std::move(p), std::move(ctx)));
+}
 
 }  // namespace
 
-std::unique_ptr<Operation> NewAddColumn(const v1::AddColumn& spec, const std::string& schema,
-                                        const Context& ctx) {
-  return std::make_unique<AddColumn>(spec, schema, ctx);
-}
+extern const OperationType kAddColumnType = {v1::Operation::kAddColumn, "add_column", &Validate,
+                                             &Touches, &Make};
 
 }  // namespace pgshift::ops

@@ -1,17 +1,22 @@
-// drop_column {table, column, down?} (design §3): nothing is removed before
-// contract. New app versions no longer write the column, so when it is NOT
-// NULL without a default their inserts would fail: with `down` a trigger
-// fills it (also for old app versions still reading it); without `down` the
-// trigger step drops NOT NULL, and rollback restores it (CHECK NOT VALID ->
-// VALIDATE -> SET NOT NULL). Validate refuses to pass while objects that a
-// plain DROP COLUMN cannot drop depend on the column (views, foreign keys of
-// other tables, policies, triggers, generated columns): they are listed so
-// that the user removes them before contract. Contract drops the column (and
-// with it its indexes and constraints): the one irreversible step.
+// drop_column {table, column, down?} (docs/operations/drop_column.md):
+// nothing is removed before contract. New app versions no longer write the
+// column, so when it is NOT NULL without a default their inserts would fail:
+// with `down` a trigger fills it (also for old app versions still reading
+// it); without `down` the trigger step drops NOT NULL, and rollback restores
+// it (CHECK NOT VALID -> VALIDATE -> SET NOT NULL). Validate refuses to pass
+// while objects that a plain DROP COLUMN cannot drop depend on the column
+// (views, foreign keys of other tables, policies, triggers, generated
+// columns): they are listed so that the user removes them before contract.
+// Contract drops the column (and with it its indexes and constraints): the
+// one irreversible step.
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "lib/ops/common.h"
-#include "lib/ops/ops.h"
+#include "lib/ops/guards.h"
+#include "lib/ops/not_null.h"
+#include "lib/ops/registry.h"
+#include "lib/ops/triggers.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status_macros.h"
 
@@ -19,165 +24,173 @@ namespace pgshift::ops {
 
 namespace {
 
-class DropColumn : public Operation {
+constexpr absl::string_view kMarker = "notnull_dropped";
+
+// The function whose existence records that the trigger step dropped NOT NULL.
+std::string Marker(const catalog::Table& t, const Context& ctx) { return HelperFunction(t, ctx, kMarker); }
+
+class DropColumnSteps : public Steps {
  public:
-  DropColumn(v1::DropColumn spec, std::string schema, Context ctx)
-      : spec_(std::move(spec)), schema_(std::move(schema)), ctx_(std::move(ctx)) {}
+  DropColumnSteps(const v1::DropColumn& spec, const std::optional<sql::Expression>& down,
+                  const Context& ctx, catalog::Table table, std::optional<catalog::Column> col,
+                  std::vector<std::string> dropped_with_it)
+      : spec_(spec), down_(down), ctx_(ctx), table_(std::move(table)), col_(std::move(col)),
+        dropped_with_it_(std::move(dropped_with_it)) {}
 
-  std::string Describe() const override {
-    return absl::StrCat("drop_column ", pg::QuoteQualified(schema_, spec_.table()), ".",
-                        pg::QuoteIdent(spec_.column()));
-  }
-
-  std::vector<Touch> Touches() const override { return {{schema_, spec_.table(), spec_.column()}}; }
-
-  int64_t RowEstimate() const override { return 0; }
-
-  absl::Status Inspect(pg::Connection& conn, Phase phase) override {
-    ASSIGN_OR_RETURN(table_, catalog::LoadTable(conn, schema_, spec_.table()));
-    const catalog::Column* col = table_.FindColumn(spec_.column());
-    if (col == nullptr) {
-      gone_ = true;
-      if (phase == Phase::kSwitched) return absl::OkStatus();  // contract re-run after its commit
-      if (phase == Phase::kRegistered) {
-        return absl::NotFoundError(absl::StrCat("drop_column: column \"", spec_.column(),
-                                                "\" does not exist in ", table_.Qualified()));
-      }
-      return absl::FailedPreconditionError(absl::StrCat(
-          "drop_column: column \"", spec_.column(), "\" of ", table_.Qualified(),
-          " was dropped outside pgshift before contract; roll the migration back"));
-    }
-    gone_ = false;
-    col_ = *col;
-    for (const std::string& k : table_.primary_key) {
-      if (k == col_.name) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "drop_column: column \"", col_.name, "\" of ", table_.Qualified(),
-            " is part of the primary key; dropping it would silently drop the key. Give the table "
-            "another primary key first"));
-      }
-    }
-    if (phase == Phase::kRegistered && !spec_.down().empty()) {
-      if (col_.generated != '\0') {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "drop_column: column \"", col_.name, "\" is generated; it fills itself, so \"down\" "
-            "cannot apply: remove \"down\" from the spec"));
-      }
-      RETURN_IF_ERROR(catalog::CheckExpression(conn, table_, spec_.down(), col_.type, "drop_column: down"));
-    }
-    ASSIGN_OR_RETURN(blockers_, Dependents(conn, /*blocking=*/true));
-    ASSIGN_OR_RETURN(dropped_with_it_, Dependents(conn, /*blocking=*/false));
-    if (static_cast<int>(phase) >= static_cast<int>(Phase::kBackfilled) && !blockers_.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "drop_column: ", absl::StrJoin(blockers_, "; "), " — depend on column \"", col_.name,
-          "\" of ", table_.Qualified(),
-          ", so DROP COLUMN at contract would fail. Drop or change them (they must not use the "
-          "column), then advance again"));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::vector<Action>> StepTo(Phase to) override {
-    const std::string t = table_.Qualified();
-    const std::string c = pg::QuoteIdent(spec_.column());
+  absl::StatusOr<std::vector<Action>> To(Phase to) const override {
+    if (!col_) return std::vector<Action>{};  // contract committed; re-run after a crash
+    const std::string t = table_.Qualified(), c = pg::QuoteIdent(spec_.column());
     switch (to) {
       case Phase::kTriggerInstalled: {
-        if (gone_) return std::vector<Action>{};
-        if (!spec_.down().empty()) {
-          return InstallFillTrigger(table_, ctx_, spec_.column(), col_.type, spec_.down());
-        }
-        if (NeedsNullable()) {
-          Action a = Transaction(
-              table_,
-              absl::StrCat("drop NOT NULL from ", spec_.column(),
-                           " so that new app versions, which no longer write it, can insert; "
-                           "rollback restores it"),
-              {absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " DROP NOT NULL"),
-               absl::StrCat("CREATE OR REPLACE FUNCTION ", Marker(),
-                            "() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'"),
-               absl::StrCat("COMMENT ON FUNCTION ", Marker(), "() IS ",
-                            pg::QuoteLiteral(absl::StrCat(OwnerComment(ctx_), ": NOT NULL of ",
-                                                          spec_.column(), " dropped; rollback restores it")))},
-              "ACCESS EXCLUSIVE", Negate(FunctionMissing(table_, MarkerName())));
-          return std::vector<Action>{a};
-        }
-        return std::vector<Action>{};
+        if (down_) return InstallFillTrigger(table_, ctx_, spec_.column(), col_->type, *down_);
+        if (!NeedsNullable()) return std::vector<Action>{};
+        return std::vector<Action>{Transaction(
+            table_,
+            absl::StrCat("drop NOT NULL from ", spec_.column(),
+                         " so that new app versions, which no longer write it, can insert; "
+                         "rollback restores it"),
+            {absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " DROP NOT NULL"),
+             absl::StrCat("CREATE OR REPLACE FUNCTION ", Marker(table_, ctx_),
+                          "() RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true'"),
+             absl::StrCat("COMMENT ON FUNCTION ", Marker(table_, ctx_), "() IS ",
+                          pg::QuoteLiteral(absl::StrCat(ctx_.names.owner_comment(), ": NOT NULL of ",
+                                                        spec_.column(), " dropped; rollback restores it")))},
+            pg::LockMode::kAccessExclusive, FunctionExists(table_, ctx_.names.helper(kMarker)))};
       }
       case Phase::kContracted: {
         std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
-        sql.push_back(absl::StrCat("DROP FUNCTION IF EXISTS ", Marker(), "()"));
+        sql.push_back(absl::StrCat("DROP FUNCTION IF EXISTS ", Marker(table_, ctx_), "()"));
         sql.push_back(absl::StrCat("ALTER TABLE ", t, " DROP COLUMN ", c));
-        std::string also = dropped_with_it_.empty()
-                               ? ""
-                               : absl::StrCat(" (which also drops ", absl::StrJoin(dropped_with_it_, ", "), ")");
+        const std::string also =
+            dropped_with_it_.empty()
+                ? ""
+                : absl::StrCat(" (which also drops ", absl::StrJoin(dropped_with_it_, ", "), ")");
         Action a = Transaction(table_, absl::StrCat("drop the trigger and column ", spec_.column(), also),
-                               std::move(sql), "ACCESS EXCLUSIVE", ColumnMissing(table_, spec_.column()));
+                               std::move(sql), pg::LockMode::kAccessExclusive,
+                               ColumnMissing(table_, spec_.column()));
         a.irreversible = true;
-        return std::vector<Action>{a};
+        a.drops_data = {absl::StrCat("column ", c, " of ", t, " and every value in it")};
+        return std::vector<Action>{std::move(a)};
       }
       default:
         return std::vector<Action>{};
     }
   }
 
-  absl::Status InspectForRollback(pg::Connection& conn) override {
-    ASSIGN_OR_RETURN(table_, catalog::LoadTable(conn, schema_, spec_.table()));
-    return absl::OkStatus();
+ private:
+  // NOT NULL without a default (identity and generated columns fill themselves).
+  bool NeedsNullable() const {
+    return col_->not_null && !col_->default_expr && col_->identity == '\0' && col_->generated == '\0';
   }
 
-  absl::StatusOr<std::vector<Action>> Rollback() override {
+  v1::DropColumn spec_;
+  std::optional<sql::Expression> down_;
+  Context ctx_;
+  catalog::Table table_;
+  std::optional<catalog::Column> col_;  // none: already dropped (contract re-run)
+  std::vector<std::string> dropped_with_it_;
+};
+
+class DropColumn : public Operation {
+ public:
+  DropColumn(v1::DropColumn spec, std::optional<sql::Expression> down, Context ctx)
+      : Operation(std::move(ctx)), spec_(std::move(spec)), down_(std::move(down)) {}
+
+  std::string Describe() const override {
+    return absl::StrCat("drop_column ", pg::QuoteQualified(ctx_.schema, spec_.table()), ".",
+                        pg::QuoteIdent(spec_.column()));
+  }
+
+  absl::StatusOr<std::unique_ptr<Steps>> Inspect(pg::Connection& conn, Phase phase) const override {
+    ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, spec_.table()));
+    const catalog::Column* col = table.FindColumn(spec_.column());
+    if (col == nullptr) {
+      if (phase == Phase::kSwitched) {  // contract re-run after its commit
+        return std::unique_ptr<Steps>(
+            new DropColumnSteps(spec_, down_, ctx_, std::move(table), std::nullopt, {}));
+      }
+      if (phase == Phase::kRegistered) {
+        return absl::NotFoundError(absl::StrCat("drop_column: column \"", spec_.column(),
+                                                "\" does not exist in ", table.Qualified()));
+      }
+      return absl::FailedPreconditionError(absl::StrCat(
+          "drop_column: column \"", spec_.column(), "\" of ", table.Qualified(),
+          " was dropped outside pgshift before contract; roll the migration back"));
+    }
+    for (const std::string& k : table.primary_key) {
+      if (k == col->name) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "drop_column: column \"", col->name, "\" of ", table.Qualified(),
+            " is part of the primary key; dropping it would silently drop the key. Give the table "
+            "another primary key first"));
+      }
+    }
+    if (phase == Phase::kRegistered && down_) {
+      if (col->generated != '\0') {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "drop_column: column \"", col->name, "\" is generated; it fills itself, so \"down\" "
+            "cannot apply: remove \"down\" from the spec"));
+      }
+      RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *down_, col->type, "drop_column: down"));
+    }
+    ASSIGN_OR_RETURN(std::vector<std::string> blockers, Dependents(conn, table, *col, /*blocking=*/true));
+    ASSIGN_OR_RETURN(std::vector<std::string> dropped_with_it,
+                     Dependents(conn, table, *col, /*blocking=*/false));
+    if (static_cast<int>(phase) >= static_cast<int>(Phase::kBackfilled) && !blockers.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "drop_column: ", absl::StrJoin(blockers, "; "), " — depend on column \"", col->name,
+          "\" of ", table.Qualified(),
+          ", so DROP COLUMN at contract would fail. Drop or change them (they must not use the "
+          "column), then advance again"));
+    }
+    catalog::Column c = *col;
+    return std::unique_ptr<Steps>(
+        new DropColumnSteps(spec_, down_, ctx_, std::move(table), std::move(c), std::move(dropped_with_it)));
+  }
+
+  absl::StatusOr<std::vector<Action>> Rollback(pg::Connection& conn) const override {
+    ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, spec_.table()));
     std::vector<Action> out;
     const std::string c = pg::QuoteIdent(spec_.column());
-    if (table_.FindColumn(spec_.column()) != nullptr) {
+    const Guard no_marker = Guard::Not(FunctionExists(table, ctx_.names.helper(kMarker)));
+    if (table.FindColumn(spec_.column()) != nullptr) {
       // Restore NOT NULL when our marker says the trigger step dropped it.
-      Guard no_marker = FunctionMissing(table_, MarkerName());
       out.push_back(Assert(
-          table_, absl::StrCat("check that no row has ", spec_.column(), " NULL before restoring NOT NULL"),
-          absl::StrCat(c, " IS NULL AND to_regprocedure(", pg::QuoteLiteral(Marker() + "()"),
-                       ") IS NOT NULL"),
+          table, absl::StrCat("check that no row has ", spec_.column(), " NULL before restoring NOT NULL"),
+          absl::StrCat(c, " IS NULL"),
           absl::StrCat("rows where ", spec_.column(),
                        " is NULL (written by new app versions after NOT NULL was dropped); NOT NULL "
-                       "cannot be restored until they hold a value: set it, then run rollback again")));
-      std::vector<Action> check = NotNullCheckActions(table_, ctx_, spec_.column());
-      Guard add_done{check[0].done_if, check[0].done_if_params};
-      Guard either = Either(no_marker, add_done);
-      check[0].done_if = either.sql;
-      check[0].done_if_params = either.params;
+                       "cannot be restored until they hold a value: set it, then run rollback again"),
+          no_marker));
+      std::vector<Action> check = NotNullCheckActions(table, ctx_, spec_.column());
+      check[0].done_if = Guard::Any({no_marker, check[0].done_if});
       for (Action& a : check) out.push_back(std::move(a));
-      Action set = NotNullFromCheckAction(table_, ctx_, spec_.column());
+      Action set = NotNullFromCheckAction(table, ctx_, spec_.column());
       set.description = absl::StrCat("restore NOT NULL on ", spec_.column(), " (validated check, no scan)");
-      set.statements.push_back(absl::StrCat("DROP FUNCTION IF EXISTS ", Marker(), "()"));
-      set.done_if = no_marker.sql;
-      set.done_if_params = no_marker.params;
+      set.statements.push_back(absl::StrCat("DROP FUNCTION IF EXISTS ", Marker(table, ctx_), "()"));
+      set.done_if = no_marker;
       out.push_back(std::move(set));
     }
-    std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
-    sql.push_back(absl::StrCat("DROP FUNCTION IF EXISTS ", Marker(), "()"));
-    sql.push_back(absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP CONSTRAINT IF EXISTS ",
-                               pg::QuoteIdent(NotNullCheckName(ctx_))));
+    std::vector<std::string> sql = DropTriggerSql(table, ctx_);
+    sql.push_back(absl::StrCat("DROP FUNCTION IF EXISTS ", Marker(table, ctx_), "()"));
+    sql.push_back(absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP CONSTRAINT IF EXISTS ",
+                               pg::QuoteIdent(ctx_.names.not_null_check())));
     // Skipped only when everything is gone.
-    Guard check_gone = {"SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass "
-                        "AND conname = $2)",
-                        {table_.Qualified(), NotNullCheckName(ctx_)}};
     out.push_back(Transaction(
-        table_, "drop the fill trigger and pgshift's helpers", std::move(sql), "ACCESS EXCLUSIVE",
-        Both(Both(TriggersGone(table_, ctx_), FunctionMissing(table_, MarkerName())), check_gone)));
+        table, "drop the fill trigger and pgshift's helpers", std::move(sql),
+        pg::LockMode::kAccessExclusive,
+        Guard::All({TriggersGone(table, ctx_.names), no_marker,
+                    Guard::Not(ConstraintExists(table, ctx_.names.not_null_check()))})));
     return out;
   }
 
  private:
-  // NOT NULL without a default (identity and generated columns fill themselves).
-  bool NeedsNullable() const {
-    return col_.not_null && !col_.default_expr && col_.identity == '\0' && col_.generated == '\0';
-  }
-  std::string MarkerName() const { return absl::StrCat(ctx_.prefix, "_notnull_dropped"); }
-  std::string Marker() const { return HelperFunction(table_, ctx_, "notnull_dropped"); }
-
   // Objects depending on the column, described for the user. Blocking: a
   // plain DROP COLUMN refuses to drop them (a normal dependency and no
   // automatic one). Otherwise: what DROP COLUMN drops along with the column
   // (its indexes, constraints, statistics). pgshift's own trigger is left out.
-  absl::StatusOr<std::vector<std::string>> Dependents(pg::Connection& conn, bool blocking) {
+  absl::StatusOr<std::vector<std::string>> Dependents(pg::Connection& conn, const catalog::Table& table,
+                                                      const catalog::Column& col, bool blocking) const {
     ASSIGN_OR_RETURN(
         pg::Result r,
         conn.Exec(
@@ -196,28 +209,34 @@ class DropColumn : public Operation {
             "        AND a.refclassid = d.refclassid AND a.refobjid = d.refobjid "
             "        AND a.refobjsubid = d.refobjsubid AND a.deptype IN ('a', 'i'))) = NOT $5::bool "
             "ORDER BY 1",
-            {table_.Qualified(), std::to_string(col_.attnum), absl::StrCat("zz_", ctx_.prefix, "_ins"),
-             absl::StrCat("zz_", ctx_.prefix, "_upd"), blocking ? "true" : "false"}));
+            {table.Qualified(), std::to_string(col.attnum), ctx_.names.insert_trigger(),
+             ctx_.names.update_trigger(), blocking ? "true" : "false"}));
     std::vector<std::string> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(r.Get(i, 0));
     return out;
   }
 
   v1::DropColumn spec_;
-  std::string schema_;
-  Context ctx_;
-  catalog::Table table_;
-  catalog::Column col_;
-  bool gone_ = false;
-  std::vector<std::string> blockers_;
-  std::vector<std::string> dropped_with_it_;
+  std::optional<sql::Expression> down_;
 };
+
+absl::Status Validate(const v1::Operation&, const std::string&) { return absl::OkStatus(); }
+
+std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
+  return {{schema, op.drop_column().table(), op.drop_column().column()}};
+}
+
+absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {
+  std::optional<sql::Expression> down;
+  if (!op.drop_column().down().empty()) {
+    ASSIGN_OR_RETURN(down, sql::Expression::Parse(op.drop_column().down(), "drop_column.down"));
+  }
+  return std::unique_ptr<Operation>(new DropColumn(op.drop_column(), std::move(down), std::move(ctx)));
+}
 
 }  // namespace
 
-std::unique_ptr<Operation> NewDropColumn(const v1::DropColumn& spec, const std::string& schema,
-                                         const Context& ctx) {
-  return std::make_unique<DropColumn>(spec, schema, ctx);
-}
+extern const OperationType kDropColumnType = {v1::Operation::kDropColumn, "drop_column", &Validate,
+                                              &Touches, &Make};
 
 }  // namespace pgshift::ops

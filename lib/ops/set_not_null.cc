@@ -1,11 +1,14 @@
-// set_not_null {table, column, fill} (design §3): no new column. A trigger
-// replaces NULLs written by old app versions with `fill`, the backfill
-// replaces the existing NULLs, validate adds CHECK (column IS NOT NULL) NOT
-// VALID and validates it, switch sets NOT NULL (no scan: the server uses the
-// validated check) and drops the check, contract drops the trigger.
+// set_not_null {table, column, fill} (docs/operations/set_not_null.md): no
+// new column. A trigger replaces NULLs written by old app versions with
+// `fill`, the backfill replaces the existing NULLs, validate adds CHECK
+// (column IS NOT NULL) NOT VALID and validates it, switch sets NOT NULL (no
+// scan: the server uses the validated check) and drops the check, contract
+// drops the trigger.
 #include "absl/strings/str_cat.h"
-#include "lib/ops/common.h"
-#include "lib/ops/ops.h"
+#include "lib/ops/guards.h"
+#include "lib/ops/not_null.h"
+#include "lib/ops/registry.h"
+#include "lib/ops/triggers.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status_macros.h"
 
@@ -13,62 +16,24 @@ namespace pgshift::ops {
 
 namespace {
 
-class SetNotNull : public Operation {
+class SetNotNullSteps : public Steps {
  public:
-  SetNotNull(v1::SetNotNull spec, std::string schema, Context ctx)
-      : spec_(std::move(spec)), schema_(std::move(schema)), ctx_(std::move(ctx)) {}
-
-  std::string Describe() const override {
-    return absl::StrCat("set_not_null ", pg::QuoteQualified(schema_, spec_.table()), ".",
-                        pg::QuoteIdent(spec_.column()));
-  }
-
-  std::vector<Touch> Touches() const override { return {{schema_, spec_.table(), spec_.column()}}; }
+  SetNotNullSteps(const v1::SetNotNull& spec, const Context& ctx, sql::Expression fill,
+                  catalog::Table table, catalog::Column col)
+      : spec_(spec), ctx_(ctx), fill_(std::move(fill)), table_(std::move(table)), col_(std::move(col)) {}
 
   int64_t RowEstimate() const override { return table_.row_estimate; }
 
-  absl::Status Inspect(pg::Connection& conn, Phase phase) override {
-    ASSIGN_OR_RETURN(table_, catalog::LoadTable(conn, schema_, spec_.table()));
-    const catalog::Column* col = table_.FindColumn(spec_.column());
-    if (col == nullptr) {
-      return absl::NotFoundError(absl::StrCat("set_not_null: column \"", spec_.column(),
-                                              "\" does not exist in ", table_.Qualified()));
-    }
-    col_ = *col;
-    if (col_.generated != '\0') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "set_not_null: column \"", col_.name, "\" of ", table_.Qualified(),
-          " is a generated column; its value comes from its expression, which pgshift cannot fill. "
-          "Make the generation expression non-NULL instead"));
-    }
-    if (phase == Phase::kRegistered) {
-      bool ours = false;  // NOT NULL set by this migration's switch (plan re-run)
-      if (col_.not_null) {
-        Guard g = TriggerInstalled(table_, ctx_);
-        ASSIGN_OR_RETURN(pg::Result r, conn.Exec(g.sql, g.params));
-        ours = r.GetBool(0, 0);
-      }
-      if (col_.not_null && !ours) {
-        return absl::InvalidArgumentError(absl::StrCat("set_not_null: column \"", col_.name, "\" of ",
-                                                       table_.Qualified(),
-                                                       " is already NOT NULL; nothing to do"));
-      }
-      RETURN_IF_ERROR(catalog::CheckExpression(conn, table_, spec_.fill(), col_.type,
-                                               "set_not_null: fill"));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::vector<Action>> StepTo(Phase to) override {
+  absl::StatusOr<std::vector<Action>> To(Phase to) const override {
     const std::string c = pg::QuoteIdent(spec_.column());
     switch (to) {
       case Phase::kTriggerInstalled:
-        return InstallFillTrigger(table_, ctx_, spec_.column(), col_.type, spec_.fill());
+        return InstallFillTrigger(table_, ctx_, spec_.column(), col_.type, fill_);
       case Phase::kBackfilled:
-        return std::vector<Action>{BackfillAction(
+        return std::vector<Action>{Backfill(
             table_, absl::StrCat("replace NULLs in ", spec_.column(), " with fill, in batches"),
-            MakeBackfill(table_, absl::StrCat(c, " = ", CastTo(spec_.fill(), col_.type)),
-                         absl::StrCat(c, " IS NULL")))};
+            BackfillOf(table_, absl::StrCat(c, " = ", CastTo(fill_, col_.type)),
+                       absl::StrCat(c, " IS NULL")))};
       case Phase::kValidated: {
         std::vector<Action> out;
         out.push_back(Assert(table_, absl::StrCat("check that no row has ", spec_.column(), " NULL"),
@@ -82,61 +47,108 @@ class SetNotNull : public Operation {
         return std::vector<Action>{NotNullFromCheckAction(table_, ctx_, spec_.column())};
       case Phase::kContracted:
         return std::vector<Action>{Transaction(table_, "drop the fill trigger and its function",
-                                               DropTriggerSql(table_, ctx_), "ACCESS EXCLUSIVE",
-                                               TriggersGone(table_, ctx_))};
+                                               DropTriggerSql(table_, ctx_),
+                                               pg::LockMode::kAccessExclusive,
+                                               TriggersGone(table_, ctx_.names))};
       default:
         return std::vector<Action>{};
     }
   }
 
-  absl::Status InspectForRollback(pg::Connection& conn) override {
-    ASSIGN_OR_RETURN(table_, catalog::LoadTable(conn, schema_, spec_.table()));
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::vector<Action>> Rollback() override {
-    // The column was nullable when the migration was registered (Inspect
-    // refuses a NOT NULL column), and only the switch step, which runs while
-    // our trigger exists, sets NOT NULL. So NOT NULL together with our trigger
-    // means we set it; the trigger goes in the next action, after this one
-    // has committed.
-    Guard not_ours = TriggerInstalled(table_, ctx_);
-    not_ours.sql = absl::StrCat(
-        "SELECT NOT (coalesce((SELECT attnotnull FROM pg_attribute WHERE attrelid = $1::regclass "
-        "AND attname = $3 AND NOT attisdropped), false) AND (",
-        not_ours.sql, "))");
-    not_ours.params.push_back(spec_.column());
-    Action drop_nn = Transaction(
-        table_, absl::StrCat("drop the NOT NULL that pgshift set on ", spec_.column()),
-        {absl::StrCat("ALTER TABLE ", table_.Qualified(), " ALTER COLUMN ",
-                      pg::QuoteIdent(spec_.column()), " DROP NOT NULL")},
-        "ACCESS EXCLUSIVE", not_ours);
-    std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
-    sql.push_back(absl::StrCat("ALTER TABLE ", table_.Qualified(), " DROP CONSTRAINT IF EXISTS ",
-                               pg::QuoteIdent(NotNullCheckName(ctx_))));
-    Guard gone = TriggersGone(table_, ctx_);
-    gone.sql = absl::StrCat("SELECT (", gone.sql.substr(7),
-                            ") AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass "
-                            "AND conname = $6)");
-    gone.params.push_back(NotNullCheckName(ctx_));
-    Action drop = Transaction(table_, "drop the fill trigger, its function and the NOT NULL check",
-                              std::move(sql), "ACCESS EXCLUSIVE", gone);
-    return std::vector<Action>{drop_nn, drop};
-  }
-
  private:
   v1::SetNotNull spec_;
-  std::string schema_;
   Context ctx_;
+  sql::Expression fill_;
   catalog::Table table_;
   catalog::Column col_;
 };
 
+class SetNotNull : public Operation {
+ public:
+  SetNotNull(v1::SetNotNull spec, sql::Expression fill, Context ctx)
+      : Operation(std::move(ctx)), spec_(std::move(spec)), fill_(std::move(fill)) {}
+
+  std::string Describe() const override {
+    return absl::StrCat("set_not_null ", pg::QuoteQualified(ctx_.schema, spec_.table()), ".",
+                        pg::QuoteIdent(spec_.column()));
+  }
+
+  absl::StatusOr<std::unique_ptr<Steps>> Inspect(pg::Connection& conn, Phase phase) const override {
+    ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, spec_.table()));
+    const catalog::Column* col = table.FindColumn(spec_.column());
+    if (col == nullptr) {
+      return absl::NotFoundError(absl::StrCat("set_not_null: column \"", spec_.column(),
+                                              "\" does not exist in ", table.Qualified()));
+    }
+    if (col->generated != '\0') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "set_not_null: column \"", col->name, "\" of ", table.Qualified(),
+          " is a generated column; its value comes from its expression, which pgshift cannot fill. "
+          "Make the generation expression non-NULL instead"));
+    }
+    if (phase == Phase::kRegistered) {
+      // NOT NULL is ours when our trigger exists (a plan run again after switch).
+      if (col->not_null) {
+        ASSIGN_OR_RETURN(pg::Result r,
+                         conn.Exec("SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = "
+                                   "$1::regclass AND tgname = $2)",
+                                   {table.Qualified(), ctx_.names.insert_trigger()}));
+        if (!r.GetBool(0, 0)) {
+          return absl::InvalidArgumentError(absl::StrCat("set_not_null: column \"", col->name, "\" of ",
+                                                         table.Qualified(),
+                                                         " is already NOT NULL; nothing to do"));
+        }
+      }
+      RETURN_IF_ERROR(catalog::CheckExpression(conn, table, fill_, col->type, "set_not_null: fill"));
+    }
+    catalog::Column c = *col;
+    return std::unique_ptr<Steps>(new SetNotNullSteps(spec_, ctx_, fill_, std::move(table), std::move(c)));
+  }
+
+  absl::StatusOr<std::vector<Action>> Rollback(pg::Connection& conn) const override {
+    ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, spec_.table()));
+    // The column was nullable when the migration was registered (Inspect
+    // refuses a NOT NULL column), and only the switch step, which runs while
+    // our trigger exists, sets NOT NULL. So NOT NULL together with our
+    // trigger means we set it; the trigger goes in the next action, after
+    // this one has committed.
+    Action drop_nn = Transaction(
+        table, absl::StrCat("drop the NOT NULL that pgshift set on ", spec_.column()),
+        {absl::StrCat("ALTER TABLE ", table.Qualified(), " ALTER COLUMN ",
+                      pg::QuoteIdent(spec_.column()), " DROP NOT NULL")},
+        pg::LockMode::kAccessExclusive,
+        Guard::Not(Guard::All({ColumnNotNull(table, spec_.column()),
+                               TriggerExists(table, ctx_.names.insert_trigger())})));
+    std::vector<std::string> sql = DropTriggerSql(table, ctx_);
+    sql.push_back(absl::StrCat("ALTER TABLE ", table.Qualified(), " DROP CONSTRAINT IF EXISTS ",
+                               pg::QuoteIdent(ctx_.names.not_null_check())));
+    Action drop = Transaction(
+        table, "drop the fill trigger, its function and the NOT NULL check", std::move(sql),
+        pg::LockMode::kAccessExclusive,
+        Guard::All({TriggersGone(table, ctx_.names),
+                    Guard::Not(ConstraintExists(table, ctx_.names.not_null_check()))}));
+    return std::vector<Action>{std::move(drop_nn), std::move(drop)};
+  }
+
+ private:
+  v1::SetNotNull spec_;
+  sql::Expression fill_;
+};
+
+absl::Status Validate(const v1::Operation&, const std::string&) { return absl::OkStatus(); }
+
+std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
+  return {{schema, op.set_not_null().table(), op.set_not_null().column()}};
+}
+
+absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {
+  ASSIGN_OR_RETURN(sql::Expression fill, sql::Expression::Parse(op.set_not_null().fill(), "set_not_null.fill"));
+  return std::unique_ptr<Operation>(new SetNotNull(op.set_not_null(), std::move(fill), std::move(ctx)));
+}
+
 }  // namespace
 
-std::unique_ptr<Operation> NewSetNotNull(const v1::SetNotNull& spec, const std::string& schema,
-                                         const Context& ctx) {
-  return std::make_unique<SetNotNull>(spec, schema, ctx);
-}
+extern const OperationType kSetNotNullType = {v1::Operation::kSetNotNull, "set_not_null", &Validate,
+                                              &Touches, &Make};
 
 }  // namespace pgshift::ops

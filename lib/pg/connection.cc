@@ -12,36 +12,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "lib/pg/quote.h"
-#include "pgshift/errors.h"
+#include "lib/util/status.h"
+#include "lib/util/status_macros.h"
 
 namespace pgshift {
-
-namespace {
-constexpr char kSqlStateUrl[] = "pgshift/sqlstate";
-}  // namespace
-
-std::string SqlState(const absl::Status& status) {
-  auto payload = status.GetPayload(kSqlStateUrl);
-  return payload ? std::string(*payload) : std::string();
-}
-
-int ExitCodeFor(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kOk:
-      return 0;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kOutOfRange:
-      return 2;
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kResourceExhausted:
-      return 4;
-    default:
-      return 1;
-  }
-}
 
 namespace pg {
 
@@ -70,9 +44,7 @@ absl::Status StatusFromSqlState(absl::string_view sqlstate, absl::string_view me
   } else if (cls == "53") {
     code = absl::StatusCode::kResourceExhausted;
   }
-  absl::Status status(code, message);
-  if (!sqlstate.empty()) status.SetPayload(kSqlStateUrl, absl::Cord(sqlstate));
-  return status;
+  return util::WithSqlState(absl::Status(code, message), sqlstate);
 }
 
 namespace {
@@ -136,7 +108,18 @@ int64_t Result::Affected() const {
 }
 
 Connection::Connection(pg_conn* conn) : conn_(conn) {}
-Connection::~Connection() { PQfinish(conn_); }
+Connection::~Connection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+Connection::Connection(Connection&& other) noexcept : conn_(other.conn_) { other.conn_ = nullptr; }
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = other.conn_;
+    other.conn_ = nullptr;
+  }
+  return *this;
+}
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& dsn,
                                                              absl::string_view application_name) {
@@ -188,6 +171,21 @@ absl::Status Connection::Check(absl::string_view sql) {
   pg_result* res = PQprepare(conn_, "", text.c_str(), 0, nullptr);
   Result owned(res);
   return StatusFromResult(conn_, res);
+}
+
+absl::StatusOr<std::vector<ColumnType>> Connection::Describe(absl::string_view sql) {
+  std::string text(sql);
+  pg_result* prepared = PQprepare(conn_, "", text.c_str(), 0, nullptr);
+  Result owned_prepared(prepared);
+  RETURN_IF_ERROR(StatusFromResult(conn_, prepared));
+  pg_result* res = PQdescribePrepared(conn_, "");
+  Result owned(res);
+  RETURN_IF_ERROR(StatusFromResult(conn_, res));
+  std::vector<ColumnType> out;
+  for (int i = 0; i < PQnfields(res); ++i) {
+    out.push_back(ColumnType{static_cast<uint32_t>(PQftype(res, i)), PQfmod(res, i)});
+  }
+  return out;
 }
 
 absl::Status Connection::Transaction(const std::function<absl::Status()>& body) {

@@ -1,6 +1,6 @@
 // RAII wrapper over libpq: a Connection owns a PGconn, a Result owns a
 // PGresult, and every result goes through one function that turns server
-// errors into absl::Status (SQLSTATE kept as a payload; see errors.h).
+// errors into absl::Status (SQLSTATE kept with it: lib/util/status.h).
 // libpq-fe.h is included only by lib/pg/*.cc.
 #ifndef PGSHIFT_LIB_PG_CONNECTION_H_
 #define PGSHIFT_LIB_PG_CONNECTION_H_
@@ -10,11 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 struct pg_conn;
 struct pg_result;
@@ -53,7 +53,14 @@ class Result {
   std::unique_ptr<pg_result, Deleter> res_;
 };
 
-// One server session. Not thread-safe; use one per thread.
+// The type of one result column: its OID and type modifier (-1 for none).
+struct ColumnType {
+  uint32_t oid = 0;
+  int typmod = -1;
+};
+
+// One server session. Not thread-safe; use one per thread. Move-only: it
+// owns its session, which ends with it.
 class Connection {
  public:
   // Connects to `dsn` (a libpq connection string or URI; libpq's PG*
@@ -61,6 +68,10 @@ class Connection {
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& dsn,
                                                           absl::string_view application_name);
   ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  Connection(Connection&& other) noexcept;
+  Connection& operator=(Connection&& other) noexcept;
 
   // Runs one statement with $n parameters (extended protocol, so one
   // statement only). Parameters are text; NULL as std::nullopt.
@@ -76,6 +87,10 @@ class Connection {
   // Parses and analyses `sql` without running or planning it (an unnamed
   // prepared statement): names and types are checked, nothing executes.
   absl::Status Check(absl::string_view sql);
+
+  // The result columns `sql` would return, without running it (an unnamed
+  // prepared statement is parsed, analysed and described).
+  absl::StatusOr<std::vector<ColumnType>> Describe(absl::string_view sql);
 
   // Runs `body` inside BEGIN ... COMMIT; rolls back when it fails.
   absl::Status Transaction(const std::function<absl::Status()>& body);

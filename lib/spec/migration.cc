@@ -7,8 +7,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "lib/ops/registry.h"
 #include "lib/pg/quote.h"
+#include "lib/sql/sql.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 #include "pgshift/migration.h"
 
@@ -20,99 +25,90 @@ absl::Status Bad(absl::string_view origin, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", what));
 }
 
-absl::Status NeedIdent(absl::string_view origin, absl::string_view where, absl::string_view field,
-                       const std::string& value) {
-  if (value.empty()) {
-    return Bad(origin, absl::StrCat(where, ": \"", field, "\" is missing; it names a column or table"));
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// Checks one string value of an operation by the field's kind (the options
+// in migration.proto).
+absl::Status CheckValue(absl::string_view origin, const std::string& path, v1::FieldKind kind,
+                        const std::string& value) {
+  switch (kind) {
+    case v1::FIELD_IDENTIFIER:
+      return util::Annotate(pg::CheckIdentifier(value, absl::StrCat("\"", path, "\"")), origin);
+    case v1::FIELD_EXPRESSION:
+      return util::Annotate(sql::Expression::Parse(value, path).status(), origin);
+    case v1::FIELD_TYPE:
+      return util::Annotate(sql::TypeName::Parse(value, path).status(), origin);
+    default:
+      return absl::InternalError(absl::StrCat(path, " has no (kind) in migration.proto"));
   }
-  return util::Annotate(pg::CheckIdentifier(value, absl::StrCat("\"", field, "\"")),
-                        absl::StrCat(origin, ": ", where));
 }
 
-absl::Status NeedText(absl::string_view origin, absl::string_view where, absl::string_view field,
-                      const std::string& value, absl::string_view what) {
-  if (absl::StripAsciiWhitespace(value).empty()) {
-    return Bad(origin, absl::StrCat(where, ": \"", field, "\" is missing; give ", what));
-  }
-  if (value.find('\0') != std::string::npos) {
-    return Bad(origin, absl::StrCat(where, ": \"", field, "\" contains a NUL byte"));
+// Checks every string field of `m` (one operation's message) by its kind.
+absl::Status CheckFields(absl::string_view origin, const std::string& where, const Message& m) {
+  const Descriptor* d = m.GetDescriptor();
+  const Reflection* r = m.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
+    const auto& o = f->options();
+    const v1::FieldKind kind = o.GetExtension(v1::kind);
+    const std::string path = absl::StrCat(where, ".", f->name());
+    if (f->is_repeated()) {
+      if (o.GetExtension(v1::required) && r->FieldSize(m, f) == 0) {
+        return Bad(origin, absl::StrCat(where, ": \"", f->name(), "\" is missing; give ",
+                                        o.GetExtension(v1::hint)));
+      }
+      for (int j = 0; j < r->FieldSize(m, f); ++j) {
+        RETURN_IF_ERROR(CheckValue(origin, absl::StrCat(path, "[", j, "]"), kind,
+                                   r->GetRepeatedString(m, f, j)));
+      }
+      continue;
+    }
+    const std::string value = r->GetString(m, f);
+    const bool given = f->has_presence() ? r->HasField(m, f) : !value.empty();
+    if (!given || (o.GetExtension(v1::required) && absl::StripAsciiWhitespace(value).empty())) {
+      if (!o.GetExtension(v1::required)) continue;
+      const std::string hint = o.GetExtension(v1::hint);
+      return Bad(origin, absl::StrCat(where, ": \"", f->name(), "\" is missing; ",
+                                      hint.empty() ? "it names a column or table"
+                                                   : absl::StrCat("give ", hint)));
+    }
+    RETURN_IF_ERROR(CheckValue(origin, path, kind, value));
   }
   return absl::OkStatus();
 }
 
-// Checks one operation's fields; appends the (table, column) pairs it changes.
-absl::Status CheckOperation(absl::string_view origin, int index, const v1::Operation& op,
-                            std::vector<std::pair<std::string, std::string>>* touched) {
-  std::string where = absl::StrCat("operations[", index, "]");
-  switch (op.kind_case()) {
-    case v1::Operation::kRenameColumn: {
-      const auto& o = op.rename_column();
-      where += ".rename_column";
-      RETURN_IF_ERROR(NeedIdent(origin, where, "table", o.table()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "from", o.from()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "to", o.to()));
-      if (o.from() == o.to()) {
-        return Bad(origin, absl::StrCat(where, ": \"from\" and \"to\" are both \"", o.from(),
-                                        "\"; nothing to rename"));
-      }
-      touched->emplace_back(o.table(), o.from());
-      touched->emplace_back(o.table(), o.to());
-      return absl::OkStatus();
-    }
-    case v1::Operation::kSetNotNull: {
-      const auto& o = op.set_not_null();
-      where += ".set_not_null";
-      RETURN_IF_ERROR(NeedIdent(origin, where, "table", o.table()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "column", o.column()));
-      RETURN_IF_ERROR(NeedText(origin, where, "fill", o.fill(),
-                               "an SQL expression that replaces NULLs, e.g. \"''\" or \"0\""));
-      touched->emplace_back(o.table(), o.column());
-      return absl::OkStatus();
-    }
-    case v1::Operation::kAddColumn: {
-      const auto& o = op.add_column();
-      where += ".add_column";
-      RETURN_IF_ERROR(NeedIdent(origin, where, "table", o.table()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "column", o.column()));
-      RETURN_IF_ERROR(NeedText(origin, where, "type", o.type(), "the column's type, e.g. \"text\""));
-      if (o.not_null() && !o.has_default_() && o.up().empty()) {
-        return Bad(origin, absl::StrCat(where, ": a NOT NULL column needs \"default\" or \"up\" to "
-                                               "fill existing rows and rows written by old app versions"));
-      }
-      touched->emplace_back(o.table(), o.column());
-      return absl::OkStatus();
-    }
-    case v1::Operation::kDropColumn: {
-      const auto& o = op.drop_column();
-      where += ".drop_column";
-      RETURN_IF_ERROR(NeedIdent(origin, where, "table", o.table()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "column", o.column()));
-      touched->emplace_back(o.table(), o.column());
-      return absl::OkStatus();
-    }
-    case v1::Operation::kChangeType: {
-      const auto& o = op.change_type();
-      where += ".change_type";
-      RETURN_IF_ERROR(NeedIdent(origin, where, "table", o.table()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "column", o.column()));
-      RETURN_IF_ERROR(NeedIdent(origin, where, "new_column", o.new_column()));
-      RETURN_IF_ERROR(NeedText(origin, where, "type", o.type(), "the new type, e.g. \"bigint\""));
-      RETURN_IF_ERROR(NeedText(origin, where, "up", o.up(),
-                               "an SQL expression computing the new column from the row"));
-      RETURN_IF_ERROR(NeedText(origin, where, "down", o.down(),
-                               "an SQL expression computing the old column from the row"));
-      if (o.column() == o.new_column()) {
-        return Bad(origin, absl::StrCat(where, ": \"new_column\" must differ from \"column\""));
-      }
-      touched->emplace_back(o.table(), o.column());
-      touched->emplace_back(o.table(), o.new_column());
-      return absl::OkStatus();
-    }
-    case v1::Operation::KIND_NOT_SET:
-      break;
+// Checks one operation: its fields by kind, then its registry row's own checks.
+absl::Status CheckOperation(absl::string_view origin, int index, const v1::Operation& op) {
+  const ops::OperationType* type = ops::FindOperationType(op.kind_case());
+  const std::string where = absl::StrCat("operations[", index, "]");
+  if (type == nullptr) {
+    std::vector<std::string> names;
+    for (const ops::OperationType* t : ops::Registry()) names.push_back(t->name);
+    return Bad(origin, absl::StrCat(where, " names no operation; use one of ",
+                                    absl::StrJoin(names, ", ")));
   }
-  return Bad(origin, absl::StrCat(where, " names no operation; use one of rename_column, "
-                                         "set_not_null, add_column, drop_column, change_type"));
+  const Message& body = op.GetReflection()->GetMessage(
+      op, op.GetDescriptor()->FindFieldByNumber(static_cast<int>(op.kind_case())));
+  const std::string path = absl::StrCat(where, ".", type->name);
+  RETURN_IF_ERROR(CheckFields(origin, path, body));
+  return util::Annotate(type->validate(op, path), origin);
+}
+
+// The field names an operation may have, for the unknown-field message.
+std::string OperationFieldNames() {
+  std::set<std::string> names;
+  for (const ops::OperationType* t : ops::Registry()) {
+    const FieldDescriptor* f = v1::Operation::descriptor()->FindFieldByName(t->name);
+    if (f == nullptr) continue;
+    for (int i = 0; i < f->message_type()->field_count(); ++i) {
+      names.insert(f->message_type()->field(i)->name());
+    }
+  }
+  return absl::StrJoin(names, ", ");
 }
 
 // Protobuf's JSON errors read "INVALID_ARGUMENT:...Cannot find field."; say it
@@ -123,8 +119,7 @@ std::string ExplainJsonError(absl::string_view message) {
   if (absl::StrContains(msg, "Cannot find field")) {
     return absl::StrCat("unknown field (", msg,
                         "); field names are snake_case as in proto/pgshift/v1/migration.proto: "
-                        "name, schema, operations, and per operation table, from, to, column, "
-                        "fill, type, default, not_null, up, down, new_column");
+                        "name, schema, operations, and per operation ", OperationFieldNames());
   }
   return absl::StrCat("malformed JSON: ", msg);
 }
@@ -151,16 +146,16 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
   if (m.operations_size() == 0) {
     return Bad(origin, "\"operations\" is empty; give at least one operation");
   }
-  std::vector<std::pair<std::string, std::string>> touched;
+  std::set<std::pair<std::string, std::string>> seen;  // (table, column) changed
   for (int i = 0; i < m.operations_size(); ++i) {
-    RETURN_IF_ERROR(CheckOperation(origin, i, m.operations(i), &touched));
-  }
-  std::set<std::pair<std::string, std::string>> seen;
-  for (const auto& tc : touched) {
-    if (!seen.insert(tc).second) {
-      return Bad(origin, absl::StrCat("column \"", tc.second, "\" of table \"", tc.first,
-                                      "\" is changed by more than one operation; put each "
-                                      "change of a column in its own migration"));
+    RETURN_IF_ERROR(CheckOperation(origin, i, m.operations(i)));
+    for (const ops::Touch& t : ops::TouchesOf(m.operations(i), m.schema())) {
+      if (t.column.empty()) continue;
+      if (!seen.emplace(t.table, t.column).second) {
+        return Bad(origin, absl::StrCat("column \"", t.column, "\" of table \"", t.table,
+                                        "\" is changed by more than one operation; put each "
+                                        "change of a column in its own migration"));
+      }
     }
   }
   return m;
@@ -185,15 +180,8 @@ std::string CanonicalJson(const v1::Migration& migration) {
 }
 
 absl::string_view OperationKind(const v1::Operation& op) {
-  switch (op.kind_case()) {
-    case v1::Operation::kRenameColumn: return "rename_column";
-    case v1::Operation::kSetNotNull: return "set_not_null";
-    case v1::Operation::kAddColumn: return "add_column";
-    case v1::Operation::kDropColumn: return "drop_column";
-    case v1::Operation::kChangeType: return "change_type";
-    case v1::Operation::KIND_NOT_SET: break;
-  }
-  return "none";
+  const ops::OperationType* type = ops::FindOperationType(op.kind_case());
+  return type == nullptr ? "none" : type->name;
 }
 
 }  // namespace pgshift

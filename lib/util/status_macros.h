@@ -1,5 +1,6 @@
 // RETURN_IF_ERROR / ASSIGN_OR_RETURN for absl::Status and absl::StatusOr.
 // Debian's Abseil predates the official macros; these are the only copies.
+// Annotate and the other status helpers are in lib/util/status.h.
 #ifndef PGSHIFT_LIB_UTIL_STATUS_MACROS_H_
 #define PGSHIFT_LIB_UTIL_STATUS_MACROS_H_
 
@@ -24,13 +25,5 @@
   auto tmp = (expr);                                   \
   if (!tmp.ok()) return std::move(tmp).status();       \
   lhs = std::move(tmp).value()
-
-namespace pgshift::util {
-
-// Prefixes `status`'s message with `context` ("advancing X: ..."), keeping
-// its code and payloads (the SQLSTATE among them).
-absl::Status Annotate(const absl::Status& status, absl::string_view context);
-
-}  // namespace pgshift::util
 
 #endif  // PGSHIFT_LIB_UTIL_STATUS_MACROS_H_

@@ -1,0 +1,62 @@
+#include "lib/ops/registry.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace pgshift::ops {
+
+// One row per operation, defined in the operation's own file
+// (lib/ops/<kind>.cc); in the order of the proto's oneof.
+#define PGSHIFT_OPERATION_TYPES(X) \
+  X(kRenameColumnType)             \
+  X(kSetNotNullType)               \
+  X(kAddColumnType)                \
+  X(kDropColumnType)               \
+  X(kChangeTypeType)
+
+#define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;
+PGSHIFT_OPERATION_TYPES(PGSHIFT_DECLARE_TYPE)
+#undef PGSHIFT_DECLARE_TYPE
+
+const std::vector<const OperationType*>& Registry() {
+#define PGSHIFT_LIST_TYPE(row) &row,
+  static const std::vector<const OperationType*> rows = {PGSHIFT_OPERATION_TYPES(PGSHIFT_LIST_TYPE)};
+#undef PGSHIFT_LIST_TYPE
+  return rows;
+}
+
+const OperationType* FindOperationType(v1::Operation::KindCase kind) {
+  for (const OperationType* t : Registry()) {
+    if (t->kind == kind) return t;
+  }
+  return nullptr;
+}
+
+bool Touch::Conflicts(const Touch& other) const {
+  if (schema != other.schema || table != other.table) return false;
+  return column.empty() || other.column.empty() || column == other.column;
+}
+
+absl::StatusOr<std::unique_ptr<Operation>> MakeOperation(const v1::Operation& op,
+                                                         const v1::Migration& migration, int index,
+                                                         int server_version) {
+  const OperationType* type = FindOperationType(op.kind_case());
+  if (type == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("operations[", index, "] of migration \"", migration.name(),
+                     "\" names no operation this pgshift knows"));
+  }
+  Context ctx;
+  ctx.migration = migration.name();
+  ctx.schema = migration.schema();
+  ctx.index = index;
+  ctx.server_version = server_version;
+  ctx.names = Names(migration.name(), index);
+  return type->make(op, std::move(ctx));
+}
+
+std::vector<Touch> TouchesOf(const v1::Operation& op, const std::string& schema) {
+  const OperationType* type = FindOperationType(op.kind_case());
+  return type == nullptr ? std::vector<Touch>{} : type->touches(op, schema);
+}
+
+}  // namespace pgshift::ops
