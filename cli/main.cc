@@ -12,19 +12,16 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/time.h"
 #include "cli/progress.h"
-#include "lib/util/json.h"
 #include "pgshift/pgshift.h"
 
 namespace pgshift::cli {
 namespace {
 
-constexpr char kUsage[] = R"(usage: pgshift [GLOBAL OPTIONS] COMMAND [ARGS]
+constexpr char kCommands[] = R"(usage: pgshift [GLOBAL OPTIONS] COMMAND [ARGS]
 
 Commands:
   init                         create or upgrade the control schema
@@ -35,43 +32,39 @@ Commands:
   rollback NAME                undo everything not yet contracted
   status [NAME]                phase, backfill progress and last error
   check NAME --at-least PHASE  exit 0 if reached, 3 if not
+  pause NAME                   pause a running backfill between batches (from any shell)
+  resume NAME                  let a paused backfill go on
 
 Phases: registered column_added trigger_installed backfilled validated switched contracted
 
 Global options:
   --dsn DSN                 connection string or URI (default: $PGSHIFT_DSN, then PG* env)
-  --control-schema S        schema of pgshift's tables (default pgshift)
   --json                    print one JSON object (progress events go to stderr)
-  --lock-timeout D          lock_timeout of each DDL (default 1s)
-  --statement-timeout D     statement_timeout of short DDL (default 30s)
-  --retry-deadline D        give up taking a lock after D (default 2m)
-  --batch-rows N            initial backfill batch size (default 1000)
-  --batch-time D            target duration of one backfill batch; the size adapts
-                            to it (default 100ms)
-  --batch-min-rows N        smallest backfill batch (default 100)
-  --batch-max-rows N        largest backfill batch (default 100000)
-  --batch-lock-timeout D    lock_timeout of a backfill batch; on timeout the batch is
-                            rolled back, halved and retried after a backoff (default 200ms)
-  --batch-delay D           pause between backfill batches (default 0s)
-  --backfill-walk W         auto, key or pages: walk the table by primary key or by ctid
-                            page ranges (auto: pages on PostgreSQL 14+, else key)
-  --max-replication-lag D   pause the backfill while a standby lags more (default 10s, 0 off)
-  --max-batches N           stop the backfill after N batches (resume later)
-  --preflight MODE          before a step taking ACCESS EXCLUSIVE, sessions with long
-                            transactions on the table are reported and: wait (default,
-                            up to --retry-deadline), refuse (exit 4) or off
-  --long-transaction D      what counts as a long transaction for --preflight (default 5s)
-  --max-locked-scan-rows N  refuse a scan/rewrite under ACCESS EXCLUSIVE of a table with
-                            more rows (default 10000)
-  --force                   advance to contracted although application instances that
-                            declared the old shape are live
+)";
 
-Pausing a running backfill: UPDATE <control schema>.migrations SET paused = true
-WHERE name = 'NAME' (false to resume); it stops between batches and waits.
-
-Durations look like 500ms, 1s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
+constexpr char kFooter[] = R"(
+Durations look like 500ms, 1.5s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
 2 bad input (nothing changed), 3 check not satisfied, 4 busy / locks not acquired.
 )";
+
+// The usage text: the commands, then one line per option of OptionList().
+std::string Usage() {
+  std::string out = kCommands;
+  for (const OptionInfo& o : OptionList()) {
+    std::string left = absl::StrCat("  --", o.flag);
+    if (std::string(o.kind) != "bool") {
+      absl::StrAppend(&left, " ", std::string(o.kind) == "duration" ? "D"
+                               : std::string(o.kind) == "integer" ? "N"
+                               : std::string(o.kind) == "choice"  ? absl::StrJoin(o.choices, "|")
+                                                                  : "S");
+    }
+    absl::StrAppend(&out, absl::StrFormat("%-28s", left), left.size() >= 28 ? "\n" : "");
+    if (left.size() >= 28) absl::StrAppend(&out, std::string(28, ' '));
+    absl::StrAppend(&out, o.help, "\n");
+  }
+  absl::StrAppend(&out, kFooter);
+  return out;
+}
 
 struct Args {
   std::string command;
@@ -80,19 +73,23 @@ struct Args {
   bool json = false;
 };
 
+// The option behind CLI flag `flag`, or nullptr.
+const OptionInfo* OptionOfFlag(const std::string& flag) {
+  for (const OptionInfo& o : OptionList()) {
+    if (flag == o.flag) return &o;
+  }
+  return nullptr;
+}
+
+// flag -> takes a value: the flags of the CLI itself, then every option's.
 const std::map<std::string, bool>& KnownFlags() {
-  // flag -> takes a value
-  static const std::map<std::string, bool> flags = {
-      {"dsn", true},           {"control-schema", true},    {"json", false},
-      {"lock-timeout", true},  {"statement-timeout", true}, {"retry-deadline", true},
-      {"batch-rows", true},    {"batch-time", true},        {"batch-delay", true},
-      {"batch-min-rows", true}, {"batch-max-rows", true},   {"batch-lock-timeout", true},
-      {"backfill-walk", true},
-      {"max-replication-lag", true}, {"max-batches", true}, {"to", true},
-      {"preflight", true},     {"long-transaction", true},  {"max-locked-scan-rows", true},
-      {"force", false},
-      {"at-least", true},      {"help", false},             {"version", false}};
-  return flags;
+  static const std::map<std::string, bool>* flags = [] {
+    auto* f = new std::map<std::string, bool>{{"dsn", true},      {"json", false},  {"to", true},
+                                              {"at-least", true}, {"help", false}, {"version", false}};
+    for (const OptionInfo& o : OptionList()) (*f)[o.flag] = std::string(o.kind) != "bool";
+    return f;
+  }();
+  return *flags;
 }
 
 absl::StatusOr<Args> Parse(int argc, char** argv) {
@@ -127,105 +124,22 @@ absl::StatusOr<Args> Parse(int argc, char** argv) {
   return args;
 }
 
-absl::Status DurationFlag(const Args& args, const std::string& key, absl::Duration* out) {
-  auto it = args.flags.find(key);
-  if (it == args.flags.end()) return absl::OkStatus();
-  if (!absl::ParseDuration(it->second, out) || *out < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat("--", key, " \"", it->second,
-                                                   "\" is not a duration like 500ms, 1s or 2m"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status IntFlag(const Args& args, const std::string& key, int64_t* out) {
-  auto it = args.flags.find(key);
-  if (it == args.flags.end()) return absl::OkStatus();
-  if (!absl::SimpleAtoi(it->second, out) || *out < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--", key, " \"", it->second,
-                                                   "\" is not a non-negative integer"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<Options> MakeOptions(const Args& args) {
   Options o;
-  if (args.flags.count("control-schema")) o.control_schema = args.flags.at("control-schema");
-  for (auto [key, field] : std::vector<std::pair<std::string, absl::Duration*>>{
-           {"lock-timeout", &o.lock_timeout},
-           {"statement-timeout", &o.statement_timeout},
-           {"retry-deadline", &o.retry_deadline},
-           {"batch-time", &o.backfill_target_batch_time},
-           {"batch-delay", &o.backfill_batch_delay},
-           {"batch-lock-timeout", &o.backfill_lock_timeout},
-           {"max-replication-lag", &o.max_replication_lag},
-           {"long-transaction", &o.long_transaction}}) {
-    absl::Status s = DurationFlag(args, key, field);
+  for (const auto& [flag, value] : args.flags) {
+    const OptionInfo* info = OptionOfFlag(flag);
+    if (info == nullptr) continue;
+    absl::Status s = SetOption(o, info->name, std::string(info->kind) == "bool" ? "true" : value);
     if (!s.ok()) return s;
   }
-  if (o.lock_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--lock-timeout must be positive");
+  if (o.force_contract && args.command != "advance") {
+    return absl::InvalidArgumentError("--force goes with advance");
   }
-  for (auto [key, field] : std::vector<std::pair<std::string, int64_t*>>{
-           {"batch-rows", &o.backfill_batch_rows},
-           {"batch-min-rows", &o.backfill_min_batch_rows},
-           {"batch-max-rows", &o.backfill_max_batch_rows},
-           {"max-batches", &o.backfill_max_batches},
-           {"max-locked-scan-rows", &o.max_locked_scan_rows}}) {
-    absl::Status s = IntFlag(args, key, field);
-    if (!s.ok()) return s;
-  }
-  if (o.backfill_target_batch_time <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--batch-time must be positive");
-  }
-  if (o.backfill_lock_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("--batch-lock-timeout must be positive");
-  }
-  // An explicit --batch-rows below the default minimum lowers the minimum.
-  if (!args.flags.count("batch-min-rows")) {
-    o.backfill_min_batch_rows =
-        std::min(o.backfill_min_batch_rows, std::max<int64_t>(1, o.backfill_batch_rows));
-  }
-  if (!args.flags.count("batch-max-rows")) {
-    o.backfill_max_batch_rows = std::max(o.backfill_max_batch_rows, o.backfill_batch_rows);
-  }
-  if (o.backfill_min_batch_rows < 1 || o.backfill_min_batch_rows > o.backfill_max_batch_rows) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--batch-min-rows (", o.backfill_min_batch_rows, ") must be at least 1 and at most "
-        "--batch-max-rows (", o.backfill_max_batch_rows, ")"));
-  }
-  if (args.flags.count("backfill-walk")) {
-    const std::string& walk = args.flags.at("backfill-walk");
-    if (walk == "auto") {
-      o.backfill_walk = BackfillWalk::kAuto;
-    } else if (walk == "key") {
-      o.backfill_walk = BackfillWalk::kPrimaryKey;
-    } else if (walk == "pages") {
-      o.backfill_walk = BackfillWalk::kPages;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("--backfill-walk \"", walk,
-                                                     "\" is not one of auto, key, pages"));
-    }
-  }
-  if (args.flags.count("preflight")) {
-    const std::string& mode = args.flags.at("preflight");
-    if (mode == "wait") {
-      o.preflight = PreflightMode::kWait;
-    } else if (mode == "refuse") {
-      o.preflight = PreflightMode::kRefuse;
-    } else if (mode == "off") {
-      o.preflight = PreflightMode::kOff;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("--preflight \"", mode,
-                                                     "\" is not one of wait, refuse, off"));
-    }
-  }
-  if (args.flags.count("force")) {
-    if (args.command != "advance") return absl::InvalidArgumentError("--force goes with advance");
-    o.force_contract = true;
-  }
-  o.on_preflight = MakePreflightReporter(args.json);
-  o.on_progress = MakeProgressReporter(args.json);
-  return o;
+  absl::StatusOr<Options> checked = SanitizeOptions(std::move(o));
+  if (!checked.ok()) return checked.status();
+  checked->on_preflight = MakePreflightReporter(args.json);
+  checked->on_progress = MakeProgressReporter(args.json);
+  return checked;
 }
 
 std::string Dsn(const Args& args) {
@@ -250,8 +164,8 @@ std::string StatusText(const MigrationStatus& m) {
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");
   }
   if (m.paused) {
-    absl::StrAppend(&out, "\n  paused: the backfill waits between batches until paused is set back to "
-                          "false in the migrations table");
+    absl::StrAppend(&out, "\n  paused: the backfill waits between batches until `pgshift resume ",
+                    m.name, "`");
   }
   if (!m.last_error.empty()) absl::StrAppend(&out, "\n  last error: ", m.last_error);
   for (const auto& i : m.instances) {
@@ -296,12 +210,7 @@ std::string PlanText(const Plan& plan) {
 
 int Fail(const Args& args, const absl::Status& s, int code) {
   if (args.json) {
-    util::JsonObject o;
-    o.Bool("ok", false).Str("error", s.message()).Str("code", absl::StatusCodeToString(s.code()));
-    std::string sqlstate = SqlState(s);
-    if (!sqlstate.empty()) o.Str("sqlstate", sqlstate);
-    o.Int("exit_code", code);
-    std::cout << o.Build() << std::endl;
+    std::cout << ErrorJson(s, code) << std::endl;
   } else {
     std::cerr << "pgshift: " << s.message() << std::endl;
   }
@@ -326,7 +235,7 @@ int Run(int argc, char** argv) {
   }
   Args args = *parsed;
   if (args.flags.count("help") || args.command == "help") {
-    std::cout << kUsage;
+    std::cout << Usage();
     return 0;
   }
   if (args.flags.count("version") || args.command == "version") {
@@ -334,11 +243,11 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (args.command.empty()) {
-    std::cerr << kUsage;
+    std::cerr << Usage();
     return 2;
   }
-  static const std::vector<std::string> commands = {"init", "plan", "register", "advance",
-                                                    "rollback", "status", "check"};
+  static const std::vector<std::string> commands = {"init",   "plan",  "register", "advance", "rollback",
+                                                    "status", "check", "pause",    "resume"};
   if (std::find(commands.begin(), commands.end(), args.command) == commands.end()) {
     return Fail(args, absl::InvalidArgumentError(absl::StrCat("unknown command \"", args.command,
                                                               "\"; commands are: ",
@@ -362,7 +271,9 @@ int Run(int argc, char** argv) {
       spec = *m;
     }
   }
-  if (cmd == "advance" || cmd == "rollback") usage = Need(args, 1, "one migration NAME");
+  if (cmd == "advance" || cmd == "rollback" || cmd == "pause" || cmd == "resume") {
+    usage = Need(args, 1, "one migration NAME");
+  }
   if (cmd == "status" && args.positional.size() > 1) usage = Need(args, 1, "at most one NAME");
   if (cmd == "check") {
     usage = Need(args, 1, "one migration NAME and --at-least PHASE");
@@ -389,13 +300,7 @@ int Run(int argc, char** argv) {
     bool reached = s.ok();
     if (!reached && !absl::IsFailedPrecondition(s) && !absl::IsNotFound(s)) return Fail(args, s);
     if (args.json) {
-      std::cout << util::JsonObject()
-                       .Str("name", args.positional[0])
-                       .Str("at_least", PhaseName(*at_least))
-                       .Bool("reached", reached)
-                       .Str("message", reached ? "" : std::string(s.message()))
-                       .Build()
-                << std::endl;
+      std::cout << CheckJson(args.positional[0], *at_least, s) << std::endl;
     } else {
       std::cout << (reached ? absl::StrCat(args.positional[0], " has reached ", PhaseName(*at_least))
                             : std::string(s.message()))
@@ -412,10 +317,26 @@ int Run(int argc, char** argv) {
     absl::Status s = d.Init();
     if (!s.ok()) return Fail(args, s);
     if (args.json) {
-      std::cout << util::JsonObject().Bool("ok", true).Str("control_schema", options->control_schema).Build()
-                << std::endl;
+      std::cout << OkJson({{"control_schema", options->control_schema}}) << std::endl;
     } else {
       std::cout << "control schema \"" << options->control_schema << "\" is ready" << std::endl;
+    }
+    return 0;
+  }
+  if (cmd == "pause" || cmd == "resume") {
+    const std::string& name = args.positional[0];
+    absl::Status s = cmd == "pause" ? d.Pause(name) : d.Resume(name);
+    if (!s.ok()) return Fail(args, s);
+    if (args.json) {
+      absl::StatusOr<MigrationStatus> now = d.Status(name);
+      if (!now.ok()) return Fail(args, now.status());
+      std::cout << ToJson(*now) << std::endl;
+    } else {
+      std::cout << (cmd == "pause" ? absl::StrCat(name, ": pause requested; a running backfill stops "
+                                                        "between batches and waits (pgshift resume ",
+                                                  name, " lets it go on)")
+                                   : absl::StrCat(name, ": resumed"))
+                << std::endl;
     }
     return 0;
   }
@@ -434,9 +355,7 @@ int Run(int argc, char** argv) {
       absl::StatusOr<std::vector<MigrationStatus>> all = d.List();
       if (!all.ok()) return Fail(args, all.status());
       if (args.json) {
-        std::vector<std::string> items;
-        for (const auto& m : *all) items.push_back(ToJson(m));
-        std::cout << "{\"migrations\":[" << absl::StrJoin(items, ",") << "]}" << std::endl;
+        std::cout << ToJson(*all) << std::endl;
       } else if (all->empty()) {
         std::cout << "no migrations registered" << std::endl;
       } else {

@@ -5,10 +5,9 @@
 #include <cstdio>
 #include <string>
 
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_cat.h"
-#include "lib/engine/sessions.h"
-#include "lib/util/json.h"
+#include "absl/strings/str_format.h"
+#include "pgshift/json.h"
 
 namespace pgshift::cli {
 
@@ -26,24 +25,7 @@ std::string Eta(double seconds) {
 
 ProgressCallback MakeProgressReporter(bool json) {
   if (json) {
-    return [](const Progress& p) {
-      std::string line = util::JsonObject()
-                             .Str("event", "progress")
-                             .Str("migration", p.migration)
-                             .Int("operation", p.operation)
-                             .Str("step", p.step)
-                             .Int("rows_done", p.rows_done)
-                             .Int("rows_estimate", p.rows_estimate)
-                             .Num("rows_per_second", p.rows_per_second)
-                             .Num("eta_seconds", p.eta_seconds)
-                             .Bool("finished", p.finished)
-                             .Int("rows_updated", p.rows_updated)
-                             .Int("batch_rows", p.batch_rows)
-                             .Int("lock_wait_ms", p.lock_wait_ms)
-                             .Str("waiting", p.waiting)
-                             .Build();
-      std::fprintf(stderr, "%s\n", line.c_str());
-    };
+    return [](const Progress& p) { std::fprintf(stderr, "%s\n", ToJson(p).c_str()); };
   }
   if (!isatty(STDERR_FILENO)) return nullptr;
   return [](const Progress& p) {
@@ -67,17 +49,7 @@ ProgressCallback MakeProgressReporter(bool json) {
 
 PreflightCallback MakePreflightReporter(bool json) {
   if (json) {
-    return [](const PreflightReport& r) {
-      std::string line = util::JsonObject()
-                             .Str("event", "preflight")
-                             .Str("migration", r.migration)
-                             .Str("step", r.step)
-                             .Str("table", r.table)
-                             .Str("outcome", r.outcome)
-                             .Raw("sessions", engine::SessionsJson(r.sessions))
-                             .Build();
-      std::fprintf(stderr, "%s\n", line.c_str());
-    };
+    return [](const PreflightReport& r) { std::fprintf(stderr, "%s\n", ToJson(r).c_str()); };
   }
   return [](const PreflightReport& r) {
     std::string line;
@@ -87,7 +59,7 @@ PreflightCallback MakePreflightReporter(bool json) {
     } else {
       line = absl::StrCat("pgshift: preflight before ", r.step, " on ", r.table, ": ",
                           r.sessions.size(), " session(s) with long transactions on the table (",
-                          r.outcome, "): ", engine::DescribeSessions(r.sessions));
+                          r.outcome, "): ", DescribeSessions(r.sessions));
     }
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);

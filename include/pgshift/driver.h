@@ -111,11 +111,6 @@ struct MigrationStatus {
   std::vector<InstanceStatus> instances;  // live declarations (Status() only)
 };
 
-// The JSON forms the CLI prints with --json (docs/cli.md), shared by the C
-// API and the bindings so that every surface prints the same thing.
-std::string ToJson(const Plan& plan);
-std::string ToJson(const MigrationStatus& status);
-
 class Driver {
  public:
   // Connects to `dsn` ("" means libpq's PG* environment). Fails with

@@ -1,9 +1,17 @@
-// Runtime knobs of a pgshift driver, with their defaults.
+// Runtime knobs of a pgshift driver, with their defaults, and the one place
+// that checks them: Driver::Connect runs SanitizeOptions, and every surface
+// (the CLI's flags, the C API's pgshift_options_set, Python's keyword
+// arguments) sets options through SetOption, so that all of them accept the
+// same values and reject bad ones with the same message.
 //
 // Example:
 //   pgshift::Options options;
 //   options.lock_timeout = absl::Milliseconds(500);
 //   options.backfill_batch_rows = 5000;
+//   absl::Status s = pgshift::SetOption(options, "backfill_walk", "pages");
+//   absl::StatusOr<pgshift::Options> checked = pgshift::SanitizeOptions(options);
+//
+// Thread-safety: the functions here are; an Options is a plain value.
 #ifndef PGSHIFT_OPTIONS_H_
 #define PGSHIFT_OPTIONS_H_
 
@@ -12,6 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace pgshift {
@@ -60,9 +71,9 @@ struct SessionInfo {
 // "pid 4242 (idle in transaction, transaction open 45 s, holds
 // AccessShareLock, user app, application psql): SELECT ..."
 std::string DescribeSession(const SessionInfo& session);
+// Several of them, "; "-separated, at most `max` (then "and N more").
+std::string DescribeSessions(const std::vector<SessionInfo>& sessions, size_t max = 10);
 
-// When pgshift should check for long transactions before a step that takes
-// an ACCESS EXCLUSIVE lock (see Options::preflight).
 // How the backfill walks a table (Options::backfill_walk).
 enum class BackfillWalk {
   kAuto,        // kPages on PostgreSQL 14+, else kPrimaryKey; kPages without a primary key
@@ -70,6 +81,8 @@ enum class BackfillWalk {
   kPages,       // ctid page ranges in physical order
 };
 
+// When pgshift should check for long transactions before a step that takes
+// an ACCESS EXCLUSIVE lock (see Options::preflight).
 enum class PreflightMode {
   kWait,    // report them, then wait (up to retry_deadline) until they are gone
   kRefuse,  // report them and refuse the step (Aborted, CLI exit 4)
@@ -200,6 +213,40 @@ struct Options {
   // refreshed on its own connection. Default 5 s.
   absl::Duration lease_heartbeat = absl::Seconds(5);
 };
+
+// Checks `options` and settles what is derived, the same for every surface:
+// an empty control_schema or driver_name gets its default; the batch bounds
+// widen to include backfill_batch_rows (the initial size always applies).
+// InvalidArgument naming the option (and its CLI flag) and what it accepts
+// when a value is out of range. Driver::Connect calls it.
+absl::StatusOr<Options> SanitizeOptions(Options options);
+
+// The options that have a text form: every field of Options but the
+// callbacks. Each surface is built from this list (the CLI's flags and
+// --help, pgshift_options_set in C, keyword arguments in Python), so that
+// none of them can miss one.
+struct OptionInfo {
+  const char* name;  // the Options field: "lock_timeout" (also the C and Python name)
+  const char* flag;  // the CLI flag without "--": "lock-timeout"
+  // "duration" (500ms, 1.5s, 2m; Python also takes seconds as a number),
+  // "integer", "text", "bool" (true/false; a CLI flag without a value), or
+  // "choice" (one of `choices`).
+  const char* kind;
+  const char* help;  // one line, with the default
+  std::vector<const char*> choices;
+};
+const std::vector<OptionInfo>& OptionList();
+
+// Sets option `name` of `options` from its text form. InvalidArgument
+// naming the option when there is no such option or the text is not of its
+// kind ("lock_timeout (--lock-timeout): \"soon\" is not a duration like 500ms,
+// 1.5s or 2m"). Ranges are SanitizeOptions' business.
+absl::Status SetOption(Options& options, absl::string_view name, absl::string_view value);
+
+// The text form of option `name` in `options`, as SetOption reads it back
+// (durations in the shortest exact form, e.g. "1.5s"). NotFound when there
+// is no such option.
+absl::StatusOr<std::string> GetOption(const Options& options, absl::string_view name);
 
 }  // namespace pgshift
 

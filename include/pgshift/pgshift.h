@@ -6,6 +6,7 @@
 #include "pgshift/check.h"
 #include "pgshift/driver.h"
 #include "pgshift/errors.h"
+#include "pgshift/json.h"
 #include "pgshift/migration.h"
 #include "pgshift/options.h"
 #include "pgshift/phase.h"

@@ -14,7 +14,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "lib/util/json.h"
 #include "pgshift/pgshift.h"
 
 using pgshift::MigrationStatus;

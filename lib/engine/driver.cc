@@ -20,6 +20,7 @@
 #include "lib/util/json.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
+#include "pgshift/json.h"
 #include "pgshift/migration.h"
 
 namespace pgshift {
@@ -27,12 +28,6 @@ namespace pgshift {
 namespace {
 
 using OpList = std::vector<std::unique_ptr<ops::Operation>>;
-
-std::string DefaultDriverName() {
-  char host[256] = {0};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  return absl::StrCat(host[0] ? host : "localhost", ":", getpid());
-}
 
 Phase Next(Phase p) { return static_cast<Phase>(static_cast<int>(p) + 1); }
 
@@ -254,7 +249,7 @@ struct Driver::Impl {
                                .Str("table", table)
                                .Str("outcome", outcome)
                                .Str("at", absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()))
-                               .Raw("sessions", engine::SessionsJson(sessions))
+                               .Raw("sessions", ToJson(sessions))
                                .Build());
       }
       if (options.on_preflight) options.on_preflight(r);
@@ -270,7 +265,7 @@ struct Driver::Impl {
       }
       const std::string who = absl::StrCat(
           sessions.size(), " session(s) have had a transaction open on ", table, " for ",
-          absl::FormatDuration(options.long_transaction), " or more: ", engine::DescribeSessions(sessions));
+          absl::FormatDuration(options.long_transaction), " or more: ", DescribeSessions(sessions));
       if (options.preflight == PreflightMode::kRefuse) {
         report(sessions, "refused");
         return absl::AbortedError(absl::StrCat(
@@ -388,9 +383,7 @@ Driver::Driver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Driver::~Driver() = default;
 
 absl::StatusOr<std::unique_ptr<Driver>> Driver::Connect(const std::string& dsn, Options options) {
-  if (options.driver_name.empty()) options.driver_name = DefaultDriverName();
-  if (options.control_schema.empty()) options.control_schema = "pgshift";
-  RETURN_IF_ERROR(pg::CheckIdentifier(options.control_schema, "control schema"));
+  ASSIGN_OR_RETURN(options, SanitizeOptions(std::move(options)));
   ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> conn,
                    pg::Connection::Open(dsn, absl::StrCat("pgshift ", options.driver_name)));
   if (conn->server_version() < 110000) {

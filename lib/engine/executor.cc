@@ -17,6 +17,7 @@
 #include "lib/util/json.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
+#include "pgshift/json.h"
 
 namespace pgshift::engine {
 
@@ -168,7 +169,7 @@ std::string Executor::DescribeLockHolders(const std::string& table,
   auto holders = SessionsOnTable(conn_, table, absl::ZeroDuration(), lock_mode);
   if (!holders.ok()) return absl::StrCat("(could not read pg_locks: ", holders.status().message(), ")");
   if (holders->empty()) return "";
-  return DescribeSessions(*holders);
+  return pgshift::DescribeSessions(*holders);
 }
 
 absl::Status Executor::WithRetry(const std::string& table, const std::string& what,
@@ -209,7 +210,7 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
                                         .Int("attempt", attempts)
                                         .Int("waited_ms", absl::ToInt64Milliseconds(waited))
                                         .Str("sqlstate", util::SqlStateOf(s))
-                                        .Raw("blockers", SessionsJson(seen))
+                                        .Raw("blockers", ToJson(seen))
                                         .Build());
       }
     }
@@ -219,7 +220,7 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
           blockers.empty()
               ? "no blocking session was seen (they were short-lived); run the command again, or "
                 "raise --retry-deadline"
-              : absl::StrCat("blocked by ", DescribeSessions(blockers),
+              : absl::StrCat("blocked by ", pgshift::DescribeSessions(blockers),
                              ". End or wait for those transactions (e.g. SELECT "
                              "pg_terminate_backend(", blockers.front().pid,
                              ")), then run the command again");
@@ -437,7 +438,7 @@ absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const st
                      "other transactions longer than the retry deadline (",
                      absl::FormatDuration(options_.retry_deadline), ") and was cancelled; ",
                      seen.blockers.empty() ? "the blocking sessions were not seen"
-                                           : absl::StrCat("blocked by ", DescribeSessions(seen.blockers)),
+                                           : absl::StrCat("blocked by ", pgshift::DescribeSessions(seen.blockers)),
                      ". Its half-built (INVALID) index, if any, is pgshift's and is dropped and "
                      "rebuilt by the next run. End those transactions, then run the command again"));
     return out;  // no SQLSTATE: not a retryable lock timeout, the wait is over

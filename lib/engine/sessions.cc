@@ -31,6 +31,14 @@ std::string DescribeSession(const SessionInfo& s) {
                       query.empty() ? "(no query)" : query);
 }
 
+std::string DescribeSessions(const std::vector<SessionInfo>& sessions, size_t max) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < sessions.size() && i < max; ++i) parts.push_back(DescribeSession(sessions[i]));
+  if (sessions.size() > max) parts.push_back(absl::StrCat("and ", sessions.size() - max, " more"));
+  return absl::StrJoin(parts, "; ");
+}
+
+
 namespace engine {
 
 namespace {
@@ -101,31 +109,6 @@ absl::StatusOr<std::vector<SessionInfo>> SessionsOnTable(pg::Connection& conn,
                     "ORDER BY a.xact_start, a.pid"),
                 params));
   return ReadSessions(r);
-}
-
-std::string DescribeSessions(const std::vector<SessionInfo>& sessions, size_t max) {
-  std::vector<std::string> parts;
-  for (size_t i = 0; i < sessions.size() && i < max; ++i) parts.push_back(DescribeSession(sessions[i]));
-  if (sessions.size() > max) parts.push_back(absl::StrCat("and ", sessions.size() - max, " more"));
-  return absl::StrJoin(parts, "; ");
-}
-
-std::string SessionsJson(const std::vector<SessionInfo>& sessions) {
-  std::vector<std::string> items;
-  for (const SessionInfo& s : sessions) {
-    items.push_back(util::JsonObject()
-                        .Int("pid", s.pid)
-                        .Str("state", s.state)
-                        .Str("user", s.user)
-                        .Str("application", s.application)
-                        .Str("client", s.client)
-                        .Num("transaction_seconds", s.transaction_seconds)
-                        .Num("state_seconds", s.state_seconds)
-                        .Str("locks", s.locks)
-                        .Str("query", s.query)
-                        .Build());
-  }
-  return absl::StrCat("[", absl::StrJoin(items, ","), "]");
 }
 
 }  // namespace engine

@@ -34,11 +34,6 @@ absl::StatusOr<std::vector<SessionInfo>> SessionsOnTable(
     pg::Connection& conn, const std::string& table, absl::Duration min_transaction_age,
     std::optional<pg::LockMode> conflicting_with = std::nullopt);
 
-// "pid 1 (...): query; pid 2 (...): query", at most `max` sessions.
-std::string DescribeSessions(const std::vector<SessionInfo>& sessions, size_t max = 10);
-
-// JSON array of the sessions, for history rows and --json output.
-std::string SessionsJson(const std::vector<SessionInfo>& sessions);
 
 }  // namespace pgshift::engine
 

@@ -1,11 +1,12 @@
-// JSON forms of plans and statuses (see include/pgshift/driver.h).
+// pgshift/json.h: every JSON form pgshift prints, in one place.
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/util/json.h"
-#include "pgshift/driver.h"
+#include "pgshift/errors.h"
+#include "pgshift/json.h"
 
 namespace pgshift {
 
@@ -81,6 +82,84 @@ std::string ToJson(const Plan& plan) {
       .Raw("notes", util::JsonStringArray(plan.notes))
       .Raw("steps", steps_json(plan.steps))
       .Raw("rollback", steps_json(plan.rollback))
+      .Build();
+}
+
+std::string ToJson(const std::vector<MigrationStatus>& statuses) {
+  std::vector<std::string> items;
+  for (const auto& m : statuses) items.push_back(ToJson(m));
+  return absl::StrCat("{\"migrations\":[", absl::StrJoin(items, ","), "]}");
+}
+
+std::string ToJson(const Progress& p) {
+  return util::JsonObject()
+      .Str("event", "progress")
+      .Str("migration", p.migration)
+      .Int("operation", p.operation)
+      .Str("step", p.step)
+      .Int("rows_done", p.rows_done)
+      .Int("rows_estimate", p.rows_estimate)
+      .Num("rows_per_second", p.rows_per_second)
+      .Num("eta_seconds", p.eta_seconds)
+      .Bool("finished", p.finished)
+      .Int("rows_updated", p.rows_updated)
+      .Int("batch_rows", p.batch_rows)
+      .Int("lock_wait_ms", p.lock_wait_ms)
+      .Str("waiting", p.waiting)
+      .Build();
+}
+
+std::string ToJson(const std::vector<SessionInfo>& sessions) {
+  std::vector<std::string> items;
+  for (const SessionInfo& s : sessions) {
+    items.push_back(util::JsonObject()
+                        .Int("pid", s.pid)
+                        .Str("state", s.state)
+                        .Str("user", s.user)
+                        .Str("application", s.application)
+                        .Str("client", s.client)
+                        .Num("transaction_seconds", s.transaction_seconds)
+                        .Num("state_seconds", s.state_seconds)
+                        .Str("locks", s.locks)
+                        .Str("query", s.query)
+                        .Build());
+  }
+  return absl::StrCat("[", absl::StrJoin(items, ","), "]");
+}
+
+std::string ToJson(const PreflightReport& r) {
+  return util::JsonObject()
+      .Str("event", "preflight")
+      .Str("migration", r.migration)
+      .Str("step", r.step)
+      .Str("table", r.table)
+      .Str("outcome", r.outcome)
+      .Raw("sessions", ToJson(r.sessions))
+      .Build();
+}
+
+std::string OkJson(const std::vector<std::pair<std::string, std::string>>& fields) {
+  util::JsonObject o;
+  o.Bool("ok", true);
+  for (const auto& [key, value] : fields) o.Str(key, value);
+  return o.Build();
+}
+
+std::string ErrorJson(const absl::Status& status, int exit_code) {
+  util::JsonObject o;
+  o.Bool("ok", false).Str("error", status.message()).Str("code", absl::StatusCodeToString(status.code()));
+  const std::string sqlstate = SqlState(status);
+  if (!sqlstate.empty()) o.Str("sqlstate", sqlstate);
+  o.Int("exit_code", exit_code);
+  return o.Build();
+}
+
+std::string CheckJson(absl::string_view name, Phase at_least, const absl::Status& result) {
+  return util::JsonObject()
+      .Str("name", name)
+      .Str("at_least", PhaseName(at_least))
+      .Bool("reached", result.ok())
+      .Str("message", result.ok() ? "" : std::string(result.message()))
       .Build();
 }
 
