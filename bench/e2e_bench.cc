@@ -1,5 +1,5 @@
 // End-to-end benchmark of pgshift against a real PostgreSQL, measured side by
-// side in one run (design §9):
+// side in one run (docs/performance.md, "Against the targets"):
 //
 //   1. backfill rows/s versus one plain UPDATE of the same rows with the same
 //      expression, at 100k and 1M rows (10M with --large), and the driver's
@@ -1072,7 +1072,7 @@ int Main(int argc, char** argv) {
     targets.push_back({absl::StrCat(f.workload, " with/without trigger, concurrent"), f.ratio_c(),
                        ">= 0.9", f.ratio_c() >= 0.9});
   }
-  std::printf("\nTargets (design §9):\n");
+  std::printf("\nTargets (docs/performance.md):\n");
   for (const auto& t : targets) {
     std::printf("  %-58s %10.3f  %-22s %s\n", t.what.c_str(), t.value, t.goal.c_str(),
                 t.goal == "no target" ? "" : t.met ? "met" : "MISSED");

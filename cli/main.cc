@@ -1,4 +1,4 @@
-// pgshift: the command-line driver (design §7).
+// pgshift: the command-line driver (docs/cli.md).
 //
 //   pgshift [--dsn DSN] [--control-schema S] [--json] COMMAND ...
 //
@@ -188,15 +188,25 @@ std::string PlanText(const Plan& plan) {
       std::string last_note;
       for (const auto& st : s.statements) {
         std::vector<std::string> tags;
-        tags.push_back(absl::StrCat("lock: ", st.lock));
+        if (st.locks.size() > 1) {
+          std::vector<std::string> locks;
+          for (const auto& l : st.locks) locks.push_back(absl::StrCat(l.mode, " on ", l.table));
+          tags.push_back(absl::StrCat("locks: ", absl::StrJoin(locks, ", ")));
+        } else {
+          tags.push_back(absl::StrCat("lock: ", st.lock));
+        }
         if (!st.transactional) tags.push_back("outside a transaction");
         if (st.batched) tags.push_back(absl::StrCat("batched, ~", st.rows_estimate, " rows"));
         if (st.scans_table && !st.batched) {
           tags.push_back(absl::StrCat("scans the table, ~", st.rows_estimate, " rows"));
         }
         if (st.rewrites_table) tags.push_back("REWRITES the table");
-        if (st.note != last_note) absl::StrAppend(&out, "     -- ", st.note, "\n");
+        if (st.note != last_note) {
+          absl::StrAppend(&out, "     -- ", st.note, "\n");
+          if (!st.skip_if.empty()) absl::StrAppend(&out, "        (skipped when ", st.skip_if, ")\n");
+        }
         last_note = st.note;
+        if (!st.when.empty()) tags.push_back(st.when);
         absl::StrAppend(&out, "     [", absl::StrJoin(tags, "; "), "]\n     ", st.sql, ";\n");
       }
       for (const auto& h : s.hazards) absl::StrAppend(&out, "     !! ", h, "\n");

@@ -112,23 +112,23 @@ TEST(CopyIndexDefinition, MatchesQuotedNamesExactly) {
 }
 
 TEST(CopyConstraintDefinition, CheckIsRenamedAndNotValid) {
-  auto sql = CopyConstraintDefinition("app", "Users", "CHECK ((length(name) > 0))", "c1", "name", "n2");
+  auto sql = CopyConstraintDefinition({"app", "Users"}, "CHECK ((length(name) > 0))", "c1", "name", "n2");
   ASSERT_TRUE(sql.ok()) << sql.status();
   EXPECT_EQ(*sql, "ALTER TABLE app.\"Users\" ADD CONSTRAINT c1 CHECK (length(n2) > 0) NOT VALID");
 }
 
 TEST(CopyConstraintDefinition, ForeignKeyRenamesOnlyItsOwnColumns) {
   auto sql = CopyConstraintDefinition(
-      "public", "orders", "FOREIGN KEY (user_id) REFERENCES users(user_id) ON DELETE CASCADE", "c2",
-      "user_id", "account_id");
+      {"public", "orders"}, "FOREIGN KEY (user_id) REFERENCES users(user_id) ON DELETE CASCADE", "c2",
+      "user_id", "account_id", {"crm", "users"});
   ASSERT_TRUE(sql.ok()) << sql.status();
   EXPECT_EQ(*sql,
-            "ALTER TABLE public.orders ADD CONSTRAINT c2 FOREIGN KEY (account_id) REFERENCES users "
+            "ALTER TABLE public.orders ADD CONSTRAINT c2 FOREIGN KEY (account_id) REFERENCES crm.users "
             "(user_id) ON DELETE CASCADE NOT VALID");
 }
 
 TEST(CopyConstraintDefinition, RefusesOtherKinds) {
-  auto sql = CopyConstraintDefinition("public", "t", "UNIQUE (a)", "c", "a", "b");
+  auto sql = CopyConstraintDefinition({"public", "t"}, "UNIQUE (a)", "c", "a", "b");
   EXPECT_EQ(sql.status().code(), absl::StatusCode::kInvalidArgument);
 }
 

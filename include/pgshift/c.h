@@ -31,7 +31,7 @@
  *   pgshift_status_t* st = pgshift_driver_register_file(d, "0042_rename.json", &err);
  *   pgshift_status_destroy(st);
  *   st = pgshift_driver_advance_to(d, "0042_rename", PGSHIFT_PHASE_VALIDATED, &err);
- *   if (st == NULL && pgshift_last_code() == PGSHIFT_ABORTED) { ... busy: retry later ... }
+ *   if (st == NULL && pgshift_last_code() == PGSHIFT_ABORTED) { puts("busy: retry later"); }
  *   pgshift_status_destroy(st);
  *   pgshift_driver_destroy(d);
  *   pgshift_options_destroy(opt);

@@ -7,12 +7,13 @@
 //   if (!ready.ok()) { std::cerr << ready << "\n"; std::exit(1); }
 //
 // Applications also declare which shape of a migration they need, so that
-// contract waits until no instance needing the old shape is left (design §6):
-//
-//   // old app version, still reads users.name:
+// contract waits until no instance needing the old shape is left
+// (docs/runbook.md, "The contract guard: application instances"). Example (an old app
+// version, which still reads users.name):
 //   auto reg = pgshift::InstanceRegistration::Start(
 //       dsn, "0042_rename_users_name", pgshift::Shape::kOld);
-//   if (!reg.ok()) { ... }   // keep *reg alive as long as the process runs
+//   if (!reg.ok()) { std::cerr << reg.status() << "\n"; return 1; }
+//   // keep *reg alive as long as the process runs
 //
 // An instance counts as live while its declaration has not expired: the
 // registration refreshes it every ttl/3 from a background thread and

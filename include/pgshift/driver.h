@@ -1,19 +1,21 @@
 // The driver: registers migrations, advances them one step at a time, rolls
 // them back, and reports their state. This is what deployment tooling links.
 //
-// Example:
-//   pgshift::Options options;
-//   auto driver = pgshift::Driver::Connect("host=db dbname=app", options);
-//   if (!driver.ok()) return driver.status();
-//   RETURN_IF_ERROR((*driver)->Init());
+// Example (a deploy pipeline; the header examples are compiled by
+// tests/header_examples_test.py):
+//   auto d = pgshift::Driver::Connect("host=db dbname=app", pgshift::Options());
+//   if (!d.ok()) { std::cerr << d.status() << "\n"; return pgshift::ExitCodeFor(d.status()); }
+//   absl::Status s = (*d)->Init();
 //   auto spec = pgshift::LoadMigrationFile("0042_rename_users_name.json");
-//   RETURN_IF_ERROR((*driver)->Register(*spec).status());
-//   // deploy 1: expand
-//   RETURN_IF_ERROR((*driver)->Advance(spec->name(), pgshift::Phase::kValidated).status());
-//   // deploy 2: new app version
-//   RETURN_IF_ERROR((*driver)->Advance(spec->name(), pgshift::Phase::kSwitched).status());
-//   // deploy 3: old app version gone
-//   RETURN_IF_ERROR((*driver)->Advance(spec->name(), pgshift::Phase::kContracted).status());
+//   if (s.ok()) s = spec.status();
+//   if (s.ok()) s = (*d)->Register(*spec).status();
+//   // deploy 1: expand (old app versions keep working)
+//   if (s.ok()) s = (*d)->Advance(spec->name(), pgshift::Phase::kValidated).status();
+//   // deploy 2: the new app version may start
+//   if (s.ok()) s = (*d)->Advance(spec->name(), pgshift::Phase::kSwitched).status();
+//   // deploy 3: the old app version is gone
+//   if (s.ok()) s = (*d)->Advance(spec->name(), pgshift::Phase::kContracted).status();
+//   if (!s.ok()) { std::cerr << s << "\n"; return pgshift::ExitCodeFor(s); }
 //
 // A Driver owns one database connection and is not thread-safe; use one per
 // thread. Several drivers (in several processes) may run at once: each

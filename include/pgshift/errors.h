@@ -13,9 +13,10 @@
 // When the error came from the server, its SQLSTATE is kept with the status.
 //
 // Example:
-//   absl::Status s = driver->Advance("0042_rename");
-//   if (absl::IsAborted(s)) { /* busy: try again later */ }
-//   std::string code = pgshift::SqlState(s);  // "55P03" for lock timeout
+//   absl::StatusOr<pgshift::MigrationStatus> r = driver->Advance("0042_rename");
+//   if (absl::IsAborted(r.status())) { /* busy: try again later */ }
+//   std::string code = pgshift::SqlState(r.status());  // "55P03" for a lock timeout
+//   int exit_code = pgshift::ExitCodeFor(r.status());  // 4 for busy, as the CLI would exit
 #ifndef PGSHIFT_ERRORS_H_
 #define PGSHIFT_ERRORS_H_
 
@@ -28,7 +29,7 @@ namespace pgshift {
 // The SQLSTATE carried by `status` ("55P03"), or "" when it has none.
 std::string SqlState(const absl::Status& status);
 
-// The exit code the CLI uses for `status` (design §7): 0 ok, 1 a step failed,
+// The exit code the CLI uses for `status` (docs/cli.md): 0 ok, 1 a step failed,
 // 2 bad input, 4 busy or locks not acquired before the deadline.
 int ExitCodeFor(const absl::Status& status);
 

@@ -1,4 +1,4 @@
-// The phase ladder every pgshift migration climbs (design §2):
+// The phase ladder every pgshift migration climbs (docs/architecture.md):
 //
 //   registered -> column_added -> trigger_installed -> backfilled
 //     -> validated -> switched -> contracted

@@ -143,9 +143,8 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
       conn.Exec("SELECT conname, contype::text, pg_get_constraintdef(oid), convalidated, "
                 "coalesce(conkey::text, '{}'), condeferrable, condeferred, "
                 "CASE WHEN contype = 'c' THEN pg_get_expr(conbin, conrelid) END, "
-                "CASE WHEN contype = 'f' THEN (SELECT quote_ident(n.nspname) || '.' || "
-                "  quote_ident(r.relname) FROM pg_class r JOIN pg_namespace n ON n.oid = "
-                "  r.relnamespace WHERE r.oid = confrelid) END "
+                "(SELECT n.nspname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
+                " WHERE r.oid = confrelid), (SELECT r.relname FROM pg_class r WHERE r.oid = confrelid) "
                 "FROM pg_constraint WHERE conrelid = $1 ORDER BY conname",
                 {oid}));
   for (int r = 0; r < con.rows(); ++r) {
@@ -158,7 +157,11 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
     c.deferrable = con.GetBool(r, 5);
     c.deferred = con.GetBool(r, 6);
     c.check_expr = con.Get(r, 7);
-    c.referenced_table = con.Get(r, 8);
+    if (!con.IsNull(r, 8)) {
+      c.referenced_schema = con.Get(r, 8);
+      c.referenced_name = con.Get(r, 9);
+      c.referenced_table = pg::QuoteQualified(c.referenced_schema, c.referenced_name);
+    }
     t.constraints.push_back(std::move(c));
   }
   return t;

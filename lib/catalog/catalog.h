@@ -50,6 +50,7 @@ struct Constraint {
   std::vector<int> attnums;  // conkey
   std::string check_expr;        // CHECK: its expression (pg_get_expr), else ""
   std::string referenced_table;  // FOREIGN KEY: quoted qualified table it references, else ""
+  std::string referenced_schema, referenced_name;  // FOREIGN KEY: the same, unquoted
 
   bool Uses(int attnum) const;
 };

@@ -1,5 +1,5 @@
 // The driver lease: at most one driver works on a migration at a time
-// (design §2), without relying on session state, so that it holds through a
+// (docs/architecture.md, "The phase ladder"), without relying on session state, so that it holds through a
 // transaction-pooling PgBouncer as well as on a direct connection.
 //
 // How: a dedicated connection opens a transaction and takes the transaction

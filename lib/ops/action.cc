@@ -50,10 +50,11 @@ std::string Guard::Describe() const {
       return "never";
     case Op::kProbe:
       return probe_->description;
-    case Op::kNot:
-      return absl::StrCat("not ", children_.front().op_ == Op::kProbe
-                                      ? children_.front().Describe()
-                                      : absl::StrCat("(", children_.front().Describe(), ")"));
+    case Op::kNot: {
+      const Guard& c = children_.front();
+      if (c.op_ == Op::kProbe && !c.probe_->negation.empty()) return c.probe_->negation;
+      return absl::StrCat("not ", c.op_ == Op::kProbe ? c.Describe() : absl::StrCat("(", c.Describe(), ")"));
+    }
     case Op::kAll:
       return join(" and ");
     case Op::kAny:

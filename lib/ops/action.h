@@ -23,6 +23,7 @@ struct Probe {
   std::string description;  // what it asks, for plans: "column \"x\" exists in t"
   std::string sql;
   pg::Params params;
+  std::string negation;     // the description of its negation: "column \"x\" is gone"
 };
 
 // When an action is already done (so that a re-run after a crash skips it):

@@ -61,7 +61,8 @@ absl::StatusOr<std::vector<Action>> CopyColumnObjects(const catalog::Table& t, c
     if (!CopiedConstraint(c, col->attnum)) continue;
     const std::string copy = ctx.names.copy_of(c.name);
     ASSIGN_OR_RETURN(std::string add,
-                     sql::CopyConstraintDefinition(t.schema, t.name, c.def, copy, from, to));
+                     sql::CopyConstraintDefinition({t.schema, t.name}, c.def, copy, from, to,
+                                                   {c.referenced_schema, c.referenced_name}));
     // A foreign key locks both tables (SHARE ROW EXCLUSIVE); a CHECK needs
     // ACCESS EXCLUSIVE on its table.
     Action a = Transaction(t, absl::StrCat("add the copy of constraint ", c.name, " NOT VALID"),

@@ -14,7 +14,8 @@ Guard ColumnExists(const catalog::Table& t, const std::string& column) {
   return Guard::Of({absl::StrCat("column ", Quoted(column), " exists in ", t.Qualified()),
                     "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass "
                     "AND attname = $2 AND attnum > 0 AND NOT attisdropped)",
-                    {t.Qualified(), column}});
+                    {t.Qualified(), column},
+                    absl::StrCat("column ", Quoted(column), " is gone from ", t.Qualified())});
 }
 
 Guard ColumnMissing(const catalog::Table& t, const std::string& column) {
@@ -25,7 +26,8 @@ Guard ColumnNotNull(const catalog::Table& t, const std::string& column) {
   return Guard::Of({absl::StrCat("column ", Quoted(column), " is NOT NULL"),
                     "SELECT coalesce((SELECT attnotnull FROM pg_attribute WHERE attrelid = "
                     "$1::regclass AND attname = $2 AND NOT attisdropped), false)",
-                    {t.Qualified(), column}});
+                    {t.Qualified(), column},
+                    absl::StrCat("column ", Quoted(column), " is nullable or gone")});
 }
 
 Guard ColumnNotOurs(const catalog::Table& t, const std::string& column, const Names& names) {
@@ -40,7 +42,7 @@ Guard ConstraintExists(const catalog::Table& t, const std::string& name) {
   return Guard::Of({absl::StrCat("constraint ", Quoted(name), " exists"),
                     "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND "
                     "conname = $2)",
-                    {t.Qualified(), name}});
+                    {t.Qualified(), name}, absl::StrCat("constraint ", Quoted(name), " is gone")});
 }
 
 Guard ConstraintValidatedOrGone(const catalog::Table& t, const std::string& name) {
@@ -54,14 +56,14 @@ Guard TriggerExists(const catalog::Table& t, const std::string& name) {
   return Guard::Of({absl::StrCat("trigger ", Quoted(name), " exists"),
                     "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND "
                     "tgname = $2)",
-                    {t.Qualified(), name}});
+                    {t.Qualified(), name}, absl::StrCat("trigger ", Quoted(name), " is gone")});
 }
 
 Guard FunctionExists(const catalog::Table& t, const std::string& name) {
   return Guard::Of({absl::StrCat("function ", Quoted(name), " exists"),
                     "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = "
                     "p.pronamespace WHERE n.nspname = $1 AND p.proname = $2)",
-                    {t.schema, name}});
+                    {t.schema, name}, absl::StrCat("function ", Quoted(name), " is gone")});
 }
 
 Guard TriggersInstalled(const catalog::Table& t, const Names& names) {

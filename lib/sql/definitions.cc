@@ -56,11 +56,11 @@ absl::StatusOr<std::string> CopyIndexDefinition(absl::string_view indexdef, absl
   return Deparse(tree);
 }
 
-absl::StatusOr<std::string> CopyConstraintDefinition(absl::string_view schema,
-                                                     absl::string_view table,
+absl::StatusOr<std::string> CopyConstraintDefinition(const QualifiedName& table,
                                                      absl::string_view constraintdef,
                                                      absl::string_view name,
-                                                     absl::string_view from, absl::string_view to) {
+                                                     absl::string_view from, absl::string_view to,
+                                                     const QualifiedName& referenced) {
   // The definition alone does not parse; as the body of an ADD CONSTRAINT it
   // does. Table and constraint names are set in the tree afterwards.
   ASSIGN_OR_RETURN(pg_query::ParseResult tree,
@@ -76,8 +76,8 @@ absl::StatusOr<std::string> CopyConstraintDefinition(absl::string_view schema,
       !alter->cmds(0).alter_table_cmd().def().has_constraint()) {
     return unreadable();
   }
-  alter->mutable_relation()->set_schemaname(std::string(schema));
-  alter->mutable_relation()->set_relname(std::string(table));
+  alter->mutable_relation()->set_schemaname(table.schema);
+  alter->mutable_relation()->set_relname(table.name);
   pg_query::Constraint* c =
       alter->mutable_cmds(0)->mutable_alter_table_cmd()->mutable_def()->mutable_constraint();
   c->set_conname(std::string(name));
@@ -91,6 +91,10 @@ absl::StatusOr<std::string> CopyConstraintDefinition(absl::string_view schema,
       // Only this table's columns: the referenced ones belong to the other table.
       for (pg_query::Node& n : *c->mutable_fk_attrs()) RenameInString(&n, from, to);
       for (pg_query::Node& n : *c->mutable_fk_del_set_cols()) RenameInString(&n, from, to);
+      if (!referenced.name.empty()) {
+        c->mutable_pktable()->set_schemaname(referenced.schema);
+        c->mutable_pktable()->set_relname(referenced.name);
+      }
       break;
     default:
       return absl::InvalidArgumentError(absl::StrCat(

@@ -88,12 +88,17 @@ absl::StatusOr<std::string> CopyIndexDefinition(absl::string_view indexdef, absl
 // another column, NOT VALID: `constraintdef` is pg_get_constraintdef() of
 // the original, on table `schema`.`table`; the copy is named `name`, and
 // column `from` becomes `to` in the constraint's own columns (never in the
-// columns a foreign key references).
-absl::StatusOr<std::string> CopyConstraintDefinition(absl::string_view schema,
-                                                     absl::string_view table,
+// columns a foreign key references). A foreign key's referenced table is
+// set to `referenced` (schema, table) — pg_get_constraintdef leaves out a
+// schema that is on the search_path.
+struct QualifiedName {
+  std::string schema, name;
+};
+absl::StatusOr<std::string> CopyConstraintDefinition(const QualifiedName& table,
                                                      absl::string_view constraintdef,
                                                      absl::string_view name,
-                                                     absl::string_view from, absl::string_view to);
+                                                     absl::string_view from, absl::string_view to,
+                                                     const QualifiedName& referenced = {});
 
 }  // namespace pgshift::sql
 
