@@ -1,0 +1,215 @@
+// Injection attempts through every field of every operation (the registry's
+// rows, the proto's fields): an expression or a type that is more than one
+// expression or one type name is refused by `plan` and `register` with exit
+// 2 and a message naming the field; a name is always quoted, so a payload is
+// just a name (refused when it must exist, created as written when it is a
+// new one). Nothing of a payload ever runs, nothing refused is registered. Also the catalog's type names and
+// the pg layer's ownership rules. Real PostgreSQL.
+#include <map>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/catalog/catalog.h"
+#include "lib/ops/registry.h"
+#include "lib/pg/connection.h"
+#include "lib/sql/sql.h"
+#include "pgshift/migration.h"
+#include "tests/support/cli.h"
+#include "tests/support/test_db.h"
+
+namespace pgshift {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::CliResult;
+using testing::Query;
+using testing::QueryValue;
+using testing::RunProgram;
+using testing::ScratchDatabase;
+using testing::WriteTempFile;
+
+using google::protobuf::FieldDescriptor;
+
+// A valid operation of each kind on the test table, as the JSON of one
+// element of "operations". A new operation kind needs one here (the test
+// says so), so that its fields are tried too.
+const std::map<std::string, std::string>& BaseOperations() {
+  static const auto* ops = new std::map<std::string, std::string>{
+      {"rename_column", R"({"rename_column": {"table": "users", "from": "name", "to": "full_name"}})"},
+      {"set_not_null", R"({"set_not_null": {"table": "users", "column": "email", "fill": "'none'"}})"},
+      {"add_column",
+       R"({"add_column": {"table": "users", "column": "score", "type": "int", "default": "0", "up": "id"}})"},
+      {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
+      {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
+                          "type": "bigint", "up": "id2", "down": "id + 0"}})"},
+  };
+  return *ops;
+}
+
+// Payloads by what the field holds: each tries to end the expression or
+// name and run a statement of its own.
+std::vector<std::string> Payloads(v1::FieldKind kind) {
+  switch (kind) {
+    case v1::FIELD_EXPRESSION:
+      return {"1); DROP TABLE victim; --", "1; DROP TABLE victim", "(SELECT count(*) FROM victim)",
+              "1 FROM victim", "0 /* */ ; DROP TABLE victim"};
+    case v1::FIELD_TYPE:
+      return {"int; DROP TABLE victim", "int) FROM victim; DROP TABLE victim; --",
+              "int DEFAULT 1; DROP TABLE victim"};
+    default:  // identifiers are always quoted: the payload is a name that does not exist
+      return {"users\"; DROP TABLE victim; --", "name\" text); DROP TABLE victim; --"};
+  }
+}
+
+class InjectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = std::make_unique<ScratchDatabase>("injection");
+    Query(dsn(), "CREATE TABLE users (id int PRIMARY KEY, name text, email text, id2 int);"
+                 "INSERT INTO users SELECT g, 'u' || g, NULL, g FROM generate_series(1, 20) g;"
+                 "CREATE TABLE victim (v int); INSERT INTO victim VALUES (1)");
+    ASSERT_EQ(Cli({"init"}).exit_code, 0);
+  }
+  const std::string& dsn() const { return db_->dsn(); }
+  CliResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {PGSHIFT_CLI, "--dsn", dsn()});
+    return RunProgram(args);
+  }
+  std::unique_ptr<ScratchDatabase> db_;
+};
+
+TEST_F(InjectionTest, EveryOperationHasABaseSpecHere) {
+  for (const ops::OperationType* t : ops::Registry()) {
+    EXPECT_EQ(BaseOperations().count(t->name), 1u)
+        << "add a valid " << t->name << " to BaseOperations() so that its fields are tried";
+  }
+}
+
+TEST_F(InjectionTest, TheBaseSpecsAreValid) {
+  for (const auto& [kind, op] : BaseOperations()) {
+    const std::string file =
+        WriteTempFile(absl::StrCat(R"({"name": "base_)", kind, R"(", "operations": [)", op, "]}"));
+    CliResult r = Cli({"plan", file});
+    EXPECT_EQ(r.exit_code, 0) << kind << ": " << r.err;
+  }
+}
+
+TEST_F(InjectionTest, EveryFieldRefusesPayloadsAndNothingChanges) {
+  const std::string before = testing::CatalogSnapshot(dsn(), "public");
+  int tried = 0;
+  for (const ops::OperationType* t : ops::Registry()) {
+    auto base = BaseOperations().find(t->name);
+    ASSERT_NE(base, BaseOperations().end()) << t->name;
+    const google::protobuf::Descriptor* message =
+        v1::Operation::descriptor()->FindFieldByName(t->name)->message_type();
+    for (int i = 0; i < message->field_count(); ++i) {
+      const FieldDescriptor* f = message->field(i);
+      if (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
+      const v1::FieldKind kind = f->options().GetExtension(v1::kind);
+      for (const std::string& payload : Payloads(kind)) {
+        // The base operation with this field replaced by the payload.
+        auto m = ParseMigrationJson(absl::StrCat(R"({"name": "x", "operations": [)", base->second, "]}"));
+        ASSERT_TRUE(m.ok()) << m.status();
+        google::protobuf::Message* body = m->mutable_operations(0)->GetReflection()->MutableMessage(
+            m->mutable_operations(0), v1::Operation::descriptor()->FindFieldByName(t->name));
+        body->GetReflection()->SetString(body, f, payload);
+        const std::string name = absl::StrCat("inj_", tried);
+        const std::string json =
+            absl::StrReplaceAll(CanonicalJson(*m), {{"\"name\":\"x\"", absl::StrCat("\"name\":\"", name, "\"")}});
+        const std::string file = WriteTempFile(json);
+        const std::string where = absl::StrCat(t->name, ".", f->name(), " = ", payload);
+        if (kind == v1::FIELD_IDENTIFIER) {
+          // Names are always quoted: a payload is either a name that does not
+          // exist (refused, quoted in the message) or a new name, created
+          // exactly as written.
+          CliResult r = Cli({"plan", file});
+          if (r.exit_code == 2) {
+            EXPECT_THAT(r.err, HasSubstr(payload)) << where;
+          } else {
+            EXPECT_EQ(r.exit_code, 0) << where << ": " << r.err;
+            const std::string quoted = absl::StrCat("\"", absl::StrReplaceAll(payload, {{"\"", "\"\""}}), "\"");
+            EXPECT_THAT(r.out, HasSubstr(quoted)) << where;
+          }
+        } else {
+          for (const char* command : {"plan", "register"}) {
+            CliResult r = Cli({command, file});
+            EXPECT_EQ(r.exit_code, 2) << command << " " << where << ": " << r.out << r.err;
+            // The message names the field it refused.
+            EXPECT_THAT(r.err, HasSubstr(absl::StrCat(t->name, ".", f->name()))) << command << " " << where;
+          }
+        }
+        ++tried;
+      }
+    }
+  }
+  EXPECT_GE(tried, 40);
+  EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM victim"), "1");
+  EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pgshift.migrations"), "0");
+  EXPECT_EQ(testing::CatalogSnapshot(dsn(), "public"), before);
+}
+
+TEST_F(InjectionTest, SchemaAndNameAreRefusedOrQuoted) {
+  const std::string op = BaseOperations().at("rename_column");
+  // A schema that is a payload is just a schema that does not exist.
+  CliResult r = Cli({"register", WriteTempFile(absl::StrCat(
+                                     R"({"name": "s", "schema": "public\"; DROP TABLE victim; --", "operations": [)",
+                                     op, "]}"))});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("DROP TABLE victim"));
+  // A migration name is a value (a parameter), never SQL.
+  r = Cli({"register", WriteTempFile(absl::StrCat(R"({"name": "n'); DROP TABLE victim; --", "operations": [)",
+                                                  op, "]}"))});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(QueryValue(dsn(), "SELECT name FROM pgshift.migrations"), "n'); DROP TABLE victim; --");
+  EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM victim"), "1");
+}
+
+TEST(ResolveType, SpellsTypesAsFormatTypeWithTheirModifiers) {
+  ScratchDatabase db("resolve_type");
+  Query(db.dsn(), "CREATE DOMAIN positive AS int CHECK (VALUE > 0); CREATE SCHEMA other; "
+                  "CREATE TYPE other.mood AS ENUM ('ok')");
+  auto conn = pg::Connection::Open(db.dsn(), "test");
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  const std::map<std::string, std::string> want = {
+      {"int8", "bigint"},
+      {"varchar(5)", "character varying(5)"},
+      {"numeric(12,2)", "numeric(12,2)"},
+      {"timestamptz", "timestamp with time zone"},
+      {"int[]", "integer[]"},
+      {"positive", "positive"},  // a domain stays a domain
+      {"other.mood", "other.mood"},
+  };
+  for (const auto& [text, spelled] : want) {
+    auto type = sql::TypeName::Parse(text, "type");
+    ASSERT_TRUE(type.ok()) << type.status();
+    auto got = catalog::ResolveType(**conn, *type);
+    ASSERT_TRUE(got.ok()) << text << ": " << got.status();
+    EXPECT_EQ(*got, spelled) << text;
+  }
+  auto missing = catalog::ResolveType(**conn, *sql::TypeName::Parse("no_such_type", "type"));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("no_such_type"));
+}
+
+TEST(Connection, IsMoveOnlyAndAMovedFromConnectionIsClosed) {
+  static_assert(!std::is_copy_constructible_v<pg::Connection>);
+  static_assert(!std::is_copy_assignable_v<pg::Connection>);
+  static_assert(std::is_nothrow_move_constructible_v<pg::Connection>);
+  ScratchDatabase db("move_only");
+  auto conn = pg::Connection::Open(db.dsn(), "test");
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  pg::Connection moved(std::move(**conn));
+  EXPECT_FALSE((*conn)->ok());
+  EXPECT_TRUE(moved.ok());
+  auto r = moved.Exec("SELECT 41 + 1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->Get(0, 0), "42");
+}
+
+}  // namespace
+}  // namespace pgshift
