@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "lib/catalog/catalog.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 
@@ -118,15 +119,8 @@ absl::StatusOr<int64_t> EstimateRows(pg::Connection& conn, const std::string& ta
   }
   // Never analyzed (reltuples -1 on PG 14+, 0 before): the planner's guess
   // from the table's size and the width of its row type.
-  ASSIGN_OR_RETURN(pg::Result plan, conn.Exec(absl::StrCat("EXPLAIN SELECT 1 FROM ", table)));
-  const std::string line = plan.rows() > 0 ? plan.Get(0, 0) : "";
-  size_t pos = line.find(" rows=");
-  int64_t rows = 0;
-  if (pos != std::string::npos) {
-    size_t end = line.find(' ', pos + 6);
-    if (!absl::SimpleAtoi(line.substr(pos + 6, end - pos - 6), &rows)) rows = 0;
-  }
-  return std::max<int64_t>(rows, 0);
+  ASSIGN_OR_RETURN(catalog::Explained plan, catalog::Explain(conn, absl::StrCat("SELECT 1 FROM ", table)));
+  return std::max<int64_t>(plan.plan_rows, 0);
 }
 
 // ---- Backfill -------------------------------------------------------------------

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status_macros.h"
 
@@ -244,6 +246,46 @@ absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeNam
                              {type.sql(), std::to_string((*columns)[0].oid),
                               std::to_string((*columns)[0].typmod)}));
   return r.Get(0, 0);
+}
+
+namespace {
+
+void CollectNodeTypes(const google::protobuf::Struct& node, std::vector<std::string>* out) {
+  auto type = node.fields().find("Node Type");
+  if (type != node.fields().end()) out->push_back(type->second.string_value());
+  auto plans = node.fields().find("Plans");
+  if (plans == node.fields().end()) return;
+  for (const google::protobuf::Value& child : plans->second.list_value().values()) {
+    CollectNodeTypes(child.struct_value(), out);
+  }
+}
+
+}  // namespace
+
+bool Explained::Has(const std::string& node_type) const {
+  return std::find(node_types.begin(), node_types.end(), node_type) != node_types.end();
+}
+
+absl::StatusOr<Explained> Explain(pg::Connection& conn, const std::string& query) {
+  ASSIGN_OR_RETURN(pg::Result r, conn.Exec(absl::StrCat("EXPLAIN (VERBOSE, COSTS, FORMAT JSON) ", query)));
+  std::string json;
+  for (int i = 0; i < r.rows(); ++i) absl::StrAppend(&json, r.Get(i, 0));
+  // The output is a one-element array: [{"Plan": {...}}].
+  google::protobuf::Value doc;
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, &doc);
+  if (!parsed.ok() || doc.list_value().values_size() != 1) {
+    return absl::InternalError(absl::StrCat("cannot read the server's plan of ", query));
+  }
+  const auto& top = doc.list_value().values(0).struct_value().fields();
+  auto plan = top.find("Plan");
+  if (plan == top.end()) return absl::InternalError(absl::StrCat("no plan for ", query));
+  Explained out;
+  auto rows = plan->second.struct_value().fields().find("Plan Rows");
+  if (rows != plan->second.struct_value().fields().end()) {
+    out.plan_rows = static_cast<int64_t>(rows->second.number_value());
+  }
+  CollectNodeTypes(plan->second.struct_value(), &out.node_types);
+  return out;
 }
 
 absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,

@@ -92,6 +92,16 @@ absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, co
 // varying(5)", "integer[]"); InvalidArgument when it does not resolve.
 absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeName& type);
 
+// What the planner says of `query` (EXPLAIN (FORMAT JSON), read as JSON):
+// the top plan node's row estimate, and whether any node of the plan is of
+// type `node_type` (e.g. "CTE Scan"). Plans only; runs nothing.
+struct Explained {
+  int64_t plan_rows = 0;
+  std::vector<std::string> node_types;  // every node of the plan, depth first
+  bool Has(const std::string& node_type) const;
+};
+absl::StatusOr<Explained> Explain(pg::Connection& conn, const std::string& query);
+
 // InvalidArgument when `type` (format_type spelling) is a domain with
 // constraints (CHECK or NOT NULL, at any level): adding a column of such a
 // type rewrites the whole table under ACCESS EXCLUSIVE. `what` names the

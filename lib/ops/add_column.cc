@@ -21,7 +21,6 @@
 // default takes the (always safe) trigger path there.
 #include <optional>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "lib/ops/guards.h"
 #include "lib/ops/not_null.h"
@@ -204,14 +203,11 @@ class AddColumn : public Operation {
   }
 
   absl::StatusOr<bool> DefaultIsVolatile(pg::Connection& conn, const std::string& type) const {
-    ASSIGN_OR_RETURN(pg::Result plan,
-                     conn.Exec(absl::StrCat("EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) WITH "
-                                            "pgshift_default AS (SELECT ",
-                                            CastTo(*p_.default_value, type),
-                                            " AS v) SELECT v FROM pgshift_default")));
-    std::string text;
-    for (int r = 0; r < plan.rows(); ++r) absl::StrAppend(&text, plan.Get(r, 0));
-    return absl::StrContains(text, "\"CTE Scan\"");
+    ASSIGN_OR_RETURN(catalog::Explained plan,
+                     catalog::Explain(conn, absl::StrCat("WITH pgshift_default AS (SELECT ",
+                                                         CastTo(*p_.default_value, type),
+                                                         " AS v) SELECT v FROM pgshift_default")));
+    return plan.Has("CTE Scan");
   }
 
   Parsed p_;
