@@ -26,7 +26,9 @@
 //           messages, TypeError for a value of the wrong Python type.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -226,6 +228,25 @@ TEST(OptionParity, CliHelpListsEveryOptionWithItsHelp) {
   for (const pgshift::OptionInfo& o : pgshift::OptionList()) {
     EXPECT_NE(r.out.find(absl::StrCat("--", o.flag, " ")), std::string::npos) << o.flag;
     EXPECT_NE(r.out.find(o.help), std::string::npos) << o.name;
+  }
+}
+
+std::string ReadDoc(const std::string& path) {
+  std::ifstream in(std::string(PGSHIFT_SOURCE_DIR) + "/" + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(OptionParity, DocsListEveryOption) {
+  const std::string cli = ReadDoc("docs/cli.md");
+  const std::string python = ReadDoc("docs/api/python.md");
+  ASSERT_FALSE(cli.empty() || python.empty());
+  for (const pgshift::OptionInfo& o : pgshift::OptionList()) {
+    EXPECT_NE(cli.find(absl::StrCat("`--", o.flag)), std::string::npos)
+        << "docs/cli.md does not document --" << o.flag;
+    EXPECT_NE(python.find(absl::StrCat("`", o.name, "`")), std::string::npos)
+        << "docs/api/python.md does not list " << o.name;
   }
 }
 
