@@ -17,12 +17,19 @@ Deploy tooling drives a migration through its phases::
         # ... deploy the new app version ...
         d.advance("0042_rename_users_name", to=pgshift.Phase.SWITCHED)
 
-Applications check the schema at startup (one round trip)::
+Applications check the schema at startup (one round trip), and declare the
+shape they need so that contract waits for old instances to go::
 
     try:
         pgshift.require_phase(dsn, "0042_rename_users_name", at_least="switched")
     except pgshift.FailedPreconditionError as e:
         sys.exit(f"schema not ready for this version: {e}")
+    with pgshift.InstanceRegistration(dsn, "0042_rename_users_name", pgshift.Shape.NEW):
+        serve()
+
+Options are the library's (:func:`option_list`), checked by the library with
+the messages the CLI and the C API give; statuses, plans and reports carry
+every field of the library's JSON.
 """
 
 import dataclasses
@@ -459,6 +466,7 @@ class Options:
         return {o.name: self._o.get(o.name) for o in _OPTION_LIST}
 
     def copy(self) -> "Options":
+        """An independent copy."""
         out = Options()
         out._o = _pgshift.Options(self._o)
         return out
@@ -561,6 +569,7 @@ class Driver:
 
     @property
     def closed(self) -> bool:
+        """True once close() has run."""
         return self._d.closed
 
     @property
@@ -703,6 +712,7 @@ class InstanceRegistration:
 
     @property
     def instance_id(self) -> str:
+        """The id the registration declares."""
         return self._r.instance_id
 
     @property
@@ -717,6 +727,7 @@ class InstanceRegistration:
 
     @property
     def closed(self) -> bool:
+        """True once close() has withdrawn the declaration."""
         return self._r.closed
 
     def close(self) -> None:
