@@ -104,10 +104,10 @@ int SetOptionText(pgshift_options_t* o, const char* name, absl::string_view valu
   return last_code;
 }
 
-// For the typed setters, whose values always parse (ranges are checked at
-// connect).
+// For the typed setters: their values always parse (ranges are checked at
+// connect), so they go through SetOption without touching the last code.
 void SetTyped(pgshift_options_t* o, const char* name, absl::string_view value) {
-  SetOptionText(o, name, value, nullptr);
+  if (o != nullptr) (void)pgshift::SetOption(o->rep, name, value);
 }
 void SetMs(pgshift_options_t* o, const char* name, int64_t ms) {
   SetTyped(o, name, absl::StrCat(ms, "ms"));
