@@ -113,6 +113,9 @@ absl::StatusOr<Args> Parse(int argc, char** argv) {
         if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", key, " needs a value"));
         value = argv[++i];
       }
+      // A bool flag alone means true; --force=VALUE goes to SetOption like
+      // any other value, so --force=false is false and --force=yes is refused.
+      if (!it->second && !has_value) value = "true";
       if (key == "json") args.json = true;
       args.flags[key] = value;
     } else if (args.command.empty()) {
@@ -129,7 +132,7 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
   for (const auto& [flag, value] : args.flags) {
     const OptionInfo* info = OptionOfFlag(flag);
     if (info == nullptr) continue;
-    absl::Status s = SetOption(o, info->name, std::string(info->kind) == "bool" ? "true" : value);
+    absl::Status s = SetOption(o, info->name, value);
     if (!s.ok()) return s;
   }
   if (o.force_contract && args.command != "advance") {

@@ -1,7 +1,9 @@
 /* The C API (include/pgshift/c.h), compiled as C: drives a whole
  * rename_column migration on a real PostgreSQL server while an "old" and a
  * "new" application write through libpq, and checks results, phases, error
- * codes, SQLSTATEs and the progress callback.
+ * codes, SQLSTATEs, the progress and preflight callbacks, options set
+ * through the library's option list (and their messages), pause/resume,
+ * instance declarations with the contract guard, and the status JSON.
  *
  * Server: PGSHIFT_TEST_DSN, or a throwaway cluster started with
  * scripts/pgtemp.sh (PGSHIFT_SOURCE_DIR is defined by CMake). Each run uses a
@@ -152,8 +154,15 @@ struct progress_seen {
   int calls;
   int finished;
   long rows_done_at_finish;
+  long rows_updated_at_finish;
   long max_estimate;
+  long max_batch_rows;
   int bad_strings;
+  int paused_reports;
+  /* When set, resumes the migration (with this driver) once a report says
+   * the backfill waits because it is paused. */
+  pgshift_driver_t* resume_driver;
+  int resume_code;
   /* While driver A backfills (holding the migration), driver B tries too. */
   pgshift_driver_t* second_driver;
   const char* name;
@@ -167,9 +176,19 @@ static void on_progress(void* arg, const pgshift_progress_t* p) {
   if (p->migration == NULL || strcmp(p->migration, s->name) != 0) s->bad_strings++;
   if (p->step == NULL || strcmp(p->step, "backfilled") != 0) s->bad_strings++;
   if (p->rows_estimate > s->max_estimate) s->max_estimate = (long)p->rows_estimate;
+  if (p->batch_rows > s->max_batch_rows) s->max_batch_rows = (long)p->batch_rows;
+  if (p->waiting == NULL) {
+    s->bad_strings++;
+  } else if (strcmp(p->waiting, "paused") == 0) {
+    s->paused_reports++;
+    if (s->resume_driver != NULL && s->resume_code < 0) {
+      s->resume_code = pgshift_driver_resume(s->resume_driver, s->name, NULL);
+    }
+  }
   if (p->finished) {
     s->finished++;
     s->rows_done_at_finish = (long)p->rows_done;
+    s->rows_updated_at_finish = (long)p->rows_updated;
   }
   if (s->second_driver != NULL && s->second_code < 0) {
     pgshift_status_t* st = pgshift_driver_advance(s->second_driver, s->name, &s->second_err);
@@ -178,7 +197,158 @@ static void on_progress(void* arg, const pgshift_progress_t* p) {
   }
 }
 
+/* ---- preflight callback ---------------------------------------------------- */
+
+struct preflight_seen {
+  int calls;
+  char outcome[32];
+  char table[128];
+  char* sessions_json; /* malloc()ed copy of the last report's */
+};
+
+static void on_preflight(void* arg, const pgshift_preflight_t* r) {
+  struct preflight_seen* s = (struct preflight_seen*)arg;
+  s->calls++;
+  snprintf(s->outcome, sizeof s->outcome, "%s", r->outcome);
+  snprintf(s->table, sizeof s->table, "%s", r->table);
+  free(s->sessions_json);
+  s->sessions_json = malloc(strlen(r->sessions_json) + 1);
+  strcpy(s->sessions_json, r->sessions_json);
+}
+
 /* ---- the test ------------------------------------------------------------ */
+
+/* 1 when malloc()ed `got` equals `want`; frees `got`. */
+static int take_equals(char* got, const char* want) {
+  int same = got != NULL && strcmp(got, want) == 0;
+  if (!same) fprintf(stderr, "  got \"%s\", want \"%s\"\n", got ? got : "(null)", want);
+  pgshift_free(got);
+  return same;
+}
+
+static int starts_with(const char* s, const char* prefix) {
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Index of option `name` in the option list, or -1. */
+static long option_index(const char* name) {
+  size_t i;
+  for (i = 0; i < pgshift_option_count(); ++i) {
+    if (strcmp(pgshift_option_name(i), name) == 0) return (long)i;
+  }
+  return -1;
+}
+
+static void test_options_without_server(void) {
+  char* err = NULL;
+  size_t i, n = pgshift_option_count();
+  long preflight;
+  pgshift_options_t* opt = pgshift_options_create();
+  pgshift_driver_t* d;
+  const char* unreachable = "host=127.0.0.1 port=1 connect_timeout=5";
+
+  /* The list: every entry complete; NULL past the end. */
+  CHECK(n >= 20);
+  for (i = 0; i < n; ++i) {
+    char* text;
+    CHECK(pgshift_option_name(i) != NULL && pgshift_option_flag(i) != NULL &&
+          pgshift_option_kind(i) != NULL && pgshift_option_help(i) != NULL);
+    /* Every option reads back, and its own text sets it again. */
+    text = pgshift_options_get(opt, pgshift_option_name(i), &err);
+    CHECK_CODE(PGSHIFT_OK);
+    REQUIRE(text != NULL);
+    CHECK(pgshift_options_set(opt, pgshift_option_name(i), text, &err) == PGSHIFT_OK);
+    pgshift_free(text);
+  }
+  CHECK(pgshift_option_name(n) == NULL && pgshift_option_kind(n) == NULL);
+  preflight = option_index("preflight");
+  REQUIRE(preflight >= 0);
+  CHECK(strcmp(pgshift_option_kind((size_t)preflight), "choice") == 0);
+  CHECK(strcmp(pgshift_option_flag((size_t)preflight), "preflight") == 0);
+  CHECK(strcmp(pgshift_option_choice((size_t)preflight, 0), "wait") == 0);
+  CHECK(strcmp(pgshift_option_choice((size_t)preflight, 2), "off") == 0);
+  CHECK(pgshift_option_choice((size_t)preflight, 3) == NULL);
+  CHECK(pgshift_option_choice((size_t)option_index("lock_timeout"), 0) == NULL);
+
+  /* Generic set/get: the text form, read back in the library's form. */
+  CHECK(take_equals(pgshift_options_get(opt, "lock_timeout", &err), "1s"));
+  CHECK(pgshift_options_set(opt, "lock_timeout", "1500ms", &err) == PGSHIFT_OK);
+  CHECK(take_equals(pgshift_options_get(opt, "lock_timeout", &err), "1.5s"));
+  CHECK(pgshift_options_set(opt, "backfill_walk", "pages", &err) == PGSHIFT_OK);
+  CHECK(take_equals(pgshift_options_get(opt, "backfill_walk", &err), "pages"));
+  CHECK(pgshift_options_set(opt, "force_contract", "true", &err) == PGSHIFT_OK);
+  CHECK(take_equals(pgshift_options_get(opt, "force_contract", &err), "true"));
+  CHECK(err == NULL);
+
+  /* A bad value: the library's message, the option keeps its value. */
+  CHECK(pgshift_options_set(opt, "lock_timeout", "soon", &err) == PGSHIFT_INVALID_ARGUMENT);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strcmp(err, "lock_timeout (--lock-timeout): \"soon\" is not a duration "
+                                   "like 500ms, 1.5s or 2m") == 0);
+  CHECK(take_equals(pgshift_options_get(opt, "lock_timeout", &err), "1.5s"));
+  CHECK(pgshift_options_set(opt, "backfill_batch_rows", "ten", &err) == PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL &&
+        strcmp(err, "backfill_batch_rows (--batch-rows): \"ten\" is not an integer") == 0);
+  CHECK(pgshift_options_set(opt, "lock_timout", "1s", &err) == PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && starts_with(err, "unknown option \"lock_timout\"; options are: ") &&
+        strstr(err, "lock_timeout") != NULL);
+  CHECK(pgshift_options_get(opt, "lock_timout", &err) == NULL);
+  CHECK_CODE(PGSHIFT_NOT_FOUND);
+  CHECK(pgshift_options_set(opt, "lock_timeout", NULL, &err) == PGSHIFT_INVALID_ARGUMENT);
+
+  /* Typed shorthands go through the same list. */
+  pgshift_options_set_lock_timeout_ms(opt, 700);
+  CHECK(take_equals(pgshift_options_get(opt, "lock_timeout", &err), "700ms"));
+  pgshift_options_set_backfill_batch_rows(opt, 250);
+  CHECK(take_equals(pgshift_options_get(opt, "backfill_batch_rows", &err), "250"));
+  pgshift_options_set_control_schema(opt, "ctl");
+  CHECK(take_equals(pgshift_options_get(opt, "control_schema", &err), "ctl"));
+  pgshift_options_set_force_contract(opt, 0);
+  CHECK(take_equals(pgshift_options_get(opt, "force_contract", &err), "false"));
+  CHECK(pgshift_options_set_preflight_mode(opt, PGSHIFT_PREFLIGHT_REFUSE, &err) == PGSHIFT_OK);
+  CHECK(take_equals(pgshift_options_get(opt, "preflight", &err), "refuse"));
+  CHECK(pgshift_options_set_preflight_mode(opt, 7, &err) == PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL &&
+        strcmp(err, "preflight (--preflight): \"7\" is not one of wait, refuse, off") == 0);
+  CHECK(take_equals(pgshift_options_get(opt, "preflight", &err), "refuse"));
+  CHECK(pgshift_options_set_backfill_walk(opt, PGSHIFT_BACKFILL_WALK_KEY, &err) == PGSHIFT_OK);
+  CHECK(take_equals(pgshift_options_get(opt, "backfill_walk", &err), "key"));
+  CHECK(pgshift_options_set_backfill_walk(opt, -1, &err) == PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL &&
+        strcmp(err, "backfill_walk (--backfill-walk): \"-1\" is not one of auto, key, pages") == 0);
+
+  /* Ranges are checked at connect, before connecting: INVALID_ARGUMENT with
+   * the library's message, not UNAVAILABLE. */
+  pgshift_options_set_lock_timeout_ms(opt, 0);
+  d = pgshift_driver_connect(unreachable, opt, &err);
+  CHECK(d == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strcmp(err, "lock_timeout (--lock-timeout) must be positive, got 0") == 0);
+  pgshift_options_set_lock_timeout_ms(opt, 1000);
+  pgshift_options_set_retry_deadline_ms(opt, -5);
+  CHECK(pgshift_driver_connect(unreachable, opt, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL &&
+        strcmp(err, "retry_deadline (--retry-deadline) must be zero or positive, got -5ms") == 0);
+  pgshift_options_set_retry_deadline_ms(opt, 100);
+  CHECK(pgshift_driver_connect(unreachable, opt, &err) == NULL);
+  CHECK_CODE(PGSHIFT_UNAVAILABLE); /* good options: it got as far as connecting */
+
+  /* Instance declarations check their arguments before connecting. */
+  CHECK(pgshift_declare_instance(unreachable, "m", 5, "i", NULL, 0, NULL, &err) ==
+        PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "5 is not a shape") != NULL);
+  CHECK(pgshift_declare_instance(unreachable, "m", PGSHIFT_SHAPE_OLD, "i", NULL, -1, NULL, &err) ==
+        PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "ttl must be positive") != NULL);
+  CHECK(pgshift_instance_registration_start(unreachable, "m", 2, NULL, NULL, 0, NULL, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(pgshift_declare_instance(unreachable, "m", PGSHIFT_SHAPE_NEW, NULL, NULL, 0, NULL, &err) ==
+        PGSHIFT_UNAVAILABLE);
+
+  pgshift_options_destroy(opt);
+  pgshift_free(err);
+}
 
 static void test_codes_and_phases(void) {
   char* err = NULL;
@@ -275,6 +445,9 @@ static void test_whole_migration(void) {
   pgshift_driver_t* d2;
   pgshift_status_t* st;
   pgshift_status_list_t* list;
+  pgshift_instance_registration_t* reg;
+  pgshift_options_t* force;
+  pgshift_driver_t* dforce;
   struct progress_seen seen;
   FILE* f;
 
@@ -301,6 +474,7 @@ static void test_whole_migration(void) {
   memset(&seen, 0, sizeof seen);
   seen.name = name;
   seen.second_code = -1;
+  seen.resume_code = -1;
   opt = pgshift_options_create();
   pgshift_options_set_backfill_batch_rows(opt, 500);
   pgshift_options_set_backfill_min_batch_rows(opt, 100);
@@ -311,6 +485,7 @@ static void test_whole_migration(void) {
   pgshift_options_set_retry_deadline_ms(opt, 400);
   pgshift_options_set_max_replication_lag_ms(opt, 0);
   pgshift_options_set_driver_name(opt, "c-api-test");
+  CHECK(pgshift_options_set(opt, "backfill_poll_interval", "50ms", &err) == PGSHIFT_OK);
   pgshift_options_set_progress(opt, on_progress, &seen);
 
   d = pgshift_driver_connect(dsn, opt, &err);
@@ -366,12 +541,48 @@ static void test_whole_migration(void) {
   CHECK_CODE(PGSHIFT_DEADLINE_EXCEEDED);
   CHECK(strcmp(pgshift_last_sqlstate(), "55P03") == 0);
   CHECK(pgshift_exit_code(pgshift_last_code()) == 4);
-  run(blocker, "ROLLBACK");
-  PQfinish(blocker);
-  CHECK(pgshift_driver_current_phase(d, name, &err) == PGSHIFT_PHASE_REGISTERED);
   st = pgshift_driver_status(d, name, &err);
   CHECK(st != NULL && strstr(pgshift_status_last_error(st), "gave up") != NULL);
   pgshift_status_destroy(st);
+  /* The same blocker, now older than long_transaction, seen by a driver that
+   * refuses: the preflight callback gets the report with the session. */
+  {
+    struct preflight_seen pf;
+    pgshift_options_t* refuse = pgshift_options_create();
+    pgshift_driver_t* dr;
+    char pid[32];
+    memset(&pf, 0, sizeof pf);
+    snprintf(pid, sizeof pid, "\"pid\":%d", PQbackendPID(blocker));
+    CHECK(pgshift_options_set_preflight_mode(refuse, PGSHIFT_PREFLIGHT_REFUSE, &err) == PGSHIFT_OK);
+    CHECK(pgshift_options_set(refuse, "long_transaction", "100ms", &err) == PGSHIFT_OK);
+    pgshift_options_set_preflight(refuse, on_preflight, &pf);
+    dr = pgshift_driver_connect(dsn, refuse, &err);
+    REQUIRE(dr != NULL);
+    CHECK(pgshift_driver_advance(dr, name, &err) == NULL);
+    CHECK_CODE(PGSHIFT_ABORTED);
+    CHECK(err != NULL && strstr(err, "preflight") != NULL && strstr(err, "refused") != NULL);
+    CHECK(pf.calls == 1);
+    CHECK(strcmp(pf.outcome, "refused") == 0);
+    CHECK(strstr(pf.table, "users") != NULL);
+    CHECK(pf.sessions_json != NULL && pf.sessions_json[0] == '[' &&
+          strstr(pf.sessions_json, pid) != NULL);
+    free(pf.sessions_json);
+    /* Removing the callback: the next refusal reports nowhere. */
+    pgshift_driver_destroy(dr);
+    pgshift_options_set_preflight(refuse, NULL, NULL);
+    pf.calls = 0;
+    pf.sessions_json = NULL;
+    dr = pgshift_driver_connect(dsn, refuse, &err);
+    REQUIRE(dr != NULL);
+    CHECK(pgshift_driver_advance(dr, name, &err) == NULL);
+    CHECK_CODE(PGSHIFT_ABORTED);
+    CHECK(pf.calls == 0);
+    pgshift_driver_destroy(dr);
+    pgshift_options_destroy(refuse);
+  }
+  run(blocker, "ROLLBACK");
+  PQfinish(blocker);
+  CHECK(pgshift_driver_current_phase(d, name, &err) == PGSHIFT_PHASE_REGISTERED);
 
   /* Next step. */
   st = pgshift_driver_advance(d, name, &err);
@@ -398,6 +609,20 @@ static void test_whole_migration(void) {
   d2 = pgshift_driver_connect(dsn, NULL, &err);
   REQUIRE(d2 != NULL);
   seen.second_driver = d2;
+  /* Paused before it starts: the backfill waits, reporting "paused", until
+   * the progress callback resumes it through the second driver. */
+  CHECK(pgshift_driver_pause(d, "no_such_migration", &err) == PGSHIFT_NOT_FOUND);
+  CHECK(pgshift_driver_pause(d, name, &err) == PGSHIFT_OK);
+  st = pgshift_driver_status(d, name, &err);
+  REQUIRE(st != NULL);
+  CHECK(pgshift_status_paused(st) == 1);
+  {
+    char* json = pgshift_status_json(st);
+    CHECK(json != NULL && strstr(json, "\"paused\":true") != NULL);
+    pgshift_free(json);
+  }
+  pgshift_status_destroy(st);
+  seen.resume_driver = d2;
   st = pgshift_driver_advance_to(d, name, PGSHIFT_PHASE_VALIDATED, &err);
   CHECK_CODE(PGSHIFT_OK);
   CHECK(st != NULL && pgshift_status_phase(st) == PGSHIFT_PHASE_VALIDATED);
@@ -412,6 +637,15 @@ static void test_whole_migration(void) {
   CHECK(seen.calls >= 3); /* 3001 rows in batches of at most 500 */
   CHECK(seen.finished == 1);
   CHECK(seen.rows_done_at_finish >= 3001);
+  CHECK(seen.paused_reports >= 1);
+  CHECK(seen.resume_code == PGSHIFT_OK);
+  /* Rows the old app's writes had already synced are skipped. */
+  CHECK(seen.rows_updated_at_finish > 2900 && seen.rows_updated_at_finish <= 3001);
+  /* 100 .. 500 rows, rounded to whole pages when the walk is by pages. */
+  CHECK(seen.max_batch_rows >= 50 && seen.max_batch_rows <= 1000);
+  st = pgshift_driver_status(d, name, &err);
+  CHECK(st != NULL && pgshift_status_paused(st) == 0);
+  pgshift_status_destroy(st);
   CHECK(seen.bad_strings == 0);
   CHECK(seen.second_code == PGSHIFT_ABORTED);
   CHECK(seen.second_err != NULL && strstr(seen.second_err, "busy") != NULL &&
@@ -467,8 +701,44 @@ static void test_whole_migration(void) {
   CHECK_CODE(PGSHIFT_OK);
   pgshift_status_destroy(st);
 
+  /* An old-shape instance is live (a registration that refreshes itself),
+   * a new-shape one declared once: contract is refused naming the old one,
+   * until a driver with force_contract does it anyway. */
+  reg = pgshift_instance_registration_start(dsn, name, PGSHIFT_SHAPE_OLD, "c-old-reg", "api v41",
+                                            30000, NULL, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(reg != NULL);
+  CHECK(strcmp(pgshift_instance_registration_id(reg), "c-old-reg") == 0);
+  CHECK(pgshift_instance_registration_last_refresh(reg, &err) == PGSHIFT_OK);
+  CHECK(pgshift_declare_instance(dsn, name, PGSHIFT_SHAPE_NEW, "c-new-1", NULL, 0, NULL, &err) ==
+        PGSHIFT_OK);
+  st = pgshift_driver_status(d, name, &err);
+  REQUIRE(st != NULL);
+  {
+    char* json = pgshift_status_json(st);
+    REQUIRE(json != NULL);
+    CHECK(strstr(json, "\"instance_id\":\"c-old-reg\",\"shape\":\"old\",\"description\":\"api v41\"") !=
+          NULL);
+    CHECK(strstr(json, "\"instance_id\":\"c-new-1\",\"shape\":\"new\"") != NULL);
+    CHECK(strstr(json, "\"phase\":\"switched\"") != NULL);
+    CHECK(strstr(json, "\"driver\":null") != NULL);
+    pgshift_free(json);
+  }
+  CHECK(strcmp(pgshift_status_driver(st), "") == 0);
+  pgshift_status_destroy(st);
+  CHECK(pgshift_driver_advance_to(d, name, PGSHIFT_PHASE_CONTRACTED, &err) == NULL);
+  CHECK_CODE(PGSHIFT_FAILED_PRECONDITION);
+  CHECK(err != NULL && strstr(err, "refusing to contract") != NULL &&
+        strstr(err, "c-old-reg") != NULL && strstr(err, "api v41") != NULL &&
+        strstr(err, "c-new-1") == NULL);
+  CHECK(pgshift_current_phase(dsn, name, NULL, &err) == PGSHIFT_PHASE_SWITCHED);
+  force = pgshift_options_create();
+  pgshift_options_set_force_contract(force, 1);
+  dforce = pgshift_driver_connect(dsn, force, &err);
+  REQUIRE(dforce != NULL);
+
   /* Contract: the old column is gone, every write survived. */
-  st = pgshift_driver_advance_to(d, name, PGSHIFT_PHASE_CONTRACTED, &err);
+  st = pgshift_driver_advance_to(dforce, name, PGSHIFT_PHASE_CONTRACTED, &err);
   CHECK_CODE(PGSHIFT_OK);
   CHECK(st != NULL && pgshift_status_phase(st) == PGSHIFT_PHASE_CONTRACTED);
   pgshift_status_destroy(st);
@@ -485,6 +755,21 @@ static void test_whole_migration(void) {
                         "(id = 5002 AND full_name = 'new app insert')") == 4);
   CHECK(query_long(app, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'app.users'::regclass "
                         "AND attname = 'full_name' AND attnotnull") == 1);
+  pgshift_driver_destroy(dforce);
+  pgshift_options_destroy(force);
+  /* Clean shutdown of both instances: no declaration left. */
+  CHECK(pgshift_instance_registration_last_refresh(reg, &err) == PGSHIFT_OK);
+  pgshift_instance_registration_destroy(reg);
+  CHECK(pgshift_withdraw_instance(dsn, name, "c-new-1", NULL, &err) == PGSHIFT_OK);
+  CHECK(pgshift_withdraw_instance(dsn, name, "c-new-1", NULL, &err) == PGSHIFT_OK); /* absent: OK */
+  st = pgshift_driver_status(d, name, &err);
+  {
+    char* json = st ? pgshift_status_json(st) : NULL;
+    CHECK(json != NULL && strstr(json, "\"instances\":[]") != NULL &&
+          strstr(json, "\"phase\":\"contracted\"") != NULL);
+    pgshift_free(json);
+  }
+  pgshift_status_destroy(st);
 
   /* Nothing left to do from contracted. */
   CHECK(pgshift_driver_advance(d, name, &err) == NULL);
@@ -510,6 +795,12 @@ static void test_whole_migration(void) {
     CHECK(pgshift_status_phase(b) == PGSHIFT_PHASE_ROLLED_BACK);
   }
   CHECK(pgshift_status_list_get(list, 2) == NULL);
+  {
+    char* json = pgshift_status_list_json(list);
+    CHECK(json != NULL && starts_with(json, "{\"migrations\":[{\"name\":\"0042_rename_users_name\"") &&
+          strstr(json, "\"name\":\"0043_rename_users_note\"") != NULL);
+    pgshift_free(json);
+  }
   pgshift_status_list_destroy(list);
 
   /* plan renders JSON and touches nothing. */
@@ -544,6 +835,7 @@ int main(void) {
   test_codes_and_phases();
   test_specs_without_server();
   test_unreachable_server();
+  test_options_without_server();
   find_server();
   test_whole_migration();
   if (failures) {

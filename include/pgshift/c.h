@@ -25,6 +25,7 @@
  *   char* err = NULL;
  *   pgshift_options_t* opt = pgshift_options_create();
  *   pgshift_options_set_lock_timeout_ms(opt, 500);
+ *   if (pgshift_options_set(opt, "preflight", "refuse", &err) != PGSHIFT_OK) { ... }
  *   pgshift_driver_t* d = pgshift_driver_connect("dbname=app", opt, &err);
  *   if (d == NULL) { fprintf(stderr, "%s\n", err); return 1; }
  *   pgshift_driver_init(d, &err);
@@ -141,40 +142,111 @@ PGSHIFT_C_EXPORT int pgshift_phase_at_least(int current, int at_least);
 
 /* ---- Options ------------------------------------------------------------
  * Runtime knobs of a driver (pgshift/options.h). A fresh options object has
- * the defaults documented there. Durations are in milliseconds. The options
- * are copied at pgshift_driver_connect; changing them later does not affect
- * existing drivers. */
+ * the defaults documented there. Every option has a text form and is set
+ * through the library's one option list (pgshift::OptionList, SetOption),
+ * the same list the CLI's flags and Python's keyword arguments come from, so
+ * every surface accepts the same values and rejects bad ones with the same
+ * message, e.g.
+ *   lock_timeout (--lock-timeout): "soon" is not a duration like 500ms, 1.5s or 2m
+ * pgshift_options_set rejects text that is not of the option's kind; ranges
+ * (a zero lock_timeout, a negative duration, a 64-byte control schema, ...)
+ * are checked by pgshift_driver_connect, before it connects
+ * (INVALID_ARGUMENT naming the option). The typed setters below are
+ * shorthands that go through the same list and the same checks.
+ *
+ * The options are copied at pgshift_driver_connect; changing them later does
+ * not affect existing drivers. */
 typedef struct pgshift_options_t pgshift_options_t;
 
 /* One progress report of a long step (the backfill). The strings and the
  * struct are valid only during the callback. Fields may be appended in later
- * versions: never allocate this struct yourself. */
+ * versions: never allocate this struct yourself. (0.x: the fields from
+ * rows_updated on were appended in 0.1; the ABI may still change.) */
 typedef struct pgshift_progress_t {
   const char* migration;
   int operation;          /* index of the operation in the spec */
   const char* step;       /* phase being reached, e.g. "backfilled" */
-  int64_t rows_done;      /* rows examined so far (committed batches) */
-  int64_t rows_estimate;  /* estimated total rows of the table */
-  double rows_per_second; /* over the whole step so far */
+  int64_t rows_done;      /* rows covered so far (committed batches, across resumes) */
+  int64_t rows_estimate;  /* estimated total rows; equals rows_done once finished */
+  double rows_per_second; /* recent rate */
   double eta_seconds;     /* -1 when unknown */
   int finished;           /* 1 on the last report of this operation's backfill */
+  int64_t rows_updated;   /* rows changed by this call (rows already in sync are skipped) */
+  int64_t batch_rows;     /* size of the next batch, in rows */
+  int64_t lock_wait_ms;   /* time this call lost to lock timeouts and deadlocks */
+  /* "" while working; else why the backfill waits right now: "paused",
+   * "replication_lag" or "lock_contention". */
+  const char* waiting;
 } pgshift_progress_t;
 
 typedef void (*pgshift_progress_fn)(void* arg, const pgshift_progress_t* progress);
 
+/* What the preflight check found before a step that takes an ACCESS
+ * EXCLUSIVE lock (see the "preflight" option): one report per table and step
+ * when sessions with long transactions hold locks on the table, and once more
+ * when they cleared. Valid only during the callback; fields may be appended
+ * in later versions. */
+typedef struct pgshift_preflight_t {
+  const char* migration;
+  const char* step;     /* phase being reached */
+  const char* table;    /* quoted qualified table */
+  const char* outcome;  /* "waiting", "cleared", "refused" or "gave up" */
+  /* The sessions as a JSON array (empty when the wait is over), each
+   * {"pid", "state", "user", "application", "client", "transaction_seconds",
+   *  "state_seconds", "locks", "query"}. */
+  const char* sessions_json;
+} pgshift_preflight_t;
+
+typedef void (*pgshift_preflight_fn)(void* arg, const pgshift_preflight_t* report);
+
+/* A fresh options object with the defaults of pgshift/options.h. */
 PGSHIFT_C_EXPORT pgshift_options_t* pgshift_options_create(void);
+/* Releases `options`; NULL is ignored. Drivers connected with it keep their copy. */
 PGSHIFT_C_EXPORT void pgshift_options_destroy(pgshift_options_t* options);
 
-/* Schema of the control tables. Default "pgshift". */
+/* Sets option `name` (pgshift_option_name) from its text form: durations
+ * like "500ms", "1.5s", "2m"; integers; "true"/"false"; one of the choices;
+ * text. Returns the code: INVALID_ARGUMENT with the library's message when
+ * there is no such option or `value` is not of its kind (the option keeps its
+ * value). */
+PGSHIFT_C_EXPORT int pgshift_options_set(pgshift_options_t* options, const char* name,
+                                         const char* value, char** errptr);
+/* The text form of option `name` (malloc()ed), as pgshift_options_set reads
+ * it back (durations in the shortest exact form: "1.5s"); NULL and NOT_FOUND
+ * when there is no such option. */
+PGSHIFT_C_EXPORT char* pgshift_options_get(const pgshift_options_t* options, const char* name,
+                                           char** errptr);
+
+/* The option list (pgshift::OptionList), for tools that build their own
+ * configuration surface: `i` in [0, pgshift_option_count()). Each returns
+ * static storage, or NULL when `i` is out of range. */
+PGSHIFT_C_EXPORT size_t pgshift_option_count(void);
+/* The name pgshift_options_set takes: "lock_timeout". */
+PGSHIFT_C_EXPORT const char* pgshift_option_name(size_t i);
+/* The CLI flag without "--": "lock-timeout". */
+PGSHIFT_C_EXPORT const char* pgshift_option_flag(size_t i);
+/* "duration", "integer", "bool", "text" or "choice". */
+PGSHIFT_C_EXPORT const char* pgshift_option_kind(size_t i);
+/* One line, with the default. */
+PGSHIFT_C_EXPORT const char* pgshift_option_help(size_t i);
+/* The j-th accepted value of a "choice" option; NULL past the last (and for
+ * other kinds). */
+PGSHIFT_C_EXPORT const char* pgshift_option_choice(size_t i, size_t j);
+
+/* Typed shorthands: each sets one option through pgshift_options_set (so a
+ * value out of range is reported by pgshift_driver_connect, with the same
+ * message as everywhere). Durations are in milliseconds. */
+/* control_schema: schema of the control tables. Default "pgshift". */
 PGSHIFT_C_EXPORT void pgshift_options_set_control_schema(pgshift_options_t* options,
                                                          const char* schema);
 /* lock_timeout of every DDL transaction. Default 1000. */
 PGSHIFT_C_EXPORT void pgshift_options_set_lock_timeout_ms(pgshift_options_t* options, int64_t ms);
-/* statement_timeout of short DDL transactions. Default 30000. */
+/* statement_timeout of short DDL transactions and of each backfill batch.
+ * Default 30000. */
 PGSHIFT_C_EXPORT void pgshift_options_set_statement_timeout_ms(pgshift_options_t* options,
                                                                int64_t ms);
-/* statement_timeout of long statements (backfill batches, VALIDATE, CREATE
- * INDEX CONCURRENTLY); 0 means none. Default 0. */
+/* statement_timeout of long statements (VALIDATE, CREATE INDEX
+ * CONCURRENTLY); 0 means none. Default 0. */
 PGSHIFT_C_EXPORT void pgshift_options_set_long_statement_timeout_ms(pgshift_options_t* options,
                                                                     int64_t ms);
 /* Lock retries: jittered exponential backoff from initial to max, giving up
@@ -211,11 +283,43 @@ PGSHIFT_C_EXPORT void pgshift_options_set_backfill_max_batches(pgshift_options_t
  * "<host>:<pid>". */
 PGSHIFT_C_EXPORT void pgshift_options_set_driver_name(pgshift_options_t* options,
                                                       const char* name);
-/* Called after every committed backfill batch and at the end of each
- * operation's backfill, on the thread running the step, with `arg`. NULL
- * `fn` removes the callback. */
+/* force_contract: 1 lets advance reach contracted although application
+ * instances that declared the old shape are live; 0 (default) refuses with
+ * FAILED_PRECONDITION listing them. */
+PGSHIFT_C_EXPORT void pgshift_options_set_force_contract(pgshift_options_t* options, int force);
+
+/* The "preflight" option: what to do about long transactions on a table
+ * before a step that takes an ACCESS EXCLUSIVE lock on it. */
+enum {
+  PGSHIFT_PREFLIGHT_WAIT = 0,   /* report them, then wait up to the retry deadline (default) */
+  PGSHIFT_PREFLIGHT_REFUSE = 1, /* report them and refuse the step (ABORTED) */
+  PGSHIFT_PREFLIGHT_OFF = 2     /* do not check */
+};
+/* Sets the preflight mode; INVALID_ARGUMENT (the option keeps its value) for
+ * a value that is not a PGSHIFT_PREFLIGHT_*. Returns the code. */
+PGSHIFT_C_EXPORT int pgshift_options_set_preflight_mode(pgshift_options_t* options, int mode,
+                                                        char** errptr);
+
+/* The "backfill_walk" option: how the backfill walks the table. */
+enum {
+  PGSHIFT_BACKFILL_WALK_AUTO = 0,  /* pages on PostgreSQL 14+, else the key (default) */
+  PGSHIFT_BACKFILL_WALK_KEY = 1,   /* keyset batches in primary-key order */
+  PGSHIFT_BACKFILL_WALK_PAGES = 2  /* ctid page ranges in physical order */
+};
+/* Sets the backfill walk; INVALID_ARGUMENT (the option keeps its value) for a
+ * value that is not a PGSHIFT_BACKFILL_WALK_*. Returns the code. */
+PGSHIFT_C_EXPORT int pgshift_options_set_backfill_walk(pgshift_options_t* options, int walk,
+                                                       char** errptr);
+
+/* Called after every committed backfill batch, about once per poll interval
+ * while the backfill waits, and at the end of each operation's backfill, on
+ * the thread running the step, with `arg`. NULL `fn` removes the callback. */
 PGSHIFT_C_EXPORT void pgshift_options_set_progress(pgshift_options_t* options,
                                                    pgshift_progress_fn fn, void* arg);
+/* Called with every preflight report, on the thread running the step, with
+ * `arg`. NULL `fn` removes the callback. */
+PGSHIFT_C_EXPORT void pgshift_options_set_preflight(pgshift_options_t* options,
+                                                    pgshift_preflight_fn fn, void* arg);
 
 /* ---- Migration specs ----------------------------------------------------
  * A parsed migration file (the proto3 JSON form of pgshift.v1.Migration). */
@@ -228,27 +332,43 @@ PGSHIFT_C_EXPORT pgshift_migration_t* pgshift_migration_load_file(const char* pa
 /* Parses `len` bytes of migration JSON; INVALID_ARGUMENT when invalid. */
 PGSHIFT_C_EXPORT pgshift_migration_t* pgshift_migration_parse_json(const char* json, size_t len,
                                                                    char** errptr);
+/* Releases `migration`; NULL is ignored. */
 PGSHIFT_C_EXPORT void pgshift_migration_destroy(pgshift_migration_t* migration);
+/* The migration's name, owned by `migration`. */
 PGSHIFT_C_EXPORT const char* pgshift_migration_name(const pgshift_migration_t* migration);
 /* The canonical JSON that register stores and checksums (malloc()ed). */
 PGSHIFT_C_EXPORT char* pgshift_migration_canonical_json(const pgshift_migration_t* migration);
 
 /* ---- Migration status ---------------------------------------------------
- * A snapshot of one migration's row in the control tables. */
+ * A snapshot of one migration's row in the control tables. Every field is
+ * in pgshift_status_json (the JSON `pgshift --json status NAME` prints);
+ * the accessors below read the common ones without a JSON parser. */
 typedef struct pgshift_status_t pgshift_status_t;
 
+/* Releases `status`; NULL is ignored. */
 PGSHIFT_C_EXPORT void pgshift_status_destroy(pgshift_status_t* status);
+/* The whole status as the JSON object of the CLI and the Python binding
+ * (pgshift::ToJson; malloc()ed): name, phase, checksum, created_at,
+ * updated_at, last_error, running_step, paused, backfill, driver, instances. */
+PGSHIFT_C_EXPORT char* pgshift_status_json(const pgshift_status_t* status);
+/* The migration's name. */
 PGSHIFT_C_EXPORT const char* pgshift_status_name(const pgshift_status_t* status);
 /* A PGSHIFT_PHASE_* value. */
 PGSHIFT_C_EXPORT int pgshift_status_phase(const pgshift_status_t* status);
+/* Checksum of the registered spec. */
 PGSHIFT_C_EXPORT const char* pgshift_status_checksum(const pgshift_status_t* status);
-/* ISO 8601, UTC. */
+/* When it was registered / last changed; ISO 8601, UTC. */
 PGSHIFT_C_EXPORT const char* pgshift_status_created_at(const pgshift_status_t* status);
 PGSHIFT_C_EXPORT const char* pgshift_status_updated_at(const pgshift_status_t* status);
 /* "" when the last step succeeded. */
 PGSHIFT_C_EXPORT const char* pgshift_status_last_error(const pgshift_status_t* status);
 /* The phase of a step that started but did not finish (a crash), or "". */
 PGSHIFT_C_EXPORT const char* pgshift_status_running_step(const pgshift_status_t* status);
+/* 1 when a pause request is set (pgshift_driver_pause), else 0. */
+PGSHIFT_C_EXPORT int pgshift_status_paused(const pgshift_status_t* status);
+/* The driver holding the migration right now (statuses from
+ * pgshift_driver_status only), or "". */
+PGSHIFT_C_EXPORT const char* pgshift_status_driver(const pgshift_status_t* status);
 /* Backfill checkpoints, one per operation that has a backfill; `i` in
  * [0, count). Out-of-range `i` gives 0. */
 PGSHIFT_C_EXPORT size_t pgshift_status_backfill_count(const pgshift_status_t* status);
@@ -262,7 +382,12 @@ PGSHIFT_C_EXPORT int pgshift_status_backfill_done(const pgshift_status_t* status
 /* Every registered migration (pgshift_driver_list). */
 typedef struct pgshift_status_list_t pgshift_status_list_t;
 
+/* Releases `list` and the statuses it owns; NULL is ignored. */
 PGSHIFT_C_EXPORT void pgshift_status_list_destroy(pgshift_status_list_t* list);
+/* {"migrations": [<status JSON>, ...]}, as `pgshift --json status` prints
+ * it (malloc()ed). */
+PGSHIFT_C_EXPORT char* pgshift_status_list_json(const pgshift_status_list_t* list);
+/* How many migrations the list holds. */
 PGSHIFT_C_EXPORT size_t pgshift_status_list_count(const pgshift_status_list_t* list);
 /* The i-th migration, owned by the list; NULL when `i` is out of range. */
 PGSHIFT_C_EXPORT const pgshift_status_t* pgshift_status_list_get(
@@ -272,11 +397,15 @@ PGSHIFT_C_EXPORT const pgshift_status_t* pgshift_status_list_get(
 typedef struct pgshift_driver_t pgshift_driver_t;
 
 /* Connects to `dsn` (NULL or "" means libpq's PG* environment) with
- * `options` (NULL for the defaults). UNAVAILABLE when the server cannot be
- * reached; messages never contain the password. */
+ * `options` (NULL for the defaults). The options are checked first, before
+ * connecting: INVALID_ARGUMENT naming the option ("lock_timeout
+ * (--lock-timeout) must be positive, got 0") when one is out of range.
+ * UNAVAILABLE when the server cannot be reached; messages never contain the
+ * password. */
 PGSHIFT_C_EXPORT pgshift_driver_t* pgshift_driver_connect(const char* dsn,
                                                           const pgshift_options_t* options,
                                                           char** errptr);
+/* Closes the connection and releases `driver`; NULL is ignored. */
 PGSHIFT_C_EXPORT void pgshift_driver_destroy(pgshift_driver_t* driver);
 
 /* server_version_num of the server, e.g. 150004. */
@@ -320,7 +449,19 @@ PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_advance_to(pgshift_driver_t* d
  * phase before contracted; idempotent. */
 PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_rollback(pgshift_driver_t* driver,
                                                            const char* name, char** errptr);
-/* The stored status of `name`; NOT_FOUND when it is not registered. */
+/* Asks the backfill of migration `name` to pause between batches, from any
+ * driver (another thread's or process's): the driver running it waits,
+ * reporting waiting == "paused", until pgshift_driver_resume. The request
+ * persists (a later advance waits too). Returns the code; NOT_FOUND when the
+ * migration is not registered. */
+PGSHIFT_C_EXPORT int pgshift_driver_pause(pgshift_driver_t* driver, const char* name,
+                                          char** errptr);
+/* Clears the pause request of migration `name`; returns the code, NOT_FOUND
+ * when it is not registered. */
+PGSHIFT_C_EXPORT int pgshift_driver_resume(pgshift_driver_t* driver, const char* name,
+                                           char** errptr);
+/* The stored status of `name`, with the driver holding it now and the live
+ * instance declarations; NOT_FOUND when it is not registered. */
 PGSHIFT_C_EXPORT pgshift_status_t* pgshift_driver_status(pgshift_driver_t* driver,
                                                          const char* name, char** errptr);
 /* Every registered migration, by name. */
@@ -348,6 +489,54 @@ PGSHIFT_C_EXPORT int pgshift_current_phase(const char* dsn, const char* name,
  * not registered. */
 PGSHIFT_C_EXPORT int pgshift_require_phase(const char* dsn, const char* name, int at_least,
                                            const char* control_schema, char** errptr);
+
+/* ---- Instance declarations (no driver) -----------------------------------
+ * An application instance declares which shape of a migration it needs, so
+ * that advancing to contracted refuses (FAILED_PRECONDITION listing them)
+ * while instances needing the old shape are live, unless force_contract
+ * (pgshift/check.h). A declaration stays live for `ttl_ms` after its last
+ * refresh (server clock). Arguments: `instance_id` NULL or "" means
+ * "<hostname>:<pid>"; `description` NULL means ""; `ttl_ms` 0 means 30000;
+ * `control_schema` NULL means "pgshift". Thread-safe. */
+enum {
+  PGSHIFT_SHAPE_OLD = 0, /* written for the schema before the migration */
+  PGSHIFT_SHAPE_NEW = 1  /* written for the schema after it */
+};
+
+/* Declares (or refreshes) once that the instance needs `shape` (a
+ * PGSHIFT_SHAPE_*) of `migration`, which need not be registered yet. Returns
+ * the code: INVALID_ARGUMENT for a bad shape or a negative ttl,
+ * FAILED_PRECONDITION when the control schema is missing or too old. */
+PGSHIFT_C_EXPORT int pgshift_declare_instance(const char* dsn, const char* migration, int shape,
+                                              const char* instance_id, const char* description,
+                                              int64_t ttl_ms, const char* control_schema,
+                                              char** errptr);
+/* Removes the declaration of `instance_id` (clean shutdown); PGSHIFT_OK when
+ * there is none. Returns the code. */
+PGSHIFT_C_EXPORT int pgshift_withdraw_instance(const char* dsn, const char* migration,
+                                               const char* instance_id,
+                                               const char* control_schema, char** errptr);
+
+/* A declaration kept live while the handle exists: a background thread
+ * refreshes it every ttl/3; pgshift_instance_registration_destroy stops the
+ * thread and withdraws it. */
+typedef struct pgshift_instance_registration_t pgshift_instance_registration_t;
+
+/* Declares once (so the caller knows it worked; NULL and the code of
+ * pgshift_declare_instance otherwise), then starts refreshing. */
+PGSHIFT_C_EXPORT pgshift_instance_registration_t* pgshift_instance_registration_start(
+    const char* dsn, const char* migration, int shape, const char* instance_id,
+    const char* description, int64_t ttl_ms, const char* control_schema, char** errptr);
+/* Stops refreshing and withdraws the declaration; NULL is ignored. */
+PGSHIFT_C_EXPORT void pgshift_instance_registration_destroy(
+    pgshift_instance_registration_t* registration);
+/* The instance id the registration declares, owned by the handle. */
+PGSHIFT_C_EXPORT const char* pgshift_instance_registration_id(
+    const pgshift_instance_registration_t* registration);
+/* The code of the latest refresh (PGSHIFT_OK after start), its message in
+ * *errptr when it failed. */
+PGSHIFT_C_EXPORT int pgshift_instance_registration_last_refresh(
+    const pgshift_instance_registration_t* registration, char** errptr);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -21,8 +21,6 @@ using pgshift::Phase;
 
 struct pgshift_options_t {
   pgshift::Options rep;
-  pgshift_progress_fn progress_fn = nullptr;
-  void* progress_arg = nullptr;
 };
 struct pgshift_migration_t {
   pgshift::v1::Migration rep;
@@ -36,6 +34,20 @@ struct pgshift_status_list_t {
 struct pgshift_driver_t {
   std::unique_ptr<pgshift::Driver> rep;
 };
+struct pgshift_instance_registration_t {
+  std::unique_ptr<pgshift::InstanceRegistration> rep;
+};
+
+// The C enums are the indexes of the choices in pgshift::OptionList(), which
+// are the C++ enum values.
+static_assert(PGSHIFT_PREFLIGHT_WAIT == static_cast<int>(pgshift::PreflightMode::kWait) &&
+              PGSHIFT_PREFLIGHT_REFUSE == static_cast<int>(pgshift::PreflightMode::kRefuse) &&
+              PGSHIFT_PREFLIGHT_OFF == static_cast<int>(pgshift::PreflightMode::kOff));
+static_assert(PGSHIFT_BACKFILL_WALK_AUTO == static_cast<int>(pgshift::BackfillWalk::kAuto) &&
+              PGSHIFT_BACKFILL_WALK_KEY == static_cast<int>(pgshift::BackfillWalk::kPrimaryKey) &&
+              PGSHIFT_BACKFILL_WALK_PAGES == static_cast<int>(pgshift::BackfillWalk::kPages));
+static_assert(PGSHIFT_SHAPE_OLD == static_cast<int>(pgshift::Shape::kOld) &&
+              PGSHIFT_SHAPE_NEW == static_cast<int>(pgshift::Shape::kNew));
 
 namespace {
 
@@ -80,6 +92,61 @@ absl::Status NeedArg(const void* p, const char* what) {
 pgshift_status_t* StatusResult(absl::StatusOr<MigrationStatus> r, char** errptr) {
   if (SaveError(errptr, r.status())) return nullptr;
   return new pgshift_status_t{std::move(*r)};
+}
+
+// Sets option `name` from its text form: the one path every C setter takes.
+int SetOptionText(pgshift_options_t* o, const char* name, absl::string_view value,
+                  char** errptr) {
+  absl::Status s = NeedArg(o, "options");
+  if (s.ok()) s = NeedArg(name, "option name");
+  if (s.ok()) s = pgshift::SetOption(o->rep, name, value);
+  SaveError(errptr, s);
+  return last_code;
+}
+
+// For the typed setters: their values always parse (ranges are checked at
+// connect), so they go through SetOption without touching the last code.
+void SetTyped(pgshift_options_t* o, const char* name, absl::string_view value) {
+  if (o != nullptr) (void)pgshift::SetOption(o->rep, name, value);
+}
+void SetMs(pgshift_options_t* o, const char* name, int64_t ms) {
+  SetTyped(o, name, absl::StrCat(ms, "ms"));
+}
+
+const pgshift::OptionInfo* OptionAt(size_t i) {
+  const auto& list = pgshift::OptionList();
+  return i < list.size() ? &list[i] : nullptr;
+}
+
+// Choice `index` of option `name` (a C enum value); an index that is not a
+// choice goes to SetOption as its number, which refuses it with the message
+// listing the choices.
+int SetChoice(pgshift_options_t* o, const char* name, int index, char** errptr) {
+  for (const pgshift::OptionInfo& info : pgshift::OptionList()) {
+    if (absl::string_view(info.name) != name) continue;
+    if (index >= 0 && static_cast<size_t>(index) < info.choices.size()) {
+      return SetOptionText(o, name, info.choices[index], errptr);
+    }
+  }
+  return SetOptionText(o, name, absl::StrCat(index), errptr);
+}
+
+absl::StatusOr<pgshift::Shape> ToShape(int shape) {
+  if (shape != PGSHIFT_SHAPE_OLD && shape != PGSHIFT_SHAPE_NEW) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(shape, " is not a shape; use PGSHIFT_SHAPE_OLD or PGSHIFT_SHAPE_NEW"));
+  }
+  return static_cast<pgshift::Shape>(shape);
+}
+
+pgshift::InstanceOptions MakeInstanceOptions(const char* instance_id, const char* description,
+                                             int64_t ttl_ms, const char* control_schema) {
+  pgshift::InstanceOptions o;
+  if (instance_id != nullptr) o.instance_id = instance_id;
+  if (description != nullptr) o.description = description;
+  if (ttl_ms != 0) o.ttl = absl::Milliseconds(ttl_ms);
+  if (control_schema != nullptr) o.control_schema = control_schema;
+  return o;
 }
 
 }  // namespace
@@ -136,54 +203,86 @@ int pgshift_phase_at_least(int current, int at_least) {
 pgshift_options_t* pgshift_options_create(void) { return new pgshift_options_t; }
 void pgshift_options_destroy(pgshift_options_t* options) { delete options; }
 
+int pgshift_options_set(pgshift_options_t* o, const char* name, const char* value, char** errptr) {
+  if (SaveError(errptr, NeedArg(value, "option value"))) return last_code;
+  return SetOptionText(o, name, value, errptr);
+}
+
+char* pgshift_options_get(const pgshift_options_t* o, const char* name, char** errptr) {
+  absl::Status arg = NeedArg(o, "options");
+  if (arg.ok()) arg = NeedArg(name, "option name");
+  if (SaveError(errptr, arg)) return nullptr;
+  absl::StatusOr<std::string> v = pgshift::GetOption(o->rep, name);
+  if (SaveError(errptr, v.status())) return nullptr;
+  return CopyString(*v);
+}
+
+size_t pgshift_option_count(void) { return pgshift::OptionList().size(); }
+const char* pgshift_option_name(size_t i) { return OptionAt(i) ? OptionAt(i)->name : nullptr; }
+const char* pgshift_option_flag(size_t i) { return OptionAt(i) ? OptionAt(i)->flag : nullptr; }
+const char* pgshift_option_kind(size_t i) { return OptionAt(i) ? OptionAt(i)->kind : nullptr; }
+const char* pgshift_option_help(size_t i) { return OptionAt(i) ? OptionAt(i)->help : nullptr; }
+const char* pgshift_option_choice(size_t i, size_t j) {
+  const pgshift::OptionInfo* o = OptionAt(i);
+  return o != nullptr && j < o->choices.size() ? o->choices[j] : nullptr;
+}
+
 void pgshift_options_set_control_schema(pgshift_options_t* o, const char* schema) {
-  o->rep.control_schema = schema ? schema : "";
-}
-void pgshift_options_set_lock_timeout_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.lock_timeout = absl::Milliseconds(ms);
-}
-void pgshift_options_set_statement_timeout_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.statement_timeout = absl::Milliseconds(ms);
-}
-void pgshift_options_set_long_statement_timeout_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.long_statement_timeout = absl::Milliseconds(ms);
-}
-void pgshift_options_set_retry_initial_backoff_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.retry_initial_backoff = absl::Milliseconds(ms);
-}
-void pgshift_options_set_retry_max_backoff_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.retry_max_backoff = absl::Milliseconds(ms);
-}
-void pgshift_options_set_retry_deadline_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.retry_deadline = absl::Milliseconds(ms);
-}
-void pgshift_options_set_backfill_batch_rows(pgshift_options_t* o, int64_t rows) {
-  o->rep.backfill_batch_rows = rows;
-}
-void pgshift_options_set_backfill_target_batch_time_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.backfill_target_batch_time = absl::Milliseconds(ms);
-}
-void pgshift_options_set_backfill_min_batch_rows(pgshift_options_t* o, int64_t rows) {
-  o->rep.backfill_min_batch_rows = rows;
-}
-void pgshift_options_set_backfill_max_batch_rows(pgshift_options_t* o, int64_t rows) {
-  o->rep.backfill_max_batch_rows = rows;
-}
-void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.backfill_batch_delay = absl::Milliseconds(ms);
-}
-void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* o, int64_t ms) {
-  o->rep.max_replication_lag = absl::Milliseconds(ms);
-}
-void pgshift_options_set_backfill_max_batches(pgshift_options_t* o, int64_t batches) {
-  o->rep.backfill_max_batches = batches;
+  SetTyped(o, "control_schema", schema ? schema : "");
 }
 void pgshift_options_set_driver_name(pgshift_options_t* o, const char* name) {
-  o->rep.driver_name = name ? name : "";
+  SetTyped(o, "driver_name", name ? name : "");
 }
+void pgshift_options_set_lock_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "lock_timeout", ms);
+}
+void pgshift_options_set_statement_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "statement_timeout", ms);
+}
+void pgshift_options_set_long_statement_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "long_statement_timeout", ms);
+}
+void pgshift_options_set_retry_initial_backoff_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "retry_initial_backoff", ms);
+}
+void pgshift_options_set_retry_max_backoff_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "retry_max_backoff", ms);
+}
+void pgshift_options_set_retry_deadline_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "retry_deadline", ms);
+}
+void pgshift_options_set_backfill_batch_rows(pgshift_options_t* o, int64_t rows) {
+  SetTyped(o, "backfill_batch_rows", absl::StrCat(rows));
+}
+void pgshift_options_set_backfill_target_batch_time_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "backfill_target_batch_time", ms);
+}
+void pgshift_options_set_backfill_min_batch_rows(pgshift_options_t* o, int64_t rows) {
+  SetTyped(o, "backfill_min_batch_rows", absl::StrCat(rows));
+}
+void pgshift_options_set_backfill_max_batch_rows(pgshift_options_t* o, int64_t rows) {
+  SetTyped(o, "backfill_max_batch_rows", absl::StrCat(rows));
+}
+void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "backfill_batch_delay", ms);
+}
+void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "max_replication_lag", ms);
+}
+void pgshift_options_set_backfill_max_batches(pgshift_options_t* o, int64_t batches) {
+  SetTyped(o, "backfill_max_batches", absl::StrCat(batches));
+}
+void pgshift_options_set_force_contract(pgshift_options_t* o, int force) {
+  SetTyped(o, "force_contract", force ? "true" : "false");
+}
+int pgshift_options_set_preflight_mode(pgshift_options_t* o, int mode, char** errptr) {
+  return SetChoice(o, "preflight", mode, errptr);
+}
+int pgshift_options_set_backfill_walk(pgshift_options_t* o, int walk, char** errptr) {
+  return SetChoice(o, "backfill_walk", walk, errptr);
+}
+
 void pgshift_options_set_progress(pgshift_options_t* o, pgshift_progress_fn fn, void* arg) {
-  o->progress_fn = fn;
-  o->progress_arg = arg;
   if (fn == nullptr) {
     o->rep.on_progress = nullptr;
     return;
@@ -198,6 +297,27 @@ void pgshift_options_set_progress(pgshift_options_t* o, pgshift_progress_fn fn, 
     c.rows_per_second = p.rows_per_second;
     c.eta_seconds = p.eta_seconds;
     c.finished = p.finished ? 1 : 0;
+    c.rows_updated = p.rows_updated;
+    c.batch_rows = p.batch_rows;
+    c.lock_wait_ms = p.lock_wait_ms;
+    c.waiting = p.waiting.c_str();
+    fn(arg, &c);
+  };
+}
+
+void pgshift_options_set_preflight(pgshift_options_t* o, pgshift_preflight_fn fn, void* arg) {
+  if (fn == nullptr) {
+    o->rep.on_preflight = nullptr;
+    return;
+  }
+  o->rep.on_preflight = [fn, arg](const pgshift::PreflightReport& r) {
+    const std::string sessions = pgshift::ToJson(r.sessions);
+    pgshift_preflight_t c;
+    c.migration = r.migration.c_str();
+    c.step = r.step.c_str();
+    c.table = r.table.c_str();
+    c.outcome = r.outcome.c_str();
+    c.sessions_json = sessions.c_str();
     fn(arg, &c);
   };
 }
@@ -228,6 +348,7 @@ char* pgshift_migration_canonical_json(const pgshift_migration_t* m) {
 // ---- statuses ----------------------------------------------------------------
 
 void pgshift_status_destroy(pgshift_status_t* s) { delete s; }
+char* pgshift_status_json(const pgshift_status_t* s) { return CopyString(pgshift::ToJson(s->rep)); }
 const char* pgshift_status_name(const pgshift_status_t* s) { return s->rep.name.c_str(); }
 int pgshift_status_phase(const pgshift_status_t* s) { return static_cast<int>(s->rep.phase); }
 const char* pgshift_status_checksum(const pgshift_status_t* s) { return s->rep.checksum.c_str(); }
@@ -243,6 +364,8 @@ const char* pgshift_status_last_error(const pgshift_status_t* s) {
 const char* pgshift_status_running_step(const pgshift_status_t* s) {
   return s->rep.running_step.c_str();
 }
+int pgshift_status_paused(const pgshift_status_t* s) { return s->rep.paused ? 1 : 0; }
+const char* pgshift_status_driver(const pgshift_status_t* s) { return s->rep.driver.c_str(); }
 size_t pgshift_status_backfill_count(const pgshift_status_t* s) { return s->rep.backfill.size(); }
 int pgshift_status_backfill_operation(const pgshift_status_t* s, size_t i) {
   return i < s->rep.backfill.size() ? s->rep.backfill[i].operation : 0;
@@ -258,6 +381,12 @@ int pgshift_status_backfill_done(const pgshift_status_t* s, size_t i) {
 }
 
 void pgshift_status_list_destroy(pgshift_status_list_t* l) { delete l; }
+char* pgshift_status_list_json(const pgshift_status_list_t* l) {
+  std::vector<MigrationStatus> all;
+  all.reserve(l->rep.size());
+  for (const pgshift_status_t& s : l->rep) all.push_back(s.rep);
+  return CopyString(pgshift::ToJson(all));
+}
 size_t pgshift_status_list_count(const pgshift_status_list_t* l) { return l->rep.size(); }
 const pgshift_status_t* pgshift_status_list_get(const pgshift_status_list_t* l, size_t i) {
   return i < l->rep.size() ? &l->rep[i] : nullptr;
@@ -331,6 +460,18 @@ pgshift_status_t* pgshift_driver_rollback(pgshift_driver_t* d, const char* name,
   return StatusResult(d->rep->Rollback(name), errptr);
 }
 
+int pgshift_driver_pause(pgshift_driver_t* d, const char* name, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return last_code;
+  SaveError(errptr, d->rep->Pause(name));
+  return last_code;
+}
+
+int pgshift_driver_resume(pgshift_driver_t* d, const char* name, char** errptr) {
+  if (SaveError(errptr, NeedArg(name, "migration name"))) return last_code;
+  SaveError(errptr, d->rep->Resume(name));
+  return last_code;
+}
+
 pgshift_status_t* pgshift_driver_status(pgshift_driver_t* d, const char* name, char** errptr) {
   if (SaveError(errptr, NeedArg(name, "migration name"))) return nullptr;
   return StatusResult(d->rep->Status(name), errptr);
@@ -379,6 +520,56 @@ int pgshift_require_phase(const char* dsn, const char* name, int at_least,
   if (SaveError(errptr, phase.status())) return last_code;
   SaveError(errptr, pgshift::RequirePhase(dsn ? dsn : "", name, *phase,
                                           control_schema ? control_schema : "pgshift"));
+  return last_code;
+}
+
+// ---- instance declarations -----------------------------------------------------
+
+int pgshift_declare_instance(const char* dsn, const char* migration, int shape,
+                             const char* instance_id, const char* description, int64_t ttl_ms,
+                             const char* control_schema, char** errptr) {
+  if (SaveError(errptr, NeedArg(migration, "migration name"))) return last_code;
+  absl::StatusOr<pgshift::Shape> sh = ToShape(shape);
+  if (SaveError(errptr, sh.status())) return last_code;
+  SaveError(errptr, pgshift::DeclareInstance(
+                        dsn ? dsn : "", migration, *sh,
+                        MakeInstanceOptions(instance_id, description, ttl_ms, control_schema)));
+  return last_code;
+}
+
+int pgshift_withdraw_instance(const char* dsn, const char* migration, const char* instance_id,
+                              const char* control_schema, char** errptr) {
+  absl::Status arg = NeedArg(migration, "migration name");
+  if (arg.ok()) arg = NeedArg(instance_id, "instance id");
+  if (SaveError(errptr, arg)) return last_code;
+  SaveError(errptr, pgshift::WithdrawInstance(dsn ? dsn : "", migration, instance_id,
+                                              control_schema ? control_schema : "pgshift"));
+  return last_code;
+}
+
+pgshift_instance_registration_t* pgshift_instance_registration_start(
+    const char* dsn, const char* migration, int shape, const char* instance_id,
+    const char* description, int64_t ttl_ms, const char* control_schema, char** errptr) {
+  if (SaveError(errptr, NeedArg(migration, "migration name"))) return nullptr;
+  absl::StatusOr<pgshift::Shape> sh = ToShape(shape);
+  if (SaveError(errptr, sh.status())) return nullptr;
+  absl::StatusOr<std::unique_ptr<pgshift::InstanceRegistration>> r =
+      pgshift::InstanceRegistration::Start(
+          dsn ? dsn : "", migration, *sh,
+          MakeInstanceOptions(instance_id, description, ttl_ms, control_schema));
+  if (SaveError(errptr, r.status())) return nullptr;
+  return new pgshift_instance_registration_t{std::move(*r)};
+}
+
+void pgshift_instance_registration_destroy(pgshift_instance_registration_t* r) { delete r; }
+
+const char* pgshift_instance_registration_id(const pgshift_instance_registration_t* r) {
+  return r->rep->instance_id().c_str();
+}
+
+int pgshift_instance_registration_last_refresh(const pgshift_instance_registration_t* r,
+                                               char** errptr) {
+  SaveError(errptr, r->rep->last_refresh());
   return last_code;
 }
 

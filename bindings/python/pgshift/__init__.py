@@ -17,18 +17,27 @@ Deploy tooling drives a migration through its phases::
         # ... deploy the new app version ...
         d.advance("0042_rename_users_name", to=pgshift.Phase.SWITCHED)
 
-Applications check the schema at startup (one round trip)::
+Applications check the schema at startup (one round trip), and declare the
+shape they need so that contract waits for old instances to go::
 
     try:
         pgshift.require_phase(dsn, "0042_rename_users_name", at_least="switched")
     except pgshift.FailedPreconditionError as e:
         sys.exit(f"schema not ready for this version: {e}")
+    with pgshift.InstanceRegistration(dsn, "0042_rename_users_name", pgshift.Shape.NEW):
+        serve()
+
+Options are the library's (:func:`option_list`), checked by the library with
+the messages the CLI and the C API give; statuses, plans and reports carry
+every field of the library's JSON.
 """
 
 import dataclasses
 import datetime
+import decimal
 import enum
 import json
+import math
 import os
 from typing import Any, Callable, List, Optional, Union
 
@@ -60,17 +69,28 @@ __version__ = "@PROJECT_VERSION@"
 
 __all__ = [
     "Phase",
+    "Shape",
     "Driver",
+    "Options",
+    "OptionInfo",
+    "option_list",
     "Migration",
     "MigrationStatus",
     "BackfillStatus",
+    "InstanceStatus",
     "Progress",
+    "PreflightReport",
+    "SessionInfo",
     "Plan",
     "PlannedStep",
     "PlannedStatement",
+    "PlannedLock",
+    "InstanceRegistration",
     "load_migration",
     "current_phase",
     "require_phase",
+    "declare_instance",
+    "withdraw_instance",
 ] + _errors.__all__
 
 
@@ -120,6 +140,28 @@ class Phase(str, enum.Enum):
 assert [p.value for p in Phase] == _pgshift.phase_names()
 
 
+def _make(cls, d: dict, **converted):
+    """An instance of dataclass `cls` from JSON object `d` (json.h), with
+    `converted` replacing the fields that need more than json.loads. Every
+    field of the JSON must be a field of `cls` and the other way round
+    (TypeError otherwise), so a field added to the JSON cannot be dropped
+    silently. The "event" tag of progress and preflight reports is not a
+    field."""
+    fields = {k: v for k, v in d.items() if k != "event"}
+    fields.update(converted)
+    return cls(**fields)
+
+
+class Shape(str, enum.Enum):
+    """The shape of the schema an application instance needs (check.h)."""
+
+    OLD = "old"  # written for the schema before the migration
+    NEW = "new"  # written for the schema after it
+
+    def __str__(self):
+        return self.value
+
+
 @dataclasses.dataclass(frozen=True)
 class BackfillStatus:
     """Backfill checkpoint of one operation."""
@@ -131,8 +173,24 @@ class BackfillStatus:
 
 
 @dataclasses.dataclass(frozen=True)
+class InstanceStatus:
+    """A live application instance that declared the shape it needs."""
+
+    instance_id: str
+    shape: Shape
+    description: str
+    heartbeat_at: str  # ISO 8601, UTC
+    expires_in_seconds: float  # until it stops counting without a refresh
+
+    @classmethod
+    def _from(cls, d: dict) -> "InstanceStatus":
+        return _make(cls, d, shape=Shape(d["shape"]))
+
+
+@dataclasses.dataclass(frozen=True)
 class MigrationStatus:
-    """A migration's row in the control tables."""
+    """A migration's row in the control tables (the JSON of ``pgshift
+    --json status NAME``)."""
 
     name: str
     phase: Phase
@@ -141,14 +199,16 @@ class MigrationStatus:
     updated_at: str
     last_error: Optional[str]  # None when the last step succeeded
     running_step: Optional[str]  # a step started but not finished (crash)
+    paused: bool  # a pause request is set (Driver.pause)
     backfill: List[BackfillStatus]
+    driver: Optional[str]  # who drives it right now (status() only), or None
+    instances: List[InstanceStatus]  # live declarations (status() only)
 
     @classmethod
     def _from(cls, d: dict) -> "MigrationStatus":
-        d = dict(d)
-        d["phase"] = Phase(d["phase"])
-        d["backfill"] = [BackfillStatus(**b) for b in d["backfill"]]
-        return cls(**d)
+        return _make(cls, d, phase=Phase(d["phase"]),
+                     backfill=[_make(BackfillStatus, b) for b in d["backfill"]],
+                     instances=[InstanceStatus._from(i) for i in d["instances"]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,22 +218,72 @@ class Progress:
     migration: str
     operation: int  # index of the operation in the spec
     step: str  # phase being reached, e.g. "backfilled"
-    rows_done: int  # rows examined so far (committed batches)
-    rows_estimate: int  # estimated total rows of the table
-    rows_per_second: float
+    rows_done: int  # rows covered so far (committed batches, across resumes)
+    rows_estimate: int  # estimated total rows; equals rows_done once finished
+    rows_per_second: float  # recent rate
     eta_seconds: float  # -1 when unknown
     finished: bool  # last report of this operation's backfill
+    rows_updated: int  # rows changed by this call
+    batch_rows: int  # size of the next batch
+    lock_wait_ms: int  # time this call lost to lock timeouts and deadlocks
+    waiting: str  # "" while working, else "paused", "replication_lag" or "lock_contention"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionInfo:
+    """A session holding (or waiting for) a lock on a table pgshift is about
+    to lock."""
+
+    pid: int
+    state: str  # "active", "idle in transaction", ...
+    user: str
+    application: str
+    client: str  # client address, or "local"
+    transaction_seconds: float  # how long its transaction has been open
+    state_seconds: float  # how long it has been in `state`
+    locks: str  # lock modes it holds on the table
+    query: str  # its current or last query (first 300 characters)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreflightReport:
+    """What the preflight check found before a step that takes an ACCESS
+    EXCLUSIVE lock (see the ``preflight`` option)."""
+
+    migration: str
+    step: str  # phase being reached
+    table: str  # quoted qualified table
+    outcome: str  # "waiting", "cleared", "refused" or "gave up"
+    sessions: List[SessionInfo]  # empty when the wait is over
+
+    @classmethod
+    def _from(cls, d: dict) -> "PreflightReport":
+        return _make(cls, d, sessions=[_make(SessionInfo, s) for s in d["sessions"]])
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedLock:
+    table: str  # quoted qualified name
+    mode: str  # "ACCESS EXCLUSIVE", ...
 
 
 @dataclasses.dataclass(frozen=True)
 class PlannedStatement:
     sql: str  # exactly what advance runs
-    lock: str  # strongest table lock taken, e.g. "ACCESS EXCLUSIVE"
+    lock: str  # strongest table lock taken, e.g. "ACCESS EXCLUSIVE"; "none"
+    locks: List[PlannedLock]  # every table it locks
+    when: str  # when it runs, if not every time its step runs; "" for always
+    skip_if: str  # catalog condition under which a re-run skips it; "" when it always runs
     transactional: bool  # False for CREATE/DROP INDEX CONCURRENTLY
     scans_table: bool
     rewrites_table: bool
     batched: bool  # the backfill: many short transactions
+    rows_estimate: int  # rows it reads or writes; 0 for catalog-only DDL
     note: str
+
+    @classmethod
+    def _from(cls, d: dict) -> "PlannedStatement":
+        return _make(cls, d, locks=[_make(PlannedLock, lk) for lk in d["locks"]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,29 +296,25 @@ class PlannedStep:
 
     @classmethod
     def _from(cls, d: dict) -> "PlannedStep":
-        d = dict(d)
-        d["to"] = Phase(d["to"])
-        d["statements"] = [PlannedStatement(**s) for s in d["statements"]]
-        return cls(**d)
+        return _make(cls, d, to=Phase(d["to"]),
+                     statements=[PlannedStatement._from(s) for s in d["statements"]])
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What advance would run, step by step, and what rollback would run."""
+    """What advance would run, step by step, and what rollback would run
+    (the JSON of ``pgshift --json plan``)."""
 
     migration: str
     server_version: int
+    notes: List[str]  # how the server's version shaped the plan; the lock discipline
     steps: List[PlannedStep]
     rollback: List[PlannedStep]
 
     @classmethod
     def _from(cls, d: dict) -> "Plan":
-        return cls(
-            migration=d["migration"],
-            server_version=d["server_version"],
-            steps=[PlannedStep._from(s) for s in d["steps"]],
-            rollback=[PlannedStep._from(s) for s in d["rollback"]],
-        )
+        return _make(cls, d, steps=[PlannedStep._from(s) for s in d["steps"]],
+                     rollback=[PlannedStep._from(s) for s in d["rollback"]])
 
 
 #: A parsed, validated migration spec (``.name``, ``.schema``,
@@ -245,59 +351,164 @@ def load_migration(migration: MigrationLike) -> Migration:
         f"{type(migration).__name__}")
 
 
-def _seconds(name: str, value: Any) -> float:
+@dataclasses.dataclass(frozen=True)
+class OptionInfo:
+    """One driver option, from the library's option list (options.h)."""
+
+    name: str  # the keyword argument: "lock_timeout"
+    flag: str  # the CLI flag without "--": "lock-timeout"
+    kind: str  # "duration", "integer", "bool", "text" or "choice"
+    help: str  # one line, with the default
+    choices: List[str]  # the accepted values of a "choice" option
+
+
+_OPTION_LIST = [_make(OptionInfo, o) for o in _pgshift.option_list()]
+_OPTION_KINDS = {o.name: o for o in _OPTION_LIST}
+
+
+def option_list() -> List[OptionInfo]:
+    """Every option Driver and Options accept, in the library's order: the
+    same list the CLI's flags and the C API's pgshift_options_set use."""
+    return list(_OPTION_LIST)
+
+
+def _duration_text(value: Any) -> Optional[str]:
+    """The text form of a duration given as seconds, a timedelta or a
+    string; None when `value` is none of those."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
+        return f"{value // datetime.timedelta(microseconds=1)}us"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(f"option {name} is a duration: seconds (int/float) or a datetime.timedelta")
+        if isinstance(value, int):
+            return f"{value}s"
+        if math.isnan(value):
+            return "nan"  # refused by the library, naming the option
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return format(decimal.Decimal(repr(value)), "f") + "s"
+    return None
 
 
-_DURATION_OPTIONS = (
-    "lock_timeout",
-    "statement_timeout",
-    "long_statement_timeout",
-    "retry_initial_backoff",
-    "retry_max_backoff",
-    "retry_deadline",
-    "backfill_target_batch_time",
-    "backfill_batch_delay",
-    "max_replication_lag",
-)
-_INT_OPTIONS = (
-    "backfill_batch_rows",
-    "backfill_min_batch_rows",
-    "backfill_max_batch_rows",
-    "backfill_max_batches",
-)
-_STR_OPTIONS = ("control_schema", "driver_name")
+def _option_text(info: OptionInfo, value: Any) -> str:
+    """`value` of option `info` in its text form; TypeError when its Python
+    type does not fit the option's kind."""
+    text = None
+    if info.kind == "duration":
+        text = _duration_text(value)
+        expected = 'seconds (int or float), a datetime.timedelta or a str like "500ms"'
+    elif info.kind == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+        expected = "an int"
+    elif info.kind == "bool":
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        expected = "a bool"
+    elif info.kind in ("text", "choice"):
+        if isinstance(value, str):
+            text = value
+        expected = "a str" if info.kind == "text" else "a str, one of " + ", ".join(info.choices)
+    else:
+        raise NotImplementedError(
+            f"option {info.name} is of kind {info.kind!r}, which this pgshift package does not "
+            "know; the package and the library are out of step")
+    if text is None:
+        raise TypeError(f"option {info.name} takes {expected}, not {type(value).__name__}")
+    return text
 
 
-def _options(options: dict) -> dict:
-    out = {}
-    for key, value in options.items():
-        if key in _DURATION_OPTIONS:
-            out[key] = _seconds(key, value)
-        elif key in _INT_OPTIONS:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"option {key} is an int")
-            out[key] = value
-        elif key in _STR_OPTIONS:
-            if not isinstance(value, str):
-                raise TypeError(f"option {key} is a str")
-            out[key] = value
-        else:
-            known = ", ".join(_STR_OPTIONS + _DURATION_OPTIONS + _INT_OPTIONS)
-            raise TypeError(f"unknown pgshift option {key!r}; options are: {known}")
-    return out
+class Options:
+    """Driver options, checked by the library (pgshift/options.h).
+
+    ``Options(**options)`` takes every option of :func:`option_list` as a
+    keyword argument, converted by its kind: a duration is seconds (int or
+    float), a ``datetime.timedelta`` or a string like ``"500ms"``; an
+    integer an ``int``; a bool a ``bool``; text and choices a ``str``. A value
+    of the wrong Python type raises TypeError. Every value then goes through
+    the library's SetOption, so a value that is not of its kind, or an option
+    that does not exist, raises InvalidArgumentError with the library's
+    message, the one the CLI and the C API give too. Ranges (a zero
+    lock_timeout, a negative duration, ...) are checked when a Driver
+    connects, before it connects (InvalidArgumentError naming the option).
+    """
+
+    def __init__(self, **options):
+        self._o = _pgshift.Options()
+        for name, value in options.items():
+            self.set(name, value)
+
+    def set(self, name: str, value: Any) -> None:
+        """Sets option `name` from a Python value (see the class)."""
+        info = _OPTION_KINDS.get(name)
+        if info is None:
+            # InvalidArgumentError with the library's unknown-option message.
+            return self._o.set(name, "")
+        return self._o.set(name, _option_text(info, value))
+
+    def set_text(self, name: str, text: str) -> None:
+        """Sets option `name` from its text form, as the CLI flag and
+        pgshift_options_set take it ("500ms", "true", "pages", ...);
+        InvalidArgumentError with the library's message when it is not of the
+        option's kind."""
+        if not isinstance(text, str):
+            raise TypeError(f"the text form of an option is a str, not {type(text).__name__}")
+        self._o.set(name, text)
+
+    def get_text(self, name: str) -> str:
+        """The text form of option `name` as the library reads it back
+        (durations in the shortest exact form, e.g. "1.5s"); NotFoundError
+        when there is no such option."""
+        return self._o.get(name)
+
+    def to_dict(self) -> dict:
+        """Every option's text form, by name."""
+        return {o.name: self._o.get(o.name) for o in _OPTION_LIST}
+
+    def copy(self) -> "Options":
+        """An independent copy."""
+        out = Options()
+        out._o = _pgshift.Options(self._o)
+        return out
+
+    def __repr__(self):
+        return f"pgshift.Options({self.to_dict()!r})"
 
 
-def _progress(callback: Optional[Callable[[Progress], Any]]):
+def _callback(callback: Optional[Callable], what: str, build: Callable[[dict], Any]):
+    """`callback` wrapped to receive the object `build` makes from the JSON
+    text the library reports; None stays None."""
     if callback is None:
         return None
     if not callable(callback):
-        raise TypeError("progress must be callable (it receives a pgshift.Progress)")
-    return lambda d: callback(Progress(**d))
+        raise TypeError(f"{what} must be callable")
+    return lambda text: callback(build(json.loads(text)))
+
+
+def _progress(callback: Optional[Callable[[Progress], Any]]):
+    return _callback(callback, "progress (it receives a pgshift.Progress)",
+                     lambda d: _make(Progress, d))
+
+
+def _preflight(callback: Optional[Callable[[PreflightReport], Any]]):
+    return _callback(callback, "on_preflight (it receives a pgshift.PreflightReport)",
+                     PreflightReport._from)
+
+
+def _ttl_seconds(ttl: Any) -> float:
+    if isinstance(ttl, datetime.timedelta):
+        return ttl.total_seconds()
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        return float(ttl)
+    raise TypeError(f"ttl is seconds (int or float) or a datetime.timedelta, not {type(ttl).__name__}")
+
+
+def _shape(shape: Union[Shape, str]) -> str:
+    if isinstance(shape, Shape):
+        return shape.value
+    if isinstance(shape, str):
+        return shape  # the library refuses names other than old and new
+    raise TypeError(f"a shape is a pgshift.Shape or a str, not {type(shape).__name__}")
 
 
 def _name(migration: Union[str, Migration]) -> str:
@@ -318,24 +529,32 @@ class Driver:
 
     ``Driver(dsn, **options)`` connects at once (UnavailableError when the
     server cannot be reached). `dsn` is a libpq connection string or URI;
-    None means $PGSHIFT_DSN, then libpq's PG* environment. Options (see
-    pgshift/options.h; durations in seconds or as datetime.timedelta):
-    control_schema, driver_name, lock_timeout, statement_timeout,
-    long_statement_timeout, retry_initial_backoff, retry_max_backoff,
-    retry_deadline, backfill_batch_rows, backfill_target_batch_time,
-    backfill_min_batch_rows, backfill_max_batch_rows, backfill_batch_delay,
-    max_replication_lag, backfill_max_batches. `progress` is the default
-    progress callback (it receives a :class:`Progress`).
+    None means $PGSHIFT_DSN, then libpq's PG* environment. `options` are the
+    keyword arguments of :class:`Options` (every option of
+    :func:`option_list`, e.g. ``lock_timeout=0.5``, ``preflight="refuse"``,
+    ``force_contract=True``); they are checked before connecting
+    (InvalidArgumentError with the library's message). ``options=`` takes an
+    :class:`Options` object instead (keyword arguments then override it).
+    `progress` is the default progress callback (it receives a
+    :class:`Progress`); `on_preflight` receives every
+    :class:`PreflightReport`.
 
     A Driver owns one connection; calls from several threads are serialized.
     Use it as a context manager, or call close().
     """
 
     def __init__(self, dsn: Optional[str] = None, *,
-                 progress: Optional[Callable[[Progress], Any]] = None, **options):
+                 progress: Optional[Callable[[Progress], Any]] = None,
+                 on_preflight: Optional[Callable[[PreflightReport], Any]] = None,
+                 options: Optional[Options] = None, **kwargs):
         if dsn is None:
             dsn = os.environ.get("PGSHIFT_DSN", "")
-        self._d = _pgshift.Driver(dsn, _options(options), _progress(progress))
+        if options is not None and not isinstance(options, Options):
+            raise TypeError(f"options is a pgshift.Options, not {type(options).__name__}")
+        opts = options.copy() if options is not None else Options()
+        for name, value in kwargs.items():
+            opts.set(name, value)
+        self._d = _pgshift.Driver(dsn, opts._o, _progress(progress), _preflight(on_preflight))
 
     def __enter__(self) -> "Driver":
         return self
@@ -350,6 +569,7 @@ class Driver:
 
     @property
     def closed(self) -> bool:
+        """True once close() has run."""
         return self._d.closed
 
     @property
@@ -364,38 +584,53 @@ class Driver:
     def plan(self, migration: MigrationLike) -> Plan:
         """Validates `migration` against the live catalog and returns every
         step's statements and locks. Changes nothing."""
-        return Plan._from(self._d.plan(load_migration(migration)))
+        return Plan._from(json.loads(self._d.plan(load_migration(migration))))
 
     def register(self, migration: MigrationLike) -> MigrationStatus:
         """Stores `migration` at phase registered. The same spec again is OK;
         the same name with another spec raises AlreadyExistsError."""
-        return MigrationStatus._from(self._d.register(load_migration(migration)))
+        return _status(self._d.register(load_migration(migration)))
 
     def advance(self, name: Union[str, Migration], to: Union[Phase, str, None] = None,
                 progress: Optional[Callable[[Progress], Any]] = None) -> MigrationStatus:
         """Runs the next step of migration `name`, or every step up to `to`;
         returns once each step has committed. Safe to call again after a
-        crash. BusyError when another driver holds the migration or locks
-        were not granted; FailedPreconditionError when a step failed (the
-        state stays consistent). `progress` (for this call) receives a
-        Progress after every backfill batch; an exception it raises is
-        re-raised once the call returns (the step is not interrupted)."""
+        crash. BusyError when another driver holds the migration, locks
+        were not granted or the preflight refused; FailedPreconditionError
+        when a step failed (the state stays consistent) or contract is
+        refused because old-shape instances are live (see force_contract).
+        `progress` (for this call) receives a Progress after every backfill
+        batch; an exception it (or on_preflight) raises is re-raised once the
+        call returns (the step is not interrupted)."""
         target = None if to is None else _phase(to)
-        return MigrationStatus._from(self._d.advance(_name(name), target, _progress(progress)))
+        return _status(self._d.advance(_name(name), target, _progress(progress)))
 
     def rollback(self, name: Union[str, Migration],
                  progress: Optional[Callable[[Progress], Any]] = None) -> MigrationStatus:
         """Undoes everything pgshift created for the migration; allowed from any
         phase before contracted; idempotent."""
-        return MigrationStatus._from(self._d.rollback(_name(name), _progress(progress)))
+        return _status(self._d.rollback(_name(name), _progress(progress)))
+
+    def pause(self, name: Union[str, Migration]) -> None:
+        """Asks the backfill of `name` to pause between batches, from any
+        driver (another thread's or process's): the driver running it waits,
+        reporting ``waiting == "paused"``, until resume(). The request
+        persists. NotFoundError when not registered."""
+        self._d.pause(_name(name))
+
+    def resume(self, name: Union[str, Migration]) -> None:
+        """Clears the pause request of `name`; NotFoundError when not
+        registered."""
+        self._d.resume(_name(name))
 
     def status(self, name: Union[str, Migration]) -> MigrationStatus:
-        """The stored status of `name`; NotFoundError when not registered."""
-        return MigrationStatus._from(self._d.status(_name(name)))
+        """The stored status of `name`, with the driver holding it now and the
+        live instance declarations; NotFoundError when not registered."""
+        return _status(self._d.status(_name(name)))
 
     def list(self) -> List[MigrationStatus]:
         """Every registered migration, by name."""
-        return [MigrationStatus._from(d) for d in self._d.list()]
+        return [MigrationStatus._from(d) for d in json.loads(self._d.list())["migrations"]]
 
     def current_phase(self, name: Union[str, Migration]) -> Phase:
         """The phase of `name` (one round trip)."""
@@ -405,6 +640,10 @@ class Driver:
         """Returns when `name` has reached `at_least`; raises
         FailedPreconditionError saying where it stands otherwise."""
         self._d.require_phase(_name(name), _phase(at_least))
+
+
+def _status(text: str) -> MigrationStatus:
+    return MigrationStatus._from(json.loads(text))
 
 
 def current_phase(dsn: Optional[str], name: str, control_schema: str = "pgshift") -> Phase:
@@ -424,3 +663,79 @@ def require_phase(dsn: Optional[str], name: str, at_least: Union[Phase, str],
     if dsn is None:
         dsn = os.environ.get("PGSHIFT_DSN", "")
     _pgshift.require_phase(dsn, name, _phase(at_least), control_schema)
+
+
+def _dsn(dsn: Optional[str]) -> str:
+    return os.environ.get("PGSHIFT_DSN", "") if dsn is None else dsn
+
+
+def declare_instance(dsn: Optional[str], migration: str, shape: Union[Shape, str], *,
+                     instance_id: Optional[str] = None, description: str = "",
+                     ttl: Union[float, datetime.timedelta] = 30,
+                     control_schema: str = "pgshift") -> None:
+    """Declares (or refreshes) once that this application instance needs
+    `shape` of `migration`, live for `ttl` (seconds or a timedelta) from now,
+    server clock. While an instance that declared Shape.OLD is live, advancing
+    to contracted raises FailedPreconditionError unless force_contract.
+    `instance_id` defaults to "<hostname>:<pid>"; the migration need not be
+    registered yet. FailedPreconditionError when the control schema is
+    missing or too old; InvalidArgumentError for a bad shape or ttl."""
+    _pgshift.declare_instance(_dsn(dsn), migration, _shape(shape), instance_id, description,
+                              _ttl_seconds(ttl), control_schema)
+
+
+def withdraw_instance(dsn: Optional[str], migration: str, instance_id: str,
+                      control_schema: str = "pgshift") -> None:
+    """Removes the declaration of `instance_id` (clean shutdown); nothing
+    happens when there is none."""
+    _pgshift.withdraw_instance(_dsn(dsn), migration, instance_id, control_schema)
+
+
+class InstanceRegistration:
+    """Declares an instance and keeps the declaration live until close():
+    a background thread refreshes it every ttl/3 (on its own short
+    connections, without the GIL); close() stops it and withdraws the
+    declaration. A context manager::
+
+        with pgshift.InstanceRegistration(dsn, "0042_rename_users_name",
+                                          pgshift.Shape.OLD, description="api v41"):
+            serve()
+
+    Declares once in the constructor, raising what declare_instance raises.
+    """
+
+    def __init__(self, dsn: Optional[str], migration: str, shape: Union[Shape, str], *,
+                 instance_id: Optional[str] = None, description: str = "",
+                 ttl: Union[float, datetime.timedelta] = 30, control_schema: str = "pgshift"):
+        self._r = _pgshift.InstanceRegistration(_dsn(dsn), migration, _shape(shape), instance_id,
+                                                description, _ttl_seconds(ttl), control_schema)
+
+    @property
+    def instance_id(self) -> str:
+        """The id the registration declares."""
+        return self._r.instance_id
+
+    @property
+    def last_refresh_error(self) -> Optional[Error]:
+        """None when the latest refresh worked (or none has run yet), else
+        the error it got (a failed refresh is retried at the next period)."""
+        try:
+            self._r.check_last_refresh()
+        except Error as e:
+            return e
+        return None
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has withdrawn the declaration."""
+        return self._r.closed
+
+    def close(self) -> None:
+        """Stops refreshing and withdraws the declaration. Idempotent."""
+        self._r.close()
+
+    def __enter__(self) -> "InstanceRegistration":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

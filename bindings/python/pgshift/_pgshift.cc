@@ -1,15 +1,19 @@
 // pgshift._pgshift: the compiled half of the Python binding. A thin layer over
-// the C++ API (include/pgshift/): statuses and plans come back as dicts,
-// phases as their names, errors as pgshift.Error subclasses (raised through
-// pgshift.errors._raise_for). The Pythonic API lives in pgshift/__init__.py.
+// the C++ API (include/pgshift/): statuses, plans, progress and preflight
+// reports come back as the JSON text of pgshift::ToJson (json.h, the one
+// renderer the CLI and the C API use too), phases as their names, options go
+// in through the library's option list (SetOption), and errors become
+// pgshift.Error subclasses (through pgshift.errors._error_for). The Pythonic
+// API, which builds its objects from that JSON, lives in pgshift/__init__.py.
 //
 // The GIL is released around every database call and re-acquired inside the
-// progress callback. A driver is guarded by a mutex, so sharing one between
-// Python threads serializes its calls instead of corrupting its connection.
+// callbacks. A driver is guarded by a mutex, so sharing one between Python
+// threads serializes its calls instead of corrupting its connection.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,103 +49,64 @@ T Value(absl::StatusOr<T> r) {
   return std::move(*r);
 }
 
+// A Status as a StatusOr, for Call().
+absl::StatusOr<bool> Done(const absl::Status& s) {
+  if (!s.ok()) return s;
+  return true;
+}
+
+// The JSON of a result (json.h), or its error.
+template <typename T>
+absl::StatusOr<std::string> Json(const absl::StatusOr<T>& r) {
+  if (!r.ok()) return r.status();
+  return pgshift::ToJson(*r);
+}
+
 pgshift::Phase PhaseArg(const std::string& name) { return Value(pgshift::ParsePhase(name)); }
 
 std::string PhaseStr(pgshift::Phase p) { return std::string(pgshift::PhaseName(p)); }
 
-absl::Duration Seconds(double s) {
-  if (!(s >= 0)) Throw(absl::InvalidArgumentError("durations must be non-negative seconds"));
-  return absl::Seconds(s);
+pgshift::Shape ShapeArg(const std::string& name) {
+  if (name == pgshift::ShapeName(pgshift::Shape::kOld)) return pgshift::Shape::kOld;
+  if (name == pgshift::ShapeName(pgshift::Shape::kNew)) return pgshift::Shape::kNew;
+  Throw(absl::InvalidArgumentError("unknown shape \"" + name + "\"; shapes are: old, new"));
 }
 
-py::object OptionalStr(const std::string& s) {
-  if (s.empty()) return py::none();
-  return py::str(s);
-}
-
-py::dict StatusDict(const pgshift::MigrationStatus& m) {
-  py::list backfill;
-  for (const auto& b : m.backfill) {
-    py::dict d;
-    d["operation"] = b.operation;
-    d["rows_done"] = b.rows_done;
-    d["rows_estimate"] = b.rows_estimate;
-    d["done"] = b.done;
-    backfill.append(d);
+pgshift::InstanceOptions InstanceArgs(const std::optional<std::string>& instance_id,
+                                      const std::string& description, double ttl_seconds,
+                                      const std::string& control_schema) {
+  if (!std::isfinite(ttl_seconds)) {
+    Throw(absl::InvalidArgumentError("ttl must be a finite number of seconds"));
   }
-  py::dict d;
-  d["name"] = m.name;
-  d["phase"] = PhaseStr(m.phase);
-  d["checksum"] = m.checksum;
-  d["created_at"] = m.created_at;
-  d["updated_at"] = m.updated_at;
-  d["last_error"] = OptionalStr(m.last_error);
-  d["running_step"] = OptionalStr(m.running_step);
-  d["backfill"] = backfill;
-  return d;
+  pgshift::InstanceOptions o;
+  if (instance_id) o.instance_id = *instance_id;
+  o.description = description;
+  o.ttl = absl::Seconds(ttl_seconds);
+  o.control_schema = control_schema;
+  return o;
 }
 
-py::list StepsList(const std::vector<pgshift::PlannedStep>& steps) {
-  py::list out;
-  for (const auto& s : steps) {
-    py::list stmts;
-    for (const auto& st : s.statements) {
-      py::dict d;
-      d["sql"] = st.sql;
-      d["lock"] = st.lock;
-      d["transactional"] = st.transactional;
-      d["scans_table"] = st.scans_table;
-      d["rewrites_table"] = st.rewrites_table;
-      d["batched"] = st.batched;
-      d["note"] = st.note;
-      stmts.append(d);
-    }
-    py::dict d;
-    d["to"] = PhaseStr(s.to);
-    d["operation"] = s.operation;
-    d["rows_estimate"] = s.rows_estimate;
-    d["hazards"] = s.hazards;
-    d["statements"] = stmts;
-    out.append(d);
-  }
-  return out;
-}
-
-py::dict PlanDict(const pgshift::Plan& plan) {
-  py::dict d;
-  d["migration"] = plan.migration;
-  d["server_version"] = plan.server_version;
-  d["steps"] = StepsList(plan.steps);
-  d["rollback"] = StepsList(plan.rollback);
-  return d;
-}
-
-// The Python side of the progress callback. Shared (by shared_ptr, so that
-// copying the Options never touches Python reference counts without the
-// GIL) between the driver's Options and the wrapper.
-struct ProgressSink {
-  py::object callback;          // called with a dict; None for no reports
-  py::object error;             // first exception the callback raised
-  ~ProgressSink() {
+// The Python side of the progress and preflight callbacks. Shared (by
+// shared_ptr, so that copying the Options never touches Python reference
+// counts without the GIL) between the driver's Options and the wrapper.
+struct CallbackSink {
+  py::object progress;   // called with the progress JSON; None for no reports
+  py::object preflight;  // called with the preflight JSON; None for no reports
+  py::object error;      // first exception a callback raised
+  ~CallbackSink() {
     py::gil_scoped_acquire gil;
-    callback = py::object();
+    progress = py::object();
+    preflight = py::object();
     error = py::object();
   }
 
-  void Report(const pgshift::Progress& p) {
+  // Calls progress (which = &CallbackSink::progress) or preflight with `json`.
+  void Report(py::object CallbackSink::*which, const std::string& json) {
     py::gil_scoped_acquire gil;
+    py::object& callback = this->*which;
     if (!callback || callback.is_none() || error) return;
-    py::dict d;
-    d["migration"] = p.migration;
-    d["operation"] = p.operation;
-    d["step"] = p.step;
-    d["rows_done"] = p.rows_done;
-    d["rows_estimate"] = p.rows_estimate;
-    d["rows_per_second"] = p.rows_per_second;
-    d["eta_seconds"] = p.eta_seconds;
-    d["finished"] = p.finished;
     try {
-      callback(d);
+      callback(json);
     } catch (py::error_already_set& e) {
       // Exceptions cannot cross the C++ driver; keep the first one and raise
       // it once the call returns. The step itself goes on.
@@ -152,10 +117,18 @@ struct ProgressSink {
 
 class PyDriver {
  public:
-  PyDriver(const std::string& dsn, pgshift::Options options)
-      : sink_(std::make_shared<ProgressSink>()) {
-    std::shared_ptr<ProgressSink> sink = sink_;
-    options.on_progress = [sink](const pgshift::Progress& p) { sink->Report(p); };
+  PyDriver(const std::string& dsn, pgshift::Options options, py::object progress,
+           py::object preflight)
+      : sink_(std::make_shared<CallbackSink>()) {
+    sink_->progress = std::move(progress);
+    sink_->preflight = std::move(preflight);
+    std::shared_ptr<CallbackSink> sink = sink_;
+    options.on_progress = [sink](const pgshift::Progress& p) {
+      sink->Report(&CallbackSink::progress, pgshift::ToJson(p));
+    };
+    options.on_preflight = [sink](const pgshift::PreflightReport& r) {
+      sink->Report(&CallbackSink::preflight, pgshift::ToJson(r));
+    };
     absl::StatusOr<std::unique_ptr<pgshift::Driver>> d;
     {
       py::gil_scoped_release release;
@@ -175,7 +148,7 @@ class PyDriver {
     {
       py::gil_scoped_release release;
       if (owner_.load() == std::this_thread::get_id()) {
-        s = absl::FailedPreconditionError("a pgshift.Driver cannot be closed from its own progress callback");
+        s = absl::FailedPreconditionError("a pgshift.Driver cannot be closed from its own callback");
       } else {
         std::lock_guard<std::mutex> lock(mu_);
         driver_.reset();
@@ -196,41 +169,42 @@ class PyDriver {
   }
 
   void Init() {
-    Call([](pgshift::Driver& d) -> absl::StatusOr<bool> {
-      absl::Status s = d.Init();
-      if (!s.ok()) return s;
-      return true;
-    });
+    Call([](pgshift::Driver& d) { return Done(d.Init()); });
   }
 
-  py::dict Plan(const pgshift::v1::Migration& m) {
-    return PlanDict(Call([&m](pgshift::Driver& d) { return d.PlanMigration(m); }));
+  std::string Plan(const pgshift::v1::Migration& m) {
+    return Call([&m](pgshift::Driver& d) { return Json(d.PlanMigration(m)); });
   }
 
-  py::dict Register(const pgshift::v1::Migration& m) {
-    return StatusDict(Call([&m](pgshift::Driver& d) { return d.Register(m); }));
+  std::string Register(const pgshift::v1::Migration& m) {
+    return Call([&m](pgshift::Driver& d) { return Json(d.Register(m)); });
   }
 
-  py::dict Advance(const std::string& name, std::optional<std::string> to, py::object progress) {
+  std::string Advance(const std::string& name, std::optional<std::string> to, py::object progress) {
     std::optional<pgshift::Phase> target;
     if (to) target = PhaseArg(*to);
-    return StatusDict(
-        CallWithProgress(progress, [&](pgshift::Driver& d) { return d.Advance(name, target); }));
+    return CallWithProgress(progress,
+                            [&](pgshift::Driver& d) { return Json(d.Advance(name, target)); });
   }
 
-  py::dict Rollback(const std::string& name, py::object progress) {
-    return StatusDict(CallWithProgress(progress, [&](pgshift::Driver& d) { return d.Rollback(name); }));
+  std::string Rollback(const std::string& name, py::object progress) {
+    return CallWithProgress(progress, [&](pgshift::Driver& d) { return Json(d.Rollback(name)); });
   }
 
-  py::dict Status(const std::string& name) {
-    return StatusDict(Call([&](pgshift::Driver& d) { return d.Status(name); }));
+  void Pause(const std::string& name) {
+    Call([&](pgshift::Driver& d) { return Done(d.Pause(name)); });
   }
 
-  py::list List() {
-    std::vector<pgshift::MigrationStatus> all = Call([](pgshift::Driver& d) { return d.List(); });
-    py::list out;
-    for (const auto& m : all) out.append(StatusDict(m));
-    return out;
+  void Resume(const std::string& name) {
+    Call([&](pgshift::Driver& d) { return Done(d.Resume(name)); });
+  }
+
+  std::string Status(const std::string& name) {
+    return Call([&](pgshift::Driver& d) { return Json(d.Status(name)); });
+  }
+
+  std::string List() {
+    return Call([](pgshift::Driver& d) { return Json(d.List()); });
   }
 
   std::string CurrentPhase(const std::string& name) {
@@ -239,21 +213,18 @@ class PyDriver {
 
   void RequirePhase(const std::string& name, const std::string& at_least) {
     pgshift::Phase p = PhaseArg(at_least);
-    Call([&](pgshift::Driver& d) -> absl::StatusOr<bool> {
-      absl::Status s = d.RequirePhase(name, p);
-      if (!s.ok()) return s;
-      return true;
-    });
+    Call([&](pgshift::Driver& d) { return Done(d.RequirePhase(name, p)); });
   }
 
  private:
   // Runs `fn` on the driver under mu_ (called without the GIL). A call from
-  // the driver's own progress callback would deadlock: it is refused.
+  // the driver's own callback would deadlock: it is refused.
   template <typename Fn>
   auto Locked(Fn& fn) -> decltype(fn(std::declval<pgshift::Driver&>())) {
     if (owner_.load() == std::this_thread::get_id()) {
       return absl::FailedPreconditionError(
-          "a pgshift.Driver cannot be used from its own progress callback; use another Driver");
+          "a pgshift.Driver cannot be used from its own progress or preflight callback; use another "
+          "Driver");
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (driver_ == nullptr) {
@@ -277,7 +248,7 @@ class PyDriver {
   }
 
   // As Call, reporting progress to `progress` (None: the driver's default)
-  // and re-raising what the callback raised once the call is over.
+  // and re-raising what a callback raised once the call is over.
   template <typename Fn>
   auto CallWithProgress(py::object progress, Fn fn)
       -> typename decltype(fn(std::declval<pgshift::Driver&>()))::value_type {
@@ -287,14 +258,14 @@ class PyDriver {
     auto with_callback = [&](pgshift::Driver& d) {
       {
         py::gil_scoped_acquire gil;
-        saved = sink_->callback;
-        if (!progress.is_none()) sink_->callback = progress;
+        saved = sink_->progress;
+        if (!progress.is_none()) sink_->progress = progress;
         sink_->error = py::object();
       }
       auto result = fn(d);
       {
         py::gil_scoped_acquire gil;
-        sink_->callback = saved;
+        sink_->progress = saved;
         error = sink_->error;
         sink_->error = py::object();
       }
@@ -312,57 +283,47 @@ class PyDriver {
     return Value(std::move(r));
   }
 
- public:
-  void SetDefaultProgress(py::object cb) { sink_->callback = std::move(cb); }
-
- private:
   std::mutex mu_;
   std::atomic<std::thread::id> owner_{};
   std::unique_ptr<pgshift::Driver> driver_;
-  std::shared_ptr<ProgressSink> sink_;
+  std::shared_ptr<CallbackSink> sink_;
 };
 
-pgshift::Options MakeOptions(const py::dict& kw) {
-  pgshift::Options o;
-  for (auto item : kw) {
-    std::string key = py::cast<std::string>(item.first);
-    py::handle v = item.second;
-    if (key == "control_schema") {
-      o.control_schema = py::cast<std::string>(v);
-    } else if (key == "driver_name") {
-      o.driver_name = py::cast<std::string>(v);
-    } else if (key == "lock_timeout") {
-      o.lock_timeout = Seconds(py::cast<double>(v));
-    } else if (key == "statement_timeout") {
-      o.statement_timeout = Seconds(py::cast<double>(v));
-    } else if (key == "long_statement_timeout") {
-      o.long_statement_timeout = Seconds(py::cast<double>(v));
-    } else if (key == "retry_initial_backoff") {
-      o.retry_initial_backoff = Seconds(py::cast<double>(v));
-    } else if (key == "retry_max_backoff") {
-      o.retry_max_backoff = Seconds(py::cast<double>(v));
-    } else if (key == "retry_deadline") {
-      o.retry_deadline = Seconds(py::cast<double>(v));
-    } else if (key == "backfill_target_batch_time") {
-      o.backfill_target_batch_time = Seconds(py::cast<double>(v));
-    } else if (key == "backfill_batch_delay") {
-      o.backfill_batch_delay = Seconds(py::cast<double>(v));
-    } else if (key == "max_replication_lag") {
-      o.max_replication_lag = Seconds(py::cast<double>(v));
-    } else if (key == "backfill_batch_rows") {
-      o.backfill_batch_rows = py::cast<int64_t>(v);
-    } else if (key == "backfill_min_batch_rows") {
-      o.backfill_min_batch_rows = py::cast<int64_t>(v);
-    } else if (key == "backfill_max_batch_rows") {
-      o.backfill_max_batch_rows = py::cast<int64_t>(v);
-    } else if (key == "backfill_max_batches") {
-      o.backfill_max_batches = py::cast<int64_t>(v);
-    } else {
-      throw py::type_error("unknown pgshift option \"" + key + "\"");
-    }
+// An InstanceRegistration whose destruction (a join and a round trip) runs
+// without the GIL.
+class PyRegistration {
+ public:
+  explicit PyRegistration(std::unique_ptr<pgshift::InstanceRegistration> r)
+      : id_(r->instance_id()), reg_(std::move(r)) {}
+  ~PyRegistration() { Close(); }
+
+  void Close() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
+    reg_.reset();
   }
-  return o;
-}
+
+  bool closed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reg_ == nullptr;
+  }
+
+  const std::string& instance_id() const { return id_; }
+
+  void CheckLastRefresh() {
+    absl::Status s;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      s = reg_ ? reg_->last_refresh() : absl::OkStatus();
+    }
+    Check(s);
+  }
+
+ private:
+  const std::string id_;
+  std::mutex mu_;
+  std::unique_ptr<pgshift::InstanceRegistration> reg_;
+};
 
 pgshift::v1::Migration ParseSpec(const std::string& json, const std::string& origin) {
   return Value(pgshift::ParseMigrationJson(json, origin));
@@ -404,13 +365,48 @@ PYBIND11_MODULE(_pgshift, m) {
   m.def("parse_migration", &ParseSpec, py::arg("json"), py::arg("origin") = "migration");
   m.def("load_migration", &LoadSpec, py::arg("path"));
 
+  // pgshift::OptionList(): what every surface's options are built from.
+  m.def("option_list", []() {
+    py::list out;
+    for (const pgshift::OptionInfo& o : pgshift::OptionList()) {
+      py::dict d;
+      d["name"] = o.name;
+      d["flag"] = o.flag;
+      d["kind"] = o.kind;
+      d["help"] = o.help;
+      py::list choices;
+      for (const char* c : o.choices) choices.append(c);
+      d["choices"] = choices;
+      out.append(d);
+    }
+    return out;
+  });
+
+  // pgshift::Options, set and read in the text form (SetOption, GetOption).
+  py::class_<pgshift::Options>(m, "Options")
+      .def(py::init<>())
+      .def(py::init<const pgshift::Options&>())
+      .def(
+          "set",
+          [](pgshift::Options& o, const std::string& name, const std::string& value) {
+            Check(pgshift::SetOption(o, name, value));
+          },
+          py::arg("name"), py::arg("value"))
+      .def(
+          "get",
+          [](const pgshift::Options& o, const std::string& name) {
+            return Value(pgshift::GetOption(o, name));
+          },
+          py::arg("name"));
+
   py::class_<PyDriver>(m, "Driver")
-      .def(py::init([](const std::string& dsn, const py::dict& options, py::object progress) {
-             auto d = std::make_unique<PyDriver>(dsn, MakeOptions(options));
-             d->SetDefaultProgress(std::move(progress));
-             return d;
+      .def(py::init([](const std::string& dsn, const pgshift::Options& options, py::object progress,
+                       py::object preflight) {
+             return std::make_unique<PyDriver>(dsn, options, std::move(progress),
+                                               std::move(preflight));
            }),
-           py::arg("dsn"), py::arg("options"), py::arg("progress") = py::none())
+           py::arg("dsn"), py::arg("options"), py::arg("progress") = py::none(),
+           py::arg("preflight") = py::none())
       .def("close", &PyDriver::Close)
       .def_property_readonly("closed", &PyDriver::closed)
       .def_property_readonly("server_version", &PyDriver::server_version)
@@ -420,6 +416,8 @@ PYBIND11_MODULE(_pgshift, m) {
       .def("advance", &PyDriver::Advance, py::arg("name"), py::arg("to") = py::none(),
            py::arg("progress") = py::none())
       .def("rollback", &PyDriver::Rollback, py::arg("name"), py::arg("progress") = py::none())
+      .def("pause", &PyDriver::Pause, py::arg("name"))
+      .def("resume", &PyDriver::Resume, py::arg("name"))
       .def("status", &PyDriver::Status, py::arg("name"))
       .def("list", &PyDriver::List)
       .def("current_phase", &PyDriver::CurrentPhase, py::arg("name"))
@@ -449,6 +447,58 @@ PYBIND11_MODULE(_pgshift, m) {
         Check(s);
       },
       py::arg("dsn"), py::arg("name"), py::arg("at_least"), py::arg("control_schema") = "pgshift");
+
+  m.def(
+      "declare_instance",
+      [](const std::string& dsn, const std::string& migration, const std::string& shape,
+         std::optional<std::string> instance_id, const std::string& description, double ttl,
+         const std::string& control_schema) {
+        pgshift::Shape sh = ShapeArg(shape);
+        pgshift::InstanceOptions o = InstanceArgs(instance_id, description, ttl, control_schema);
+        absl::Status s;
+        {
+          py::gil_scoped_release release;
+          s = pgshift::DeclareInstance(dsn, migration, sh, o);
+        }
+        Check(s);
+      },
+      py::arg("dsn"), py::arg("migration"), py::arg("shape"), py::arg("instance_id"),
+      py::arg("description"), py::arg("ttl"), py::arg("control_schema"));
+  m.def(
+      "withdraw_instance",
+      [](const std::string& dsn, const std::string& migration, const std::string& instance_id,
+         const std::string& control_schema) {
+        absl::Status s;
+        {
+          py::gil_scoped_release release;
+          s = pgshift::WithdrawInstance(dsn, migration, instance_id, control_schema);
+        }
+        Check(s);
+      },
+      py::arg("dsn"), py::arg("migration"), py::arg("instance_id"), py::arg("control_schema"));
+
+  py::class_<PyRegistration>(m, "InstanceRegistration")
+      .def(py::init([](const std::string& dsn, const std::string& migration,
+                       const std::string& shape, std::optional<std::string> instance_id,
+                       const std::string& description, double ttl,
+                       const std::string& control_schema) {
+             pgshift::Shape sh = ShapeArg(shape);
+             pgshift::InstanceOptions o =
+                 InstanceArgs(instance_id, description, ttl, control_schema);
+             absl::StatusOr<std::unique_ptr<pgshift::InstanceRegistration>> r;
+             {
+               py::gil_scoped_release release;
+               r = pgshift::InstanceRegistration::Start(dsn, migration, sh, std::move(o));
+             }
+             return std::make_unique<PyRegistration>(Value(std::move(r)));
+           }),
+           py::arg("dsn"), py::arg("migration"), py::arg("shape"), py::arg("instance_id"),
+           py::arg("description"), py::arg("ttl"), py::arg("control_schema"))
+      .def_property_readonly("instance_id", &PyRegistration::instance_id)
+      .def_property_readonly("closed", &PyRegistration::closed)
+      .def("check_last_refresh", &PyRegistration::CheckLastRefresh)
+      .def("close", &PyRegistration::Close);
+
   m.def("phase_names", []() {
     std::vector<std::string> out;
     for (int i = 0; i <= static_cast<int>(pgshift::Phase::kRolledBack); ++i) {

@@ -1,6 +1,9 @@
 """The pgshift Python binding against a real PostgreSQL server: a whole
 rename_column migration with old/new application writes, the startup check,
-and the exception class of every failure a caller has to tell apart."""
+the exception class of every failure a caller has to tell apart, options
+checked by the library, pause/resume, the preflight callback, instance
+declarations and the contract guard, and result objects that carry every
+field of the library's JSON."""
 
 import datetime
 import json
@@ -97,13 +100,115 @@ def test_load_migration_errors():
         pgshift.load_migration(42)
 
 
-def test_unknown_or_mistyped_options_are_type_errors():
-    with pytest.raises(TypeError, match="lock_timout"):
-        pgshift.Driver("host=127.0.0.1 port=1", lock_timout=1)
-    with pytest.raises(TypeError, match="duration"):
-        pgshift.Driver("host=127.0.0.1 port=1", lock_timeout="1s")
+UNREACHABLE = "host=127.0.0.1 port=1 connect_timeout=5"
+
+
+def test_unknown_option_is_invalid_argument_with_the_librarys_message():
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.Driver(UNREACHABLE, lock_timout=1)
+    assert str(e.value).startswith('unknown option "lock_timout"; options are: control_schema, ')
+    assert e.value.exit_code == 2
+    with pytest.raises(pgshift.InvalidArgumentError, match="lock_timout"):
+        pgshift.Options().set_text("lock_timout", "1s")
+    with pytest.raises(pgshift.NotFoundError, match="lock_timout"):
+        pgshift.Options().get_text("lock_timout")
+
+
+def test_options_of_the_wrong_python_type_are_type_errors():
+    with pytest.raises(TypeError, match="lock_timeout takes seconds"):
+        pgshift.Driver(UNREACHABLE, lock_timeout=[1])
+    with pytest.raises(TypeError, match="lock_timeout"):
+        pgshift.Driver(UNREACHABLE, lock_timeout=True)
+    with pytest.raises(TypeError, match="backfill_batch_rows takes an int, not float"):
+        pgshift.Driver(UNREACHABLE, backfill_batch_rows=1.5)
+    with pytest.raises(TypeError, match="force_contract takes a bool, not int"):
+        pgshift.Driver(UNREACHABLE, force_contract=1)
+    with pytest.raises(TypeError, match="preflight takes a str, one of wait, refuse, off"):
+        pgshift.Driver(UNREACHABLE, preflight=2)
+    with pytest.raises(TypeError, match="control_schema takes a str"):
+        pgshift.Driver(UNREACHABLE, control_schema=None)
     with pytest.raises(TypeError):
-        pgshift.Driver("host=127.0.0.1 port=1", backfill_batch_rows=1.5)
+        pgshift.Options().set_text("lock_timeout", 1)
+    with pytest.raises(TypeError):
+        pgshift.Driver(UNREACHABLE, options={"lock_timeout": 1})
+
+
+def test_bad_option_values_raise_the_librarys_message_before_connecting():
+    cases = [
+        (dict(lock_timeout="soon"),
+         'lock_timeout (--lock-timeout): "soon" is not a duration like 500ms, 1.5s or 2m'),
+        (dict(lock_timeout=0), "lock_timeout (--lock-timeout) must be positive, got 0"),
+        (dict(retry_deadline=-0.5),
+         "retry_deadline (--retry-deadline) must be zero or positive, got -500ms"),
+        (dict(backfill_batch_rows=0), "backfill_batch_rows (--batch-rows) must be at least 1, got 0"),
+        (dict(preflight="sometimes"),
+         'preflight (--preflight): "sometimes" is not one of wait, refuse, off'),
+        (dict(backfill_walk="diagonal"),
+         'backfill_walk (--backfill-walk): "diagonal" is not one of auto, key, pages'),
+        (dict(lock_timeout=float("nan")),
+         'lock_timeout (--lock-timeout): "nan" is not a duration like 500ms, 1.5s or 2m'),
+    ]
+    for options, message in cases:
+        with pytest.raises(pgshift.InvalidArgumentError) as e:
+            pgshift.Driver(UNREACHABLE, **options)  # not UnavailableError: checked first
+        assert str(e.value) == message, options
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.Driver(UNREACHABLE, control_schema="s" * 64)
+    assert str(e.value).startswith('control_schema (--control-schema): the control schema "sss')
+    assert "64 bytes long" in str(e.value)
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.Options().set_text("force_contract", "yes")
+    assert str(e.value) == 'force_contract (--force): "yes" is not true or false'
+    # good options get as far as connecting
+    with pytest.raises(pgshift.UnavailableError):
+        pgshift.Driver(UNREACHABLE, lock_timeout="500ms", preflight="refuse", force_contract=True,
+                       backfill_walk="pages", long_transaction=datetime.timedelta(seconds=2))
+
+
+def test_options_convert_python_values_by_kind_and_read_back_as_text():
+    o = pgshift.Options(lock_timeout=1.5, statement_timeout=datetime.timedelta(milliseconds=250),
+                        retry_deadline="2m", long_statement_timeout=0, lease_heartbeat=1e-05,
+                        backfill_batch_rows=250, force_contract=True, preflight="off",
+                        backfill_walk="key", driver_name="bot")
+    assert o.get_text("lock_timeout") == "1.5s"
+    assert o.get_text("statement_timeout") == "250ms"
+    assert o.get_text("retry_deadline") == "2m"
+    assert o.get_text("long_statement_timeout") == "0"
+    assert o.get_text("lease_heartbeat") == "10us"
+    assert o.get_text("backfill_batch_rows") == "250"
+    assert o.get_text("force_contract") == "true"
+    assert o.get_text("preflight") == "off"
+    assert o.get_text("backfill_walk") == "key"
+    assert o.get_text("driver_name") == "bot"
+    o.set_text("max_replication_lag", "0")
+    assert o.get_text("max_replication_lag") == "0"
+    o.set("force_contract", False)
+    assert o.get_text("force_contract") == "false"
+    with pytest.raises(pgshift.InvalidArgumentError):
+        o.set_text("lock_timeout", "later")
+    assert o.get_text("lock_timeout") == "1.5s"  # kept
+    d = o.to_dict()
+    assert list(d) == [i.name for i in pgshift.option_list()]
+    assert d["lock_timeout"] == "1.5s" and d["control_schema"] == "pgshift"
+    c = o.copy()
+    c.set("lock_timeout", 3)
+    assert (o.get_text("lock_timeout"), c.get_text("lock_timeout")) == ("1.5s", "3s")
+    assert "lock_timeout" in repr(o)
+
+
+def test_option_list_describes_every_option():
+    options = pgshift.option_list()
+    names = [o.name for o in options]
+    assert len(names) == len(set(names)) >= 20
+    for name in ("lock_timeout", "preflight", "force_contract", "backfill_walk",
+                 "long_statement_timeout", "lease_heartbeat", "driver_name"):
+        assert name in names
+    by_name = {o.name: o for o in options}
+    assert by_name["preflight"].kind == "choice"
+    assert by_name["preflight"].choices == ["wait", "refuse", "off"]
+    assert by_name["force_contract"].flag == "force" and by_name["force_contract"].kind == "bool"
+    assert by_name["lock_timeout"].kind == "duration" and "1s" in by_name["lock_timeout"].help
+    assert {o.kind for o in options} == {"duration", "integer", "bool", "text", "choice"}
 
 
 def test_unreachable_server_is_unavailable():
@@ -172,6 +277,12 @@ def test_full_migration_with_old_and_new_app_writes(db):
         assert [r.finished for r in reports].count(True) == 1 and reports[-1].finished
         assert reports[-1].rows_done >= ROWS + 1
         assert [r.rows_done for r in reports] == sorted(r.rows_done for r in reports)
+        assert all(r.waiting == "" for r in reports)
+        # 100 .. 300 rows, rounded to whole pages when the walk is by pages
+        assert all(50 <= r.batch_rows <= 600 for r in reports)
+        assert all(r.lock_wait_ms >= 0 for r in reports)
+        # rows the old app's writes had already synced are skipped
+        assert ROWS - 5 <= reports[-1].rows_updated <= ROWS + 1
 
         with pytest.raises(pgshift.FailedPreconditionError):
             d.require_phase(NAME, "switched")
@@ -286,14 +397,20 @@ def test_second_driver_gets_busy_error(db):
 
         def try_second(progress):
             if not seen:
+                seen_by_status.append(d2.status(NAME))
                 try:
                     d2.advance(NAME)
                     seen.append(None)
                 except pgshift.Error as e:  # noqa: PERF203
                     seen.append(e)
 
+        seen_by_status = []
         d.advance(NAME, to="backfilled", progress=try_second)
         assert len(seen) == 1
+        # status from another driver names the one driving it right now
+        assert '"pgshift first [lease]"' in seen_by_status[0].driver
+        assert seen_by_status[0].running_step == "backfilled"
+        assert d2.status(NAME).driver is None
         assert isinstance(seen[0], pgshift.BusyError)
         assert seen[0].code == pgshift.StatusCode.ABORTED
         assert "first" in str(seen[0]) and seen[0].exit_code == 4
@@ -318,7 +435,7 @@ def test_driver_refuses_calls_from_its_own_progress_callback(db):
 
         assert d.advance(NAME, to="backfilled", progress=reenter).phase is pgshift.Phase.BACKFILLED
         assert isinstance(seen[0], pgshift.FailedPreconditionError)
-        assert "own progress callback" in str(seen[0])
+        assert "own progress or preflight callback" in str(seen[0])
 
 
 def test_exception_in_progress_callback_is_raised_after_the_step(db):
@@ -423,3 +540,180 @@ def test_startup_check_example_script(db):
                         "--migration", NAME, "--needs", "switched"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "cannot check" in r.stderr, r.stderr
+
+
+# ---- pause / resume, preflight, instances -------------------------------------------
+
+def test_pause_holds_the_backfill_until_resume(db):
+    make_users(db, rows=1000)
+    reports = []
+    with pgshift.Driver(db, backfill_batch_rows=200, backfill_max_batch_rows=200,
+                        backfill_poll_interval=0.05, max_replication_lag=0) as d, \
+            pgshift.Driver(db) as other:
+        d.init()
+        d.register(SPEC)
+        d.advance(NAME, to="trigger_installed")
+        with pytest.raises(pgshift.NotFoundError):
+            d.pause("no_such_migration")
+        d.pause(NAME)
+        assert d.status(NAME).paused is True
+
+        def resume_when_paused(p):
+            reports.append(p)
+            if p.waiting == "paused" and other.status(NAME).paused:
+                other.resume(NAME)
+
+        st = d.advance(NAME, to="backfilled", progress=resume_when_paused)
+        assert st.phase is pgshift.Phase.BACKFILLED and st.paused is False
+        waiting = [r.waiting for r in reports]
+        # it waited before the first batch, then went on
+        assert "paused" in waiting
+        assert all(r.rows_done == 0 for r in reports[:waiting.index("paused") + 1])
+        assert waiting[-1] == "" and reports[-1].finished
+        assert reports[-1].rows_done >= 1000
+
+
+def _blocker_pid(blocker):
+    blocker.query("BEGIN")
+    pid = int(blocker.value("SELECT pg_backend_pid()"))
+    blocker.query("SELECT count(*) FROM app.users")
+    return pid
+
+
+def test_preflight_refuse_reports_the_long_transaction(db):
+    make_users(db, rows=10)
+    reports = []
+    with Conn(db) as blocker, pgshift.Driver(db, preflight="refuse", long_transaction=0.05,
+                                             on_preflight=reports.append, **FAST) as d:
+        d.init()
+        d.register(SPEC)
+        pid = _blocker_pid(blocker)
+        time.sleep(0.1)
+        with pytest.raises(pgshift.BusyError) as e:
+            d.advance(NAME)
+        assert "preflight" in str(e.value) and "refused" in str(e.value)
+        assert len(reports) == 1
+        r = reports[0]
+        assert isinstance(r, pgshift.PreflightReport)
+        assert (r.migration, r.step, r.outcome) == (NAME, "column_added", "refused")
+        assert "users" in r.table
+        assert [s.pid for s in r.sessions] == [pid]
+        assert isinstance(r.sessions[0], pgshift.SessionInfo)
+        assert r.sessions[0].state == "idle in transaction"
+        assert r.sessions[0].transaction_seconds >= 0.05
+        assert "AccessShareLock" in r.sessions[0].locks
+        blocker.query("ROLLBACK")
+        assert d.advance(NAME).phase is pgshift.Phase.COLUMN_ADDED
+        assert len(reports) == 1  # nothing to report any more
+
+
+def test_preflight_wait_reports_waiting_then_cleared(db):
+    make_users(db, rows=10)
+    reports = []
+    result = {}
+    with Conn(db) as blocker, pgshift.Driver(db, preflight="wait", long_transaction=0.05,
+                                             retry_deadline=30, max_replication_lag=0,
+                                             on_preflight=reports.append) as d:
+        d.init()
+        d.register(SPEC)
+        _blocker_pid(blocker)
+        time.sleep(0.1)
+        t = threading.Thread(target=lambda: result.setdefault("status", d.advance(NAME)))
+        t.start()
+        deadline = time.monotonic() + 20
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.02)  # the callback runs on the advancing thread: the GIL is free
+        blocker.query("ROLLBACK")
+        t.join()
+    assert result["status"].phase is pgshift.Phase.COLUMN_ADDED
+    assert [r.outcome for r in reports] == ["waiting", "cleared"]
+    assert len(reports[0].sessions) == 1 and reports[1].sessions == []
+
+
+def test_old_shape_instance_blocks_contract_until_forced(db):
+    make_users(db, rows=50)
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        with pytest.raises(pgshift.FailedPreconditionError, match="init"):
+            pgshift.declare_instance(db, NAME, pgshift.Shape.OLD)  # no control schema yet
+        d.init()
+        d.register(SPEC)
+        d.advance(NAME, to="switched")
+        with pgshift.InstanceRegistration(db, NAME, pgshift.Shape.OLD, instance_id="py-old",
+                                          description="api v41", ttl=30) as reg:
+            assert reg.instance_id == "py-old"
+            assert reg.last_refresh_error is None
+            pgshift.declare_instance(db, NAME, "new", instance_id="py-new",
+                                     ttl=datetime.timedelta(minutes=1))
+            st = d.status(NAME)
+            assert {(i.instance_id, i.shape) for i in st.instances} == {
+                ("py-old", pgshift.Shape.OLD), ("py-new", pgshift.Shape.NEW)}
+            old = next(i for i in st.instances if i.instance_id == "py-old")
+            assert old.description == "api v41" and 0 < old.expires_in_seconds <= 30
+            assert old.heartbeat_at.endswith("Z")
+            with pytest.raises(pgshift.FailedPreconditionError) as e:
+                d.advance(NAME, to="contracted")
+            assert "refusing to contract" in str(e.value)
+            assert "py-old" in str(e.value) and "py-new" not in str(e.value)
+            assert d.current_phase(NAME) is pgshift.Phase.SWITCHED
+            with pgshift.Driver(db, force_contract=True, max_replication_lag=0) as forced:
+                assert forced.advance(NAME, to="contracted").phase is pgshift.Phase.CONTRACTED
+        assert reg.closed
+        pgshift.withdraw_instance(db, NAME, "py-new")
+        pgshift.withdraw_instance(db, NAME, "py-new")  # absent: fine
+        assert d.status(NAME).instances == []
+    with pytest.raises(pgshift.InvalidArgumentError, match="shape"):
+        pgshift.declare_instance(db, NAME, "middle")
+    with pytest.raises(pgshift.InvalidArgumentError, match="ttl must be positive"):
+        pgshift.declare_instance(db, NAME, pgshift.Shape.OLD, ttl=-1)
+    with pytest.raises(TypeError):
+        pgshift.declare_instance(db, NAME, pgshift.Shape.OLD, ttl="30s")
+    with pytest.raises(TypeError):
+        pgshift.InstanceRegistration(db, NAME, 0)
+
+
+# ---- every field of the JSON on the Python objects ---------------------------------
+
+def assert_carries(obj, data, path="$"):
+    """Every field of JSON value `data` is on `obj` with the same value,
+    recursively (Phase and Shape compare equal to their names)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            assert hasattr(obj, key), \
+                f"{path}.{key} is in the JSON but not on {type(obj).__name__}"
+            assert_carries(getattr(obj, key), value, f"{path}.{key}")
+    elif isinstance(data, list):
+        assert isinstance(obj, list) and len(obj) == len(data), f"{path}: {obj!r}"
+        for i, (o, d) in enumerate(zip(obj, data)):
+            assert_carries(o, d, f"{path}[{i}]")
+    else:
+        assert obj == data, f"{path}: {obj!r} != {data!r}"
+
+
+def test_status_and_plan_objects_carry_every_json_field(db):
+    make_users(db, rows=100)
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        d.init()
+        plan_json = json.loads(d._d.plan(pgshift.load_migration(SPEC)))
+        d.register(SPEC)
+        d.advance(NAME, to="backfilled")
+        d.pause(NAME)
+        pgshift.declare_instance(db, NAME, "old", instance_id="py-json", description="v1")
+        status_json = json.loads(d._d.status(NAME))
+        list_json = json.loads(d._d.list())
+
+        # what the check walks through is not empty
+        assert status_json["backfill"] and status_json["instances"] and status_json["paused"]
+        assert plan_json["notes"] and plan_json["steps"] and plan_json["rollback"]
+        statements = [st for s in plan_json["steps"] for st in s["statements"]]
+        assert any(st["locks"] for st in statements)
+        assert any(st["when"] for st in statements) and any(st["skip_if"] for st in statements)
+
+        # the objects the public API returns, from the same state
+        status = d.status(NAME)
+        assert_carries(status, {k: v for k, v in status_json.items() if k != "instances"})
+        assert [i.instance_id for i in status.instances] == ["py-json"]
+        assert_carries(status.instances[0], {k: v for k, v in status_json["instances"][0].items()
+                                             if k != "expires_in_seconds"})
+        assert_carries(d.plan(SPEC), plan_json)
+        assert_carries(d.list(), list_json["migrations"])
+        assert set(list_json) == {"migrations"}
