@@ -25,7 +25,7 @@
  *   char* err = NULL;
  *   pgshift_options_t* opt = pgshift_options_create();
  *   pgshift_options_set_lock_timeout_ms(opt, 500);
- *   if (pgshift_options_set(opt, "preflight", "refuse", &err) != PGSHIFT_OK) { ... }
+ *   if (pgshift_options_set(opt, "preflight", "refuse", &err) != PGSHIFT_OK) { fprintf(stderr, "%s\n", err); return 2; }
  *   pgshift_driver_t* d = pgshift_driver_connect("dbname=app", opt, &err);
  *   if (d == NULL) { fprintf(stderr, "%s\n", err); return 1; }
  *   pgshift_driver_init(d, &err);

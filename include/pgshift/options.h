@@ -215,10 +215,16 @@ struct Options {
 };
 
 // Checks `options` and settles what is derived, the same for every surface:
-// an empty control_schema or driver_name gets its default; the batch bounds
-// widen to include backfill_batch_rows (the initial size always applies).
-// InvalidArgument naming the option (and its CLI flag) and what it accepts
-// when a value is out of range. Driver::Connect calls it.
+// an empty control_schema or driver_name gets its default; durations are not
+// negative, and lock_timeout, the batch time, the batch lock timeout, the
+// poll interval and the lease heartbeat are positive; batch sizes are at
+// least 1; retry_max_backoff >= retry_initial_backoff. The batch sizes
+// settle into min <= initial <= max: a bound left at its default gives way
+// (a smaller max lowers the default min, a smaller initial size lowers the
+// min, a larger one raises the default max), a max that was set caps the
+// initial size, and a min set above a max is an error. InvalidArgument
+// naming the option (and its CLI flag) and what it accepts when a value is
+// out of range. Driver::Connect calls it.
 absl::StatusOr<Options> SanitizeOptions(Options options);
 
 // The options that have a text form: every field of Options but the

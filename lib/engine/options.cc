@@ -226,7 +226,7 @@ absl::StatusOr<Options> SanitizeOptions(Options o) {
     return absl::InvalidArgumentError(absl::StrCat(Who(Info(name)), " must be ", rule, ", got ", got));
   };
   for (const char* name : {"lock_timeout", "backfill_target_batch_time", "backfill_lock_timeout",
-                           "backfill_poll_interval"}) {
+                           "backfill_poll_interval", "lease_heartbeat"}) {
     const absl::Duration d = o.*(Find(name)->duration);
     if (d <= absl::ZeroDuration()) return bad(name, "positive", absl::FormatDuration(d));
   }
@@ -242,14 +242,35 @@ absl::StatusOr<Options> SanitizeOptions(Options o) {
   if (o.backfill_max_batches < 0) {
     return bad("backfill_max_batches", "zero or positive", std::to_string(o.backfill_max_batches));
   }
-  // The initial batch size always applies: the bounds widen to include it.
-  o.backfill_min_batch_rows = std::min(o.backfill_min_batch_rows, o.backfill_batch_rows);
-  o.backfill_max_batch_rows = std::max(o.backfill_max_batch_rows, o.backfill_batch_rows);
+  if (o.retry_max_backoff < o.retry_initial_backoff) {
+    return bad("retry_max_backoff",
+               absl::StrCat("at least ", Who(Info("retry_initial_backoff")), " (",
+                            absl::FormatDuration(o.retry_initial_backoff), ")"),
+               absl::FormatDuration(o.retry_max_backoff));
+  }
+  // The batch bounds and the initial size settle into min <= initial <= max.
+  // A bound left at its default gives way to what was set; two set bounds
+  // that contradict each other are an error.
+  const Options defaults;
   if (o.backfill_min_batch_rows > o.backfill_max_batch_rows) {
-    return bad("backfill_min_batch_rows",
-               absl::StrCat("at most ", Who(Info("backfill_max_batch_rows")), " (",
-                            o.backfill_max_batch_rows, ")"),
-               std::to_string(o.backfill_min_batch_rows));
+    if (o.backfill_min_batch_rows != defaults.backfill_min_batch_rows) {
+      return bad("backfill_min_batch_rows",
+                 absl::StrCat("at most ", Who(Info("backfill_max_batch_rows")), " (",
+                              o.backfill_max_batch_rows, ")"),
+                 std::to_string(o.backfill_min_batch_rows));
+    }
+    o.backfill_min_batch_rows = o.backfill_max_batch_rows;
+  }
+  // A smaller initial size lowers the floor (small batches from the start).
+  o.backfill_min_batch_rows = std::min(o.backfill_min_batch_rows, o.backfill_batch_rows);
+  // A larger one raises a ceiling left at its default, or is capped by one
+  // that was set.
+  if (o.backfill_batch_rows > o.backfill_max_batch_rows) {
+    if (o.backfill_max_batch_rows == defaults.backfill_max_batch_rows) {
+      o.backfill_max_batch_rows = o.backfill_batch_rows;
+    } else {
+      o.backfill_batch_rows = o.backfill_max_batch_rows;
+    }
   }
   return o;
 }
