@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -16,10 +15,8 @@
 #include <cstdio>
 #include <mutex>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,23 +25,21 @@
 #include "absl/strings/str_join.h"
 #include "lib/pg/connection.h"
 #include "pgshift/pgshift.h"
+#include "tests/support/cli.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 
 namespace pgshift {
 namespace {
 
 namespace pt = ::pgshift::testing;
+constexpr auto Int = pt::QueryInt;
 
 // ---- helpers ------------------------------------------------------------------
 
 v1::Migration Rename(const std::string& name, const std::string& schema, const std::string& table,
                      const std::string& from, const std::string& to) {
-  std::string json = absl::StrCat(R"({"name": ")", name, R"(", "schema": ")", schema,
-                                  R"(", "operations": [{"rename_column": {"table": ")", table,
-                                  R"(", "from": ")", from, R"(", "to": ")", to, R"("}}]})");
-  absl::StatusOr<v1::Migration> m = ParseMigrationJson(json);
-  EXPECT_TRUE(m.ok()) << m.status();
-  return *m;
+  return pt::Spec(name).Schema(schema).RenameColumn(table, from, to).Migration();
 }
 
 Options SmallBatches(int64_t rows) {
@@ -71,57 +66,12 @@ void Prepare(const std::string& dsn, const v1::Migration& m) {
   ASSERT_TRUE(s.ok()) << s.status();
 }
 
-int64_t Int(const std::string& dsn, const std::string& sql) {
-  return std::stoll(pt::QueryValue(dsn, sql));
-}
-
 // Waits (polling) until `sql` returns true; fails the test after a minute
 // instead of hanging. Not a timing assertion: the condition is what counts.
 bool WaitFor(const std::string& dsn, const std::string& sql) {
-  for (int i = 0; i < 3000; ++i) {
-    if (pt::QueryValue(dsn, sql) == "t") return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  if (pt::WaitUntil([&] { return pt::QueryValue(dsn, sql) == "t"; }, 60)) return true;
   ADD_FAILURE() << "condition never became true: " << sql;
   return false;
-}
-
-// The CLI as a child process, stderr (JSON progress events) to a file.
-pid_t SpawnCli(const std::vector<std::string>& args, const std::string& stderr_path) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* err = freopen(stderr_path.c_str(), "w", stderr);
-    FILE* out = freopen("/dev/null", "w", stdout);
-    (void)err;
-    (void)out;
-    std::vector<char*> argv;
-    std::string cli = PGSHIFT_CLI;
-    argv.push_back(cli.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(cli.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string TempPath(const std::string& name) {
-  const char* dir = std::getenv("TMPDIR");
-  return absl::StrCat(dir && *dir ? dir : "/tmp", "/pgshift_backfill_test_", getpid(), "_", name);
 }
 
 // ---- pure parts -------------------------------------------------------------------
@@ -238,25 +188,23 @@ TEST_P(KillNineTest, ResumesFromLastCommittedBatchWithExactData) {
   v1::Migration m = Rename("kill9", "public", "items", "qty", "quantity");
   Prepare(db.dsn(), m);
 
+  // The CLI's stderr carries its JSON progress events.
   const std::vector<std::string> args = {
-      "--dsn", db.dsn(), "--json", "advance", "kill9", "--to", "backfilled",
+      "--json", "advance", "kill9", "--to", "backfilled",
       "--batch-rows", "40", "--batch-min-rows", "40", "--batch-max-rows", "40",
       "--batch-delay", "15ms", "--backfill-walk", GetParam().walk};
   const std::string cp = "SELECT coalesce((SELECT rows_done FROM pgshift.checkpoints "
                          "WHERE migration = 'kill9'), 0)";
   int64_t done_before = 0;
   for (int round = 1; round <= 3; ++round) {
-    const std::string err = TempPath(absl::StrCat("kill9_", round));
-    pid_t pid = SpawnCli(args, err);
-    ASSERT_GT(pid, 0);
+    pt::ChildProcess cli(pt::CliArgv(db.dsn(), args));
     ASSERT_TRUE(WaitFor(db.dsn(), absl::StrCat(cp, " >= ", done_before + 400)));
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    EXPECT_EQ(WaitExit(pid), 128 + SIGKILL);
+    cli.Kill(SIGKILL);
+    EXPECT_EQ(cli.Wait().signal, SIGKILL);
     // The killed driver's backend ends (rolling back any open batch).
-    ASSERT_TRUE(WaitFor(db.dsn(),
-                        absl::StrCat("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE "
-                                     "application_name LIKE 'pgshift %:",
-                                     pid, "')")));
+    ASSERT_TRUE(WaitFor(db.dsn(), absl::StrCat("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity "
+                                               "WHERE application_name LIKE 'pgshift %:",
+                                               cli.pid(), "')")));
 
     // Exactly the committed batches are done: nothing more, nothing less.
     const int64_t done = Int(db.dsn(), cp);
@@ -291,10 +239,9 @@ TEST_P(KillNineTest, ResumesFromLastCommittedBatchWithExactData) {
   // Resume to the end (the wait above guarantees the old driver's advisory
   // lock is gone, so no "busy").
   const int64_t left = Int(db.dsn(), "SELECT count(*) FROM items WHERE quantity IS DISTINCT FROM qty");
-  const std::string err = TempPath("kill9_final");
-  pid_t pid = SpawnCli(args, err);
-  ASSERT_EQ(WaitExit(pid), 0) << ReadFile(err);
-  const std::string events = ReadFile(err);
+  const pt::CliResult resumed = pt::RunCli(db.dsn(), args);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const std::string& events = resumed.err;
   // The first report of the resumed run starts from the checkpoint.
   std::string first = events.substr(0, events.find('\n'));
   EXPECT_NE(first.find(absl::StrCat("\"rows_done\":", done_before, ",")), std::string::npos)

@@ -22,13 +22,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pgshift/pgshift.h"
-#include "tests/safety_support.h"
+#include "tests/support/cli.h"
+#include "tests/support/session.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 
 namespace pgshift {
 namespace {
 
-using ::pgshift::testing::CliProcess;
+using ::pgshift::testing::ChildProcess;
+using ::pgshift::testing::CliArgv;
 using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
 using ::pgshift::testing::Lit;
@@ -37,7 +40,7 @@ using ::pgshift::testing::QueryValue;
 using ::pgshift::testing::RunCli;
 using ::pgshift::testing::ScratchDatabase;
 using ::pgshift::testing::Session;
-using ::pgshift::testing::TempFile;
+using ::pgshift::testing::Spec;
 using ::pgshift::testing::WaitUntil;
 using ::testing::HasSubstr;
 
@@ -93,22 +96,15 @@ class Faults : public ::testing::Test {
                      "ANALYZE users;"
                      "CREATE TABLE oracle AS SELECT id, name FROM users;"
                      "CREATE TABLE test_pause_at (label text PRIMARY KEY)"));
-    spec_ = std::make_unique<TempFile>(
-        "spec", absl::StrCat(R"({"name": ")", kName,
-                             R"(", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})"));
     ASSERT_EQ(Cli({"init"}).exit_code, 0);
-    CliResult reg = Cli({"register", spec_->path()});
+    CliResult reg = Cli({"register", Spec(kName).RenameColumn("users", "name", "full_name").File()});
     ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
   }
 
   const std::string& dsn() const { return db_->dsn(); }
 
-  std::vector<std::string> Args(std::vector<std::string> rest) const {
-    std::vector<std::string> args = {"--dsn", dsn()};
-    for (auto& r : rest) args.push_back(std::move(r));
-    return args;
-  }
-  CliResult Cli(std::vector<std::string> rest) const { return RunCli(Args(std::move(rest))); }
+  std::vector<std::string> Args(const std::vector<std::string>& rest) const { return CliArgv(dsn(), rest); }
+  CliResult Cli(const std::vector<std::string>& rest) const { return RunCli(dsn(), rest); }
 
   std::string Phase() const {
     return QueryValue(dsn(), absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ", Lit(kName)));
@@ -220,7 +216,6 @@ class Faults : public ::testing::Test {
   }
 
   std::unique_ptr<ScratchDatabase> db_;
-  std::unique_ptr<TempFile> spec_;
   int rows_ = 0;
 };
 
@@ -243,11 +238,11 @@ TEST_F(Faults, KillAtEveryStepBoundary) {
       Query(dsn(), absl::StrCat("INSERT INTO test_pause_at VALUES (", Lit(point + ":" + step), ")"));
       Session pauser(dsn());
       pauser.Exec(absl::StrCat("SELECT pg_advisory_lock(", kPauseKey, ")"));
-      CliProcess cli(Args({"advance", kName, "--to", "contracted"}));
+      ChildProcess cli(Args({"advance", kName, "--to", "contracted"}));
       ASSERT_TRUE(WaitUntil([&] { return PausedBackend() != 0 || !cli.Running(); })) << cli.CurrentErr();
       ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
       const int backend = PausedBackend();
-      cli.Kill9();
+      cli.Kill(SIGKILL);
       CliResult killed = cli.Wait();
       EXPECT_EQ(killed.exit_code, -1);
       Terminate(backend);  // the crashed host's connection goes away
@@ -273,11 +268,11 @@ TEST_F(Faults, KillAtEveryStepBoundary) {
 // the checkpoint.
 TEST_F(Faults, KillInTheMiddleOfTheBackfill) {
   Make("kill_backfill", 3000);
-  CliProcess cli(Args({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "contracted"}));
+  ChildProcess cli(Args({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "contracted"}));
   ASSERT_TRUE(WaitUntil([&] {
     return std::atoi(QueryValue(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints").c_str()) >= 1000;
   })) << cli.CurrentErr();
-  cli.Kill9();
+  cli.Kill(SIGKILL);
   cli.Wait();
   const int done_at_kill = std::atoi(QueryValue(dsn(), "SELECT rows_done FROM pgshift.checkpoints").c_str());
   EXPECT_LT(done_at_kill, 3000);
@@ -296,12 +291,12 @@ TEST_F(Faults, KillInTheMiddleOfTheBackfill) {
 TEST_F(Faults, KillDuringCreateIndexConcurrentlyWhileItsBackendFinishes) {
   Make("kill_cic_orphan", 1500, /*slow_index=*/true);
   ASSERT_EQ(Cli({"advance", kName, "--to", "backfilled"}).exit_code, 0);
-  CliProcess cli(Args({"advance", kName, "--to", "contracted"}));
+  ChildProcess cli(Args({"advance", kName, "--to", "contracted"}));
   ASSERT_TRUE(WaitUntil([&] { return BackendRunning(kCicLike) != 0; }))
       << cli.CurrentErr();
   const int builder = BackendRunning(kCicLike);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  cli.Kill9();
+  cli.Kill(SIGKILL);
   cli.Wait();
   EXPECT_EQ(Phase(), "backfilled");
   // The orphaned build is still running when the operator re-runs.
@@ -321,11 +316,11 @@ TEST_F(Faults, InterruptedIndexBuildIsRebuiltButNotSomeoneElses) {
   EXPECT_NE(user.TryExec("CREATE UNIQUE INDEX CONCURRENTLY users_tag_uniq ON users (tag)"), "");
   ASSERT_EQ(QueryValue(dsn(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_tag_uniq'::regclass"), "f");
   ASSERT_EQ(Cli({"advance", kName, "--to", "backfilled"}).exit_code, 0);
-  CliProcess cli(Args({"advance", kName, "--to", "contracted"}));
+  ChildProcess cli(Args({"advance", kName, "--to", "contracted"}));
   ASSERT_TRUE(WaitUntil([&] { return BackendRunning(kCicLike) != 0; }))
       << cli.CurrentErr();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  cli.Kill9();
+  cli.Kill(SIGKILL);
   cli.Wait();
   Terminate(BackendRunning(kCicLike));
   EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_index WHERE indrelid = 'users'::regclass AND NOT indisvalid "
@@ -345,7 +340,7 @@ TEST_F(Faults, KillDuringValidateConstraint) {
     SCOPED_TRACE(terminate_backend ? "backend terminated too" : "backend left running");
     Make(terminate_backend ? "kill_validate_term" : "kill_validate", 1000, false, /*slow_check=*/true);
     ASSERT_EQ(Cli({"advance", kName, "--to", "backfilled"}).exit_code, 0);
-    CliProcess cli(Args({"advance", kName, "--to", "contracted"}));
+    ChildProcess cli(Args({"advance", kName, "--to", "contracted"}));
     const std::string like = "ALTER TABLE%VALIDATE CONSTRAINT \"pgshift%";
     ASSERT_TRUE(WaitUntil([&] {
       return QueryValue(dsn(), absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND datname = current_database() "
@@ -353,7 +348,7 @@ TEST_F(Faults, KillDuringValidateConstraint) {
                                             " AND now() - query_start > interval '300 ms'")) != "0";
     })) << cli.CurrentErr();
     const int backend = BackendRunning(like);
-    cli.Kill9();
+    cli.Kill(SIGKILL);
     cli.Wait();
     if (terminate_backend) Terminate(backend);
     EXPECT_EQ(Phase(), "backfilled");
@@ -371,7 +366,7 @@ TEST_F(Faults, KillDuringValidateConstraint) {
 // is recorded; running again finishes.
 TEST_F(Faults, DriverBackendTerminatedMidStep) {
   Make("term_backend", 3000, /*slow_index=*/true);
-  CliProcess cli(Args({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "contracted"}));
+  ChildProcess cli(Args({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "contracted"}));
   ASSERT_TRUE(WaitUntil([&] {
     return std::atoi(QueryValue(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints").c_str()) >= 500;
   })) << cli.CurrentErr();
@@ -385,7 +380,7 @@ TEST_F(Faults, DriverBackendTerminatedMidStep) {
   AppWrites("trigger_installed", 6);
 
   WaitForLeaseRelease();
-  CliProcess again(Args({"advance", kName, "--to", "contracted"}));
+  ChildProcess again(Args({"advance", kName, "--to", "contracted"}));
   ASSERT_TRUE(WaitUntil([&] { return BackendRunning(kCicLike) != 0; }))
       << again.CurrentErr();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -399,7 +394,7 @@ TEST_F(Faults, DriverBackendTerminatedMidStep) {
 // phase (the phase write is fenced on the lease), and a new run finishes.
 TEST_F(Faults, LostLeaseRecordsNothing) {
   Make("lost_lease", 2000);
-  CliProcess cli(Args({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "validated"}));
+  ChildProcess cli(Args({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "validated"}));
   ASSERT_TRUE(WaitUntil([&] {
     return std::atoi(QueryValue(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints").c_str()) >= 200;
   })) << cli.CurrentErr();
@@ -431,15 +426,18 @@ class EveryOperation : public Faults {
         "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, "
         "(g * 1.5)::text FROM generate_series(1, ", rows, ") g; ANALYZE shop;"
         "CREATE TABLE test_pause_at (label text PRIMARY KEY)"));
-    spec_ = std::make_unique<TempFile>("spec", absl::StrCat(
-        R"({"name": ")", kAllOps, R"(", "operations": [)",
-        R"({"rename_column": {"table": "shop", "from": "a", "to": "a2"}},)",
-        R"({"set_not_null": {"table": "shop", "column": "b", "fill": "-1"}},)",
-        R"({"add_column": {"table": "shop", "column": "c", "type": "int", "not_null": true, "up": "id * 2"}},)",
-        R"({"drop_column": {"table": "shop", "column": "d", "down": "'gone'"}},)",
-        R"({"change_type": {"table": "shop", "column": "e", "new_column": "e2", "type": "numeric", "up": "e::numeric", "down": "e2::text"}}]})"));
+    const std::string spec = Spec(kAllOps)
+                                 .RenameColumn("shop", "a", "a2")
+                                 .SetNotNull("shop", "b", "-1")
+                                 .AddColumn("shop", "c", "int")
+                                 .NotNull()
+                                 .Up("id * 2")
+                                 .DropColumn("shop", "d")
+                                 .Down("'gone'")
+                                 .ChangeType("shop", "e", "e2", "numeric", "e::numeric", "e2::text")
+                                 .File();
     ASSERT_EQ(Cli({"init"}).exit_code, 0);
-    CliResult reg = Cli({"register", spec_->path()});
+    CliResult reg = Cli({"register", spec});
     ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
     rows_ = rows;
   }
@@ -492,11 +490,11 @@ TEST_F(EveryOperation, KillAtEveryStepBoundary) {
     Query(dsn(), absl::StrCat("INSERT INTO test_pause_at VALUES (", Lit("phase:" + step), ")"));
     Session pauser(dsn());
     pauser.Exec(absl::StrCat("SELECT pg_advisory_lock(", kPauseKey, ")"));
-    CliProcess cli(Args({"advance", kAllOps, "--to", "contracted"}));
+    ChildProcess cli(Args({"advance", kAllOps, "--to", "contracted"}));
     ASSERT_TRUE(WaitUntil([&] { return PausedBackend() != 0 || !cli.Running(); })) << cli.CurrentErr();
     ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
     const int backend = PausedBackend();
-    cli.Kill9();
+    cli.Kill(SIGKILL);
     cli.Wait();
     Terminate(backend);
     pauser.Exec(absl::StrCat("SELECT pg_advisory_unlock(", kPauseKey, ")"));
@@ -510,12 +508,12 @@ TEST_F(EveryOperation, KillAtEveryStepBoundary) {
 
 TEST_F(EveryOperation, KillInTheMiddleOfTheBackfills) {
   MakeShop("all_ops_kill_backfill", 2000);
-  CliProcess cli(Args({"--batch-rows", "50", "--batch-delay", "10ms", "advance", kAllOps, "--to", "contracted"}));
+  ChildProcess cli(Args({"--batch-rows", "50", "--batch-delay", "10ms", "advance", kAllOps, "--to", "contracted"}));
   // Killed once in the backfill of the third operation (add_column).
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(dsn(), "SELECT count(*) FROM pgshift.checkpoints WHERE operation = 2 AND rows_done >= 300") != "0";
   })) << cli.CurrentErr();
-  cli.Kill9();
+  cli.Kill(SIGKILL);
   cli.Wait();
   EXPECT_EQ(ShopPhase(), "trigger_installed");
   ShopWrites("trigger_installed", 3);
@@ -564,19 +562,13 @@ TEST(ServerRestart, BetweenStepsAndDuringTheBackfill) {
   Query(dsn, "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL); CREATE INDEX users_name_idx ON users (name);"
              "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 3000) g;"
              "CREATE TABLE oracle AS SELECT id, name FROM users");
-  TempFile spec("spec", absl::StrCat(R"({"name": ")", kName,
-                                     R"(", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})"));
-  auto cli = [&](std::vector<std::string> rest) {
-    std::vector<std::string> args = {"--dsn", dsn};
-    for (auto& r : rest) args.push_back(r);
-    return args;
-  };
-  ASSERT_EQ(RunCli(cli({"init"})).exit_code, 0);
-  ASSERT_EQ(RunCli(cli({"register", spec.path()})).exit_code, 0);
-  ASSERT_EQ(RunCli(cli({"advance", kName, "--to", "trigger_installed"})).exit_code, 0);
+  const std::string spec = Spec(kName).RenameColumn("users", "name", "full_name").File();
+  ASSERT_EQ(RunCli(dsn, {"init"}).exit_code, 0);
+  ASSERT_EQ(RunCli(dsn, {"register", spec}).exit_code, 0);
+  ASSERT_EQ(RunCli(dsn, {"advance", kName, "--to", "trigger_installed"}).exit_code, 0);
   cluster.Ctl("restart");
   // Stopped mid-backfill: the CLI reports the lost connection (exit 1).
-  CliProcess running(cli({"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "validated"}));
+  ChildProcess running(CliArgv(dsn, {"--batch-rows", "50", "--batch-delay", "20ms", "advance", kName, "--to", "validated"}));
   ASSERT_TRUE(WaitUntil([&] {
     return std::atoi(QueryValue(dsn, "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints").c_str()) >= 500;
   })) << running.CurrentErr();
@@ -585,12 +577,12 @@ TEST(ServerRestart, BetweenStepsAndDuringTheBackfill) {
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   cluster.Ctl("start");
   Query(dsn, "INSERT INTO users VALUES (5000, 'written while down'); INSERT INTO oracle VALUES (5000, 'written while down')");
-  CliResult resumed = RunCli(cli({"advance", kName, "--to", "validated"}));
+  CliResult resumed = RunCli(dsn, {"advance", kName, "--to", "validated"});
   ASSERT_EQ(resumed.exit_code, 0) << Describe(resumed);
   cluster.Ctl("restart");
-  ASSERT_EQ(RunCli(cli({"advance", kName, "--to", "switched"})).exit_code, 0);
+  ASSERT_EQ(RunCli(dsn, {"advance", kName, "--to", "switched"}).exit_code, 0);
   cluster.Ctl("restart");
-  CliResult done = RunCli(cli({"advance", kName, "--to", "contracted"}));
+  CliResult done = RunCli(dsn, {"advance", kName, "--to", "contracted"});
   ASSERT_EQ(done.exit_code, 0) << Describe(done);
   EXPECT_EQ(QueryValue(dsn, "SELECT count(*) FROM ((SELECT id, full_name FROM users EXCEPT ALL SELECT id, name FROM oracle) "
                             "UNION ALL (SELECT id, name FROM oracle EXCEPT ALL SELECT id, full_name FROM users)) d"),

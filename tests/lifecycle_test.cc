@@ -34,6 +34,7 @@
 #include "pgshift/pgshift.h"
 #include "tests/support/cli.h"
 #include "tests/support/session.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 #include "tests/support/writers.h"
 
@@ -50,14 +51,7 @@ constexpr int64_t kNewFirstId = 2000000;
 
 int Gen(Phase p) { return 2 * static_cast<int>(p); }
 
-std::string Lit(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
+using pt::Lit;
 
 // ---------------------------------------------------------------------------
 // Catalog probes on app.t
@@ -139,8 +133,8 @@ struct OpCase {
   std::string name;
   // Creates and fills app.t (schema app exists). Ids 1..kSeedRows.
   std::string setup;
-  // One element of "operations" (JSON).
-  std::string operation;
+  // The operations on app.t (the harness names the migration).
+  pt::Spec operations;
   // SELECT id, <values> FROM app.t: the oracle's seeded rows, in the slots
   // the writers use.
   std::string seed_values;
@@ -186,7 +180,7 @@ OpCase RenamePlain() {
       "CREATE TABLE app.t (id bigint PRIMARY KEY, note text DEFAULT 'n', v text);"
       "INSERT INTO app.t (id, v) SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'seed ' || g END "
       "FROM generate_series(1, " + N(kSeedRows) + ") g;";
-  c.operation = R"({"rename_column": {"table": "t", "from": "v", "to": "w"}})";
+  c.operations = pt::Spec().RenameColumn("t", "v", "w");
   c.seed_values = "SELECT id, v FROM app.t";
   // NULLs from both apps. A new app's `SET w = NULL` on a row the backfill
   // has not reached yet (w is still NULL) is not a change the trigger can
@@ -231,7 +225,7 @@ OpCase RenameConstrained() {
       "COMMENT ON COLUMN app.t.v IS 'the value';"
       "INSERT INTO app.t (id, v) SELECT g, 'seed ' || g FROM generate_series(1, " +
       N(kSeedRows) + ") g;";
-  c.operation = R"({"rename_column": {"table": "t", "from": "v", "to": "w"}})";
+  c.operations = pt::Spec().RenameColumn("t", "v", "w");
   c.seed_values = "SELECT id, v FROM app.t";
   auto value = [](char who) {
     return [who](int64_t, int64_t n, int) { return pt::Values{std::string(1, who) + " " + N(n)}; };
@@ -271,7 +265,7 @@ OpCase SetNotNull() {
       "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, c integer);"
       "INSERT INTO app.t (id, c) SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE g END "
       "FROM generate_series(1, " + N(kSeedRows) + ") g;";
-  c.operation = R"({"set_not_null": {"table": "t", "column": "c", "fill": "0 - id"}})";
+  c.operations = pt::Spec().SetNotNull("t", "c", "0 - id");
   c.seed_values = "SELECT id, c::text FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, c) VALUES ($1, $2)",
                     "UPDATE app.t SET c = $2 WHERE id = $1", [](int64_t, int64_t n, int) {
@@ -312,8 +306,7 @@ OpCase AddColumnBackfilled() {
       "CREATE TABLE app.t (id bigint PRIMARY KEY, name text);"
       "INSERT INTO app.t (id, name) SELECT g, 'seed ' || g FROM generate_series(1, " +
       N(kSeedRows) + ") g;";
-  c.operation = R"({"add_column": {"table": "t", "column": "score", "type": "integer",)"
-                R"( "default": "0", "not_null": true, "up": "id * 3"}})";
+  c.operations = pt::Spec().AddColumn("t", "score", "integer").Default("0").NotNull().Up("id * 3");
   c.seed_values = "SELECT id, name FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, name) VALUES ($1, $2)",
                     "UPDATE app.t SET name = $2 WHERE id = $1", [](int64_t, int64_t n, int) {
@@ -350,8 +343,7 @@ OpCase AddColumnInstant() {
       "CREATE TABLE app.t (id bigint PRIMARY KEY, name text);"
       "INSERT INTO app.t (id, name) SELECT g, 'seed ' || g FROM generate_series(1, " +
       N(kSeedRows) + ") g;";
-  c.operation = R"({"add_column": {"table": "t", "column": "score", "type": "integer",)"
-                R"( "default": "7", "not_null": true}})";
+  c.operations = pt::Spec().AddColumn("t", "score", "integer").Default("7").NotNull();
   c.seed_values = "SELECT id, name FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, name) VALUES ($1, $2)",
                     "UPDATE app.t SET name = $2 WHERE id = $1",
@@ -384,8 +376,7 @@ OpCase DropColumnNotNull() {
       "CREATE INDEX t_legacy_idx ON app.t (legacy);"
       "INSERT INTO app.t (id, name, legacy) SELECT g, 'seed ' || g, 'L' || g "
       "FROM generate_series(1, " + N(kSeedRows) + ") g;";
-  c.operation =
-      R"({"drop_column": {"table": "t", "column": "legacy", "down": "'legacy-' || id"}})";
+  c.operations = pt::Spec().DropColumn("t", "legacy").Down("'legacy-' || id");
   c.seed_values = "SELECT id, name, legacy FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, name, legacy) VALUES ($1, $2, $3)",
                     "UPDATE app.t SET name = $2, legacy = $3 WHERE id = $1",
@@ -412,7 +403,7 @@ OpCase DropColumnNullable() {
       "INSERT INTO app.t (id, name, legacy) SELECT g, 'seed ' || g, "
       "CASE WHEN g % 4 = 0 THEN NULL ELSE 'L' || g END FROM generate_series(1, " +
       N(kSeedRows) + ") g;";
-  c.operation = R"({"drop_column": {"table": "t", "column": "legacy"}})";
+  c.operations = pt::Spec().DropColumn("t", "legacy");
   c.seed_values = "SELECT id, name, legacy FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, name, legacy) VALUES ($1, $2, $3)",
                     "UPDATE app.t SET name = $2, legacy = $3 WHERE id = $1",
@@ -445,9 +436,8 @@ OpCase ChangeType() {
       "CREATE INDEX t_price_idx ON app.t (price);"
       "INSERT INTO app.t (id, price) SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE g * 1.25 END "
       "FROM generate_series(1, " + N(kSeedRows) + ") g;";
-  c.operation = R"({"change_type": {"table": "t", "column": "price", "new_column": "price_int",)"
-                R"j( "type": "integer", "up": "round(price)::integer",)j"
-                R"j( "down": "price_int::numeric(10,2)"}})j";
+  c.operations = pt::Spec().ChangeType("t", "price", "price_int", "integer",
+                                       "round(price)::integer", "price_int::numeric(10,2)");
   c.seed_values = "SELECT id, price::text FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, price) VALUES ($1, $2)",
                     "UPDATE app.t SET price = $2 WHERE id = $1", [](int64_t, int64_t n, int) {
@@ -490,8 +480,8 @@ OpCase ChangeTypeNotNull() {
       "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, "
       "  qty integer NOT NULL CONSTRAINT t_qty_key UNIQUE);"
       "INSERT INTO app.t (id, qty) SELECT g, g FROM generate_series(1, " + N(kSeedRows) + ") g;";
-  c.operation = R"j({"change_type": {"table": "t", "column": "qty", "new_column": "qty_big",)j"
-                R"j( "type": "bigint", "up": "qty::bigint", "down": "qty_big::integer"}})j";
+  c.operations =
+      pt::Spec().ChangeType("t", "qty", "qty_big", "bigint", "qty::bigint", "qty_big::integer");
   c.seed_values = "SELECT id, qty::text FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, qty) VALUES ($1, $2)",
                     "UPDATE app.t SET qty = $2 WHERE id = $1",
@@ -529,8 +519,7 @@ OpCase TwoOperations() {
       "CREATE TABLE app.t (id bigint PRIMARY KEY, c integer, v text);"
       "INSERT INTO app.t (id, v, c) SELECT g, 'seed ' || g, CASE WHEN g % 5 = 0 THEN NULL ELSE g "
       "END FROM generate_series(1, " + N(kSeedRows) + ") g;";
-  c.operation = R"({"rename_column": {"table": "t", "from": "v", "to": "w"}},)"
-                R"({"set_not_null": {"table": "t", "column": "c", "fill": "-1"}})";
+  c.operations = pt::Spec().RenameColumn("t", "v", "w").SetNotNull("t", "c", "-1");
   c.seed_values = "SELECT id, v, c::text FROM app.t";
   c.old_app = Shape("INSERT INTO app.t (id, v, c) VALUES ($1, $2, $3)",
                     "UPDATE app.t SET v = $2, c = $3 WHERE id = $1", [](int64_t, int64_t n, int) {
@@ -677,9 +666,9 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
   void InterruptStep(const std::string& dsn, const std::string& name, Phase p, bool kill) {
     pt::Session blocker(dsn, "harness lock holder");
     blocker.Exec("BEGIN; LOCK TABLE app.t IN SHARE MODE");
-    pt::ChildProcess cli({PGSHIFT_CLI, "--dsn", dsn, "advance", name, "--to",
-                          std::string(pgshift::PhaseName(p)), "--lock-timeout", "200ms",
-                          "--batch-rows", "100"});
+    pt::ChildProcess cli(
+        pt::CliArgv(dsn, {"advance", name, "--to", std::string(pgshift::PhaseName(p)),
+                          "--lock-timeout", "200ms", "--batch-rows", "100"}));
     // Its backends (application_name "pgshift <host>:<pid>").
     const std::string its =
         "a.datname = current_database() AND a.application_name LIKE " +
@@ -769,10 +758,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
 
   const std::string before = pt::CatalogSnapshot(dsn, "app");
   const std::string name = "harness_" + c.name;
-  auto spec = pgshift::ParseMigrationJson(
-      R"({"name": ")" + name + R"(", "schema": "app", "operations": [)" + c.operation + "]}");
-  ASSERT_TRUE(spec.ok()) << spec.status();
-  auto registered = driver.Register(*spec);
+  auto registered = driver.Register(pt::Spec(c.operations).Name(name).Schema("app").Migration());
   ASSERT_TRUE(registered.ok()) << registered.status();
   EXPECT_EQ(registered->phase, Phase::kRegistered);
   EXPECT_EQ(pt::CatalogSnapshot(dsn, "app"), before) << "register changes nothing in the schema";

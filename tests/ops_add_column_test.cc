@@ -2,7 +2,7 @@
 // defaults and `up`, NOT NULL through a validated check, refusals, rollback.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/ops_test_util.h"
+#include "tests/support/ops_fixture.h"
 
 namespace pgshift::testing {
 namespace {
@@ -20,8 +20,8 @@ class AddColumnTest : public OpsTest {
 };
 
 TEST_F(AddColumnTest, AddColumnInstantPathIsOneStatement) {
-  const std::string json = R"({"name": "a", "operations": [{"add_column": {"table": "orders",
-      "column": "status", "type": "text", "default": "'new'", "not_null": true}}]})";
+  const std::string json =
+      Spec("a").AddColumn("orders", "status", "text").Default("'new'").NotNull().Json();
   absl::StatusOr<Plan> plan = PlanOf(json);
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<PlannedStatement> added = StepStatements(*plan, Phase::kColumnAdded);
@@ -43,8 +43,8 @@ TEST_F(AddColumnTest, AddColumnInstantPathIsOneStatement) {
 }
 
 TEST_F(AddColumnTest, VolatileDefaultTakesTriggerPath) {
-  const std::string json = R"js({"name": "v", "operations": [{"add_column": {"table": "orders",
-      "column": "token", "type": "uuid", "default": "gen_random_uuid()", "not_null": true}}]})js";
+  const std::string json =
+      Spec("v").AddColumn("orders", "token", "uuid").Default("gen_random_uuid()").NotNull().Json();
   absl::StatusOr<Plan> plan = PlanOf(json);
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<PlannedStatement> added = StepStatements(*plan, Phase::kColumnAdded);
@@ -78,8 +78,8 @@ TEST_F(AddColumnTest, VolatileDefaultTakesTriggerPath) {
 }
 
 TEST_F(AddColumnTest, UpFillsRowsOfOldAppsAndExistingRows) {
-  const std::string json = R"({"name": "u", "operations": [{"add_column": {"table": "orders",
-      "column": "total", "type": "bigint", "up": "qty * 10", "default": "0", "not_null": true}}]})";
+  const std::string json =
+      Spec("u").AddColumn("orders", "total", "bigint").Up("qty * 10").Default("0").NotNull().Json();
   ASSERT_TRUE(Register(json).ok());
   ASSERT_TRUE(Advance("u", Phase::kTriggerInstalled).ok());
   Sql("INSERT INTO orders (id, qty) VALUES (5000, 7)");                // old app
@@ -97,22 +97,21 @@ TEST_F(AddColumnTest, UpFillsRowsOfOldAppsAndExistingRows) {
 }
 
 TEST_F(AddColumnTest, RefusesExistingColumn) {
-  absl::Status s = Register(R"({"name": "x", "operations": [{"add_column": {"table": "orders",
-      "column": "qty", "type": "int"}}]})");
+  absl::Status s = Register(Spec("x").AddColumn("orders", "qty", "int").Json());
   EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
 }
 
 TEST_F(AddColumnTest, RefusesDomainWithConstraints) {
   Sql("CREATE DOMAIN positive AS int CHECK (VALUE > 0)");
   const std::string before = Snapshot();
-  absl::Status s = Register(R"({"name": "x", "operations": [{"add_column": {"table": "orders",
-      "column": "p", "type": "positive", "default": "1"}}]})");
+  absl::Status s = Register(Spec("x").AddColumn("orders", "p", "positive").Default("1").Json());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("domain"));
   EXPECT_EQ(Snapshot(), before);
 }
 
 TEST_F(AddColumnTest, RefusesBadDefaultsAndUp) {
+  // JSON written by hand, as a user would: the fields themselves are what is wrong.
   for (const char* bad : {R"("default": "qty + 1")", R"js("default": "(SELECT 1)")js",
                           R"("default": "'abc'::int + ")", R"("up": "nosuch + 1")",
                           R"("default": "1; DROP TABLE orders")"}) {
@@ -129,15 +128,13 @@ TEST_F(AddColumnTest, RollbackFromEveryPhaseRestoresCatalog) {
   ExpectRollbackFromEveryPhaseRestores(
       "rb",
       [](const std::string& n) {
-        return absl::StrCat(R"({"name": ")", n, R"(", "operations": [{"add_column": {"table": "orders",
-            "column": "total", "type": "bigint", "up": "qty * 10", "not_null": true}}]})");
+        return Spec(n).AddColumn("orders", "total", "bigint").Up("qty * 10").NotNull().Json();
       },
       "public", "SELECT * FROM orders ORDER BY id");
   ExpectRollbackFromEveryPhaseRestores(
       "rbi",
       [](const std::string& n) {
-        return absl::StrCat(R"({"name": ")", n, R"(", "operations": [{"add_column": {"table": "orders",
-            "column": "flag", "type": "boolean", "default": "false", "not_null": true}}]})");
+        return Spec(n).AddColumn("orders", "flag", "boolean").Default("false").NotNull().Json();
       },
       "public", "SELECT * FROM orders ORDER BY id");
 }
@@ -145,9 +142,12 @@ TEST_F(AddColumnTest, RollbackFromEveryPhaseRestoresCatalog) {
 TEST_F(AddColumnTest, QuotedNamesInOtherSchema) {
   Sql(R"(CREATE SCHEMA "Zoë"; CREATE TABLE "Zoë"."Line Items" ("Key" int, "from" int, PRIMARY KEY ("Key", "from"));
          INSERT INTO "Zoë"."Line Items" SELECT g, g % 5 FROM generate_series(1, 300) g)");
-  const std::string json = R"({"name": "q", "schema": "Zoë", "operations": [{"add_column": {
-      "table": "Line Items", "column": "Größe \"cm\"", "type": "numeric", "up": "\"from\" * 2.5",
-      "not_null": true}}]})";
+  const std::string json = Spec("q")
+                               .Schema("Zoë")
+                               .AddColumn("Line Items", "Größe \"cm\"", "numeric")
+                               .Up("\"from\" * 2.5")
+                               .NotNull()
+                               .Json();
   ASSERT_TRUE(Register(json).ok());
   absl::Status s = Advance("q", Phase::kContracted);
   ASSERT_TRUE(s.ok()) << s;

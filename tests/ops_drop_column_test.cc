@@ -3,7 +3,7 @@
 // blocking on dependents, the irreversible contract.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/ops_test_util.h"
+#include "tests/support/ops_fixture.h"
 
 namespace pgshift::testing {
 namespace {
@@ -20,9 +20,10 @@ class DropColumnTest : public OpsTest {
         "INSERT INTO accounts SELECT g, 'c' || g, g FROM generate_series(1, 500) g");
   }
   static std::string Json(const std::string& name = "d", const std::string& down = "") {
-    return absl::StrCat(R"({"name": ")", name, R"(", "operations": [{"drop_column": {"table": "accounts",
-        "column": "legacy_code")",
-                        down.empty() ? "" : absl::StrCat(R"(, "down": ")", down, "\""), "}}]}");
+    Spec spec(name);
+    spec.DropColumn("accounts", "legacy_code");
+    if (!down.empty()) spec.Down(down);
+    return spec.Json();
   }
   std::string NotNull() {
     return Value("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'accounts'::regclass "
@@ -109,17 +110,16 @@ TEST_F(DropColumnTest, ValidateReportsDependentsThatWouldBlockContract) {
 }
 
 TEST_F(DropColumnTest, RefusesPrimaryKeyColumn) {
-  absl::Status s = Register(R"({"name": "pk", "operations": [{"drop_column": {"table": "accounts",
-      "column": "id"}}]})");
+  absl::Status s = Register(Spec("pk").DropColumn("accounts", "id").Json());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
 TEST_F(DropColumnTest, IdentityAndGeneratedColumnsAreDropped) {
   Sql("ALTER TABLE accounts ADD COLUMN seq int GENERATED ALWAYS AS IDENTITY, "
       "ADD COLUMN twice int GENERATED ALWAYS AS (other * 2) STORED");
-  ASSERT_TRUE(Register(R"({"name": "ig", "operations": [
-      {"drop_column": {"table": "accounts", "column": "seq"}},
-      {"drop_column": {"table": "accounts", "column": "twice"}}]})").ok());
+  ASSERT_TRUE(
+      Register(Spec("ig").DropColumn("accounts", "seq").DropColumn("accounts", "twice").Json())
+          .ok());
   absl::Status s = Advance("ig", Phase::kContracted);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(Value("SELECT count(*) FROM pg_attribute WHERE attrelid = 'accounts'::regclass "
@@ -138,8 +138,7 @@ TEST_F(DropColumnTest, RollbackFromEveryPhaseRestoresCatalog) {
 TEST_F(DropColumnTest, QuotedNamesInOtherSchema) {
   Sql(R"(CREATE SCHEMA "Ärchiv"; CREATE TABLE "Ärchiv"."T" ("A" int, "b" int, "Alt Wert" text NOT NULL,
          PRIMARY KEY ("A", "b")); INSERT INTO "Ärchiv"."T" VALUES (1, 1, 'x'))");
-  ASSERT_TRUE(Register(R"({"name": "q", "schema": "Ärchiv", "operations": [{"drop_column": {
-      "table": "T", "column": "Alt Wert"}}]})").ok());
+  ASSERT_TRUE(Register(Spec("q").Schema("Ärchiv").DropColumn("T", "Alt Wert").Json()).ok());
   ASSERT_TRUE(Advance("q", Phase::kSwitched).ok());
   Sql(R"(INSERT INTO "Ärchiv"."T" ("A", "b") VALUES (2, 2))");
   ASSERT_TRUE(Advance("q", Phase::kContracted).ok());

@@ -2,7 +2,7 @@
 // column until contract, copies of constraints, names, rollback.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/ops_test_util.h"
+#include "tests/support/ops_fixture.h"
 
 namespace pgshift::testing {
 namespace {
@@ -18,8 +18,7 @@ class RenameColumnTest : public OpsTest {
         "INSERT INTO people SELECT g, 'p' || g, g % 90 FROM generate_series(1, 1000) g");
   }
   static std::string Json(const std::string& n = "r") {
-    return absl::StrCat(R"({"name": ")", n, R"(", "operations": [{"rename_column": {"table": "people",
-        "from": "name", "to": "full_name"}}]})");
+    return Spec(n).RenameColumn("people", "name", "full_name").Json();
   }
 };
 
@@ -88,8 +87,7 @@ TEST_F(RenameColumnTest, RefusesColumnUsedByView) {
 
 TEST_F(RenameColumnTest, TableWithoutPrimaryKeyIsAccepted) {
   Sql("CREATE TABLE nokey (a text, b int)");
-  absl::StatusOr<Plan> plan = PlanOf(R"({"name": "nk", "operations": [{"rename_column": {
-      "table": "nokey", "from": "a", "to": "c"}}]})");
+  absl::StatusOr<Plan> plan = PlanOf(Spec("nk").RenameColumn("nokey", "a", "c").Json());
   ASSERT_TRUE(plan.ok()) << plan.status();
 }
 
@@ -101,8 +99,9 @@ TEST_F(RenameColumnTest, RollbackFromEveryPhaseRestoresCatalog) {
 TEST_F(RenameColumnTest, QuotedReservedAndNonAsciiNames) {
   Sql(R"(CREATE SCHEMA "Ünicode"; CREATE TABLE "Ünicode"."Tab" ("K1" int, "k2" int, "Where" text,
          PRIMARY KEY ("K1", "k2")); INSERT INTO "Ünicode"."Tab" SELECT g, -g, 'w' || g FROM generate_series(1, 300) g)");
-  ASSERT_TRUE(Register(R"({"name": "q", "schema": "Ünicode", "operations": [{"rename_column": {
-      "table": "Tab", "from": "Where", "to": "wo \"genau\""}}]})").ok());
+  ASSERT_TRUE(
+      Register(Spec("q").Schema("Ünicode").RenameColumn("Tab", "Where", "wo \"genau\"").Json())
+          .ok());
   absl::Status s = Advance("q", Phase::kContracted);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(Value(R"(SELECT "wo ""genau""" FROM "Ünicode"."Tab" WHERE "K1" = 7)"), "w7");

@@ -2,7 +2,7 @@
 // through a validated CHECK (no scan under ACCESS EXCLUSIVE), rollback.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/ops_test_util.h"
+#include "tests/support/ops_fixture.h"
 
 namespace pgshift::testing {
 namespace {
@@ -18,8 +18,7 @@ class SetNotNullTest : public OpsTest {
         "FROM generate_series(1, 1000) g");
   }
   static std::string Json(const std::string& name = "snn") {
-    return absl::StrCat(R"({"name": ")", name, R"(", "operations": [{"set_not_null": {"table": "users",
-        "column": "email", "fill": "nick || '@unknown'"}}]})");
+    return Spec(name).SetNotNull("users", "email", "nick || '@unknown'").Json();
   }
 };
 
@@ -81,20 +80,19 @@ TEST_F(SetNotNullTest, SetNotNullSwitchNeedsNoScan) {
 
 TEST_F(SetNotNullTest, RefusesColumnAlreadyNotNull) {
   Sql("ALTER TABLE users ALTER COLUMN nick SET NOT NULL");
-  absl::Status s = Register(R"({"name": "x", "operations": [{"set_not_null": {"table": "users",
-      "column": "nick", "fill": "'x'"}}]})");
+  absl::Status s = Register(Spec("x").SetNotNull("users", "nick", "'x'").Json());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
 TEST_F(SetNotNullTest, RefusesGeneratedColumn) {
   Sql("ALTER TABLE users ADD COLUMN domain text GENERATED ALWAYS AS (split_part(email, '@', 2)) STORED");
-  absl::Status s = Register(R"({"name": "x", "operations": [{"set_not_null": {"table": "users",
-      "column": "domain", "fill": "'x'"}}]})");
+  absl::Status s = Register(Spec("x").SetNotNull("users", "domain", "'x'").Json());
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("generated"));
 }
 
 TEST_F(SetNotNullTest, RefusesBadFill) {
+  // JSON written by hand, as a user would: the fields themselves are what is wrong.
   absl::Status s = Register(R"({"name": "x", "operations": [{"set_not_null": {"table": "users",
       "column": "email", "fill": "no_such_column || 'x'"}}]})");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
@@ -104,8 +102,7 @@ TEST_F(SetNotNullTest, RefusesBadFill) {
 }
 
 TEST_F(SetNotNullTest, MissingColumnIsNotFound) {
-  absl::Status s = Register(R"({"name": "x", "operations": [{"set_not_null": {"table": "users",
-      "column": "nope", "fill": "'x'"}}]})");
+  absl::Status s = Register(Spec("x").SetNotNull("users", "nope", "'x'").Json());
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
 }
 
@@ -129,8 +126,7 @@ TEST_F(SetNotNullTest, RollbackFromSwitchedDropsNotNull) {
 
 TEST_F(SetNotNullTest, TableWithoutPrimaryKeyIsAccepted) {
   Sql("CREATE TABLE logs (msg text, level text); INSERT INTO logs VALUES ('a', NULL), ('b', 'info')");
-  absl::StatusOr<Plan> plan = PlanOf(R"({"name": "logs", "operations": [{"set_not_null": {
-      "table": "logs", "column": "level", "fill": "'debug'"}}]})");
+  absl::StatusOr<Plan> plan = PlanOf(Spec("logs").SetNotNull("logs", "level", "'debug'").Json());
   ASSERT_TRUE(plan.ok()) << plan.status();
 }
 
@@ -139,8 +135,8 @@ TEST_F(SetNotNullTest, ReservedWordAndMixedCaseNames) {
          PRIMARY KEY ("ID", "Group"));
          INSERT INTO "Ops"."User" SELECT g, g % 3, CASE WHEN g % 2 = 0 THEN NULL ELSE 'o' END
          FROM generate_series(1, 300) g)");
-  const std::string json = R"({"name": "rw", "schema": "Ops", "operations": [{"set_not_null": {
-      "table": "User", "column": "order", "fill": "'g' || \"Group\""}}]})";
+  const std::string json =
+      Spec("rw").Schema("Ops").SetNotNull("User", "order", "'g' || \"Group\"").Json();
   ASSERT_TRUE(Register(json).ok());
   absl::Status s = Advance("rw", Phase::kContracted);
   ASSERT_TRUE(s.ok()) << s;

@@ -15,18 +15,23 @@
 #include <thread>
 #include <vector>
 
+#include <libpq-fe.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pgshift/pgshift.h"
-#include "tests/safety_support.h"
+#include "tests/support/cli.h"
+#include "tests/support/session.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 
 namespace pgshift {
 namespace {
 
-using ::pgshift::testing::CliProcess;
+using ::pgshift::testing::ChildProcess;
+using ::pgshift::testing::CliArgv;
 using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
 using ::pgshift::testing::Query;
@@ -34,7 +39,7 @@ using ::pgshift::testing::QueryValue;
 using ::pgshift::testing::RunCli;
 using ::pgshift::testing::ScratchDatabase;
 using ::pgshift::testing::Session;
-using ::pgshift::testing::TempFile;
+using ::pgshift::testing::Spec;
 using ::pgshift::testing::WaitUntil;
 using ::testing::HasSubstr;
 
@@ -122,7 +127,7 @@ class Bouncer {
     std::string as = getuid() == 0 ? absl::StrCat("chown -R postgres: ", dir_, " && runuser -u postgres -- ") : "";
     std::string cmd = absl::StrCat(as, binary, " -d ", dir_, "/pgbouncer.ini >>", dir_, "/start.log 2>&1");
     if (std::system(cmd.c_str()) != 0) {
-      error_ = "pgbouncer did not start: " + testing::ReadWholeFile(dir_ + "/pgbouncer.log");
+      error_ = "pgbouncer did not start: " + testing::ReadFile(dir_ + "/pgbouncer.log");
       return;
     }
     const std::string probe = absl::StrCat("host=127.0.0.1 port=", port_, " dbname=postgres user=", user);
@@ -132,12 +137,12 @@ class Bouncer {
           PQfinish(c);
           return up;
         }, 20)) {
-      error_ = "pgbouncer is not accepting connections: " + testing::ReadWholeFile(dir_ + "/pgbouncer.log");
+      error_ = "pgbouncer is not accepting connections: " + testing::ReadFile(dir_ + "/pgbouncer.log");
       return;
     }
     std::atexit([] {
       Bouncer& b = Get();
-      std::string pid = testing::ReadWholeFile(b.dir_ + "/pgbouncer.pid");
+      std::string pid = testing::ReadFile(b.dir_ + "/pgbouncer.pid");
       if (!pid.empty()) kill(std::atoi(pid.c_str()), SIGTERM);
       std::string rm = absl::StrCat("sleep 0.2; rm -rf ", b.dir_);
       (void)std::system(rm.c_str());
@@ -162,17 +167,12 @@ class ThroughPgBouncer : public ::testing::Test {
                         "CREATE INDEX users_name_idx ON users (name);"
                         "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, ", rows, ") g;"
                         "CREATE TABLE oracle AS SELECT id, name FROM users"));
-    spec_ = std::make_unique<TempFile>(
-        "spec", R"({"name": "0200_rename", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})");
+    spec_ = Spec("0200_rename").RenameColumn("users", "name", "full_name").File();
   }
   const std::string& direct() const { return db_->dsn(); }
   const std::string& pooled() const { return pooled_; }
-  std::vector<std::string> Args(std::vector<std::string> rest) const {
-    std::vector<std::string> args = {"--dsn", pooled_};
-    for (auto& r : rest) args.push_back(std::move(r));
-    return args;
-  }
-  CliResult Cli(std::vector<std::string> rest) const { return RunCli(Args(std::move(rest))); }
+  std::vector<std::string> Args(const std::vector<std::string>& rest) const { return CliArgv(pooled_, rest); }
+  CliResult Cli(const std::vector<std::string>& rest) const { return RunCli(pooled_, rest); }
   std::string Phase() const { return QueryValue(direct(), "SELECT phase FROM pgshift.migrations"); }
   std::string OracleDiff() const {
     return QueryValue(direct(), "SELECT count(*) FROM ((SELECT id, full_name FROM users EXCEPT ALL SELECT id, name "
@@ -182,7 +182,7 @@ class ThroughPgBouncer : public ::testing::Test {
 
   std::unique_ptr<ScratchDatabase> db_;
   std::string pooled_;
-  std::unique_ptr<TempFile> spec_;
+  std::string spec_;  // the migration file
 };
 
 // A whole migration through transaction pooling, with application writes
@@ -193,7 +193,7 @@ TEST_F(ThroughPgBouncer, AWholeMigrationWithTrafficAndNoLeakedSessionState) {
   {
     Session s(pooled());
     // Really behind a pooler: the pid libpq was told is not the server's.
-    ASSERT_NE(std::to_string(s.pid()), s.Exec("SELECT pg_backend_pid()"));
+    ASSERT_NE(std::to_string(s.pid()), s.Value("SELECT pg_backend_pid()"));
   }
   std::atomic<bool> stop{false}, new_app{false};
   std::atomic<int> writes{0};
@@ -216,7 +216,7 @@ TEST_F(ThroughPgBouncer, AWholeMigrationWithTrafficAndNoLeakedSessionState) {
     }
   });
   std::vector<std::vector<std::string>> commands = {
-      {"init"}, {"plan", spec_->path()}, {"register", spec_->path()},
+      {"init"}, {"plan", spec_}, {"register", spec_},
       {"--batch-rows", "200", "advance", "0200_rename", "--to", "validated"},
       {"advance", "0200_rename", "--to", "switched"}};
   for (const auto& cmd : commands) {
@@ -243,10 +243,10 @@ TEST_F(ThroughPgBouncer, AWholeMigrationWithTrafficAndNoLeakedSessionState) {
   for (int i = 0; i < 3; ++i) {
     pinned.push_back(std::make_unique<Session>(pooled()));
     pinned.back()->Exec("BEGIN");
-    pids.push_back(pinned.back()->Exec("SELECT pg_backend_pid()"));
-    EXPECT_EQ(pinned.back()->Exec("SHOW lock_timeout"), "0");
-    EXPECT_EQ(pinned.back()->Exec("SHOW statement_timeout"), "0");
-    EXPECT_EQ(pinned.back()->Exec("SELECT coalesce(current_setting('pgshift.backfill', true), '')"), "");
+    pids.push_back(pinned.back()->Value("SELECT pg_backend_pid()"));
+    EXPECT_EQ(pinned.back()->Value("SHOW lock_timeout"), "0");
+    EXPECT_EQ(pinned.back()->Value("SHOW statement_timeout"), "0");
+    EXPECT_EQ(pinned.back()->Value("SELECT coalesce(current_setting('pgshift.backfill', true), '')"), "");
   }
   for (auto& s : pinned) s->Exec("COMMIT");
 }
@@ -254,8 +254,8 @@ TEST_F(ThroughPgBouncer, AWholeMigrationWithTrafficAndNoLeakedSessionState) {
 TEST_F(ThroughPgBouncer, OneDriverAtATimeAndAKilledDriverFreesTheMigrationAtOnce) {
   Make("bouncer_lease", 2000);
   ASSERT_EQ(Cli({"init"}).exit_code, 0);
-  ASSERT_EQ(Cli({"register", spec_->path()}).exit_code, 0);
-  CliProcess first(Args({"--batch-rows", "50", "--batch-delay", "30ms", "advance", "0200_rename", "--to", "contracted"}));
+  ASSERT_EQ(Cli({"register", spec_}).exit_code, 0);
+  ChildProcess first(Args({"--batch-rows", "50", "--batch-delay", "30ms", "advance", "0200_rename", "--to", "contracted"}));
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(direct(), "SELECT count(*) FROM pgshift.checkpoints WHERE rows_done >= 200") != "0";
   })) << first.CurrentErr();
@@ -263,7 +263,7 @@ TEST_F(ThroughPgBouncer, OneDriverAtATimeAndAKilledDriverFreesTheMigrationAtOnce
   EXPECT_EQ(second.exit_code, 4) << Describe(second);
   EXPECT_THAT(second.err, HasSubstr("is busy"));
   EXPECT_THAT(second.err, HasSubstr(absl::StrCat(":", first.pid())));
-  first.Kill9();
+  first.Kill(SIGKILL);
   first.Wait();
   // PgBouncer closes the server connection of a client that left mid
   // transaction: the lease goes with it, no expiry to wait for.
@@ -279,7 +279,7 @@ TEST_F(ThroughPgBouncer, OneDriverAtATimeAndAKilledDriverFreesTheMigrationAtOnce
 TEST_F(ThroughPgBouncer, TheGiveUpMessageNamesTheBlocker) {
   Make("bouncer_blocker", 100);
   ASSERT_EQ(Cli({"init"}).exit_code, 0);
-  ASSERT_EQ(Cli({"register", spec_->path()}).exit_code, 0);
+  ASSERT_EQ(Cli({"register", spec_}).exit_code, 0);
   Session blocker(direct());
   blocker.Exec("BEGIN");
   blocker.Exec("SELECT count(*) FROM users /* held open */");
@@ -295,7 +295,7 @@ TEST_F(ThroughPgBouncer, TheGiveUpMessageNamesTheBlocker) {
 TEST_F(ThroughPgBouncer, InstancesDeclareAndTheContractGuardHolds) {
   Make("bouncer_instances", 100);
   ASSERT_EQ(Cli({"init"}).exit_code, 0);
-  ASSERT_EQ(Cli({"register", spec_->path()}).exit_code, 0);
+  ASSERT_EQ(Cli({"register", spec_}).exit_code, 0);
   ASSERT_EQ(Cli({"advance", "0200_rename", "--to", "switched"}).exit_code, 0);
   InstanceOptions o;
   o.instance_id = "pooled-app";

@@ -7,8 +7,8 @@
 #include "gtest/gtest.h"
 #include "lib/ops/names.h"
 #include "lib/ops/registry.h"
-#include "pgshift/migration.h"
 #include "pgshift/v1/migration.pb.h"
+#include "tests/support/spec_builder.h"
 
 namespace pgshift::ops {
 namespace {
@@ -73,10 +73,9 @@ TEST(Touch, TableTouchesConflictWithEveryTouchOfTheTable) {
 }
 
 TEST(TouchesOf, NamesTheColumnsAnOperationChanges) {
-  auto m = ParseMigrationJson(R"({"name": "x", "schema": "app", "operations": [
-      {"rename_column": {"table": "t", "from": "a", "to": "b"}}]})");
-  ASSERT_TRUE(m.ok()) << m.status();
-  std::vector<Touch> t = TouchesOf(m->operations(0), m->schema());
+  const v1::Migration m =
+      ::pgshift::testing::Spec("x").Schema("app").RenameColumn("t", "a", "b").Migration();
+  std::vector<Touch> t = TouchesOf(m.operations(0), m.schema());
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[0].schema, "app");
   EXPECT_EQ(t[0].column, "a");

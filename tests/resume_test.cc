@@ -12,65 +12,32 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <chrono>
-#include <functional>
 #include <ostream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/support/cli.h"
 #include "tests/support/session.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 
 namespace {
 
 namespace pt = ::pgshift::testing;
 
-std::string Lit(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
+using pt::CliArgv;
+using pt::Describe;
+using pt::Lit;
+using pt::RunCli;
+constexpr auto Int = pt::QueryInt;
 
-int64_t Int(const std::string& dsn, const std::string& sql) {
-  return std::stoll(pt::QueryValue(dsn, sql));
-}
+// How long a test waits for a state it needs: a hang guard, not a timing
+// assertion.
+constexpr double kWaitSeconds = 90;
 
-// Polls `done` every 10 ms until it is true; false (and a test failure)
-// after `limit`, a hang guard rather than a timing assertion.
-bool WaitFor(const std::function<bool()>& done, const std::string& what,
-             std::chrono::seconds limit = std::chrono::seconds(90)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ADD_FAILURE() << "gave up waiting for " << what;
-  return false;
-}
-
-std::vector<std::string> Cli(const std::string& dsn, std::vector<std::string> args) {
-  std::vector<std::string> argv = {PGSHIFT_CLI, "--dsn", dsn};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
-pt::CliResult RunCli(const std::string& dsn, std::vector<std::string> args) {
-  return pt::RunProgram(Cli(dsn, std::move(args)));
-}
-
-std::string Describe(const pt::CliResult& r) {
-  return "exit " + std::to_string(r.exit_code) + " signal " + std::to_string(r.signal) +
-         "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
-
-std::string MigrationFile(const std::string& name, const std::string& operation) {
-  return pt::WriteTempFile(R"({"name": ")" + name + R"(", "schema": "app", "operations": [)" +
-                           operation + "]}");
+// The rename of app.t's column v to w, named `name`.
+std::string RenameFile(const std::string& name) {
+  return pt::Spec(name).Schema("app").RenameColumn("t", "v", "w").File();
 }
 
 // Backends of pgshift drivers (application_name "pgshift <driver name>").
@@ -136,7 +103,7 @@ class BackfillResume : public ::testing::TestWithParam<std::string> {
                      "WITH (fillfactor = 25);"
                      "INSERT INTO app.big SELECT g, 'v' || g FROM generate_series(1, " +
                          std::to_string(rows) + ") g; ANALYZE app.big;");
-    file_ = MigrationFile(name_, R"({"rename_column": {"table": "big", "from": "v", "to": "w"}})");
+    file_ = pt::Spec(name_).Schema("app").RenameColumn("big", "v", "w").File();
     ASSERT_EQ(RunCli(dsn(), {"init"}).exit_code, 0);
     ASSERT_EQ(RunCli(dsn(), {"register", file_}).exit_code, 0);
     auto r = RunCli(dsn(), {"advance", name_, "--to", "trigger_installed"});
@@ -146,22 +113,24 @@ class BackfillResume : public ::testing::TestWithParam<std::string> {
   // Starts a slow backfill (50-row batches, 20 ms apart) and returns once
   // at least one batch has committed its checkpoint.
   std::unique_ptr<pt::ChildProcess> StartSlowBackfill() {
-    auto p = std::make_unique<pt::ChildProcess>(
-        Cli(dsn(), {"advance", name_, "--to", "backfilled", "--batch-rows", "50", "--batch-time",
-                    "1ms", "--batch-delay", "20ms", "--backfill-walk", GetParam()}));
-    WaitFor(
+    auto p = std::make_unique<pt::ChildProcess>(CliArgv(
+        dsn(), {"advance", name_, "--to", "backfilled", "--batch-rows", "50", "--batch-time", "1ms",
+                "--batch-delay", "20ms", "--backfill-walk", GetParam()}));
+    EXPECT_TRUE(pt::WaitUntil(
         [&] {
           return Int(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints") > 0 ||
                  !p->Running();
         },
-        "the first backfill checkpoint");
+        kWaitSeconds))
+        << "gave up waiting for the first backfill checkpoint";
     return p;
   }
 
   // After the driver died mid-backfill: the checkpoint survived, the rows
   // done so far are consistent, and the phase did not move.
   void ExpectCheckpointSurvived() {
-    WaitFor([&] { return Int(dsn(), kDriverBackends) == 0; }, "the killed driver's backend to end");
+    EXPECT_TRUE(pt::WaitUntil([&] { return Int(dsn(), kDriverBackends) == 0; }, kWaitSeconds))
+        << "gave up waiting for the killed driver's backend to end";
     pt::Rows cp = pt::Query(dsn(), "SELECT rows_done, done FROM pgshift.checkpoints "
                                    "WHERE migration = " + Lit(name_));
     ASSERT_EQ(cp.size(), 1u) << "the checkpoint row survives the crash";
@@ -270,7 +239,7 @@ INSTANTIATE_TEST_SUITE_P(Walks, BackfillResume, ::testing::Values("key", "pages"
 struct OpSpec {
   std::string name;
   std::string setup;      // creates app.t (schema app exists)
-  std::string operation;  // JSON
+  pt::Spec operations;    // on app.t; the test names the migration
   std::string bad_rows;   // after contract: SELECT count(*) of rows that are wrong
   // Steps that take no lock on the table (design §3: no-op steps, and the
   // switch that only replaces the trigger function); every other step must
@@ -284,33 +253,31 @@ std::vector<OpSpec> Ops() {
       {"rename_column",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, v text NOT NULL CONSTRAINT t_v_key UNIQUE,"
        " note text); INSERT INTO app.t (id, v) SELECT g, 'v' || g FROM " + rows,
-       R"({"rename_column": {"table": "t", "from": "v", "to": "w"}})",
+       pt::Spec().RenameColumn("t", "v", "w"),
        "SELECT count(*) FROM app.t WHERE w IS DISTINCT FROM 'v' || id", {"switched"}},
       {"set_not_null",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, c integer); INSERT INTO app.t "
        "SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END FROM " + rows,
-       R"({"set_not_null": {"table": "t", "column": "c", "fill": "0"}})",
+       pt::Spec().SetNotNull("t", "c", "0"),
        "SELECT count(*) FROM app.t WHERE c IS DISTINCT FROM CASE WHEN id % 3 = 0 THEN 0 ELSE id "
        "END",
        {"column_added"}},
       {"add_column",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, name text); INSERT INTO app.t "
        "SELECT g, 'n' || g FROM " + rows,
-       R"({"add_column": {"table": "t", "column": "score", "type": "integer", "default": "0",)"
-       R"( "not_null": true, "up": "id * 2"}})",
+       pt::Spec().AddColumn("t", "score", "integer").Default("0").NotNull().Up("id * 2"),
        "SELECT count(*) FROM app.t WHERE score IS DISTINCT FROM id * 2", {"switched"}},
       {"drop_column",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, name text, legacy text NOT NULL); "
        "INSERT INTO app.t SELECT g, 'n' || g, 'l' || g FROM " + rows,
-       R"({"drop_column": {"table": "t", "column": "legacy", "down": "'x'"}})",
+       pt::Spec().DropColumn("t", "legacy").Down("'x'"),
        "SELECT count(*) + (SELECT count(*) FROM pg_attribute WHERE attrelid = 'app.t'::regclass "
        "AND attname = 'legacy' AND NOT attisdropped) FROM app.t WHERE name IS DISTINCT FROM 'n' || id",
        {"column_added", "backfilled", "validated", "switched"}},
       {"change_type",
        "CREATE TABLE app.t (id bigint PRIMARY KEY, qty integer NOT NULL); "
        "CREATE INDEX t_qty_idx ON app.t (qty); INSERT INTO app.t SELECT g, g FROM " + rows,
-       R"({"change_type": {"table": "t", "column": "qty", "new_column": "qty_big", "type": "bigint",)"
-       R"( "up": "qty::bigint", "down": "qty_big::integer"}})",
+       pt::Spec().ChangeType("t", "qty", "qty_big", "bigint", "qty::bigint", "qty_big::integer"),
        "SELECT count(*) FROM app.t WHERE qty_big IS DISTINCT FROM id", {"switched"}},
   };
 }
@@ -350,7 +317,7 @@ TEST_P(InterruptedStep, ReRunFinishesTheStepAndNothingIsLost) {
   const std::string name = "0002_" + param.op.name;
   pt::Query(dsn, "CREATE SCHEMA app; " + param.op.setup + "; ANALYZE app.t;");
   ASSERT_EQ(RunCli(dsn, {"init"}).exit_code, 0);
-  auto r = RunCli(dsn, {"register", MigrationFile(name, param.op.operation)});
+  auto r = RunCli(dsn, {"register", pt::Spec(param.op.operations).Name(name).Schema("app").File()});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   if (previous != "registered") {
     r = RunCli(dsn, {"advance", name, "--to", previous});
@@ -362,9 +329,10 @@ TEST_P(InterruptedStep, ReRunFinishesTheStepAndNothingIsLost) {
   // waits (lock_timeout, retry, wait again...).
   pt::Session blocker(dsn, "test lock holder");
   blocker.Exec("BEGIN; LOCK TABLE app.t IN SHARE MODE");
-  pt::ChildProcess driver(Cli(dsn, {"advance", name, "--to", step, "--lock-timeout", "200ms"}));
-  WaitFor([&] { return Int(dsn, kDriversWaiting) > 0 || !driver.Running(); },
-          "the step to wait for the test's lock");
+  pt::ChildProcess driver(CliArgv(dsn, {"advance", name, "--to", step, "--lock-timeout", "200ms"}));
+  EXPECT_TRUE(pt::WaitUntil([&] { return Int(dsn, kDriversWaiting) > 0 || !driver.Running(); },
+                            kWaitSeconds))
+      << "gave up waiting for the step to wait for the test's lock";
   if (driver.Running()) {
     if (param.kill) {
       driver.Kill(SIGKILL);
@@ -375,7 +343,8 @@ TEST_P(InterruptedStep, ReRunFinishesTheStepAndNothingIsLost) {
       EXPECT_EQ(died.exit_code, 1) << Describe(died);
     }
     blocker.Exec("COMMIT");
-    WaitFor([&] { return Int(dsn, kDriverBackends) == 0; }, "the driver's backend to end");
+    EXPECT_TRUE(pt::WaitUntil([&] { return Int(dsn, kDriverBackends) == 0; }, kWaitSeconds))
+        << "gave up waiting for the driver's backend to end";
     EXPECT_EQ(Phase(dsn, name), previous) << "the phase moves only once the step committed";
     EXPECT_EQ(RunningStep(dsn, name), step);
   } else {
@@ -423,10 +392,7 @@ TEST(InterruptedIndexBuild, InvalidIndexIsRebuiltOnReRun) {
                  "v text NOT NULL CONSTRAINT t_v_key UNIQUE); "
                  "INSERT INTO app.t SELECT g, 'v' || g FROM generate_series(1, 2000) g;");
   ASSERT_EQ(RunCli(dsn, {"init"}).exit_code, 0);
-  ASSERT_EQ(RunCli(dsn, {"register", MigrationFile(name, R"({"rename_column": {"table": "t",)"
-                                                         R"( "from": "v", "to": "w"}})")})
-                .exit_code,
-            0);
+  ASSERT_EQ(RunCli(dsn, {"register", RenameFile(name)}).exit_code, 0);
   auto r = RunCli(dsn, {"advance", name, "--to", "backfilled"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
 
@@ -434,15 +400,16 @@ TEST(InterruptedIndexBuild, InvalidIndexIsRebuiltOnReRun) {
   // for it after the index is already in the catalog, INVALID.
   pt::Session snapshot(dsn, "test snapshot holder");
   snapshot.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
-  pt::ChildProcess driver(Cli(dsn, {"advance", name, "--to", "validated"}));
-  WaitFor(
+  pt::ChildProcess driver(CliArgv(dsn, {"advance", name, "--to", "validated"}));
+  EXPECT_TRUE(pt::WaitUntil(
       [&] {
         return Int(dsn, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
                         "'pgshift %' AND query ILIKE '%INDEX CONCURRENTLY%' AND wait_event_type "
                         "= 'Lock' AND datname = current_database()") > 0 ||
                !driver.Running();
       },
-      "the index build to wait for the test's snapshot");
+      kWaitSeconds))
+      << "gave up waiting for the index build to wait for the test's snapshot";
   ASSERT_TRUE(driver.Running()) << Describe(driver.Wait());
   TerminateDrivers(dsn);
   EXPECT_EQ(driver.Wait().exit_code, 1);
@@ -478,8 +445,7 @@ class SecondDriver : public ::testing::Test {
     pt::Query(dsn(), "CREATE SCHEMA app; CREATE TABLE app.t (id bigint PRIMARY KEY, v text);"
                      "INSERT INTO app.t SELECT g, 'v' || g FROM generate_series(1, 1000) g;");
     ASSERT_EQ(RunCli(dsn(), {"init"}).exit_code, 0);
-    auto r = RunCli(dsn(), {"register", MigrationFile(name_, R"({"rename_column": {"table": "t",)"
-                                                            R"( "from": "v", "to": "w"}})")});
+    auto r = RunCli(dsn(), {"register", RenameFile(name_)});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     r = RunCli(dsn(), {"advance", name_, "--to", "column_added"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
@@ -515,9 +481,10 @@ class SecondDriver : public ::testing::Test {
 TEST_F(SecondDriver, WhileAnotherDriverIsMidStepGetsExit4NamingIt) {
   pt::Session blocker(dsn(), "test lock holder");
   blocker.Exec("BEGIN; LOCK TABLE app.t IN SHARE MODE");
-  pt::ChildProcess first(Cli(dsn(), {"advance", name_, "--to", "trigger_installed"}));
-  WaitFor([&] { return Int(dsn(), kDriversWaiting) > 0 || !first.Running(); },
-          "the first driver to wait mid-step");
+  pt::ChildProcess first(CliArgv(dsn(), {"advance", name_, "--to", "trigger_installed"}));
+  EXPECT_TRUE(pt::WaitUntil([&] { return Int(dsn(), kDriversWaiting) > 0 || !first.Running(); },
+                            kWaitSeconds))
+      << "gave up waiting for the first driver to wait mid-step";
   ASSERT_TRUE(first.Running()) << Describe(first.Wait());
   // The holder is named by its driver name, "<host>:<pid>" of the first CLI.
   ExpectBusy(":" + std::to_string(first.pid()));

@@ -21,23 +21,29 @@
 #include "lib/pg/connection.h"
 #include "lib/pg/lock.h"
 #include "pgshift/pgshift.h"
-#include "tests/safety_support.h"
+#include "tests/support/cli.h"
+#include "tests/support/session.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 
 namespace pgshift {
 namespace {
 
 using ::pgshift::testing::CatalogSnapshot;
-using ::pgshift::testing::CliProcess;
+using ::pgshift::testing::ChildProcess;
+using ::pgshift::testing::CliArgv;
 using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
+using ::pgshift::testing::Ident;
+using ::pgshift::testing::Lit;
 using ::pgshift::testing::Query;
 using ::pgshift::testing::QueryValue;
 using ::pgshift::testing::RunCli;
 using ::pgshift::testing::ScratchDatabase;
 using ::pgshift::testing::Session;
-using ::pgshift::testing::TempFile;
+using ::pgshift::testing::Spec;
 using ::pgshift::testing::WaitUntil;
+using ::pgshift::testing::WriteTempFile;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -69,30 +75,21 @@ void MakeUsers(const std::string& dsn, int rows) {
                  rows, ") g; ANALYZE users"));
 }
 
-std::string RenameSpec(const std::string& name) {
-  return absl::StrCat(R"({"name": ")", name,
-                      R"(", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})");
+Spec RenameSpec(const std::string& name) {
+  return Spec(name).RenameColumn("users", "name", "full_name");
 }
 
-std::vector<std::string> Cli(const std::string& dsn, std::vector<std::string> rest) {
-  std::vector<std::string> args = {"--dsn", dsn};
-  for (auto& r : rest) args.push_back(std::move(r));
-  return args;
-}
-
-// init + register of the rename spec; returns the spec file.
-std::unique_ptr<TempFile> Registered(const std::string& dsn, const std::string& name) {
-  auto f = std::make_unique<TempFile>("spec", RenameSpec(name));
-  CliResult init = RunCli(Cli(dsn, {"init"}));
+// init + register of the rename spec.
+void Registered(const std::string& dsn, const std::string& name) {
+  CliResult init = RunCli(dsn, {"init"});
   EXPECT_EQ(init.exit_code, 0) << Describe(init);
-  CliResult reg = RunCli(Cli(dsn, {"register", f->path()}));
+  CliResult reg = RunCli(dsn, {"register", RenameSpec(name).File()});
   EXPECT_EQ(reg.exit_code, 0) << Describe(reg);
-  return f;
 }
 
 std::string PhaseOf(const std::string& dsn, const std::string& name) {
   return QueryValue(dsn, absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ",
-                                      testing::Lit(name)));
+                                      Lit(name)));
 }
 
 // ---------------------------------------------------------------------------
@@ -104,14 +101,14 @@ std::string PhaseOf(const std::string& dsn, const std::string& name) {
 TEST(LockDiscipline, AppQueriesWaitAtMostOneLockTimeoutAndGiveUpNamesTheBlocker) {
   ScratchDatabase db("lock_bound");
   MakeUsers(db.dsn(), 500);
-  auto spec = Registered(db.dsn(), "0001_rename");
+  Registered(db.dsn(), "0001_rename");
   const std::string before = CatalogSnapshot(db.dsn(), "public");
 
   Session blocker(db.dsn());
   blocker.Exec("BEGIN");
   blocker.Exec("SELECT count(*) FROM users WHERE id < 10 /* the blocker */");
 
-  CliProcess cli(Cli(db.dsn(), {"--lock-timeout", "500ms", "--retry-deadline", "4s",
+  ChildProcess cli(CliArgv(db.dsn(), {"--lock-timeout", "500ms", "--retry-deadline", "4s",
                                 "--preflight", "off", "advance", "0001_rename"}));
   Session app(db.dsn());
   double worst_ms = 0;
@@ -150,11 +147,11 @@ TEST(LockDiscipline, AppQueriesWaitAtMostOneLockTimeoutAndGiveUpNamesTheBlocker)
 TEST(LockDiscipline, RetriesUntilTheBlockerEndsAndRecordsWhoBlocked) {
   ScratchDatabase db("lock_retry");
   MakeUsers(db.dsn(), 200);
-  auto spec = Registered(db.dsn(), "0002_rename");
+  Registered(db.dsn(), "0002_rename");
   Session blocker(db.dsn());
   blocker.Exec("BEGIN");
   blocker.Exec("SELECT 1 FROM users LIMIT 1");
-  CliProcess cli(Cli(db.dsn(), {"--lock-timeout", "200ms", "--retry-deadline", "60s",
+  ChildProcess cli(CliArgv(db.dsn(), {"--lock-timeout", "200ms", "--retry-deadline", "60s",
                                 "--preflight", "off", "advance", "0002_rename"}));
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(db.dsn(), "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
@@ -304,8 +301,8 @@ TEST(LockDiscipline, LocksTakenNeverExceedTheDeclaredOnes) {
   ScratchDatabase db("locks_declared");
   MakeUsers(db.dsn(), 300);
   Query(db.dsn(), "ALTER TABLE users ADD CONSTRAINT users_name_len CHECK (length(name) < 100)");
-  auto spec = Registered(db.dsn(), "0003_rename");
-  CliResult r = RunCli(Cli(db.dsn(), {"advance", "0003_rename", "--to", "contracted"}));
+  Registered(db.dsn(), "0003_rename");
+  CliResult r = RunCli(db.dsn(), {"advance", "0003_rename", "--to", "contracted"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   testing::Rows rows = Query(db.dsn(), "SELECT l->>'action', l->>'declared', l->>'taken' FROM "
                                        "pgshift.history h, jsonb_array_elements(h.report->'locks') l");
@@ -323,6 +320,8 @@ constexpr char kShopTable[] =
     "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, "
     "(g * 1.5)::text FROM generate_series(1, 1000) g; ANALYZE shop";
 
+// JSON written by hand rather than with Spec: BadInput below passes it the
+// expressions (and a smuggled statement) that pgshift must refuse.
 std::string ShopSpec(const std::string& name, const std::string& fill = "-1",
                      const std::string& up_c = "id * 2", const std::string& down_d = "'gone'",
                      const std::string& up_e = "e::numeric", const std::string& down_e = "e2::text") {
@@ -344,7 +343,7 @@ TEST(LockDiscipline, EveryOperationKeepsLongWorkOffAccessExclusive) {
   ASSERT_TRUE(d.ok());
   for (const std::string& json :
        {ShopSpec("0020_all"),
-        std::string(R"({"name": "0021_instant", "operations": [{"add_column": {"table": "shop", "column": "f", "type": "text", "default": "'x'", "not_null": true}}]})")}) {
+        Spec("0021_instant").AddColumn("shop", "f", "text").Default("'x'").NotNull().Json()}) {
     auto spec = ParseMigrationJson(json);
     ASSERT_TRUE(spec.ok()) << spec.status();
     absl::StatusOr<Plan> plan = (*d)->PlanMigration(*spec);
@@ -371,10 +370,10 @@ TEST(LockDiscipline, EveryOperationKeepsLongWorkOffAccessExclusive) {
 TEST(LockDiscipline, EveryOperationTakesNoStrongerLockThanItsPlanSays) {
   ScratchDatabase db("all_ops_locks");
   Query(db.dsn(), kShopTable);
-  TempFile spec("spec", ShopSpec("0022_all"));
+  const std::string spec = WriteTempFile(ShopSpec("0022_all"));
   for (const auto& cmd : std::vector<std::vector<std::string>>{
-           {"init"}, {"register", spec.path()}, {"advance", "0022_all", "--to", "contracted"}}) {
-    CliResult r = RunCli(Cli(db.dsn(), cmd));
+           {"init"}, {"register", spec}, {"advance", "0022_all", "--to", "contracted"}}) {
+    CliResult r = RunCli(db.dsn(), cmd);
     ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
   }
   testing::Rows rows = Query(db.dsn(), "SELECT l->>'action', l->>'declared', l->>'taken' FROM "
@@ -394,7 +393,7 @@ TEST(LockDiscipline, EveryOperationTakesNoStrongerLockThanItsPlanSays) {
 TEST(BadInput, ExpressionsThatDoNotParseOrNameUnknownColumns) {
   ScratchDatabase db("bad_exprs");
   Query(db.dsn(), kShopTable);
-  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
   const std::string before = CatalogSnapshot(db.dsn(), "public");
   struct Case {
     const char* what;
@@ -414,10 +413,10 @@ TEST(BadInput, ExpressionsThatDoNotParseOrNameUnknownColumns) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
-    TempFile spec("spec", c.json);
-    CliResult plan = RunCli(Cli(db.dsn(), {"plan", spec.path()}));
+    const std::string spec = WriteTempFile(c.json);
+    CliResult plan = RunCli(db.dsn(), {"plan", spec});
     EXPECT_EQ(plan.exit_code, 2) << Describe(plan);
-    CliResult reg = RunCli(Cli(db.dsn(), {"register", spec.path()}));
+    CliResult reg = RunCli(db.dsn(), {"register", spec});
     EXPECT_EQ(reg.exit_code, 2) << Describe(reg);
     EXPECT_FALSE(reg.err.empty());
   }
@@ -432,14 +431,14 @@ TEST(BadInput, ExpressionsThatDoNotParseOrNameUnknownColumns) {
 TEST(Preflight, RefuseNamesTheLongTransactionAndChangesNothing) {
   ScratchDatabase db("preflight_refuse");
   MakeUsers(db.dsn(), 100);
-  auto spec = Registered(db.dsn(), "0004_rename");
+  Registered(db.dsn(), "0004_rename");
   const std::string before = CatalogSnapshot(db.dsn(), "public");
   Session old_tx(db.dsn());
   old_tx.Exec("BEGIN");
   old_tx.Exec("SELECT count(*) FROM users /* report query */");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // older than --long-transaction
-  CliResult r = RunCli(Cli(db.dsn(), {"--preflight", "refuse", "--long-transaction", "200ms",
-                                      "advance", "0004_rename"}));
+  CliResult r = RunCli(db.dsn(), {"--preflight", "refuse", "--long-transaction", "200ms",
+                                      "advance", "0004_rename"});
   EXPECT_EQ(r.exit_code, 4) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr(absl::StrCat("pid ", old_tx.pid())));
   EXPECT_THAT(r.err, HasSubstr("idle in transaction"));
@@ -459,12 +458,12 @@ TEST(Preflight, RefuseNamesTheLongTransactionAndChangesNothing) {
 TEST(Preflight, WaitReportsThenProceedsWhenTheTransactionEnds) {
   ScratchDatabase db("preflight_wait");
   MakeUsers(db.dsn(), 100);
-  auto spec = Registered(db.dsn(), "0005_rename");
+  Registered(db.dsn(), "0005_rename");
   Session old_tx(db.dsn());
   old_tx.Exec("BEGIN");
   old_tx.Exec("SELECT count(*) FROM users");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CliProcess cli(Cli(db.dsn(), {"--json", "--long-transaction", "200ms", "advance", "0005_rename"}));
+  ChildProcess cli(CliArgv(db.dsn(), {"--json", "--long-transaction", "200ms", "advance", "0005_rename"}));
   ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(cli.CurrentErr(), "\"outcome\":\"waiting\""); }))
       << cli.CurrentErr();
   // Waiting, not queueing: the application is not blocked by pgshift meanwhile.
@@ -484,19 +483,19 @@ TEST(Preflight, WaitReportsThenProceedsWhenTheTransactionEnds) {
 TEST(Preflight, OffSkipsTheCheckAndWaitGivesUpAtTheDeadline) {
   ScratchDatabase db("preflight_deadline");
   MakeUsers(db.dsn(), 100);
-  auto spec = Registered(db.dsn(), "0006_rename");
+  Registered(db.dsn(), "0006_rename");
   Session old_tx(db.dsn());
   old_tx.Exec("BEGIN");
   old_tx.Exec("SELECT count(*) FROM users");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  CliResult wait = RunCli(Cli(db.dsn(), {"--long-transaction", "200ms", "--retry-deadline", "1s",
-                                         "advance", "0006_rename"}));
+  CliResult wait = RunCli(db.dsn(), {"--long-transaction", "200ms", "--retry-deadline", "1s",
+                                         "advance", "0006_rename"});
   EXPECT_EQ(wait.exit_code, 4) << Describe(wait);
   EXPECT_THAT(wait.err, HasSubstr("preflight before column_added: waited"));
   EXPECT_THAT(wait.err, HasSubstr(absl::StrCat("pid ", old_tx.pid())));
   // With the check off, the lock retry loop meets the same blocker.
-  CliResult off = RunCli(Cli(db.dsn(), {"--preflight", "off", "--lock-timeout", "100ms",
-                                        "--retry-deadline", "500ms", "advance", "0006_rename"}));
+  CliResult off = RunCli(db.dsn(), {"--preflight", "off", "--lock-timeout", "100ms",
+                                        "--retry-deadline", "500ms", "advance", "0006_rename"});
   EXPECT_EQ(off.exit_code, 4) << Describe(off);
   EXPECT_THAT(off.err, Not(HasSubstr("preflight")));
   EXPECT_THAT(off.err, HasSubstr("could not take its lock"));
@@ -510,17 +509,17 @@ TEST(Preflight, OffSkipsTheCheckAndWaitGivesUpAtTheDeadline) {
 TEST(Plan, ChangesNothingAndWorksWithoutInit) {
   ScratchDatabase db("plan_readonly");
   MakeUsers(db.dsn(), 100);
-  TempFile spec("spec", RenameSpec("0007_rename"));
+  const std::string spec = RenameSpec("0007_rename").File();
   const std::string before = CatalogSnapshot(db.dsn(), "public");
-  CliResult text = RunCli(Cli(db.dsn(), {"plan", spec.path()}));
+  CliResult text = RunCli(db.dsn(), {"plan", spec});
   ASSERT_EQ(text.exit_code, 0) << Describe(text);
-  CliResult json = RunCli(Cli(db.dsn(), {"--json", "plan", spec.path()}));
+  CliResult json = RunCli(db.dsn(), {"--json", "plan", spec});
   ASSERT_EQ(json.exit_code, 0) << Describe(json);
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgshift'"), "0");
 
   // With the control schema: its tables are unchanged too.
-  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
   auto control_rows = [&] {
     return QueryValue(db.dsn(), "SELECT (SELECT count(*) FROM pgshift.migrations) || '/' || "
                                 "(SELECT count(*) FROM pgshift.history) || '/' || "
@@ -528,7 +527,7 @@ TEST(Plan, ChangesNothingAndWorksWithoutInit) {
                                 "(SELECT count(*) FROM pgshift.instances)");
   };
   const std::string control_before = control_rows() + CatalogSnapshot(db.dsn(), "pgshift");
-  ASSERT_EQ(RunCli(Cli(db.dsn(), {"plan", spec.path()})).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"plan", spec}).exit_code, 0);
   EXPECT_EQ(control_rows() + CatalogSnapshot(db.dsn(), "pgshift"), control_before);
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
 }
@@ -538,9 +537,7 @@ TEST(Plan, ShowsEveryStatementWithLockScanRowsAndHazards) {
   MakeUsers(db.dsn(), 1000);
   auto d = Driver::Connect(db.dsn());
   ASSERT_TRUE(d.ok()) << d.status();
-  auto spec = ParseMigrationJson(RenameSpec("0008_rename"));
-  ASSERT_TRUE(spec.ok());
-  absl::StatusOr<Plan> plan = (*d)->PlanMigration(*spec);
+  absl::StatusOr<Plan> plan = (*d)->PlanMigration(RenameSpec("0008_rename").Migration());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->server_version, (*d)->server_version());
   bool saw_cic = false, saw_backfill = false, saw_irreversible = false, saw_removed = false;
@@ -590,14 +587,13 @@ class ContractGuard : public ::testing::Test {
   void SetUp() override {
     db_ = std::make_unique<ScratchDatabase>("contract_guard");
     MakeUsers(db_->dsn(), 100);
-    spec_ = Registered(db_->dsn(), kName);
-    CliResult r = RunCli(Cli(db_->dsn(), {"advance", kName, "--to", "switched"}));
+    Registered(db_->dsn(), kName);
+    CliResult r = RunCli(db_->dsn(), {"advance", kName, "--to", "switched"});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
   }
   const std::string& dsn() { return db_->dsn(); }
   static constexpr char kName[] = "0009_rename";
   std::unique_ptr<ScratchDatabase> db_;
-  std::unique_ptr<TempFile> spec_;
 };
 
 TEST_F(ContractGuard, RefusedWhileAnOldShapeInstanceIsLive) {
@@ -611,7 +607,7 @@ TEST_F(ContractGuard, RefusedWhileAnOldShapeInstanceIsLive) {
   ASSERT_TRUE(DeclareInstance(dsn(), kName, Shape::kNew, n).ok());
   const std::string before = CatalogSnapshot(dsn(), "public");
 
-  CliResult r = RunCli(Cli(dsn(), {"advance", kName, "--to", "contracted"}));
+  CliResult r = RunCli(dsn(), {"advance", kName, "--to", "contracted"});
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr("\"api-1\" (api v41)"));
   EXPECT_THAT(r.err, Not(HasSubstr("api-2")));
@@ -626,12 +622,12 @@ TEST_F(ContractGuard, RefusedWhileAnOldShapeInstanceIsLive) {
   auto status = (*d)->Status(kName);
   ASSERT_TRUE(status.ok());
   ASSERT_EQ(status->instances.size(), 2u);
-  CliResult shown = RunCli(Cli(dsn(), {"status", kName}));
+  CliResult shown = RunCli(dsn(), {"status", kName});
   EXPECT_THAT(shown.out, HasSubstr("instance api-1 needs the old shape"));
 
   // The instance shuts down cleanly: its declaration goes with it.
   old_app->reset();
-  CliResult ok = RunCli(Cli(dsn(), {"advance", kName, "--to", "contracted"}));
+  CliResult ok = RunCli(dsn(), {"advance", kName, "--to", "contracted"});
   EXPECT_EQ(ok.exit_code, 0) << Describe(ok);
   EXPECT_EQ(PhaseOf(dsn(), kName), "contracted");
 }
@@ -640,7 +636,7 @@ TEST_F(ContractGuard, ForceContractsAndRecordsWhoWasOverridden) {
   InstanceOptions o;
   o.instance_id = "worker-7";
   ASSERT_TRUE(DeclareInstance(dsn(), kName, Shape::kOld, o).ok());
-  CliResult r = RunCli(Cli(dsn(), {"advance", kName, "--force"}));
+  CliResult r = RunCli(dsn(), {"advance", kName, "--force"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(PhaseOf(dsn(), kName), "contracted");
   EXPECT_EQ(QueryValue(dsn(), "SELECT report->'forced_past_old_instances'->>0 FROM pgshift.history "
@@ -653,11 +649,11 @@ TEST_F(ContractGuard, AnInstanceThatDiedStopsCountingWithoutCleanUp) {
   o.instance_id = "crashed-pod";
   o.ttl = absl::Milliseconds(500);
   ASSERT_TRUE(DeclareInstance(dsn(), kName, Shape::kOld, o).ok());  // then never refreshed
-  EXPECT_EQ(RunCli(Cli(dsn(), {"advance", kName})).exit_code, 1);
+  EXPECT_EQ(RunCli(dsn(), {"advance", kName}).exit_code, 1);
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(dsn(), "SELECT count(*) FROM pgshift.instances WHERE expires_at > now()") == "0";
   }));
-  CliResult r = RunCli(Cli(dsn(), {"advance", kName}));
+  CliResult r = RunCli(dsn(), {"advance", kName});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(PhaseOf(dsn(), kName), "contracted");
 }
@@ -671,7 +667,7 @@ TEST_F(ContractGuard, ARegistrationKeepsItselfLive) {
   // Two ttls later it is still live, refreshed by its thread.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   EXPECT_TRUE((*reg)->last_refresh().ok()) << (*reg)->last_refresh();
-  EXPECT_EQ(RunCli(Cli(dsn(), {"advance", kName})).exit_code, 1);
+  EXPECT_EQ(RunCli(dsn(), {"advance", kName}).exit_code, 1);
   EXPECT_EQ(PhaseOf(dsn(), kName), "switched");
 }
 
@@ -682,21 +678,21 @@ TEST_F(ContractGuard, ARegistrationKeepsItselfLive) {
 TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   ScratchDatabase db("control_v1");
   MakeUsers(db.dsn(), 50);
-  auto spec = Registered(db.dsn(), "0015_rename");
+  Registered(db.dsn(), "0015_rename");
   Query(db.dsn(), "DROP TABLE pgshift.instances; ALTER TABLE pgshift.history DROP COLUMN report;"
                   "ALTER TABLE pgshift.migrations DROP COLUMN paused;"
                   "UPDATE pgshift.meta SET value = '1' WHERE key = 'schema_version'");
-  CliResult refused = RunCli(Cli(db.dsn(), {"advance", "0015_rename"}));
+  CliResult refused = RunCli(db.dsn(), {"advance", "0015_rename"});
   EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
   EXPECT_THAT(refused.err, HasSubstr("run `pgshift init` to upgrade"));
-  EXPECT_EQ(RunCli(Cli(db.dsn(), {"check", "0015_rename", "--at-least", "registered"})).exit_code, 0);
+  EXPECT_EQ(RunCli(db.dsn(), {"check", "0015_rename", "--at-least", "registered"}).exit_code, 0);
   InstanceOptions o;
   o.instance_id = "x";
   EXPECT_EQ(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_EQ(RunCli(Cli(db.dsn(), {"init"})).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "3");
   EXPECT_EQ(PhaseOf(db.dsn(), "0015_rename"), "registered");
-  CliResult r = RunCli(Cli(db.dsn(), {"advance", "0015_rename"}));
+  CliResult r = RunCli(db.dsn(), {"advance", "0015_rename"});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_TRUE(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).ok());
 }
@@ -733,11 +729,11 @@ TEST(Privileges, NonSuperuserDriverAndAnAppRoleThatOnlyChecks) {
                     chk_dsn = WithUser(db.dsn(), checker);
   ASSERT_EQ(QueryValue(drv_dsn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"), "f");
 
-  TempFile spec("spec", R"({"name": "0010_priv", "schema": "shop", "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]})");
+  const std::string spec = Spec("0010_priv").Schema("shop").RenameColumn("users", "name", "full_name").File();
   for (const auto& cmd : std::vector<std::vector<std::string>>{
-           {"init"}, {"plan", spec.path()}, {"register", spec.path()},
+           {"init"}, {"plan", spec}, {"register", spec},
            {"advance", "0010_priv", "--to", "switched"}}) {
-    CliResult r = RunCli(Cli(drv_dsn, cmd));
+    CliResult r = RunCli(drv_dsn, cmd);
     ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
   }
   Query(drv_dsn, absl::StrCat(
@@ -746,23 +742,23 @@ TEST(Privileges, NonSuperuserDriverAndAnAppRoleThatOnlyChecks) {
       "GRANT SELECT, INSERT, UPDATE, DELETE ON pgshift.instances TO ", app));
 
   // The check-only role: phases yes, declarations no.
-  EXPECT_EQ(RunCli(Cli(chk_dsn, {"check", "0010_priv", "--at-least", "switched"})).exit_code, 0);
-  EXPECT_EQ(RunCli(Cli(chk_dsn, {"check", "0010_priv", "--at-least", "contracted"})).exit_code, 3);
+  EXPECT_EQ(RunCli(chk_dsn, {"check", "0010_priv", "--at-least", "switched"}).exit_code, 0);
+  EXPECT_EQ(RunCli(chk_dsn, {"check", "0010_priv", "--at-least", "contracted"}).exit_code, 3);
   InstanceOptions io;
   io.instance_id = "app-1";
   EXPECT_EQ(DeclareInstance(chk_dsn, "0010_priv", Shape::kNew, io).code(),
             absl::StatusCode::kPermissionDenied);
   // The app role declares its shape and cannot drive.
   EXPECT_TRUE(DeclareInstance(app_dsn, "0010_priv", Shape::kOld, io).ok());
-  CliResult refused = RunCli(Cli(drv_dsn, {"advance", "0010_priv"}));
+  CliResult refused = RunCli(drv_dsn, {"advance", "0010_priv"});
   EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
   EXPECT_THAT(refused.err, HasSubstr("app-1"));
   EXPECT_TRUE(WithdrawInstance(app_dsn, "0010_priv", "app-1").ok());
-  CliResult app_drives = RunCli(Cli(app_dsn, {"advance", "0010_priv"}));
+  CliResult app_drives = RunCli(app_dsn, {"advance", "0010_priv"});
   EXPECT_NE(app_drives.exit_code, 0);
   EXPECT_EQ(PhaseOf(db.dsn(), "0010_priv"), "switched");
 
-  CliResult done = RunCli(Cli(drv_dsn, {"advance", "0010_priv"}));
+  CliResult done = RunCli(drv_dsn, {"advance", "0010_priv"});
   EXPECT_EQ(done.exit_code, 0) << Describe(done);
   EXPECT_EQ(QueryValue(app_dsn, "SELECT string_agg(full_name, ',' ORDER BY id) FROM shop.users WHERE id <= 3"),
             "u1,u2,u3");
@@ -780,18 +776,18 @@ TEST(Secrets, ThePasswordNeverAppearsInOutputErrorsOrControlTables) {
   const std::string secret = "Sup3rS3cr3tPw";
   // The test cluster trusts local connections: the password is accepted and ignored.
   const std::string dsn = absl::StrCat(db.dsn(), " password=", secret);
-  TempFile spec("spec", RenameSpec("0011_secret"));
-  TempFile changed("spec", absl::StrReplaceAll(RenameSpec("0011_secret"), {{"full_name", "fullname"}}));
+  const std::string spec = RenameSpec("0011_secret").File();
+  const std::string changed = Spec("0011_secret").RenameColumn("users", "name", "fullname").File();
   std::vector<CliResult> results;
   for (const bool json : {false, true}) {
     auto run = [&](const std::string& d, std::vector<std::string> cmd) {
       if (json) cmd.insert(cmd.begin(), "--json");
-      results.push_back(RunCli(Cli(d, cmd)));
+      results.push_back(RunCli(d, cmd));
     };
     run(dsn, {"init"});
-    run(dsn, {"plan", spec.path()});
-    run(dsn, {"register", spec.path()});
-    run(dsn, {"register", changed.path()});        // exit 2
+    run(dsn, {"plan", spec});
+    run(dsn, {"register", spec});
+    run(dsn, {"register", changed});        // exit 2
     run(dsn, {"advance", "0011_secret"});
     run(dsn, {"advance", "no_such_migration"});    // exit 2
     run(dsn, {"status"});
@@ -825,20 +821,20 @@ TEST(Secrets, ThePasswordNeverAppearsInOutputErrorsOrControlTables) {
 TEST(TwoDrivers, TheSecondIsBusyNamesTheFirstAndChangesNothing) {
   ScratchDatabase db("two_drivers");
   MakeUsers(db.dsn(), 2000);
-  auto spec = Registered(db.dsn(), "0012_rename");
-  CliProcess first(Cli(db.dsn(), {"--batch-rows", "50", "--batch-delay", "50ms", "advance",
+  Registered(db.dsn(), "0012_rename");
+  ChildProcess first(CliArgv(db.dsn(), {"--batch-rows", "50", "--batch-delay", "50ms", "advance",
                                   "0012_rename", "--to", "validated"}));
   ASSERT_TRUE(WaitUntil([&] {
     return QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.checkpoints WHERE rows_done > 0") != "0";
   })) << first.CurrentErr();
   const std::string history_before = QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.history");
-  CliProcess second_proc(Cli(db.dsn(), {"advance", "0012_rename", "--to", "validated"}));
+  ChildProcess second_proc(CliArgv(db.dsn(), {"advance", "0012_rename", "--to", "validated"}));
   CliResult second = second_proc.Wait();
   EXPECT_EQ(second.exit_code, 4) << Describe(second);
   EXPECT_THAT(second.err, HasSubstr("is busy"));
   EXPECT_THAT(second.err, HasSubstr(absl::StrCat(":", first.pid())));  // the driver name host:pid
   EXPECT_THAT(second.err, HasSubstr("backend pid"));
-  CliResult status = RunCli(Cli(db.dsn(), {"status", "0012_rename"}));
+  CliResult status = RunCli(db.dsn(), {"status", "0012_rename"});
   EXPECT_THAT(status.out, HasSubstr("being driven now by"));
   EXPECT_THAT(status.out, HasSubstr(absl::StrCat(":", first.pid())));
   EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT count(*) FROM pgshift.history WHERE driver LIKE '%:",
@@ -850,22 +846,22 @@ TEST(TwoDrivers, TheSecondIsBusyNamesTheFirstAndChangesNothing) {
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(PhaseOf(db.dsn(), "0012_rename"), "validated");
   // Once the first is done, the lease is free again.
-  EXPECT_EQ(RunCli(Cli(db.dsn(), {"advance", "0012_rename"})).exit_code, 0);
+  EXPECT_EQ(RunCli(db.dsn(), {"advance", "0012_rename"}).exit_code, 0);
 }
 
 TEST(BadInput, AMigrationFileChangedAfterRegistrationIsRefused) {
   ScratchDatabase db("changed_file");
   MakeUsers(db.dsn(), 10);
-  auto spec = Registered(db.dsn(), "0013_rename");
-  TempFile changed("spec", absl::StrReplaceAll(RenameSpec("0013_rename"), {{"full_name", "display_name"}}));
+  Registered(db.dsn(), "0013_rename");
+  const std::string changed = Spec("0013_rename").RenameColumn("users", "name", "display_name").File();
   const std::string before = CatalogSnapshot(db.dsn(), "public");
-  CliResult r = RunCli(Cli(db.dsn(), {"register", changed.path()}));
+  CliResult r = RunCli(db.dsn(), {"register", changed});
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_THAT(r.err, HasSubstr("different spec"));
   EXPECT_THAT(r.err, HasSubstr("checksum"));
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
   // The stored spec is what advance runs.
-  ASSERT_EQ(RunCli(Cli(db.dsn(), {"advance", "0013_rename"})).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"advance", "0013_rename"}).exit_code, 0);
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass "
                                  "AND attname = 'full_name'"),
             "1");
@@ -876,33 +872,33 @@ TEST(BadInput, IdentifiersFullOfQuotesSemicolonsSpacesAndUnicode) {
   const std::string schema = "sch\"ema; DROP TABLE x; --";
   const std::string table = "t\"a'b;le ✓";
   const std::string from = "na\"me; DELETE FROM \"t\"", to = "nöm \"neu\"; --";
-  auto q = [](const std::string& s) { return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\""); };
-  const std::string qt = absl::StrCat(q(schema), ".", q(table));
-  Query(db.dsn(), absl::StrCat("CREATE SCHEMA ", q(schema), "; CREATE TABLE ", qt, " (\"id;\" int PRIMARY KEY, ",
-                               q(from), " text NOT NULL); CREATE INDEX ON ", qt, " (", q(from), ");",
+  const std::string qt = absl::StrCat(Ident(schema), ".", Ident(table));
+  Query(db.dsn(), absl::StrCat("CREATE SCHEMA ", Ident(schema), "; CREATE TABLE ", qt, " (\"id;\" int PRIMARY KEY, ",
+                               Ident(from), " text NOT NULL); CREATE INDEX ON ", qt, " (", Ident(from), ");",
                                "INSERT INTO ", qt, " SELECT g, 'v''' || g FROM generate_series(1, 200) g"));
   auto json = [](const std::string& s) {
     return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\\", "\\\\"}, {"\"", "\\\""}}), "\"");
   };
   const std::string name = "0014 \"odd\"; name ☃";
-  TempFile spec("spec", absl::StrCat("{\"name\": ", json(name), ", \"schema\": ", json(schema),
-                                     ", \"operations\": [{\"rename_column\": {\"table\": ", json(table),
-                                     ", \"from\": ", json(from), ", \"to\": ", json(to), "}}]}"));
+  // JSON written by hand: these names reach pgshift exactly as a user's file spells them.
+  const std::string spec = WriteTempFile(absl::StrCat("{\"name\": ", json(name), ", \"schema\": ", json(schema),
+                                                      ", \"operations\": [{\"rename_column\": {\"table\": ", json(table),
+                                                      ", \"from\": ", json(from), ", \"to\": ", json(to), "}}]}"));
   const std::string before = CatalogSnapshot(db.dsn(), schema);
   for (const auto& cmd : std::vector<std::vector<std::string>>{
-           {"init"}, {"plan", spec.path()}, {"register", spec.path()}, {"advance", name, "--to", "switched"},
+           {"init"}, {"plan", spec}, {"register", spec}, {"advance", name, "--to", "switched"},
            {"rollback", name}}) {
-    CliResult r = RunCli(Cli(db.dsn(), cmd));
+    CliResult r = RunCli(db.dsn(), cmd);
     ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
   }
   EXPECT_EQ(CatalogSnapshot(db.dsn(), schema), before);
   // A second migration name for the full run (the rolled-back one keeps its name).
   const std::string name2 = name + " again";
-  TempFile spec2("spec", absl::StrReplaceAll(testing::ReadWholeFile(spec.path()), {{json(name), json(name2)}}));
-  ASSERT_EQ(RunCli(Cli(db.dsn(), {"register", spec2.path()})).exit_code, 0);
-  CliResult r = RunCli(Cli(db.dsn(), {"advance", name2, "--to", "contracted"}));
+  const std::string spec2 = WriteTempFile(absl::StrReplaceAll(testing::ReadFile(spec), {{json(name), json(name2)}}));
+  ASSERT_EQ(RunCli(db.dsn(), {"register", spec2}).exit_code, 0);
+  CliResult r = RunCli(db.dsn(), {"advance", name2, "--to", "contracted"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT ", q(to), " FROM ", qt, " WHERE \"id;\" = 7")), "v'7");
+  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT ", Ident(to), " FROM ", qt, " WHERE \"id;\" = 7")), "v'7");
   EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT count(*) FROM ", qt)), "200");
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT to_regclass('x') IS NULL"), "t");
 }

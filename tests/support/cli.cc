@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -61,6 +64,8 @@ std::string MakeTemp(const std::string& suffix) {
   return path;
 }
 
+}  // namespace
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -68,7 +73,16 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-}  // namespace
+std::string TempPath(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  return TempDir() + "/pgshift-" + stem + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(++counter);
+}
+
+std::string Describe(const CliResult& r) {
+  return "exit " + std::to_string(r.exit_code) + " signal " + std::to_string(r.signal) +
+         "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
 
 std::string WriteTempFile(const std::string& content, const std::string& suffix) {
   std::string path = MakeTemp(suffix);
@@ -152,22 +166,47 @@ void ChildProcess::Kill(int sig) {
   if (!reaped_) kill(pid_, sig);
 }
 
-CliResult ChildProcess::Wait() {
-  if (!reaped_) {
-    while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+CliResult ChildProcess::Wait(double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  bool timed_out = false;
+  while (Running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      while (waitpid(pid_, &status_, 0) < 0 && errno == EINTR) {
+      }
+      reaped_ = true;
+      timed_out = true;
+      break;
     }
-    reaped_ = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CliResult r;
   if (WIFEXITED(status_)) r.exit_code = WEXITSTATUS(status_);
   if (WIFSIGNALED(status_)) r.signal = WTERMSIG(status_);
   r.out = ReadFile(out_path_);
   r.err = ReadFile(err_path_);
+  if (timed_out) {
+    r.err += "\n[test: still running after " + std::to_string(timeout_s) + " s; killed]";
+  }
   return r;
 }
 
-CliResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  ChildProcess p(argv, env);
+std::string ChildProcess::CurrentErr() const { return ReadFile(err_path_); }
+
+std::vector<std::string> CliArgv(const std::string& dsn, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {PGSHIFT_CLI};
+  if (!dsn.empty()) {
+    argv.push_back("--dsn");
+    argv.push_back(dsn);
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+CliResult RunCli(const std::string& dsn, const std::vector<std::string>& args,
+                 const std::vector<std::string>& env) {
+  ChildProcess p(CliArgv(dsn, args), env);
   return p.Wait();
 }
 

@@ -11,7 +11,7 @@ void Quiet(void*, const PGresult*) {}
 }  // namespace
 
 Session::Session(const std::string& dsn, const std::string& application_name) {
-  const char* keys[] = {"dbname", "application_name", nullptr};
+  const char* keys[] = {"dbname", application_name.empty() ? nullptr : "application_name", nullptr};
   const char* values[] = {dsn.c_str(), application_name.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, 1);
   if (PQstatus(C(conn_)) != CONNECTION_OK) {
@@ -57,6 +57,21 @@ Rows Session::Exec(const std::string& sql) {
   }
   if (!error.empty()) throw std::runtime_error("Session: " + error + " while running: " + sql);
   return rows;
+}
+
+std::string Session::Value(const std::string& sql) {
+  Rows rows = Exec(sql);
+  if (rows.empty() || rows[0].empty()) return "";
+  return rows[0][0].value_or("");
+}
+
+std::string Session::TryExec(const std::string& sql) {
+  try {
+    Exec(sql);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace pgshift::testing

@@ -10,12 +10,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -104,16 +106,6 @@ std::string ReplaceDbname(const std::string& dsn, const std::string& dbname) {
   }
   if (!out.empty()) out += ' ';
   out += "dbname=" + QuoteConninfoValue(dbname);
-  return out;
-}
-
-std::string QuoteIdent(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
   return out;
 }
 
@@ -605,7 +597,7 @@ std::string DsnForDatabase(const std::string& dbname) {
 
 void DropDatabase(const std::string& name) {
   Connection conn(ServerDsn());
-  conn.Simple("DROP DATABASE IF EXISTS " + QuoteIdent(name) + " WITH (FORCE)");
+  conn.Simple("DROP DATABASE IF EXISTS " + Ident(name) + " WITH (FORCE)");
 }
 
 ScratchDatabase::ScratchDatabase(std::string prefix) {
@@ -619,14 +611,14 @@ ScratchDatabase::ScratchDatabase(std::string prefix) {
   name_ = "t_" + p + suffix;
 
   Connection conn(ServerDsn());
-  const std::string create = "CREATE DATABASE " + QuoteIdent(name_);
+  const std::string create = "CREATE DATABASE " + Ident(name_);
   try {
     conn.Simple(create);
   } catch (const std::runtime_error& e) {
     // A leftover from an earlier process that had the same pid: it is dead
     // (we have its pid now), so its database can go.
     if (std::string(e.what()).find("[42P04]") == std::string::npos) throw;
-    conn.Simple("DROP DATABASE IF EXISTS " + QuoteIdent(name_) + " WITH (FORCE)");
+    conn.Simple("DROP DATABASE IF EXISTS " + Ident(name_) + " WITH (FORCE)");
     conn.Simple(create);
   }
   dsn_ = ReplaceDbname(ServerDsn(), name_);
@@ -655,6 +647,34 @@ std::string QueryValue(const std::string& dsn, const std::string& sql) {
     throw std::runtime_error("query returned no columns: " + Abbreviate(sql));
   }
   return rows.front().front().value_or("");
+}
+
+int64_t QueryInt(const std::string& dsn, const std::string& sql) {
+  return std::stoll(QueryValue(dsn, sql));
+}
+
+namespace {
+std::string Quoted(const std::string& s, char quote) {
+  std::string out(1, quote);
+  for (char c : s) {
+    if (c == quote) out += quote;
+    out += c;
+  }
+  return out + quote;
+}
+}  // namespace
+
+std::string Lit(const std::string& s) { return Quoted(s, '\''); }
+std::string Ident(const std::string& s) { return Quoted(s, '"'); }
+
+bool WaitUntil(const std::function<bool()>& pred, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
 }
 
 std::string CatalogSnapshot(const std::string& dsn, const std::string& schema) {

@@ -16,6 +16,8 @@
 #ifndef PGSHIFT_TESTS_SUPPORT_TEST_DB_H_
 #define PGSHIFT_TESTS_SUPPORT_TEST_DB_H_
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +73,20 @@ Rows Query(const std::string& dsn, const std::string& sql);
 // First column of the first row of Query(dsn, sql); "" if it is NULL.
 // Throws std::runtime_error if there is no row (or no column).
 std::string QueryValue(const std::string& dsn, const std::string& sql);
+
+// QueryValue(dsn, sql) as an integer (std::stoll: throws when it is not one).
+int64_t QueryInt(const std::string& dsn, const std::string& sql);
+
+// `s` as an SQL string literal ('it''s'), for SQL that tests build from
+// their own fixed names. Values from elsewhere go as parameters.
+std::string Lit(const std::string& s);
+// `s` as an SQL quoted identifier ("we""ird").
+std::string Ident(const std::string& s);
+
+// Calls `pred` every 20 ms until it returns true (then returns true) or
+// `timeout_s` seconds have passed (then returns pred() once more). A guard
+// against waiting forever, not a timing assertion.
+bool WaitUntil(const std::function<bool()>& pred, double timeout_s = 30);
 
 // A deterministic text listing of the catalog of one schema, for "rollback
 // restores the catalog exactly" tests: tables (kind, persistence, replica

@@ -1,10 +1,15 @@
-// Self-check of the integration-test helpers in tests/support/test_db.h.
+// Self-check of the integration-test helpers in tests/support/test_db.h,
+// session.h and cli.h.
 #include "tests/support/test_db.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <stdexcept>
 #include <string>
+
+#include "tests/support/cli.h"
+#include "tests/support/session.h"
 
 namespace {
 
@@ -120,6 +125,43 @@ TEST(TestDbSelfTest, QueryValueAndMultiStatementResults) {
   EXPECT_THROW(pt::QueryValue(db.dsn(), "SELECT 1 WHERE false"),
                std::runtime_error);
   EXPECT_TRUE(pt::Query(db.dsn(), "CREATE TABLE t (a int)").empty());
+  EXPECT_EQ(pt::QueryInt(db.dsn(), "SELECT 6 * 7"), 42);
+}
+
+TEST(TestDbSelfTest, LiteralsAndIdentifiersRoundTrip) {
+  pt::ScratchDatabase db("quoting");
+  const std::string odd = "it's \"odd\"; --";
+  EXPECT_EQ(pt::QueryValue(db.dsn(), "SELECT " + pt::Lit(odd)), odd);
+  pt::Query(db.dsn(), "CREATE TABLE " + pt::Ident(odd) + " (" + pt::Ident(odd) + " int)");
+  EXPECT_EQ(pt::QueryValue(db.dsn(), "SELECT attname FROM pg_attribute WHERE attrelid = " +
+                                         pt::Lit(pt::Ident(odd)) + "::regclass AND attnum = 1"),
+            odd);
+}
+
+TEST(TestDbSelfTest, SessionKeepsItsTransactionAndReportsErrors) {
+  pt::ScratchDatabase db("session");
+  pt::Session s(db.dsn());
+  s.Exec("BEGIN; CREATE TABLE t (a int); INSERT INTO t VALUES (7)");
+  EXPECT_EQ(s.Value("SELECT a FROM t"), "7");
+  EXPECT_EQ(s.Value("SELECT NULL"), "");
+  EXPECT_EQ(pt::QueryValue(db.dsn(), "SELECT to_regclass('t') IS NULL"), "t");  // not committed
+  EXPECT_NE(s.TryExec("SELECT * FROM no_such_table"), "");
+  EXPECT_EQ(s.TryExec("ROLLBACK"), "");
+  EXPECT_EQ(pt::Session(db.dsn(), "named").Value("SHOW application_name"), "named");
+}
+
+TEST(CliSelfTest, WaitKillsAChildThatOutlivesItsTimeout) {
+  pt::ChildProcess p({"/bin/sh", "-c", "echo started >&2; exec sleep 30"});
+  EXPECT_TRUE(pt::WaitUntil([&] { return p.CurrentErr() == "started\n"; }, 10));
+  pt::CliResult r = p.Wait(0.2);
+  EXPECT_EQ(r.signal, SIGKILL) << pt::Describe(r);
+  EXPECT_EQ(r.exit_code, -1);
+  EXPECT_NE(r.err.find("killed"), std::string::npos) << r.err;
+  pt::ChildProcess ok({"/bin/sh", "-c", "echo $PGSHIFT_SELFTEST_VAR; exit 3"},
+                      {"PGSHIFT_SELFTEST_VAR=x"});
+  r = ok.Wait();
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "x\n");
 }
 
 }  // namespace

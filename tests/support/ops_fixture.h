@@ -1,7 +1,20 @@
 // Shared fixture of the per-operation tests (tests/ops_<op>_test.cc): a
 // scratch database, a Driver on it, and helpers to run SQL and migrations.
-#ifndef PGSHIFT_TESTS_OPS_TEST_UTIL_H_
-#define PGSHIFT_TESTS_OPS_TEST_UTIL_H_
+// Migrations go in as JSON text, through the same loader as a file
+// (ParseMigrationJson), so that a spec pgshift refuses to load is refused here
+// too; build valid ones with tests/support/spec_builder.h.
+//
+// Example:
+//   class RenameColumnTest : public pgshift::testing::OpsTest {};
+//   TEST_F(RenameColumnTest, Works) {
+//     Sql("CREATE TABLE people (id int PRIMARY KEY, name text)");
+//     ASSERT_TRUE(Register(Spec("r").RenameColumn("people", "name", "full_name").Json()).ok());
+//     ASSERT_TRUE(Advance("r", Phase::kContracted).ok());
+//   }
+//
+// Header-only (it is a GoogleTest fixture); each test binary links gtest.
+#ifndef PGSHIFT_TESTS_SUPPORT_OPS_FIXTURE_H_
+#define PGSHIFT_TESTS_SUPPORT_OPS_FIXTURE_H_
 
 #include <memory>
 #include <string>
@@ -14,6 +27,7 @@
 #include "pgshift/driver.h"
 #include "pgshift/migration.h"
 #include "pgshift/phase.h"
+#include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
 
 namespace pgshift::testing {
@@ -40,7 +54,7 @@ class OpsTest : public ::testing::Test {
   std::string Value(const std::string& sql) { return QueryValue(dsn(), sql); }
   std::string Snapshot(const std::string& schema = "public") { return CatalogSnapshot(dsn(), schema); }
 
-  static v1::Migration Spec(const std::string& json) {
+  static v1::Migration Load(const std::string& json) {
     auto m = ParseMigrationJson(json, "test");
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? *m : v1::Migration();
@@ -59,7 +73,7 @@ class OpsTest : public ::testing::Test {
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? *p : Phase::kRolledBack;
   }
-  absl::StatusOr<Plan> PlanOf(const std::string& json) { return driver_->PlanMigration(Spec(json)); }
+  absl::StatusOr<Plan> PlanOf(const std::string& json) { return driver_->PlanMigration(Load(json)); }
 
   // The statements of `plan` reaching `to`, all operations together.
   static std::vector<PlannedStatement> StepStatements(const Plan& plan, Phase to) {
@@ -108,4 +122,4 @@ class OpsTest : public ::testing::Test {
 
 }  // namespace pgshift::testing
 
-#endif  // PGSHIFT_TESTS_OPS_TEST_UTIL_H_
+#endif  // PGSHIFT_TESTS_SUPPORT_OPS_FIXTURE_H_

@@ -1,0 +1,128 @@
+#include "tests/support/spec_builder.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include "pgshift/migration.h"
+#include "tests/support/cli.h"
+
+namespace pgshift::testing {
+
+Spec::Spec(std::string name) { m_.set_name(std::move(name)); }
+
+Spec& Spec::Name(std::string name) {
+  m_.set_name(std::move(name));
+  return *this;
+}
+
+Spec& Spec::Schema(std::string schema) {
+  m_.set_schema(std::move(schema));
+  return *this;
+}
+
+Spec& Spec::RenameColumn(std::string table, std::string from, std::string to) {
+  v1::RenameColumn* op = m_.add_operations()->mutable_rename_column();
+  op->set_table(std::move(table));
+  op->set_from(std::move(from));
+  op->set_to(std::move(to));
+  return *this;
+}
+
+Spec& Spec::SetNotNull(std::string table, std::string column, std::string fill) {
+  v1::SetNotNull* op = m_.add_operations()->mutable_set_not_null();
+  op->set_table(std::move(table));
+  op->set_column(std::move(column));
+  op->set_fill(std::move(fill));
+  return *this;
+}
+
+Spec& Spec::AddColumn(std::string table, std::string column, std::string type) {
+  v1::AddColumn* op = m_.add_operations()->mutable_add_column();
+  op->set_table(std::move(table));
+  op->set_column(std::move(column));
+  op->set_type(std::move(type));
+  return *this;
+}
+
+Spec& Spec::DropColumn(std::string table, std::string column) {
+  v1::DropColumn* op = m_.add_operations()->mutable_drop_column();
+  op->set_table(std::move(table));
+  op->set_column(std::move(column));
+  return *this;
+}
+
+Spec& Spec::ChangeType(std::string table, std::string column, std::string new_column,
+                       std::string type, std::string up, std::string down) {
+  v1::ChangeType* op = m_.add_operations()->mutable_change_type();
+  op->set_table(std::move(table));
+  op->set_column(std::move(column));
+  op->set_new_column(std::move(new_column));
+  op->set_type(std::move(type));
+  op->set_up(std::move(up));
+  op->set_down(std::move(down));
+  return *this;
+}
+
+v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
+  if (m_.operations_size() == 0) {
+    throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");
+  }
+  v1::Operation& op = *m_.mutable_operations(m_.operations_size() - 1);
+  if (op.kind_case() != a && op.kind_case() != b) {
+    throw std::logic_error(std::string("Spec: the last operation (") +
+                           std::string(OperationKind(op)) + ") has no \"" + field + "\"");
+  }
+  return op;
+}
+
+Spec& Spec::Default(std::string expression) {
+  Last(v1::Operation::kAddColumn, v1::Operation::kAddColumn, "default")
+      .mutable_add_column()
+      ->set_default_(std::move(expression));
+  return *this;
+}
+
+Spec& Spec::NotNull() {
+  Last(v1::Operation::kAddColumn, v1::Operation::kAddColumn, "not_null")
+      .mutable_add_column()
+      ->set_not_null(true);
+  return *this;
+}
+
+Spec& Spec::Up(std::string expression) {
+  v1::Operation& op = Last(v1::Operation::kAddColumn, v1::Operation::kChangeType, "up");
+  if (op.has_add_column()) {
+    op.mutable_add_column()->set_up(std::move(expression));
+  } else {
+    op.mutable_change_type()->set_up(std::move(expression));
+  }
+  return *this;
+}
+
+Spec& Spec::Down(std::string expression) {
+  v1::Operation& op = Last(v1::Operation::kDropColumn, v1::Operation::kChangeType, "down");
+  if (op.has_drop_column()) {
+    op.mutable_drop_column()->set_down(std::move(expression));
+  } else {
+    op.mutable_change_type()->set_down(std::move(expression));
+  }
+  return *this;
+}
+
+std::string Spec::Json() const {
+  std::string json = CanonicalJson(m_);
+  // CanonicalJson gives "" when protobuf cannot print the message (a string
+  // that is not UTF-8): say so rather than write an empty file.
+  if (json.empty()) throw std::invalid_argument("Spec: cannot print \"" + m_.name() + "\" as JSON");
+  return json;
+}
+
+std::string Spec::File() const { return WriteTempFile(Json()); }
+
+v1::Migration Spec::Migration() const {
+  absl::StatusOr<v1::Migration> m = ParseMigrationJson(Json(), "test spec");
+  if (!m.ok()) throw std::invalid_argument(std::string(m.status().message()));
+  return *std::move(m);
+}
+
+}  // namespace pgshift::testing
