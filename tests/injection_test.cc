@@ -29,7 +29,7 @@ using ::testing::HasSubstr;
 using testing::CliResult;
 using testing::Query;
 using testing::QueryValue;
-using testing::RunProgram;
+using testing::RunCli;
 using testing::ScratchDatabase;
 using testing::WriteTempFile;
 
@@ -76,10 +76,7 @@ class InjectionTest : public ::testing::Test {
     ASSERT_EQ(Cli({"init"}).exit_code, 0);
   }
   const std::string& dsn() const { return db_->dsn(); }
-  CliResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {PGSHIFT_CLI, "--dsn", dsn()});
-    return RunProgram(args);
-  }
+  CliResult Cli(const std::vector<std::string>& args) { return RunCli(dsn(), args); }
   std::unique_ptr<ScratchDatabase> db_;
 };
 

@@ -198,7 +198,7 @@ TEST(OptionParity, EveryOptionHasTestValues) {
 pt::CliResult Cli(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {PGSHIFT_CLI};
   argv.insert(argv.end(), args.begin(), args.end());
-  return pt::RunProgram(argv, {"PGSHIFT_DSN=", "PGPASSWORD="});
+  return pt::ChildProcess(argv, {"PGSHIFT_DSN=", "PGPASSWORD="}).Wait();
 }
 
 TEST(OptionParity, CliAnswersLikeTheLibrary) {
@@ -370,9 +370,10 @@ class PythonParity : public ::testing::Test {
     }
     const std::string cases = pt::WriteTempFile(absl::StrCat("[", absl::StrJoin(items, ","), "]"));
     const std::string script = pt::WriteTempFile(kPythonScript, ".py");
-    run_ = new pt::CliResult(pt::RunProgram({PGSHIFT_PYTHON, script, cases, kUnreachable},
-                                            {absl::StrCat("PYTHONPATH=", PGSHIFT_PYTHON_PATH),
-                                             "PGSHIFT_DSN=", "PGPASSWORD="}));
+    run_ = new pt::CliResult(pt::ChildProcess({PGSHIFT_PYTHON, script, cases, kUnreachable},
+                                              {absl::StrCat("PYTHONPATH=", PGSHIFT_PYTHON_PATH),
+                                               "PGSHIFT_DSN=", "PGPASSWORD="})
+                                 .Wait());
     result_ = new Struct;
     parsed_ = run_->exit_code == 0 &&
               google::protobuf::util::JsonStringToMessage(run_->out, result_).ok();
