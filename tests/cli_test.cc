@@ -1,4 +1,4 @@
-// The CLI contract (design §7; issue 2): every command and exit code
+// The CLI contract (docs/cli.md): every command and exit code
 // (0 ok, 1 a step failed, 2 bad input, 3 check not satisfied, 4 busy),
 // `--json` printing exactly one JSON object, bad input refused with a message
 // that says what is wrong and nothing changed, awkward identifiers renamed

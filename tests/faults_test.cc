@@ -1,4 +1,4 @@
-// Faults (design §2 rules, §5): the driver is killed with SIGKILL at every
+// Faults (docs/architecture.md, "The phase ladder"; docs/runbook.md): the driver is killed with SIGKILL at every
 // step boundary and in the middle of every long step (backfill, CREATE INDEX
 // CONCURRENTLY, VALIDATE), its backend is terminated mid-step, the server is
 // restarted between and during steps. After each fault, running the same

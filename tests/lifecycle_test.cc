@@ -1,4 +1,4 @@
-// The lifecycle harness (design §2-3, issues 2 and 3): one parameterised test
+// The lifecycle harness (docs/architecture.md, docs/operations/): one parameterised test
 // drives every operation through every phase while an old-version writer and a
 // new-version writer insert, update and delete concurrently, each keeping an
 // independent oracle. After each phase it checks the phase's promise and that

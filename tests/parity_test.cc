@@ -1,4 +1,4 @@
-// One source of truth for options (issue 9 item 6): every entry of
+// One source of truth for options (docs/architecture.md, "Options and surfaces"): every entry of
 // pgshift::OptionList() is accepted and rejected alike by every surface —
 // the CLI's flags, the C API's pgshift_options_set and pgshift_driver_connect,
 // and Python's pgshift.Options / pgshift.Driver keyword arguments — with the

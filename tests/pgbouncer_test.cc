@@ -1,6 +1,6 @@
 // pgshift through PgBouncer in transaction pooling mode: consecutive
 // transactions of one client may run on different server connections, so
-// nothing may rely on session state (design §5, docs/runbook.md). The test
+// nothing may rely on session state (docs/runbook.md). The test
 // starts a real pgbouncer on a free loopback port in front of the test server.
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-// Crash safety (design §2 rules; issues 2 and 3): a step killed mid-way (the
+// Crash safety (docs/architecture.md, "The phase ladder"): a step killed mid-way (the
 // CLI process killed with SIGKILL, or its backend terminated) is simply run
 // again and finishes with nothing lost; the backfill resumes from its
 // checkpoint rather than restarting; a second driver on a migration that is
@@ -241,7 +241,7 @@ struct OpSpec {
   std::string setup;      // creates app.t (schema app exists)
   pt::Spec operations;    // on app.t; the test names the migration
   std::string bad_rows;   // after contract: SELECT count(*) of rows that are wrong
-  // Steps that take no lock on the table (design §3: no-op steps, and the
+  // Steps that take no lock on the table (docs/architecture.md: no-op steps, and the
   // switch that only replaces the trigger function); every other step must
   // be caught waiting for the test's lock, or the test proves nothing.
   std::vector<std::string> lock_free_steps;

@@ -1,4 +1,4 @@
-// Operating safely (design §5-6): lock discipline and the bound on how long an
+// Operating safely (docs/runbook.md, docs/privileges.md): lock discipline and the bound on how long an
 // application query waits behind pgshift, blockers named from
 // pg_blocking_pids, preflight, plans that change nothing, the contract guard
 // with application instances, a non-superuser driver and app role, secrets,

@@ -95,7 +95,7 @@ __all__ = [
 
 
 class Phase(str, enum.Enum):
-    """Where a migration stands (design §2). A ``str``: ``Phase.SWITCHED ==
+    """Where a migration stands (docs/architecture.md, "The phase ladder"). A ``str``: ``Phase.SWITCHED ==
     "switched"``, so plain names work wherever a phase is expected.
 
     The ladder is REGISTERED < COLUMN_ADDED < TRIGGER_INSTALLED < BACKFILLED <

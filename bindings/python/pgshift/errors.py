@@ -60,7 +60,7 @@ class StatusCode(enum.IntEnum):
     UNAUTHENTICATED = 16
 
 
-# CLI exit codes (design §7): 2 bad input, 4 busy, 1 anything else.
+# CLI exit codes (docs/cli.md): 2 bad input, 4 busy, 1 anything else.
 _EXIT_CODES = {
     StatusCode.OK: 0,
     StatusCode.INVALID_ARGUMENT: 2,
