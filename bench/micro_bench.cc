@@ -99,8 +99,11 @@ BENCHMARK(BM_CopyIndexDefinition);
 
 void BM_SyncFunctionSql(benchmark::State& state) {
   const catalog::Table t = WideTable(static_cast<int>(state.range(0)));
-  ops::SyncSpec rename{"col1", "col1_new", "text", "text", std::nullopt, std::nullopt};
-  ops::SyncSpec convert{"col2", "col2_new", "numeric(12,2)", "bigint", Expr("round(col2)::bigint"),
+  const catalog::TypeInfo text{"text", "pg_catalog.text", true};
+  const catalog::TypeInfo numeric{"numeric(12,2)", "pg_catalog.\"numeric\"", false};
+  const catalog::TypeInfo bigint{"bigint", "pg_catalog.int8", true};
+  ops::SyncSpec rename{"col1", "col1_new", text, text, std::nullopt, std::nullopt};
+  ops::SyncSpec convert{"col2", "col2_new", numeric, bigint, Expr("round(col2)::bigint"),
                         Expr("col2_new::numeric(12,2)")};
   const ops::SyncSpec& s = state.range(1) ? convert : rename;
   const ops::Context ctx = Ctx();
@@ -114,7 +117,8 @@ BENCHMARK(BM_SyncFunctionSql)
 
 void BM_InstallSyncTrigger(benchmark::State& state) {
   const catalog::Table t = WideTable(20);
-  ops::SyncSpec convert{"col2", "col2_new", "numeric(12,2)", "bigint", Expr("round(col2)::bigint"),
+  ops::SyncSpec convert{"col2", "col2_new", {"numeric(12,2)", "pg_catalog.\"numeric\"", false},
+                        {"bigint", "pg_catalog.int8", true}, Expr("round(col2)::bigint"),
                         Expr("col2_new::numeric(12,2)")};
   const ops::Context ctx = Ctx();
   for (auto _ : state) benchmark::DoNotOptimize(ops::InstallSyncTrigger(t, ctx, convert));

@@ -186,11 +186,37 @@ TEST(ResolveType, SpellsTypesAsFormatTypeWithTheirModifiers) {
     ASSERT_TRUE(type.ok()) << type.status();
     auto got = catalog::ResolveType(**conn, *type);
     ASSERT_TRUE(got.ok()) << text << ": " << got.status();
-    EXPECT_EQ(*got, spelled) << text;
+    EXPECT_EQ(got->spelled, spelled) << text;
   }
   auto missing = catalog::ResolveType(**conn, *sql::TypeName::Parse("no_such_type", "type"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("no_such_type"));
+}
+
+TEST(ResolveType, KnowsWhichTypesCompareExactly) {
+  ScratchDatabase db("resolve_exact");
+  Query(db.dsn(), "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false); "
+                  "CREATE DOMAIN money2 AS numeric(12,2); CREATE DOMAIN ident AS bigint");
+  auto conn = pg::Connection::Open(db.dsn(), "test");
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  const std::vector<std::pair<std::string, bool>> want = {
+      {"bigint", true}, {"uuid", true}, {"text", true}, {"timestamptz", true}, {"ident", true},
+      {"numeric(10,2)", false}, {"json", false}, {"jsonb", false}, {"float8", false},
+      {"interval", false}, {"money2", false}, {"text[]", false}};
+  for (const auto& [text, exact] : want) {
+    auto got = catalog::ResolveType(**conn, *sql::TypeName::Parse(text, "type"));
+    ASSERT_TRUE(got.ok()) << text << ": " << got.status();
+    EXPECT_EQ(got->exact_equality, exact) << text;
+    EXPECT_FALSE(got->raw.empty()) << text;
+  }
+  // Under a nondeterministic collation, equal text values can differ.
+  auto ci = catalog::ResolveType(**conn, *sql::TypeName::Parse("text", "type"), "\"public\".\"ci\"");
+  ASSERT_TRUE(ci.ok()) << ci.status();
+  EXPECT_FALSE(ci->exact_equality);
+  // The raw name casts without a modifier: it never truncates.
+  auto vc = catalog::ResolveType(**conn, *sql::TypeName::Parse("varchar(5)", "type"));
+  ASSERT_TRUE(vc.ok());
+  EXPECT_EQ(QueryValue(db.dsn(), absl::StrCat("SELECT length('abcdefgh'::", vc->raw, ")")), "8");
 }
 
 TEST(Connection, IsMoveOnlyAndAMovedFromConnectionIsClosed) {

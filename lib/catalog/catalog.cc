@@ -26,6 +26,33 @@ std::vector<int> ParseIntArray(std::string text) {
   return out;
 }
 
+// The type at the bottom of a chain of domains over type `t` (an SQL
+// expression over a column or parameter giving a type OID), as a scalar
+// subquery: domains over domains are followed to their base type.
+std::string BaseTypeOf(absl::string_view t) {
+  return absl::StrCat(
+      "(WITH RECURSIVE chain(typ, depth) AS (SELECT ", t, "::oid, 0 UNION ALL "
+      "SELECT ty.typbasetype, c.depth + 1 FROM chain c JOIN pg_type ty ON ty.oid = c.typ "
+      "WHERE ty.typtype = 'd') SELECT typ FROM chain ORDER BY depth DESC LIMIT 1)");
+}
+const std::string kBaseTypeSql = BaseTypeOf("a.atttypid");
+
+// Built-in types (their OIDs are fixed across PostgreSQL versions) whose
+// equality holds only for identical values: bool, "char", name, int8, int2,
+// int4, oid, bytea, date, time, timestamp, timestamptz, uuid; text and
+// varchar too under a deterministic collation.
+bool ExactEquality(uint32_t base_type, bool deterministic_collation) {
+  switch (base_type) {
+    case 16: case 18: case 19: case 20: case 21: case 23: case 26: case 17:
+    case 1082: case 1083: case 1114: case 1184: case 2950:
+      return true;
+    case 25: case 1043:
+      return deterministic_collation;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 bool Index::Uses(int attnum) const {
@@ -75,17 +102,29 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
   std::string oid = std::to_string(t.oid);
   ASSIGN_OR_RETURN(
       pg::Result cols,
-      conn.Exec("SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
+      conn.Exec(absl::StrCat(
+                "SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
                 "CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation "
                 "  THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END, "
                 "a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, "
-                "a.attgenerated::text, col_description(a.attrelid, a.attnum) "
+                "a.attgenerated::text, col_description(a.attrelid, a.attnum), "
+                "quote_ident(tn.nspname) || '.' || quote_ident(t.typname), ",
+                kBaseTypeSql, ", coalesce(co.collisdeterministic, true), "
+                "coalesce((SELECT string_agg(x.privilege_type || ':' || CASE WHEN x.grantee = 0 "
+                "  THEN 'PUBLIC' ELSE quote_ident(r.rolname) END || ':' || x.is_grantable, ',') "
+                "  FROM aclexplode(a.attacl) x LEFT JOIN pg_roles r ON r.oid = x.grantee), ''), "
+                "a.attstattarget, "
+                "CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text ELSE '' END, ",
+                // attcompression exists from PostgreSQL 14 on.
+                conn.server_version() >= 140000 ? "a.attcompression::text" : "''::text",
+                ", coalesce(array_to_string(a.attoptions, ','), '') "
                 "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "JOIN pg_namespace tn ON tn.oid = t.typnamespace "
                 "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
                 "LEFT JOIN pg_collation co ON co.oid = a.attcollation "
                 "LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace "
                 "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped "
-                "ORDER BY a.attnum",
+                "ORDER BY a.attnum"),
                 {oid}));
   for (int r = 0; r < cols.rows(); ++r) {
     Column c;
@@ -99,6 +138,18 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
     c.identity = ident.empty() ? '\0' : ident[0];
     c.generated = gen.empty() ? '\0' : gen[0];
     c.comment = cols.GetOpt(r, 8);
+    c.raw_type = cols.Get(r, 9);
+    c.exact_equality = ExactEquality(static_cast<uint32_t>(cols.GetInt(r, 10)), cols.GetBool(r, 11));
+    for (absl::string_view g : absl::StrSplit(cols.Get(r, 12), ',', absl::SkipEmpty())) {
+      c.grants.emplace_back(g);
+    }
+    c.stats_target = static_cast<int>(cols.GetInt(r, 13));
+    const std::string storage = cols.Get(r, 14), compression = cols.Get(r, 15);
+    c.storage = storage.empty() ? '\0' : storage[0];
+    c.compression = compression.empty() ? '\0' : compression[0];
+    for (absl::string_view o : absl::StrSplit(cols.Get(r, 16), ',', absl::SkipEmpty())) {
+      c.options.emplace_back(o);
+    }
     t.columns.push_back(std::move(c));
   }
   ASSIGN_OR_RETURN(
@@ -112,7 +163,7 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
   ASSIGN_OR_RETURN(
       pg::Result idx,
       conn.Exec("SELECT ic.relname, pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisunique, "
-                "i.indisprimary, "
+                "i.indisprimary, i.indisreplident, "
                 // Key columns (indkey; an index backing a constraint depends
                 // on the constraint, not on its columns) and the columns its
                 // expressions and predicate use (pg_depend).
@@ -134,9 +185,10 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
     ix.valid = idx.GetBool(r, 2);
     ix.unique = idx.GetBool(r, 3);
     ix.primary = idx.GetBool(r, 4);
-    ix.attnums = ParseIntArray(idx.Get(r, 5));
-    ix.constraint = idx.Get(r, 6);
-    std::string ct = idx.Get(r, 7);
+    ix.replica_identity = idx.GetBool(r, 5);
+    ix.attnums = ParseIntArray(idx.Get(r, 6));
+    ix.constraint = idx.Get(r, 7);
+    std::string ct = idx.Get(r, 8);
     ix.constraint_type = ct.empty() ? '\0' : ct[0];
     t.indexes.push_back(std::move(ix));
   }
@@ -229,7 +281,8 @@ absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, co
   return out;
 }
 
-absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeName& type) {
+absl::StatusOr<TypeInfo> ResolveType(pg::Connection& conn, const sql::TypeName& type,
+                                     const std::string& collation) {
   // The server reads the type as it would in a column definition: its OID
   // from regtype (a domain stays a domain), its typmod from describing a
   // cast to it (regtype drops the typmod; a description reports a domain as
@@ -240,12 +293,21 @@ absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeNam
         absl::StrCat("type \"", type.sql(), "\" does not resolve: ", columns.status().message()));
   }
   if (columns->size() != 1) return absl::InternalError("describing a type gave no column");
-  ASSIGN_OR_RETURN(pg::Result r,
-                   conn.Exec("SELECT format_type(t, CASE WHEN t = $2::oid THEN $3::int ELSE -1 END) "
-                             "FROM (SELECT $1::regtype::oid AS t) s",
-                             {type.sql(), std::to_string((*columns)[0].oid),
-                              std::to_string((*columns)[0].typmod)}));
-  return r.Get(0, 0);
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn.Exec(absl::StrCat("SELECT format_type(s.t, CASE WHEN s.t = $2::oid THEN $3::int ELSE -1 END), "
+                             "quote_ident(n.nspname) || '.' || quote_ident(ty.typname), ",
+                             BaseTypeOf("s.t"), ", coalesce((SELECT collisdeterministic FROM "
+                             "pg_collation WHERE oid = nullif($4, '')::regcollation), true) "
+                             "FROM (SELECT $1::regtype::oid AS t) s JOIN pg_type ty ON ty.oid = s.t "
+                             "JOIN pg_namespace n ON n.oid = ty.typnamespace"),
+                 {type.sql(), std::to_string((*columns)[0].oid),
+                  std::to_string((*columns)[0].typmod), collation}));
+  TypeInfo info;
+  info.spelled = r.Get(0, 0);
+  info.raw = r.Get(0, 1);
+  info.exact_equality = ExactEquality(static_cast<uint32_t>(r.GetInt(0, 2)), r.GetBool(0, 3));
+  return info;
 }
 
 namespace {

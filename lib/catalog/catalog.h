@@ -15,16 +15,46 @@
 
 namespace pgshift::catalog {
 
+// How pgshift writes and compares values of a type. A value is converted
+// with an explicit cast to `raw` (the type alone, no modifier), never to
+// `spelled`: the modifier (a length, a precision) is applied by the
+// assignment to the column or variable, which raises where a plain ALTER
+// ... TYPE would ("value too long") instead of cutting the value as an
+// explicit cast to varchar(5) does.
+struct TypeInfo {
+  std::string spelled;  // format_type(), e.g. "character varying(20)": definitions, variables
+  std::string raw;      // "pg_catalog"."varchar": casts
+  // "IS DISTINCT FROM" tells every two different values apart: true for
+  // integers, uuid, dates and times, bytea, and text with a deterministic
+  // collation; false for numeric (1.0 = 1.000), floats, json (no equality at
+  // all), intervals, nondeterministic collations, and any type pgshift does
+  // not know to be exact. Such values are compared on their text form.
+  bool exact_equality = false;
+};
+
 struct Column {
   int attnum = 0;
   std::string name;
   std::string type;       // format_type(), e.g. "character varying(20)"
+  std::string raw_type;   // TypeInfo::raw
+  bool exact_equality = false;  // TypeInfo::exact_equality, collation included
   std::string collation;  // quoted "schema"."name" when not the type's default, else ""
   bool not_null = false;
   std::optional<std::string> default_expr;
   char identity = '\0';   // 'a' / 'd' for identity columns
   char generated = '\0';  // 's' for stored generated columns
   std::optional<std::string> comment;
+  // What ALTER TABLE ... ADD COLUMN does not carry over, for a replacement:
+  // column privileges as "privilege:grantee:grantable" (grantee quoted or
+  // PUBLIC), the statistics target (-1: default), storage and compression
+  // when set ('\0' otherwise), and attoptions ("n_distinct=100").
+  std::vector<std::string> grants;
+  int stats_target = -1;
+  char storage = '\0';
+  char compression = '\0';
+  std::vector<std::string> options;
+
+  TypeInfo type_info() const { return {type, raw_type, exact_equality}; }
 };
 
 struct Index {
@@ -36,6 +66,7 @@ struct Index {
   std::vector<int> attnums;  // every column the index uses (keys, expressions, predicate)
   std::string constraint;    // name of the constraint it backs, or ""
   char constraint_type = '\0';
+  bool replica_identity = false;  // the table's REPLICA IDENTITY USING INDEX
 
   bool Uses(int attnum) const;
 };
@@ -87,10 +118,13 @@ absl::StatusOr<std::vector<std::string>> ForeignDependents(pg::Connection& conn,
 absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, const Table& table,
                                                         int attnum);
 
-// Resolves a type name the way the server does and returns its
-// format_type() spelling, typmod included ("numeric(12,2)", "character
-// varying(5)", "integer[]"); InvalidArgument when it does not resolve.
-absl::StatusOr<std::string> ResolveType(pg::Connection& conn, const sql::TypeName& type);
+// Resolves a type name the way the server does: its format_type() spelling,
+// typmod included ("numeric(12,2)", "character varying(5)", "integer[]"),
+// its raw name for casts, and whether its equality is exact under
+// `collation` (quoted "schema"."name", or "" for the type's default).
+// InvalidArgument when it does not resolve.
+absl::StatusOr<TypeInfo> ResolveType(pg::Connection& conn, const sql::TypeName& type,
+                                     const std::string& collation = "");
 
 // What the planner says of `query` (EXPLAIN (FORMAT JSON), read as JSON):
 // the top plan node's row estimate, and whether any node of the plan is of

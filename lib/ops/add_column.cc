@@ -41,7 +41,7 @@ struct Parsed {
 
 class AddColumnSteps : public Steps {
  public:
-  AddColumnSteps(const Parsed& p, const Context& ctx, catalog::Table table, std::string type,
+  AddColumnSteps(const Parsed& p, const Context& ctx, catalog::Table table, catalog::TypeInfo type,
                  bool instant)
       : p_(p), ctx_(ctx), table_(std::move(table)), type_(std::move(type)), instant_(instant) {}
 
@@ -64,7 +64,7 @@ class AddColumnSteps : public Steps {
               absl::StrCat("add column ", s.column(),
                            p_.default_value ? " with its default stored in the catalog" : "",
                            s.not_null() ? ", NOT NULL" : "", " (instant: no rewrite, no scan)"),
-              {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_, def,
+              {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_.spelled, def,
                             s.not_null() ? " NOT NULL" : ""),
                comment},
               pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()))};
@@ -83,7 +83,7 @@ class AddColumnSteps : public Steps {
       case Phase::kColumnAdded:
         return std::vector<Action>{Transaction(
             table_, absl::StrCat("add column ", s.column(), " (nullable, no default)"),
-            {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_), comment},
+            {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_.spelled), comment},
             pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()))};
       case Phase::kTriggerInstalled:
         return InstallFillTrigger(table_, ctx_, s.column(), type_, fill);
@@ -122,7 +122,7 @@ class AddColumnSteps : public Steps {
   Parsed p_;
   Context ctx_;
   catalog::Table table_;
-  std::string type_;  // format_type()
+  catalog::TypeInfo type_;
   bool instant_;
 };
 
@@ -138,16 +138,16 @@ class AddColumn : public Operation {
   absl::StatusOr<std::unique_ptr<Steps>> Inspect(pg::Connection& conn, Phase phase) const override {
     const v1::AddColumn& s = p_.spec;
     ASSIGN_OR_RETURN(catalog::Table table, catalog::LoadTable(conn, ctx_.schema, s.table()));
-    ASSIGN_OR_RETURN(std::string type, catalog::ResolveType(conn, p_.type));
+    ASSIGN_OR_RETURN(catalog::TypeInfo type, catalog::ResolveType(conn, p_.type));
     const catalog::Column* col = table.FindColumn(s.column());
     if (phase == Phase::kRegistered) {
       if (col != nullptr && col->comment != ctx_.names.owner_comment()) {
         return absl::AlreadyExistsError(absl::StrCat("add_column: column \"", s.column(),
                                                      "\" already exists in ", table.Qualified()));
       }
-      RETURN_IF_ERROR(catalog::RefuseConstrainedDomain(conn, type, "add_column"));
+      RETURN_IF_ERROR(catalog::RefuseConstrainedDomain(conn, type.spelled, "add_column"));
       if (p_.default_value) RETURN_IF_ERROR(CheckDefault(conn, table, type));
-      if (p_.up) RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *p_.up, type, "add_column: up"));
+      if (p_.up) RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *p_.up, type.spelled, "add_column: up"));
     } else if (col == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           "add_column: column \"", s.column(), "\" that pgshift added to ", table.Qualified(),
@@ -167,7 +167,9 @@ class AddColumn : public Operation {
     if (col == nullptr) {
       catalog::Column c;
       c.name = s.column();
-      c.type = type;
+      c.type = type.spelled;
+      c.raw_type = type.raw;
+      c.exact_equality = type.exact_equality;
       table.columns.push_back(c);
     }
     return std::unique_ptr<Steps>(new AddColumnSteps(p_, ctx_, std::move(table), std::move(type), instant));
@@ -191,7 +193,7 @@ class AddColumn : public Operation {
 
  private:
   absl::Status CheckDefault(pg::Connection& conn, const catalog::Table& table,
-                            const std::string& type) const {
+                            const catalog::TypeInfo& type) const {
     const sql::Expression& d = *p_.default_value;
     if (!d.columns().empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -199,10 +201,10 @@ class AddColumn : public Operation {
           "\" must not refer to columns (PostgreSQL rejects those in a DEFAULT); use \"up\" to "
           "compute the value from the row"));
     }
-    return catalog::CheckExpression(conn, table, d, type, "add_column: default");
+    return catalog::CheckExpression(conn, table, d, type.spelled, "add_column: default");
   }
 
-  absl::StatusOr<bool> DefaultIsVolatile(pg::Connection& conn, const std::string& type) const {
+  absl::StatusOr<bool> DefaultIsVolatile(pg::Connection& conn, const catalog::TypeInfo& type) const {
     ASSIGN_OR_RETURN(catalog::Explained plan,
                      catalog::Explain(conn, absl::StrCat("WITH pgshift_default AS (SELECT ",
                                                          CastTo(*p_.default_value, type),

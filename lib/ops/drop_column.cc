@@ -42,7 +42,7 @@ class DropColumnSteps : public Steps {
     const std::string t = table_.Qualified(), c = pg::QuoteIdent(spec_.column());
     switch (to) {
       case Phase::kTriggerInstalled: {
-        if (down_) return InstallFillTrigger(table_, ctx_, spec_.column(), col_->type, *down_);
+        if (down_) return InstallFillTrigger(table_, ctx_, spec_.column(), col_->type_info(), *down_);
         if (!NeedsNullable()) return std::vector<Action>{};
         return std::vector<Action>{Transaction(
             table_,

@@ -50,7 +50,7 @@ class ReplaceSteps : public Steps {
   catalog::Table table_;   // with the new column, as the spec types it
   catalog::Table before_;  // without it
   catalog::Column old_;
-  std::string new_type;    // format_type()
+  catalog::TypeInfo new_type;
   std::string collation;   // of the new column: the old one's when the type has one, else ""
   std::optional<sql::Expression> old_default;
   std::vector<std::string> owned_sequences;
@@ -60,7 +60,7 @@ class ReplaceSteps : public Steps {
   bool identity() const { return !r_.up; }
 
   SyncSpec Sync() const {
-    return SyncSpec{r_.old_column, r_.new_column, old_.type, new_type, r_.up, r_.down};
+    return SyncSpec{r_.old_column, r_.new_column, old_.type_info(), new_type, r_.up, r_.down};
   }
 
   RowFunction UpFunction() const {
@@ -71,9 +71,9 @@ class ReplaceSteps : public Steps {
     const std::string t = table_.Qualified(), n = Q(r_.new_column);
     return Transaction(
         table_,
-        absl::StrCat("add column ", r_.new_column, identity() ? "" : absl::StrCat(" ", new_type),
+        absl::StrCat("add column ", r_.new_column, identity() ? "" : absl::StrCat(" ", new_type.spelled),
                      " (nullable, no default)"),
-        {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", n, " ", new_type,
+        {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", n, " ", new_type.spelled,
                       collation.empty() ? "" : absl::StrCat(" COLLATE ", collation)),
          absl::StrCat("COMMENT ON COLUMN ", t, ".", n, " IS ",
                       pg::QuoteLiteral(ctx_.names.owner_comment()))},
@@ -85,7 +85,7 @@ class ReplaceSteps : public Steps {
     if (identity()) {
       return {ops::Backfill(
           table_, absl::StrCat("copy ", r_.old_column, " into ", r_.new_column, " in batches"),
-          BackfillOf(table_, absl::StrCat(n, " = ", o), absl::StrCat(n, " IS DISTINCT FROM ", o)))};
+          BackfillOf(table_, absl::StrCat(n, " = ", o), Differ(n, o, old_.exact_equality)))};
     }
     const RowFunction up = UpFunction();
     // The plain expression does the work (as fast as a plain UPDATE); a
@@ -108,7 +108,7 @@ class ReplaceSteps : public Steps {
     std::vector<Action> out;
     if (identity()) {
       out.push_back(Assert(table_, absl::StrCat("check that ", r_.new_column, " equals ", r_.old_column),
-                           absl::StrCat(o, " IS DISTINCT FROM ", n),
+                           Differ(o, n, old_.exact_equality),
                            absl::StrCat("rows where ", r_.new_column, " differs from ", r_.old_column)));
     } else {
       out.push_back(Assert(
@@ -137,7 +137,8 @@ class ReplaceSteps : public Steps {
     sql.push_back(absl::StrCat("ALTER TABLE ", t, " DROP COLUMN ", o));
     if (old_default) {
       sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", n, " SET DEFAULT ",
-                                 identity() ? old_default->sql() : CastTo(*old_default, new_type)));
+                                 identity() ? absl::StrCat("(", old_default->sql(), ")")
+                                            : CastTo(*old_default, new_type)));
     }
     for (std::string& s : RenameCopiesSql(table_, ctx_, r_.old_column)) sql.push_back(std::move(s));
     sql.push_back(absl::StrCat("COMMENT ON COLUMN ", t, ".", n, " IS ",
@@ -199,14 +200,15 @@ class ReplaceColumn : public Operation {
                        sql::Expression::Parse(*old_col->default_expr, "the column's default"));
     }
     if (r_.type) {
-      ASSIGN_OR_RETURN(steps->new_type, catalog::ResolveType(conn, *r_.type));
+      // The new column keeps the old one's collation when its type has one.
+      ASSIGN_OR_RETURN(steps->new_type, catalog::ResolveType(conn, *r_.type, old_col->collation));
       ASSIGN_OR_RETURN(pg::Result coll,
                        conn.Exec("SELECT typcollation <> 0 FROM pg_type WHERE oid = $1::regtype",
-                                 {steps->new_type}));
+                                 {steps->new_type.spelled}));
       const bool collatable = coll.rows() > 0 && coll.GetBool(0, 0);
       steps->collation = collatable ? old_col->collation : "";
     } else {
-      steps->new_type = old_col->type;
+      steps->new_type = old_col->type_info();
       steps->collation = old_col->collation;
     }
     // The row as it is before the new column exists (what `up` reads), and
@@ -219,7 +221,9 @@ class ReplaceColumn : public Operation {
     }
     catalog::Column added = new_col != nullptr ? *new_col : catalog::Column();
     added.name = r_.new_column;
-    added.type = steps->new_type;
+    added.type = steps->new_type.spelled;
+    added.raw_type = steps->new_type.raw;
+    added.exact_equality = steps->new_type.exact_equality;
     added.collation = steps->collation;
     steps->table_ = steps->before_;
     steps->table_.columns.push_back(added);
@@ -301,7 +305,7 @@ class ReplaceColumn : public Operation {
   // again after column_added).
   absl::Status CheckConversion(pg::Connection& conn, const catalog::Table& table,
                                const ReplaceSteps& s) const {
-    const std::string& type = s.new_type;
+    const std::string& type = s.new_type.spelled;
     const catalog::Table& before = table;
     RETURN_IF_ERROR(RefuseConstrainedDomain(conn, type));
     RETURN_IF_ERROR(catalog::CheckExpression(conn, before, *r_.up, type, absl::StrCat(r_.kind, ": up")));

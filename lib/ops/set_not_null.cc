@@ -28,11 +28,11 @@ class SetNotNullSteps : public Steps {
     const std::string c = pg::QuoteIdent(spec_.column());
     switch (to) {
       case Phase::kTriggerInstalled:
-        return InstallFillTrigger(table_, ctx_, spec_.column(), col_.type, fill_);
+        return InstallFillTrigger(table_, ctx_, spec_.column(), col_.type_info(), fill_);
       case Phase::kBackfilled:
         return std::vector<Action>{Backfill(
             table_, absl::StrCat("replace NULLs in ", spec_.column(), " with fill, in batches"),
-            BackfillOf(table_, absl::StrCat(c, " = ", CastTo(fill_, col_.type)),
+            BackfillOf(table_, absl::StrCat(c, " = ", CastTo(fill_, col_.type_info())),
                        absl::StrCat(c, " IS NULL")))};
       case Phase::kValidated: {
         std::vector<Action> out;

@@ -36,10 +36,10 @@ std::vector<std::string> RowDeclarations(
   return decls;
 }
 
-// PL/pgSQL setting `target` to `expr` cast to `type`, reading the row's
-// columns from NEW.
-std::string EvalInto(const catalog::Table& t, const sql::Expression& expr, const std::string& type,
-                     const std::string& target) {
+// PL/pgSQL setting `target` (a variable of type `type`) to `expr`, reading
+// the row's columns from NEW.
+std::string EvalInto(const catalog::Table& t, const sql::Expression& expr,
+                     const catalog::TypeInfo& type, const std::string& target) {
   std::vector<std::string> decls =
       RowDeclarations(t, expr, [](const catalog::Column& c) { return absl::StrCat("NEW.", Q(c.name)); });
   const std::string assign = absl::StrCat(target, " := ", CastTo(expr, type), ";");
@@ -93,17 +93,20 @@ std::string SyncFunctionSql(const catalog::Table& t, const Context& ctx, const S
                             " := pgshift$down;")
              : absl::StrCat("NEW.", o, " := NEW.", n, ";");
   std::string declare;
-  if (s.up) absl::StrAppend(&declare, "pgshift$up ", s.new_type, "; ");
-  if (s.down) absl::StrAppend(&declare, "pgshift$down ", s.old_type, "; ");
+  if (s.up) absl::StrAppend(&declare, "pgshift$up ", s.new_type.spelled, "; ");
+  if (s.down) absl::StrAppend(&declare, "pgshift$down ", s.old_type.spelled, "; ");
+  const bool old_exact = s.old_type.exact_equality, new_exact = s.new_type.exact_equality;
+  const std::string old_changed = Differ(absl::StrCat("NEW.", o), absl::StrCat("OLD.", o), old_exact);
+  const std::string old_kept = Same(absl::StrCat("NEW.", o), absl::StrCat("OLD.", o), old_exact);
+  const std::string new_changed = Differ(absl::StrCat("NEW.", n), absl::StrCat("OLD.", n), new_exact);
+  const std::string new_kept = Same(absl::StrCat("NEW.", n), absl::StrCat("OLD.", n), new_exact);
   // INSERT: an old app version leaves the new column NULL (it has no default
   // before contract), a new app version sets it. UPDATE: the column the app
   // changed wins; when both changed, the authoritative one wins.
   const std::string update_branch =
-      new_wins ? absl::StrCat("  ELSIF NEW.", o, " IS DISTINCT FROM OLD.", o, " AND NEW.", n,
-                              " IS NOT DISTINCT FROM OLD.", n, " THEN\n    ", set_new,
+      new_wins ? absl::StrCat("  ELSIF ", old_changed, " AND ", new_kept, " THEN\n    ", set_new,
                               "\n  ELSE\n    ", set_old, "\n")
-               : absl::StrCat("  ELSIF NEW.", n, " IS DISTINCT FROM OLD.", n, " AND NEW.", o,
-                              " IS NOT DISTINCT FROM OLD.", o, " THEN\n    ", set_old,
+               : absl::StrCat("  ELSIF ", new_changed, " AND ", old_kept, " THEN\n    ", set_old,
                               "\n  ELSE\n    ", set_new, "\n");
   const std::string body = absl::StrCat(
       "-- pgshift sync for ", ctx.migration, " (", new_wins ? "new" : "old", " column wins)\n",
@@ -115,8 +118,18 @@ std::string SyncFunctionSql(const catalog::Table& t, const Context& ctx, const S
 
 }  // namespace
 
-std::string CastTo(const sql::Expression& expr, const std::string& type) {
-  return absl::StrCat("(", expr.sql(), ")::", type);
+std::string CastTo(const sql::Expression& expr, const catalog::TypeInfo& type) {
+  return absl::StrCat("(", expr.sql(), ")::", type.raw);
+}
+
+std::string Differ(const std::string& a, const std::string& b, bool exact) {
+  if (exact) return absl::StrCat(a, " IS DISTINCT FROM ", b);
+  return absl::StrCat("(", a, ")::text COLLATE \"C\" IS DISTINCT FROM (", b, ")::text COLLATE \"C\"");
+}
+
+std::string Same(const std::string& a, const std::string& b, bool exact) {
+  if (exact) return absl::StrCat(a, " IS NOT DISTINCT FROM ", b);
+  return absl::StrCat("(", a, ")::text COLLATE \"C\" IS NOT DISTINCT FROM (", b, ")::text COLLATE \"C\"");
 }
 
 std::string HelperFunction(const catalog::Table& t, const Context& ctx, absl::string_view suffix) {
@@ -134,15 +147,21 @@ std::vector<Action> InstallSyncTrigger(const catalog::Table& t, const Context& c
     // this one, more than calling the function), which the backfill's
     // thousand-row statements amortize but single-row INSERTs do not, and
     // the backfill never inserts; the function handles equal columns itself.
-    upd_when = absl::StrCat(" WHEN (NEW.", o, " IS DISTINCT FROM NEW.", n, ")");
+    upd_when = absl::StrCat(" WHEN (",
+                            Differ(absl::StrCat("NEW.", o), absl::StrCat("NEW.", n),
+                                   s.old_type.exact_equality && s.new_type.exact_equality),
+                            ")");
   } else {
     // Also every update of a row whose new column is still NULL (a row the
     // backfill has not reached): the update may move the row (new ctid, or
     // a new key) behind the backfill's walk, so it must be synced here.
     // The backfill's own writes skip the trigger (it computes `up` itself).
-    upd_when = absl::StrCat(" WHEN ((NEW.", o, " IS DISTINCT FROM OLD.", o, " OR NEW.", n,
-                            " IS DISTINCT FROM OLD.", n, " OR NEW.", n, " IS NULL",
-                            ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM 'on')");
+    upd_when = absl::StrCat(
+        " WHEN ((",
+        Differ(absl::StrCat("NEW.", o), absl::StrCat("OLD.", o), s.old_type.exact_equality), " OR ",
+        Differ(absl::StrCat("NEW.", n), absl::StrCat("OLD.", n), s.new_type.exact_equality),
+        " OR NEW.", n, " IS NULL",
+        ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM 'on')");
   }
   return TriggerActions(t, ctx, SyncFunctionSql(t, ctx, s, /*new_wins=*/false), ins_when, upd_when,
                         "sync");
@@ -154,11 +173,11 @@ Action SwitchSyncTrigger(const catalog::Table& t, const Context& ctx, const Sync
 }
 
 std::vector<Action> InstallFillTrigger(const catalog::Table& t, const Context& ctx,
-                                       const std::string& column, const std::string& type,
+                                       const std::string& column, const catalog::TypeInfo& type,
                                        const sql::Expression& expr) {
   const std::string c = Q(column);
   const std::string body =
-      absl::StrCat("-- pgshift fill for ", ctx.migration, "\nDECLARE pgshift$fill ", type,
+      absl::StrCat("-- pgshift fill for ", ctx.migration, "\nDECLARE pgshift$fill ", type.spelled,
                    ";\nBEGIN\n  ", EvalInto(t, expr, type, "pgshift$fill"), "\n  NEW.", c,
                    " := pgshift$fill;\n  RETURN NEW;\nEND");
   const std::string when = absl::StrCat(" WHEN (NEW.", c, " IS NULL)");
@@ -172,7 +191,7 @@ std::vector<std::string> DropTriggerSql(const catalog::Table& t, const Context& 
 }
 
 RowFunction LenientRowFunction(const catalog::Table& t, const Context& ctx, absl::string_view suffix,
-                               const sql::Expression& expr, const std::string& type) {
+                               const sql::Expression& expr, const catalog::TypeInfo& type) {
   std::vector<std::string> arg_types, call_args;
   std::map<std::string, int> position;
   for (const catalog::Column& c : t.columns) {
@@ -183,16 +202,19 @@ RowFunction LenientRowFunction(const catalog::Table& t, const Context& ctx, absl
   }
   std::vector<std::string> decls = RowDeclarations(
       t, expr, [&position](const catalog::Column& c) { return absl::StrCat("$", position[c.name]); });
+  // The value goes through a variable of the column's type: the assignment
+  // applies its modifier and raises (value too long) rather than truncate.
+  decls.insert(decls.begin(), absl::StrCat("pgshift$v ", type.spelled, ";"));
   const std::string body = absl::StrCat(
       "-- pgshift helper of ", ctx.names.prefix(),
-      ": NULL where the expression raises (validate reports those rows)\n",
-      decls.empty() ? "" : absl::StrCat("DECLARE ", absl::StrJoin(decls, " "), "\n"), "BEGIN\n  RETURN ",
-      CastTo(expr, type), ";\nEXCEPTION WHEN others THEN\n  RETURN NULL;\nEND");
+      ": NULL where the expression raises or its value does not fit (validate reports those rows)\n",
+      "DECLARE ", absl::StrJoin(decls, " "), "\n", "BEGIN\n  pgshift$v := ", CastTo(expr, type),
+      ";\n  RETURN pgshift$v;\nEXCEPTION WHEN others THEN\n  RETURN NULL;\nEND");
   const std::string tag = DollarTag(body);
   const std::string name = HelperFunction(t, ctx, suffix);
   RowFunction f;
   f.create_sql = absl::StrCat("CREATE OR REPLACE FUNCTION ", name, "(", absl::StrJoin(arg_types, ", "),
-                              ") RETURNS ", type, " LANGUAGE plpgsql VOLATILE AS ", tag, "\n", body,
+                              ") RETURNS ", type.raw, " LANGUAGE plpgsql VOLATILE AS ", tag, "\n", body,
                               "\n", tag);
   f.call = absl::StrCat(name, "(", absl::StrJoin(call_args, ", "), ")");
   f.drop_sql = absl::StrCat("DROP FUNCTION IF EXISTS ", name);

@@ -18,9 +18,18 @@
 
 namespace pgshift::ops {
 
-// "(expr)::type": every expression pgshift evaluates is cast explicitly, as
-// catalog::CheckExpression checked it.
-std::string CastTo(const sql::Expression& expr, const std::string& type);
+// "(expr)::raw": every expression pgshift evaluates is converted with an
+// explicit cast to the target's raw type, as catalog::CheckExpression checked
+// it; its modifier (a length) is then applied by the assignment to the
+// column or variable, which raises instead of truncating (catalog::TypeInfo).
+std::string CastTo(const sql::Expression& expr, const catalog::TypeInfo& type);
+
+// An SQL condition true when `a` and `b` (SQL expressions of a type whose
+// equality is `exact` or not) hold different values: IS DISTINCT FROM, or,
+// for types where equal values can differ (numeric 1.0 and 1.000, json,
+// case-insensitive collations), their text forms compared byte by byte.
+std::string Differ(const std::string& a, const std::string& b, bool exact);
+std::string Same(const std::string& a, const std::string& b, bool exact);
 
 // Quoted qualified name of helper function names.helper(suffix) in t's schema.
 std::string HelperFunction(const catalog::Table& t, const Context& ctx, absl::string_view suffix);
@@ -28,7 +37,7 @@ std::string HelperFunction(const catalog::Table& t, const Context& ctx, absl::st
 // How the two columns of a column replacement stay in sync.
 struct SyncSpec {
   std::string old_col, new_col;
-  std::string old_type, new_type;  // format_type()
+  catalog::TypeInfo old_type, new_type;
   // Over the row's columns; none for a plain copy of the other column
   // (rename: same type both ways).
   std::optional<sql::Expression> up;    // new column from the row
@@ -45,7 +54,7 @@ Action SwitchSyncTrigger(const catalog::Table& t, const Context& ctx, const Sync
 // A fill-if-NULL trigger: BEFORE INSERT OR UPDATE, when `column` is NULL it
 // gets `expr` (over the row's columns) cast to `type`.
 std::vector<Action> InstallFillTrigger(const catalog::Table& t, const Context& ctx,
-                                       const std::string& column, const std::string& type,
+                                       const std::string& column, const catalog::TypeInfo& type,
                                        const sql::Expression& expr);
 
 // Statements dropping the triggers and their function (IF EXISTS).
@@ -60,7 +69,7 @@ struct RowFunction {
   std::string drop_sql;
 };
 RowFunction LenientRowFunction(const catalog::Table& t, const Context& ctx, absl::string_view suffix,
-                               const sql::Expression& expr, const std::string& type);
+                               const sql::Expression& expr, const catalog::TypeInfo& type);
 
 }  // namespace pgshift::ops
 
