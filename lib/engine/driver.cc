@@ -155,13 +155,17 @@ struct Driver::Impl {
           for (const v1::Operation& theirs : spec.operations()) {
             for (const ops::Touch& y : ops::TouchesOf(theirs, spec.schema())) {
               if (!x.Conflicts(y)) continue;
+              const ops::Touch& changed = x.read ? y : x;
               const std::string what =
-                  x.column.empty() || y.column.empty()
+                  changed.column.empty()
                       ? absl::StrCat("table ", pg::QuoteQualified(x.schema, x.table))
                       : absl::StrCat("column ", pg::QuoteQualified(x.schema, x.table), ".",
-                                     pg::QuoteIdent(x.column));
+                                     pg::QuoteIdent(changed.column));
+              const std::string how = y.read ? "is read by the expressions (and so the triggers) of"
+                                    : x.read ? "is read by this migration's expressions and is already being changed by"
+                                             : "is already being changed by";
               return absl::InvalidArgumentError(absl::StrCat(
-                  what, " is already being changed by active migration \"", other.status.name,
+                  what, " ", how, " active migration \"", other.status.name,
                   "\" (phase ", PhaseName(other.status.phase),
                   "); finish or roll back that migration first"));
             }

@@ -226,7 +226,10 @@ absl::Status Validate(const v1::Operation& op, const std::string& where) {
 }
 
 std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
-  return {{schema, op.add_column().table(), op.add_column().column()}};
+  const v1::AddColumn& o = op.add_column();
+  std::vector<Touch> out = {{schema, o.table(), o.column()}};
+  for (Touch& t : ReadsOf(schema, o.table(), o.up(), {o.column()})) out.push_back(t);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {

@@ -22,7 +22,11 @@ absl::Status Validate(const v1::Operation& op, const std::string& where) {
 
 std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
   const v1::ChangeType& o = op.change_type();
-  return {{schema, o.table(), o.column()}, {schema, o.table(), o.new_column()}};
+  std::vector<Touch> out = {{schema, o.table(), o.column()}, {schema, o.table(), o.new_column()}};
+  for (const std::string& e : {o.up(), o.down()}) {
+    for (Touch& t : ReadsOf(schema, o.table(), e, {o.column(), o.new_column()})) out.push_back(t);
+  }
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {

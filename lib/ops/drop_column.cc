@@ -223,7 +223,10 @@ class DropColumn : public Operation {
 absl::Status Validate(const v1::Operation&, const std::string&) { return absl::OkStatus(); }
 
 std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
-  return {{schema, op.drop_column().table(), op.drop_column().column()}};
+  const v1::DropColumn& o = op.drop_column();
+  std::vector<Touch> out = {{schema, o.table(), o.column()}};
+  for (Touch& t : ReadsOf(schema, o.table(), o.down(), {o.column()})) out.push_back(t);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {

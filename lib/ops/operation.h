@@ -31,13 +31,21 @@ struct Context {
   Names names;             // what it names the objects it creates
 };
 
-// What an operation changes, for conflicts between migrations: a column, or
-// the whole table when `column` is empty (a table renamed, created or
-// dropped). A table touch conflicts with every touch of the same table.
+// What an operation changes or reads, for conflicts between migrations: a
+// column, or the whole table when `column` is empty (a table renamed,
+// created or dropped). A table touch conflicts with every touch of the same
+// table; a column changed by one conflicts with the same column changed or
+// read (by an expression of its own, run by its triggers and backfill) by
+// the other. Two reads never conflict.
 struct Touch {
   std::string schema, table, column;
+  bool read = false;
   bool Conflicts(const Touch& other) const;
 };
+
+// Touches reading every column `expr` references, but those in `changed`.
+std::vector<Touch> ReadsOf(const std::string& schema, const std::string& table,
+                           const std::string& expr, const std::vector<std::string>& changed);
 
 // The steps of one operation, planned against the catalog as Inspect found it.
 class Steps {

@@ -1,6 +1,9 @@
 #include "lib/ops/registry.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "lib/sql/sql.h"
 
 namespace pgshift::ops {
 
@@ -33,7 +36,23 @@ const OperationType* FindOperationType(v1::Operation::KindCase kind) {
 
 bool Touch::Conflicts(const Touch& other) const {
   if (schema != other.schema || table != other.table) return false;
+  if (read && other.read) return false;
   return column.empty() || other.column.empty() || column == other.column;
+}
+
+std::vector<Touch> ReadsOf(const std::string& schema, const std::string& table,
+                           const std::string& expr, const std::vector<std::string>& changed) {
+  std::vector<Touch> out;
+  if (expr.empty()) return out;
+  // The spec was checked when it was loaded; an expression that does not
+  // parse here reads nothing pgshift could name.
+  absl::StatusOr<sql::Expression> e = sql::Expression::Parse(expr, "expression");
+  if (!e.ok()) return out;
+  for (const std::string& c : e->columns()) {
+    if (std::find(changed.begin(), changed.end(), c) != changed.end()) continue;
+    out.push_back(Touch{schema, table, c, /*read=*/true});
+  }
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Operation>> MakeOperation(const v1::Operation& op,

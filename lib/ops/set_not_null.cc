@@ -138,7 +138,10 @@ class SetNotNull : public Operation {
 absl::Status Validate(const v1::Operation&, const std::string&) { return absl::OkStatus(); }
 
 std::vector<Touch> Touches(const v1::Operation& op, const std::string& schema) {
-  return {{schema, op.set_not_null().table(), op.set_not_null().column()}};
+  const v1::SetNotNull& o = op.set_not_null();
+  std::vector<Touch> out = {{schema, o.table(), o.column()}};
+  for (Touch& t : ReadsOf(schema, o.table(), o.fill(), {o.column()})) out.push_back(t);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context ctx) {

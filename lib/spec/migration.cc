@@ -147,14 +147,36 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
     return Bad(origin, "\"operations\" is empty; give at least one operation");
   }
   std::set<std::pair<std::string, std::string>> seen;  // (table, column) changed
+  std::vector<std::vector<ops::Touch>> touches;
   for (int i = 0; i < m.operations_size(); ++i) {
     RETURN_IF_ERROR(CheckOperation(origin, i, m.operations(i)));
-    for (const ops::Touch& t : ops::TouchesOf(m.operations(i), m.schema())) {
-      if (t.column.empty()) continue;
+    touches.push_back(ops::TouchesOf(m.operations(i), m.schema()));
+    for (const ops::Touch& t : touches.back()) {
+      if (t.column.empty() || t.read) continue;
       if (!seen.emplace(t.table, t.column).second) {
         return Bad(origin, absl::StrCat("column \"", t.column, "\" of table \"", t.table,
                                         "\" is changed by more than one operation; put each "
                                         "change of a column in its own migration"));
+      }
+    }
+  }
+  // An expression of one operation (run by its trigger until contract) must
+  // not read a column another operation of the migration changes: between
+  // their contract transactions that trigger would read a column that is
+  // gone.
+  for (size_t i = 0; i < touches.size(); ++i) {
+    for (size_t j = 0; j < touches.size(); ++j) {
+      if (i == j) continue;
+      for (const ops::Touch& reads : touches[i]) {
+        if (!reads.read) continue;
+        for (const ops::Touch& changes : touches[j]) {
+          if (changes.read || !reads.Conflicts(changes)) continue;
+          return Bad(origin, absl::StrCat(
+              "operations[", i, "] reads column \"", reads.column, "\" of table \"", reads.table,
+              "\" in an expression, and operations[", j,
+              "] changes it; put them in two migrations and contract the one that reads it "
+              "before registering the one that changes it"));
+        }
       }
     }
   }
