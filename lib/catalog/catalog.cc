@@ -266,6 +266,48 @@ absl::StatusOr<std::vector<std::string>> ForeignDependents(pg::Connection& conn,
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> TriggersReading(pg::Connection& conn, const Table& table,
+                                                         const std::string& column) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn.Exec("SELECT tg.tgname, p.oid::regprocedure::text, l.lanname, "
+                "CASE WHEN l.lanname = 'plpgsql' THEN pg_get_functiondef(p.oid) END, "
+                "encode(tg.tgargs, 'escape') "
+                "FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid "
+                "JOIN pg_language l ON l.oid = p.prolang "
+                "WHERE tg.tgrelid = $1 AND NOT tg.tgisinternal AND NOT starts_with(tg.tgname, $2) "
+                "ORDER BY tg.tgname",
+                {std::to_string(table.oid), "zz_pgshift_"}));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    const std::string trigger = pg::QuoteIdent(r.Get(i, 0)), function = r.Get(i, 1);
+    const std::string language = r.Get(i, 2);
+    if (language == "plpgsql") {
+      absl::StatusOr<std::vector<std::string>> fields = sql::TriggerRecordFields(r.Get(i, 3));
+      if (!fields.ok()) {
+        out.push_back(absl::StrCat("trigger ", trigger, " (its function ", function,
+                                   " could not be read: ", fields.status().message(), ")"));
+      } else if (std::find(fields->begin(), fields->end(), column) != fields->end()) {
+        out.push_back(absl::StrCat("trigger ", trigger, " (its function ", function, " reads NEW.",
+                                   pg::QuoteIdent(column), " or OLD.", pg::QuoteIdent(column), ")"));
+      }
+    } else if (language == "c" || language == "internal") {
+      // Arguments are stored NUL-separated; encode(..., 'escape') writes \000.
+      for (absl::string_view arg : absl::StrSplit(r.Get(i, 4), "\\000", absl::SkipEmpty())) {
+        if (arg == column) {
+          out.push_back(absl::StrCat("trigger ", trigger, " (its function ", function,
+                                     " is given column ", pg::QuoteIdent(column), " as an argument)"));
+          break;
+        }
+      }
+    } else {
+      out.push_back(absl::StrCat("trigger ", trigger, " (its function ", function, " is in LANGUAGE ",
+                                 language, ", which pgshift cannot read)"));
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, const Table& table,
                                                         int attnum) {
   ASSIGN_OR_RETURN(pg::Result res,

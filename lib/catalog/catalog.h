@@ -114,6 +114,15 @@ absl::StatusOr<std::vector<std::string>> ForeignDependents(pg::Connection& conn,
                                                            const Table& table, int attnum,
                                                            const std::string& ignore_prefix);
 
+// The user triggers on `table` (not internal, not pgshift's) that read
+// column `column`, described for the user: a PL/pgSQL function naming
+// NEW.column or OLD.column (read with the PL/pgSQL parser), a function given
+// the column's name as a trigger argument (tsvector_update_trigger, ...), or
+// a function in a language pgshift cannot read (PL/Python, ...). Once the
+// column is gone every write would fail in them.
+absl::StatusOr<std::vector<std::string>> TriggersReading(pg::Connection& conn, const Table& table,
+                                                         const std::string& column);
+
 // Sequences owned by the column (serial columns): their qualified quoted names.
 absl::StatusOr<std::vector<std::string>> OwnedSequences(pg::Connection& conn, const Table& table,
                                                         int attnum);

@@ -450,6 +450,7 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
         step.statements.push_back(std::move(s));
       }
       if (a.kind == ops::Action::Kind::kBackfill) step.rows_estimate = rows;
+      for (const std::string& h : a.hazards) step.hazards.push_back(h);
       if (a.irreversible) {
         step.hazards.push_back(absl::StrCat(
             "irreversible: ", a.description, "; rollback is impossible after this step",

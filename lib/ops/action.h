@@ -111,6 +111,9 @@ struct Action {
   // What it removes for good ("column \"x\" of \"public\".\"t\" and every
   // value in it"); empty: it removes no data.
   std::vector<std::string> drops_data;
+  // What a user must know before it runs, shown by plan with its step
+  // ("contract refuses while trigger t reads column x").
+  std::vector<std::string> hazards;
   BackfillSpec backfill;
   AssertSpec assert_spec;
 

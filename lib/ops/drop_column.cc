@@ -33,9 +33,9 @@ class DropColumnSteps : public Steps {
  public:
   DropColumnSteps(const v1::DropColumn& spec, const std::optional<sql::Expression>& down,
                   const Context& ctx, catalog::Table table, std::optional<catalog::Column> col,
-                  std::vector<std::string> dropped_with_it)
+                  std::vector<std::string> dropped_with_it, std::vector<std::string> blockers)
       : spec_(spec), down_(down), ctx_(ctx), table_(std::move(table)), col_(std::move(col)),
-        dropped_with_it_(std::move(dropped_with_it)) {}
+        dropped_with_it_(std::move(dropped_with_it)), blockers_(std::move(blockers)) {}
 
   absl::StatusOr<std::vector<Action>> To(Phase to) const override {
     if (!col_) return std::vector<Action>{};  // contract committed; re-run after a crash
@@ -70,6 +70,10 @@ class DropColumnSteps : public Steps {
                                ColumnMissing(table_, spec_.column()));
         a.irreversible = true;
         a.drops_data = {absl::StrCat("column ", c, " of ", t, " and every value in it")};
+        for (const std::string& b : blockers_) {
+          a.hazards.push_back(absl::StrCat("validate (and so contract) refuses while ", b,
+                                           " depends on column ", c, ": change or drop it first"));
+        }
         return std::vector<Action>{std::move(a)};
       }
       default:
@@ -89,6 +93,7 @@ class DropColumnSteps : public Steps {
   catalog::Table table_;
   std::optional<catalog::Column> col_;  // none: already dropped (contract re-run)
   std::vector<std::string> dropped_with_it_;
+  std::vector<std::string> blockers_;  // what DROP COLUMN cannot drop, or would break
 };
 
 class DropColumn : public Operation {
@@ -107,7 +112,7 @@ class DropColumn : public Operation {
     if (col == nullptr) {
       if (phase == Phase::kSwitched) {  // contract re-run after its commit
         return std::unique_ptr<Steps>(
-            new DropColumnSteps(spec_, down_, ctx_, std::move(table), std::nullopt, {}));
+            new DropColumnSteps(spec_, down_, ctx_, std::move(table), std::nullopt, {}, {}));
       }
       if (phase == Phase::kRegistered) {
         return absl::NotFoundError(absl::StrCat("drop_column: column \"", spec_.column(),
@@ -134,6 +139,10 @@ class DropColumn : public Operation {
       RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *down_, col->type, "drop_column: down"));
     }
     ASSIGN_OR_RETURN(std::vector<std::string> blockers, Dependents(conn, table, *col, /*blocking=*/true));
+    // User triggers whose function reads the column: after DROP COLUMN every
+    // write would fail in them.
+    ASSIGN_OR_RETURN(std::vector<std::string> readers, catalog::TriggersReading(conn, table, col->name));
+    for (std::string& r : readers) blockers.push_back(std::move(r));
     ASSIGN_OR_RETURN(std::vector<std::string> dropped_with_it,
                      Dependents(conn, table, *col, /*blocking=*/false));
     if (static_cast<int>(phase) >= static_cast<int>(Phase::kBackfilled) && !blockers.empty()) {
@@ -145,7 +154,8 @@ class DropColumn : public Operation {
     }
     catalog::Column c = *col;
     return std::unique_ptr<Steps>(
-        new DropColumnSteps(spec_, down_, ctx_, std::move(table), std::move(c), std::move(dropped_with_it)));
+        new DropColumnSteps(spec_, down_, ctx_, std::move(table), std::move(c), std::move(dropped_with_it),
+                            std::move(blockers)));
   }
 
   absl::StatusOr<std::vector<Action>> Rollback(pg::Connection& conn) const override {

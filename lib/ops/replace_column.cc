@@ -54,6 +54,7 @@ class ReplaceSteps : public Steps {
   std::string collation;   // of the new column: the old one's when the type has one, else ""
   std::optional<sql::Expression> old_default;
   std::vector<std::string> owned_sequences;
+  std::vector<std::string> trigger_readers;  // user triggers reading the old column
   bool gone_ = false;      // the old column is gone: contract already committed
 
  private:
@@ -150,6 +151,12 @@ class ReplaceSteps : public Steps {
                            ColumnMissing(table_, r_.old_column));
     a.irreversible = true;
     a.drops_data = {absl::StrCat("column ", o, " of ", t, " and every value in it")};
+    for (const std::string& reader : trigger_readers) {
+      a.hazards.push_back(absl::StrCat(
+          "contract refuses while ", reader, ": once ", r_.old_column,
+          " is gone every write would fail in it; change the function to use ", r_.new_column,
+          " (both exist until contract)"));
+    }
     return a;
   }
 
@@ -183,6 +190,15 @@ class ReplaceColumn : public Operation {
     steps->old_ = *old_col;
     RETURN_IF_ERROR(CheckReplaceable(conn, table, *old_col));
     ASSIGN_OR_RETURN(steps->owned_sequences, catalog::OwnedSequences(conn, table, old_col->attnum));
+    ASSIGN_OR_RETURN(steps->trigger_readers, catalog::TriggersReading(conn, table, r_.old_column));
+    if (phase == Phase::kSwitched && !steps->trigger_readers.empty()) {
+      // The next step is contract, which drops the old column.
+      return absl::FailedPreconditionError(absl::StrCat(
+          r_.kind, ": ", absl::StrJoin(steps->trigger_readers, "; "), " on ", table.Qualified(),
+          " — contract would drop column \"", r_.old_column,
+          "\" and every write would then fail in it. Change the function to use \"", r_.new_column,
+          "\" (both columns exist now), then advance again; nothing was changed"));
+    }
     if (phase == Phase::kRegistered) {
       if (new_col != nullptr && new_col->comment != ctx_.names.owner_comment()) {
         return absl::AlreadyExistsError(absl::StrCat(r_.kind, ": column \"", r_.new_column,

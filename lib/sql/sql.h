@@ -100,6 +100,13 @@ absl::StatusOr<std::string> CopyConstraintDefinition(const QualifiedName& table,
                                                      absl::string_view from, absl::string_view to,
                                                      const QualifiedName& referenced = {});
 
+// The fields of the trigger records NEW and OLD that a PL/pgSQL function
+// names (NEW.email, OLD."Mixed Case"), read with the PL/pgSQL parser;
+// `function_definition` is a CREATE FUNCTION statement (pg_get_functiondef).
+// Fields reached only through dynamic SQL (EXECUTE format(...), to_jsonb(NEW))
+// are not seen. InvalidArgument when the function does not parse.
+absl::StatusOr<std::vector<std::string>> TriggerRecordFields(absl::string_view function_definition);
+
 }  // namespace pgshift::sql
 
 #endif  // PGSHIFT_LIB_SQL_SQL_H_
