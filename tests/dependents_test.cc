@@ -2,6 +2,8 @@
 // (issue "Nothing lost, nothing stuck", items 10-12): user triggers whose
 // functions read the column, column privileges and per-column settings, and
 // the replica identity index. Real PostgreSQL.
+#include <unistd.h>
+
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -80,6 +82,66 @@ TEST_F(DependentsTest, TriggerArgumentsNamingTheColumnCount) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("\"tsv\""));
   EXPECT_THAT(std::string(s.message()), HasSubstr("argument"));
+}
+
+// Item 11: column privileges and per-column settings go to the new column.
+TEST_F(DependentsTest, ColumnPrivilegesAndSettingsMoveToTheNewColumn) {
+  const std::string role = absl::StrCat("pgshift_reader_", getpid());
+  Sql(absl::StrCat("DROP ROLE IF EXISTS ", role, "; CREATE ROLE ", role, ";"
+                   "CREATE TABLE notes (id int PRIMARY KEY, note text, secret text);"
+                   "INSERT INTO notes SELECT g, 'n' || g, 's' FROM generate_series(1, 20) g;"
+                   "GRANT SELECT (id, note) ON notes TO ", role, ";"
+                   "GRANT UPDATE (note) ON notes TO ", role, " WITH GRANT OPTION;"
+                   "ALTER TABLE notes ALTER COLUMN note SET STATISTICS 500;"
+                   "ALTER TABLE notes ALTER COLUMN note SET STORAGE EXTERNAL;"
+                   "ALTER TABLE notes ALTER COLUMN note SET (n_distinct = 42)"));
+  ASSERT_TRUE(Register(Spec("p").RenameColumn("notes", "note", "body").Json()).ok());
+  ASSERT_TRUE(Advance("p", Phase::kSwitched).ok());
+  // A new app version running as the role reads and writes the new column.
+  Session app(dsn());
+  app.Exec(absl::StrCat("SET ROLE ", role));
+  EXPECT_EQ(app.Value("SELECT body FROM notes WHERE id = 3"), "n3");
+  EXPECT_EQ(app.TryExec("UPDATE notes SET body = 'changed' WHERE id = 3"), "");
+  EXPECT_THAT(app.TryExec("SELECT secret FROM notes"), HasSubstr("permission denied"));
+  app.Exec("RESET ROLE");
+  ASSERT_TRUE(Advance("p", Phase::kContracted).ok());
+  EXPECT_EQ(Value("SELECT attstattarget || ' ' || attstorage::text || ' ' || array_to_string(attoptions, ',') "
+                  "FROM pg_attribute WHERE attrelid = 'notes'::regclass AND attname = 'body'"),
+            "500 e n_distinct=42");
+  EXPECT_EQ(Value(absl::StrCat("SELECT has_column_privilege('", role, "', 'notes', 'body', "
+                               "'UPDATE WITH GRANT OPTION')")),
+            "t");
+  Sql(absl::StrCat("DROP TABLE notes; DROP ROLE ", role));
+}
+
+// Item 12: the replica identity index of a published table moves to the copy.
+TEST_F(DependentsTest, ReplicaIdentityIndexMovesToTheCopy) {
+  Sql("CREATE TABLE items (id int PRIMARY KEY, code text NOT NULL, qty int);"
+      "CREATE UNIQUE INDEX items_code_key ON items (code);"
+      "ALTER TABLE items REPLICA IDENTITY USING INDEX items_code_key;"
+      "INSERT INTO items SELECT g, 'c' || g, g FROM generate_series(1, 20) g");
+  Sql(absl::StrCat("CREATE PUBLICATION pub_", getpid(), " FOR TABLE items"));
+  ASSERT_TRUE(Register(Spec("ri").RenameColumn("items", "code", "sku").Json()).ok());
+  ASSERT_TRUE(Advance("ri", Phase::kContracted).ok());
+  EXPECT_EQ(Value("SELECT relreplident FROM pg_class WHERE oid = 'items'::regclass"), "i");
+  EXPECT_EQ(Value("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                  "WHERE i.indrelid = 'items'::regclass AND i.indisreplident"),
+            "items_code_key");
+  // UPDATE and DELETE keep working on the published table.
+  Sql("UPDATE items SET qty = 0 WHERE id = 1; DELETE FROM items WHERE id = 2");
+  EXPECT_EQ(Value("SELECT count(*) FROM items"), "19");
+  Sql(absl::StrCat("DROP PUBLICATION pub_", getpid()));
+}
+
+TEST_F(DependentsTest, DroppingAReplicaIdentityColumnIsRefused) {
+  Sql("CREATE TABLE items (id int PRIMARY KEY, code text NOT NULL);"
+      "CREATE UNIQUE INDEX items_code_key ON items (code);"
+      "ALTER TABLE items REPLICA IDENTITY USING INDEX items_code_key");
+  const std::string before = Snapshot();
+  absl::Status s = Register(Spec("dr").DropColumn("items", "code").Json());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("replica identity"));
+  EXPECT_EQ(Snapshot(), before);
 }
 
 }  // namespace

@@ -89,6 +89,19 @@ absl::StatusOr<std::vector<Action>> CopyColumnObjects(const catalog::Table& t, c
   return out;
 }
 
+std::vector<std::string> ReplicaIdentitySql(const catalog::Table& t, const Context& ctx,
+                                            const std::string& from) {
+  const catalog::Column* col = t.FindColumn(from);
+  std::vector<std::string> out;
+  if (col == nullptr) return out;
+  for (const catalog::Index& ix : t.indexes) {
+    if (!CopiedIndex(ix, col->attnum) || !ix.replica_identity) continue;
+    out.push_back(absl::StrCat("ALTER TABLE ", t.Qualified(), " REPLICA IDENTITY USING INDEX ",
+                               pg::QuoteIdent(ctx.names.copy_of(ix.name))));
+  }
+  return out;
+}
+
 std::vector<std::string> RenameCopiesSql(const catalog::Table& t, const Context& ctx,
                                          const std::string& from) {
   const catalog::Column* col = t.FindColumn(from);

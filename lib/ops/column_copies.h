@@ -21,6 +21,14 @@ namespace pgshift::ops {
 absl::StatusOr<std::vector<Action>> CopyColumnObjects(const catalog::Table& t, const Context& ctx,
                                                       const std::string& from, const std::string& to);
 
+// When an index on `from` is the table's replica identity (REPLICA IDENTITY
+// USING INDEX), the statement making its copy the replica identity, to run
+// before `from` is dropped (which drops the original, and would leave the
+// table without one: UPDATE and DELETE fail on a published table); else
+// none.
+std::vector<std::string> ReplicaIdentitySql(const catalog::Table& t, const Context& ctx,
+                                            const std::string& from);
+
 // Statements giving the copies the original names, after `from` (and with
 // it the originals) was dropped in the same transaction.
 std::vector<std::string> RenameCopiesSql(const catalog::Table& t, const Context& ctx,

@@ -130,6 +130,15 @@ class DropColumn : public Operation {
             "another primary key first"));
       }
     }
+    for (const catalog::Index& ix : table.indexes) {
+      if (ix.replica_identity && ix.Uses(col->attnum)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "drop_column: column \"", col->name, "\" of ", table.Qualified(),
+            " is part of index \"", ix.name, "\", the table's replica identity; dropping it would "
+            "leave the table without one, and UPDATE and DELETE then fail on a published table. "
+            "Set another replica identity first (ALTER TABLE ... REPLICA IDENTITY ...)"));
+      }
+    }
     if (phase == Phase::kRegistered && down_) {
       if (col->generated != '\0') {
         return absl::InvalidArgumentError(absl::StrCat(

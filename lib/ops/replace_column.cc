@@ -1,11 +1,13 @@
 #include "lib/ops/replace_column.h"
 
+#include <map>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "lib/ops/column_copies.h"
 #include "lib/ops/guards.h"
 #include "lib/ops/not_null.h"
@@ -70,15 +72,59 @@ class ReplaceSteps : public Steps {
 
   Action AddColumn() const {
     const std::string t = table_.Qualified(), n = Q(r_.new_column);
-    return Transaction(
+    std::vector<std::string> sql = {
+        absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", n, " ", new_type.spelled,
+                     collation.empty() ? "" : absl::StrCat(" COLLATE ", collation)),
+        absl::StrCat("COMMENT ON COLUMN ", t, ".", n, " IS ", pg::QuoteLiteral(ctx_.names.owner_comment()))};
+    // What ADD COLUMN does not carry over from the old column, in the same
+    // transaction: its privileges (new app versions read and write the new
+    // column) and its settings.
+    for (std::string& s : ColumnSettingsSql()) sql.push_back(std::move(s));
+    Action a = Transaction(
         table_,
         absl::StrCat("add column ", r_.new_column, identity() ? "" : absl::StrCat(" ", new_type.spelled),
-                     " (nullable, no default)"),
-        {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", n, " ", new_type.spelled,
-                      collation.empty() ? "" : absl::StrCat(" COLLATE ", collation)),
-         absl::StrCat("COMMENT ON COLUMN ", t, ".", n, " IS ",
-                      pg::QuoteLiteral(ctx_.names.owner_comment()))},
-        pg::LockMode::kAccessExclusive, ColumnExists(table_, r_.new_column));
+                     " (nullable, no default)", sql.size() > 2 ? " with the old column's privileges and settings" : ""),
+        std::move(sql), pg::LockMode::kAccessExclusive, ColumnExists(table_, r_.new_column));
+    a.hazards.push_back(absl::StrCat(
+        "applications holding a server-side prepared statement that reads every column of ", t,
+        " (SELECT *) get \"cached plan must not change result type\" once after ",
+        r_.new_column, " is added, and must prepare it again (PostgreSQL's rule for any ADD COLUMN)"));
+    return a;
+  }
+
+  // GRANT and ALTER COLUMN SET statements giving the new column the old
+  // one's column privileges, statistics target and options, and (same type
+  // only) its storage and compression.
+  std::vector<std::string> ColumnSettingsSql() const {
+    const std::string t = table_.Qualified(), n = Q(r_.new_column);
+    const std::string alter = absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", n);
+    std::vector<std::string> out;
+    for (const std::string& grant : old_.grants) {
+      // "PRIVILEGE:grantee:grantable", grantee quoted by the server or PUBLIC.
+      std::vector<std::string> parts = absl::StrSplit(grant, ':');
+      if (parts.size() != 3) continue;
+      out.push_back(absl::StrCat("GRANT ", parts[0], " (", n, ") ON ", t, " TO ", parts[1],
+                                 parts[2] == "true" ? " WITH GRANT OPTION" : ""));
+    }
+    if (old_.stats_target >= 0) absl::StrAppend(&out.emplace_back(), alter, " SET STATISTICS ", old_.stats_target);
+    if (!old_.options.empty()) {
+      std::vector<std::string> options;
+      for (const std::string& o : old_.options) {
+        std::vector<std::string> kv = absl::StrSplit(o, absl::MaxSplits('=', 1));
+        if (kv.size() == 2) options.push_back(absl::StrCat(Q(kv[0]), " = ", pg::QuoteLiteral(kv[1])));
+      }
+      if (!options.empty()) out.push_back(absl::StrCat(alter, " SET (", absl::StrJoin(options, ", "), ")"));
+    }
+    if (identity()) {
+      static const std::map<char, const char*> kStorage = {
+          {'p', "PLAIN"}, {'e', "EXTERNAL"}, {'x', "EXTENDED"}, {'m', "MAIN"}};
+      static const std::map<char, const char*> kCompression = {{'p', "pglz"}, {'l', "lz4"}};
+      if (kStorage.count(old_.storage)) out.push_back(absl::StrCat(alter, " SET STORAGE ", kStorage.at(old_.storage)));
+      if (kCompression.count(old_.compression)) {
+        out.push_back(absl::StrCat(alter, " SET COMPRESSION ", kCompression.at(old_.compression)));
+      }
+    }
+    return out;
   }
 
   std::vector<Action> Backfill() const {
@@ -135,6 +181,7 @@ class ReplaceSteps : public Steps {
     for (const std::string& s : owned_sequences) {
       sql.push_back(absl::StrCat("ALTER SEQUENCE ", s, " OWNED BY ", t, ".", n));
     }
+    for (std::string& s : ReplicaIdentitySql(table_, ctx_, r_.old_column)) sql.push_back(std::move(s));
     sql.push_back(absl::StrCat("ALTER TABLE ", t, " DROP COLUMN ", o));
     if (old_default) {
       sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", n, " SET DEFAULT ",
