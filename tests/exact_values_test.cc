@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pgshift/check.h"
 #include "tests/support/ops_fixture.h"
 #include "tests/support/session.h"
 #include "tests/support/spec_builder.h"
@@ -108,6 +109,33 @@ TEST_F(ExactValuesTest, JsonColumnsCanBeRenamedAndTurnedIntoJsonb) {
   s = Advance("jb", Phase::kContracted);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(Value("SELECT count(*) FROM docs WHERE meta_b = '[1, 2]'::jsonb"), "40");
+}
+
+// Item 5: a new app version writing NULL to the new column before every row
+// is backfilled would see the old value come back (NULL reads as "not
+// written"). New app versions may only run from switched on: the startup
+// check says so, and a new-shape declaration is refused before.
+TEST_F(ExactValuesTest, NewAppVersionsCannotDeclareThemselvesBeforeSwitched) {
+  Sql("CREATE TABLE users (id int PRIMARY KEY, name text);"
+      "INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 10) g");
+  ASSERT_TRUE(Register(Spec("r").RenameColumn("users", "name", "full_name").Json()).ok());
+  ASSERT_TRUE(Advance("r", Phase::kBackfilled).ok());
+  InstanceOptions o;
+  o.instance_id = "new-1";
+  absl::Status s = DeclareInstance(dsn(), "r", Shape::kNew, o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("at backfilled"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("--at-least switched"));
+  EXPECT_EQ(RequirePhase(dsn(), "r", Phase::kSwitched).code(), absl::StatusCode::kFailedPrecondition);
+  // Old-shape declarations are fine at any phase.
+  o.instance_id = "old-1";
+  EXPECT_TRUE(DeclareInstance(dsn(), "r", Shape::kOld, o).ok());
+  ASSERT_TRUE(Advance("r", Phase::kSwitched).ok());
+  o.instance_id = "new-1";
+  EXPECT_TRUE(DeclareInstance(dsn(), "r", Shape::kNew, o).ok());
+  // From switched on, a new app's NULL stays.
+  Sql("UPDATE users SET full_name = NULL WHERE id = 2");
+  EXPECT_EQ(Value("SELECT coalesce(name, '<null>') FROM users WHERE id = 2"), "<null>");
 }
 
 }  // namespace

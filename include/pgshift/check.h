@@ -75,10 +75,13 @@ struct InstanceOptions {
 
 // Declares (or refreshes) that instance `options.instance_id` needs `shape`
 // of migration `migration`, live for options.ttl from now (server clock).
-// The migration need not be registered yet (the old app version may start
-// before the pipeline registers it). FailedPrecondition when the control
-// schema is missing or too old (run `pgshift init`); PermissionDenied when
-// the role lacks the grants of docs/privileges.md.
+// For Shape::kOld the migration need not be registered yet (the old app
+// version may start before the pipeline registers it). Shape::kNew is
+// refused with FailedPrecondition until the migration reached switched: new
+// app versions may not run before (docs/operations/rename_column.md,
+// hazards). FailedPrecondition also when the control schema is missing or
+// too old (run `pgshift init`); PermissionDenied when the role lacks the
+// grants of docs/privileges.md.
 absl::Status DeclareInstance(const std::string& dsn, absl::string_view migration, Shape shape,
                              const InstanceOptions& options = {});
 

@@ -289,6 +289,37 @@ absl::Status Control::FinishAttempt(int64_t id, bool ok, const std::string& erro
                     std::to_string(rows), report_json.empty() ? "{}" : report_json});
 }
 
+absl::Status Control::DeclareInstance(const std::string& name, const std::string& id,
+                                      absl::string_view shape, const std::string& description,
+                                      absl::Duration ttl) {
+  if (shape == "new") {
+    absl::StatusOr<Phase> phase = CurrentPhase(name);
+    if (!phase.ok() && !absl::IsNotFound(phase.status())) return phase.status();
+    if (!phase.ok() || !PhaseAtLeast(*phase, Phase::kSwitched) || *phase == Phase::kRolledBack) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "instance \"", id, "\" declares the new shape of migration \"", name, "\", which is ",
+          phase.ok() ? absl::StrCat("at ", PhaseName(*phase)) : "not registered",
+          ": new app versions may run from switched on (before, the sync trigger would overwrite a "
+          "NULL they write to the new column). Gate the start with `pgshift check ", name,
+          " --at-least switched` (RequirePhase)"));
+    }
+  }
+  return conn_.Run(absl::StrCat("INSERT INTO ", Table("instances"),
+                                " (migration, instance_id, shape, description, declared_at, heartbeat_at, "
+                                "expires_at) VALUES ($1, $2, $3, $4, now(), now(), "
+                                "now() + make_interval(secs => $5::float8)) "
+                                "ON CONFLICT (migration, instance_id) DO UPDATE SET shape = EXCLUDED.shape, "
+                                "description = EXCLUDED.description, heartbeat_at = now(), "
+                                "expires_at = EXCLUDED.expires_at"),
+                   {name, id, std::string(shape), description, absl::StrCat(absl::ToDoubleSeconds(ttl))});
+}
+
+absl::Status Control::WithdrawInstance(const std::string& name, const std::string& id) {
+  return conn_.Run(absl::StrCat("DELETE FROM ", Table("instances"),
+                                " WHERE migration = $1 AND instance_id = $2"),
+                   {name, id});
+}
+
 absl::StatusOr<std::vector<LiveInstance>> Control::LiveInstances(const std::string& name,
                                                                  const std::string& shape,
                                                                  bool forget_expired) {

@@ -84,6 +84,15 @@ class Control {
                              const std::vector<std::string>& statements, int64_t lock_wait_ms,
                              int64_t rows, const std::string& report_json = "{}");
 
+  // Records (or refreshes) that application instance `id` needs `shape`
+  // ("old"/"new") of migration `name` for the next `ttl`. A "new"
+  // declaration is refused (FailedPrecondition) before the migration reached
+  // switched: new app versions may not run before (the sync trigger would
+  // overwrite a NULL they write to the new column with the old value).
+  absl::Status DeclareInstance(const std::string& name, const std::string& id, absl::string_view shape,
+                               const std::string& description, absl::Duration ttl);
+  absl::Status WithdrawInstance(const std::string& name, const std::string& id);
+
   // Live instances of migration `name` (declarations not expired), of
   // `shape` ("old"/"new"), or of both when `shape` is empty. With
   // `forget_expired`, also deletes declarations that expired more than a day

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "lib/engine/control.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status_macros.h"
@@ -46,17 +47,10 @@ absl::Status DeclareInstance(const std::string& dsn, absl::string_view migration
   const std::string id = options.instance_id.empty() ? DefaultInstanceId() : options.instance_id;
   ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> conn,
                    pg::Connection::Open(dsn, "pgshift instance"));
-  absl::Status s = conn->Run(
-      absl::StrCat("INSERT INTO ", pg::QuoteQualified(options.control_schema, "instances"),
-                   " (migration, instance_id, shape, description, declared_at, heartbeat_at, "
-                   "expires_at) VALUES ($1, $2, $3, $4, now(), now(), "
-                   "now() + make_interval(secs => $5::float8)) "
-                   "ON CONFLICT (migration, instance_id) DO UPDATE SET shape = EXCLUDED.shape, "
-                   "description = EXCLUDED.description, heartbeat_at = now(), "
-                   "expires_at = EXCLUDED.expires_at"),
-      {std::string(migration), id, std::string(ShapeName(shape)), options.description,
-       absl::StrCat(absl::ToDoubleSeconds(options.ttl))});
-  return Explain(s, options.control_schema);
+  engine::Control control(*conn, options.control_schema);
+  return Explain(control.DeclareInstance(std::string(migration), id, ShapeName(shape),
+                                         options.description, options.ttl),
+                 options.control_schema);
 }
 
 absl::Status WithdrawInstance(const std::string& dsn, absl::string_view migration,
@@ -64,11 +58,9 @@ absl::Status WithdrawInstance(const std::string& dsn, absl::string_view migratio
   RETURN_IF_ERROR(pg::CheckIdentifier(control_schema, "control schema"));
   ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> conn,
                    pg::Connection::Open(dsn, "pgshift instance"));
-  absl::Status s = conn->Run(absl::StrCat("DELETE FROM ",
-                                          pg::QuoteQualified(control_schema, "instances"),
-                                          " WHERE migration = $1 AND instance_id = $2"),
-                             {std::string(migration), std::string(instance_id)});
-  return Explain(s, control_schema);
+  engine::Control control(*conn, std::string(control_schema));
+  return Explain(control.WithdrawInstance(std::string(migration), std::string(instance_id)),
+                 control_schema);
 }
 
 InstanceRegistration::InstanceRegistration(std::string dsn, std::string migration, Shape shape,
