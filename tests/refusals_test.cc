@@ -1,0 +1,170 @@
+// Refused up front (issue 10, "Nothing lost, nothing stuck"): what pgshift
+// cannot carry out safely is refused by `plan` and `register` — exit 2
+// (InvalidArgument / NotFound / AlreadyExists), a message naming the object,
+// the reason and what to do, nothing changed — instead of failing half-way or,
+// worse, passing every step and losing data. Where the danger can appear after
+// register (row-level security turned on later), the step stops instead of
+// carrying out a partial job. Real PostgreSQL; some tests drive pgshift as a
+// role that is not a superuser (created here with a unique name, dropped at
+// the end).
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "lib/ops/registry.h"
+#include "pgshift/errors.h"
+#include "pgshift/options.h"
+#include "tests/support/cli.h"
+#include "tests/support/ops_fixture.h"
+
+namespace pgshift::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using google::protobuf::FieldDescriptor;
+
+std::string WithUser(const std::string& dsn, const std::string& user) {
+  if (absl::StartsWith(dsn, "postgres")) {
+    return absl::StrCat(dsn, absl::StrContains(dsn, "?") ? "&" : "?", "user=", user);
+  }
+  return absl::StrCat(dsn, " user=", user);
+}
+
+class RefusalTest : public OpsTest {
+ protected:
+  void TearDown() override {
+    role_drivers_.clear();
+    driver_.reset();
+    for (const std::string& role : roles_) {
+      Query(dsn(), absl::StrCat("DROP OWNED BY ", Ident(role), " CASCADE"));
+      Query(ServerDsn(), absl::StrCat("DROP ROLE IF EXISTS ", Ident(role)));
+    }
+  }
+
+  // A new login role, neither superuser nor BYPASSRLS (unless `attributes`
+  // says so), unique to this test process; dropped (with what it owns) at the
+  // end of the test.
+  std::string Role(const std::string& stem, const std::string& attributes = "") {
+    const std::string role = absl::StrCat("pgshift_", stem, "_", getpid());
+    Query(ServerDsn(), absl::StrCat("DROP ROLE IF EXISTS ", Ident(role), "; CREATE ROLE ", Ident(role),
+                                    " LOGIN NOSUPERUSER ", attributes.empty() ? "NOBYPASSRLS" : attributes));
+    roles_.push_back(role);
+    return role;
+  }
+
+  // Makes `role` the driver as docs/privileges.md says: it may create the
+  // control schema, and owns it (the fixture's one, made by the superuser,
+  // goes). Returns a Driver connected as `role`.
+  Driver& DriverAs(const std::string& role) {
+    Sql(absl::StrCat("DROP SCHEMA IF EXISTS pgshift CASCADE; GRANT CREATE ON DATABASE ",
+                     Ident(db_->name()), " TO ", Ident(role)));
+    Options options;
+    options.max_replication_lag = absl::ZeroDuration();
+    options.backfill_batch_rows = 100;
+    options.backfill_min_batch_rows = 50;
+    auto d = Driver::Connect(WithUser(dsn(), role), options);
+    if (!d.ok()) throw std::runtime_error(d.status().ToString());
+    absl::Status init = (*d)->Init();
+    if (!init.ok()) throw std::runtime_error(init.ToString());
+    role_drivers_.push_back(std::move(*d));
+    return *role_drivers_.back();
+  }
+
+  // Everything a refused plan or register could have changed: the user
+  // schema and the control tables.
+  std::string State(const std::string& schema = "public") {
+    return absl::StrCat(Snapshot(schema), "\nmigrations: ",
+                        Value("SELECT count(*) FROM pgshift.migrations"), "\nhistory: ",
+                        Value("SELECT count(*) FROM pgshift.history"));
+  }
+
+  // `json` is refused by plan and by register of `driver` with `code`
+  // (which the CLI maps to exit 2), a message containing every part, and
+  // nothing changed.
+  void ExpectRefused(Driver& driver, const std::string& json, absl::StatusCode code,
+                     const std::vector<std::string>& parts, const std::string& schema = "public") {
+    SCOPED_TRACE(json);
+    const std::string before = State(schema);
+    v1::Migration m = Load(json);
+    absl::StatusOr<Plan> plan = driver.PlanMigration(m);
+    absl::Status reg = driver.Register(m).status();
+    for (const absl::Status& s : {plan.status(), reg}) {
+      EXPECT_EQ(s.code(), code) << s;
+      EXPECT_EQ(ExitCodeFor(s), 2) << s;
+      for (const std::string& p : parts) EXPECT_THAT(std::string(s.message()), HasSubstr(p));
+    }
+    EXPECT_EQ(State(schema), before);
+  }
+  void ExpectRefused(const std::string& json, absl::StatusCode code, const std::vector<std::string>& parts,
+                     const std::string& schema = "public") {
+    ExpectRefused(*driver_, json, code, parts, schema);
+  }
+
+  // The CLI connected as `cli_dsn`: plan and register of `json` exit 2 with
+  // every part in the message, and nothing changed.
+  void ExpectCliRefused(const std::string& cli_dsn, const std::string& json,
+                        const std::vector<std::string>& parts) {
+    SCOPED_TRACE(json);
+    const std::string before = State();
+    const std::string file = WriteTempFile(json);
+    for (const char* command : {"plan", "register"}) {
+      CliResult r = RunCli(cli_dsn, {command, file}, {"PGSHIFT_DSN="});
+      EXPECT_EQ(r.exit_code, 2) << command << ": " << Describe(r);
+      for (const std::string& p : parts) EXPECT_THAT(r.err, HasSubstr(p)) << command;
+    }
+    EXPECT_EQ(State(), before);
+  }
+
+  std::vector<std::string> roles_;
+  std::vector<std::unique_ptr<Driver>> role_drivers_;
+};
+
+// ---------------------------------------------------------------------------
+// The migration file and the options (the "also" items)
+
+TEST_F(RefusalTest, MalformedMigrationFilesExit2AndChangeNothing) {
+  Sql("CREATE TABLE users (id int PRIMARY KEY, name text)");
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {R"({"name": "x", "name": "y", "operations": [{"rename_column":
+          {"table": "users", "from": "name", "to": "full_name"}}]})",
+       {"\"name\"", "twice"}},
+      {R"({"name": "x", "operations": {"rename_column":
+          {"table": "users", "from": "name", "to": "full_name"}}})",
+       {"operations", "list"}},
+      {R"({"name": "x", "operations": [{"add_column":
+          {"table": "users", "column": "c", "type": "int", "default": "0", "not_null": "yes"}}]})",
+       {"operations[0].add_column.not_null", "true or false"}},
+      {R"({"name": "  ", "operations": [{"rename_column":
+          {"table": "users", "from": "name", "to": "full_name"}}]})",
+       {"\"name\"", "whitespace"}},
+  };
+  for (const auto& [json, parts] : cases) ExpectCliRefused(dsn(), json, parts);
+}
+
+TEST(ControlSchemaRefusal, AnEmptyControlSchemaIsRefusedNotReplacedByTheDefault) {
+  ScratchDatabase db("empty_control_schema");
+  Options o;
+  o.control_schema = "";
+  absl::StatusOr<Options> s = SanitizeOptions(o);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("control_schema (--control-schema)"));
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("empty"));
+  // An empty driver name still means the default one.
+  o.control_schema = "pgshift";
+  o.driver_name = "";
+  EXPECT_TRUE(SanitizeOptions(o).ok());
+
+  CliResult r = RunCli(db.dsn(), {"--control-schema", "", "init"}, {"PGSHIFT_DSN="});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("control_schema"));
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgshift'"), "0");
+}
+
+}  // namespace
+}  // namespace pgshift::testing
