@@ -126,6 +126,35 @@ class RefusalTest : public OpsTest {
 };
 
 // ---------------------------------------------------------------------------
+// add_column defaults (items 9 and 18)
+
+class AddColumnDefaultRefusalTest : public RefusalTest {
+ protected:
+  void SetUp() override {
+    RefusalTest::SetUp();
+    Sql("CREATE TABLE orders (id int PRIMARY KEY, qty int);"
+        "INSERT INTO orders SELECT g, g FROM generate_series(1, 300) g");
+  }
+};
+
+TEST_F(AddColumnDefaultRefusalTest, DefaultThatNeedsParenthesesIsAddedAndKept) {
+  // Instant path (now() is stable): ADD COLUMN ... DEFAULT takes only a
+  // restricted expression; AT TIME ZONE needs parentheses.
+  ASSERT_TRUE(Register(Spec("t").AddColumn("orders", "created", "timestamp")
+                           .Default("now() AT TIME ZONE 'utc'").NotNull().Json()).ok());
+  absl::Status s = Advance("t", Phase::kContracted);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Value("SELECT count(*) FROM orders WHERE created IS NOT NULL"), "300");
+  // Trigger path (volatile): the default is set at contract.
+  ASSERT_TRUE(Register(Spec("v").AddColumn("orders", "seen", "timestamp")
+                           .Default("clock_timestamp() AT TIME ZONE 'utc'").NotNull().Json()).ok());
+  s = Advance("v", Phase::kContracted);
+  ASSERT_TRUE(s.ok()) << s;
+  Sql("INSERT INTO orders (id, qty) VALUES (1000, 1)");
+  EXPECT_EQ(Value("SELECT created IS NOT NULL AND seen IS NOT NULL FROM orders WHERE id = 1000"), "t");
+}
+
+// ---------------------------------------------------------------------------
 // The migration file and the options (the "also" items)
 
 TEST_F(RefusalTest, MalformedMigrationFilesExit2AndChangeNothing) {

@@ -57,8 +57,10 @@ class AddColumnSteps : public Steps {
         case Phase::kColumnAdded: {
           // The default as a column default (assignment to the type), as in
           // the user's own ALTER TABLE; the server checked it casts.
+          // Parenthesised: a column constraint's DEFAULT takes a restricted
+          // expression (no AT TIME ZONE, no operators like IS DISTINCT FROM).
           const std::string def =
-              p_.default_value ? absl::StrCat(" DEFAULT ", p_.default_value->sql()) : "";
+              p_.default_value ? absl::StrCat(" DEFAULT (", p_.default_value->sql(), ")") : "";
           return std::vector<Action>{Transaction(
               table_,
               absl::StrCat("add column ", s.column(),
@@ -105,8 +107,8 @@ class AddColumnSteps : public Steps {
       case Phase::kContracted: {
         std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
         if (p_.default_value) {
-          sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " SET DEFAULT ",
-                                     p_.default_value->sql()));
+          sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " SET DEFAULT (",
+                                     p_.default_value->sql(), ")"));
         }
         sql.push_back(absl::StrCat("COMMENT ON COLUMN ", t, ".", c, " IS NULL"));
         return std::vector<Action>{Transaction(
