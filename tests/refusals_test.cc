@@ -126,6 +126,160 @@ class RefusalTest : public OpsTest {
 };
 
 // ---------------------------------------------------------------------------
+// Row-level security (item 1)
+
+class RowSecurityRefusalTest : public RefusalTest {
+ protected:
+  // docs(id, tenant, body) owned by `owner_`, 200 rows, half of them of
+  // tenant 1, with RLS enabled and a policy showing only tenant 1 (which
+  // binds the owner only when forced).
+  void SetUp() override {
+    RefusalTest::SetUp();
+    owner_ = Role("rls_owner");
+    Sql(absl::StrCat(
+        "CREATE TABLE docs (id int PRIMARY KEY, tenant int NOT NULL, body text);"
+        "INSERT INTO docs SELECT g, g % 2, 'b' || g FROM generate_series(1, 200) g;"
+        "GRANT CREATE ON SCHEMA public TO ", Ident(owner_), ";"
+        "ALTER TABLE docs OWNER TO ", Ident(owner_), ";"
+        "ALTER TABLE docs ENABLE ROW LEVEL SECURITY;"
+        "CREATE POLICY tenant_one ON docs USING (tenant = 1)"));
+  }
+  void Force(bool on) {
+    Sql(absl::StrCat("ALTER TABLE docs ", on ? "" : "NO ", "FORCE ROW LEVEL SECURITY"));
+  }
+  std::string owner_;
+};
+
+TEST_F(RowSecurityRefusalTest, ForcedRowSecurityOnTheDriversOwnTableIsRefusedAtRegister) {
+  Force(true);
+  Driver& d = DriverAs(owner_);
+  ASSERT_EQ(QueryValue(WithUser(dsn(), owner_), "SELECT count(*) FROM docs"), "100");  // what it would see
+  for (const std::string& json :
+       {Spec("r").RenameColumn("docs", "body", "content").Json(),
+        Spec("c").ChangeType("docs", "body", "body_v", "varchar(40)", "body", "body_v").Json(),
+        Spec("s").SetNotNull("docs", "body", "''").Json(),
+        Spec("a").AddColumn("docs", "n", "bigint").Up("id * 2").Json(),
+        // NOT NULL without a default is dropped; rollback counts NULLs to restore it
+        Spec("d").DropColumn("docs", "tenant").Json()}) {
+    ExpectRefused(d, json, absl::StatusCode::kInvalidArgument,
+                  {"\"public\".\"docs\"", "row-level security", owner_, "BYPASSRLS",
+                   "NO FORCE ROW LEVEL SECURITY"});
+  }
+  ExpectCliRefused(WithUser(dsn(), owner_), Spec("r").RenameColumn("docs", "body", "content").Json(),
+                   {"\"public\".\"docs\"", "row-level security"});
+}
+
+TEST_F(RowSecurityRefusalTest, RowSecurityTheDriverBypassesIsAccepted) {
+  // Not forced: the owner is not subject to its policies.
+  Driver& d = DriverAs(owner_);
+  const std::string rename = Spec("r").RenameColumn("docs", "body", "content").Json();
+  absl::StatusOr<Plan> plan = d.PlanMigration(Load(rename));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  // Forced, but the operation reads no row (an instant add_column, a
+  // drop_column of a nullable column).
+  Force(true);
+  plan = d.PlanMigration(Load(Spec("i").AddColumn("docs", "flag", "boolean").Default("false").Json()));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  plan = d.PlanMigration(Load(Spec("d").DropColumn("docs", "body").Json()));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  // Forced, and a BYPASSRLS role that owns the table through membership.
+  const std::string bypass = Role("rls_bypass", "BYPASSRLS");
+  Sql(absl::StrCat("GRANT ", Ident(owner_), " TO ", Ident(bypass), "; GRANT CREATE ON SCHEMA public TO ",
+                   Ident(bypass)));
+  Driver& b = DriverAs(bypass);
+  plan = b.PlanMigration(Load(rename));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+}
+
+// ---------------------------------------------------------------------------
+// Inheritance and partitions (item 3)
+
+class InheritanceRefusalTest : public RefusalTest {
+ protected:
+  void SetUp() override {
+    RefusalTest::SetUp();
+    Sql("CREATE TABLE animals (id int PRIMARY KEY, name text, legs int);"
+        "CREATE TABLE dogs (good boolean) INHERITS (animals);"
+        "INSERT INTO animals VALUES (1, 'cat', 4); INSERT INTO dogs VALUES (2, 'rex', NULL, true);"
+        "CREATE TABLE events (id int, name text, legs int) PARTITION BY RANGE (id);"
+        "CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (1000);"
+        "INSERT INTO events VALUES (1, 'e', 0)");
+  }
+  static std::vector<std::string> EveryOperationOn(const std::string& table) {
+    return {Spec("r").RenameColumn(table, "name", "title").Json(),
+            Spec("s").SetNotNull(table, "legs", "0").Json(),
+            Spec("a").AddColumn(table, "n", "int").Up("legs").Json(),
+            Spec("i").AddColumn(table, "m", "int").Default("0").Json(),
+            Spec("d").DropColumn(table, "legs").Json(),
+            Spec("c").ChangeType(table, "legs", "legs_big", "bigint", "legs", "legs_big").Json()};
+  }
+};
+
+TEST_F(InheritanceRefusalTest, ParentOfInheritanceChildrenIsRefused) {
+  for (const std::string& json : EveryOperationOn("animals")) {
+    ExpectRefused(json, absl::StatusCode::kInvalidArgument,
+                  {"\"public\".\"animals\"", "parent of", "\"public\".\"dogs\"", "only on"});
+  }
+}
+
+TEST_F(InheritanceRefusalTest, InheritanceChildIsRefused) {
+  for (const std::string& json : EveryOperationOn("dogs")) {
+    ExpectRefused(json, absl::StatusCode::kInvalidArgument,
+                  {"\"public\".\"dogs\"", "child of", "\"public\".\"animals\"", "DROP COLUMN"});
+  }
+}
+
+TEST_F(InheritanceRefusalTest, PartitionIsRefused) {
+  for (const std::string& json : EveryOperationOn("events_1")) {
+    ExpectRefused(json, absl::StatusCode::kInvalidArgument,
+                  {"\"public\".\"events_1\"", "partition of", "\"public\".\"events\""});
+  }
+}
+
+TEST_F(InheritanceRefusalTest, PartitionedTableIsRefusedSayingWhy) {
+  for (const std::string& json : EveryOperationOn("events")) {
+    ExpectRefused(json, absl::StatusCode::kInvalidArgument,
+                  {"\"public\".\"events\"", "is a partitioned table", "partitions"});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Privileges the later steps need (the "also" item)
+
+TEST_F(RefusalTest, DriverThatDoesNotOwnTheTableIsRefused) {
+  const std::string role = Role("not_owner");
+  Sql(absl::StrCat("CREATE TABLE users (id int PRIMARY KEY, name text);"
+                   "INSERT INTO users VALUES (1, 'a');"
+                   "GRANT SELECT, INSERT, UPDATE ON users TO ", Ident(role), ";"
+                   "GRANT CREATE ON SCHEMA public TO ", Ident(role)));
+  Driver& d = DriverAs(role);
+  for (const std::string& json : {Spec("r").RenameColumn("users", "name", "full_name").Json(),
+                                  Spec("i").AddColumn("users", "n", "int").Json(),
+                                  Spec("d").DropColumn("users", "name").Json()}) {
+    ExpectRefused(d, json, absl::StatusCode::kInvalidArgument,
+                  {"\"public\".\"users\"", "owner", role, "ALTER TABLE \"public\".\"users\" OWNER TO"});
+  }
+  ExpectCliRefused(WithUser(dsn(), role), Spec("r").RenameColumn("users", "name", "full_name").Json(),
+                   {"\"public\".\"users\"", "owner"});
+}
+
+TEST_F(RefusalTest, DriverWithoutCreateOnTheSchemaIsRefusedWhenPgshiftCreatesFunctionsThere) {
+  const std::string role = Role("no_create");
+  Sql(absl::StrCat("CREATE SCHEMA shop; GRANT USAGE ON SCHEMA shop TO ", Ident(role), ";"
+                   "CREATE TABLE shop.users (id int PRIMARY KEY, name text);"
+                   "ALTER TABLE shop.users OWNER TO ", Ident(role)));
+  Driver& d = DriverAs(role);
+  ExpectRefused(d, Spec("r").Schema("shop").RenameColumn("users", "name", "full_name").Json(),
+                absl::StatusCode::kInvalidArgument,
+                {"\"shop\".\"users\"", "CREATE", "schema \"shop\"", "GRANT CREATE ON SCHEMA \"shop\" TO"},
+                "shop");
+  // An instant add_column creates no function: nothing more is needed.
+  absl::StatusOr<Plan> plan =
+      d.PlanMigration(Load(Spec("i").Schema("shop").AddColumn("users", "n", "int").Default("0").Json()));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+}
+
+// ---------------------------------------------------------------------------
 // add_column defaults (items 9 and 18)
 
 class AddColumnDefaultRefusalTest : public RefusalTest {

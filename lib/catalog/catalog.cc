@@ -67,10 +67,27 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
   t.name = table;
   t.relkind = rel.Get(0, 1)[0];
   t.row_estimate = rel.GetInt(0, 2);
-  if (t.relkind != 'r') {
+  if (t.relkind == 'p') {
     return absl::InvalidArgumentError(absl::StrCat(
-        "\"", schema, "\".\"", table, "\" is not an ordinary table (relkind '", rel.Get(0, 1),
-        "'); pgshift changes ordinary tables only (partitioned tables and views are refused)"));
+        t.Qualified(), " is a partitioned table; pgshift refuses it: its rows live in its "
+        "partitions, and the trigger, backfill and checks of a migration are built for one ordinary "
+        "table (a trigger on the partitioned table is cloned to every partition, ADD and DROP "
+        "COLUMN recurse to all of them). Change it by hand"));
+  }
+  if (t.relkind != 'r') {
+    const char* what = "not an ordinary table";
+    switch (t.relkind) {
+      case 'v': what = "a view"; break;
+      case 'm': what = "a materialized view"; break;
+      case 'f': what = "a foreign table"; break;
+      case 'S': what = "a sequence"; break;
+      case 'i': case 'I': what = "an index"; break;
+      case 'c': what = "a composite type"; break;
+      default: break;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        t.Qualified(), " is ", what, " (relkind '", rel.Get(0, 1),
+        "'); pgshift changes ordinary tables only: name the table that holds the rows"));
   }
   std::string oid = std::to_string(t.oid);
   ASSIGN_OR_RETURN(
@@ -327,6 +344,117 @@ absl::Status CheckExpression(pg::Connection& conn, const Table& table, const sql
     return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr.sql(), "\" is not valid over ",
                                                    table.Qualified(), " as ", type, ": ",
                                                    s.message()));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// `s` quoted as an identifier, for the SQL that messages suggest.
+std::string Q(const std::string& s) { return pg::QuoteIdent(s); }
+
+// SQL building "schema"."name" of pg_class row `rel` joined to pg_namespace `ns`.
+constexpr char kQuotedName[] =
+    "'\"' || replace(ns.nspname, '\"', '\"\"') || '\".\"' || replace(rel.relname, '\"', '\"\"') || '\"'";
+
+}  // namespace
+
+absl::Status CheckTableForMigration(pg::Connection& conn, const Table& table, absl::string_view what,
+                                    const TableNeeds& needs) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn.Exec(absl::StrCat(
+          "SELECT c.relispartition, "
+          // its parents (the partitioned table of a partition), and up to
+          // five children with their count
+          "  (SELECT string_agg(q, ', ') FROM (SELECT ", kQuotedName, " AS q FROM pg_inherits i "
+          "     JOIN pg_class rel ON rel.oid = i.inhparent "
+          "     JOIN pg_namespace ns ON ns.oid = rel.relnamespace "
+          "     WHERE i.inhrelid = c.oid ORDER BY 1) s), "
+          "  (SELECT string_agg(q, ', ') FROM (SELECT ", kQuotedName, " AS q FROM pg_inherits i "
+          "     JOIN pg_class rel ON rel.oid = i.inhrelid "
+          "     JOIN pg_namespace ns ON ns.oid = rel.relnamespace "
+          "     WHERE i.inhparent = c.oid ORDER BY 1 LIMIT 5) s), "
+          "  (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid), "
+          // ownership as PostgreSQL checks it (the privileges of the owning
+          // role, by membership too), CREATE on the schema
+          "  pg_get_userbyid(c.relowner), current_user, pg_has_role(c.relowner, 'USAGE'), "
+          "  has_schema_privilege(c.relnamespace, 'CREATE'), "
+          // row-level security (check_enable_rls)
+          "  c.relrowsecurity, c.relforcerowsecurity, "
+          "  (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user) "
+          "FROM pg_class c WHERE c.oid = $1"),
+                {std::to_string(table.oid)}));
+  const std::string t = table.Qualified();
+  if (r.rows() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", t, " was dropped meanwhile"));
+  }
+  const bool partition = r.GetBool(0, 0);
+  const std::string parents = r.Get(0, 1), children = r.Get(0, 2);
+  const int64_t child_count = r.GetInt(0, 3);
+  const std::string owner = r.Get(0, 4), user = r.Get(0, 5);
+  const bool owns = r.GetBool(0, 6), can_create = r.GetBool(0, 7);
+  const bool rls = r.GetBool(0, 8), forced = r.GetBool(0, 9), bypass = r.GetBool(0, 10);
+
+  // What the table is.
+  if (partition) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " is a partition of ", parents,
+        "; pgshift refuses partitions: a partition cannot get a column of its own (ADD COLUMN "
+        "fails) nor drop or rename one it shares with its partitioned table (DROP COLUMN of an "
+        "inherited column fails), and what pgshift would set up on one partition alone does not "
+        "hold for the others. Change the partitioned table by hand"));
+  }
+  if (child_count > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " is the parent of inheritance children (", children,
+        child_count > 5 ? absl::StrCat(" and ", child_count - 5, " more") : "",
+        "); pgshift refuses it: its triggers would exist only on the parent, so writes of old app "
+        "versions to the children would not be synced and their values would be lost at contract, "
+        "and the backfill and checks would reach the children's rows through the parent. Detach "
+        "the children first (ALTER TABLE <child> NO INHERIT ", t, "), or change these tables by hand"));
+  }
+  if (!parents.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " is an inheritance child of ", parents,
+        "; pgshift refuses it: DROP COLUMN of an inherited column fails (contract would be stuck), "
+        "and a column changed on the child alone no longer matches its parent's. Detach it first "
+        "(ALTER TABLE ", t, " NO INHERIT ", absl::StrContains(parents, ", ") ? "<parent>" : parents,
+        "), or change these tables by hand"));
+  }
+
+  // What the later steps need (docs/privileges.md).
+  if (!owns) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": role ", Q(user), " does not own ", t, " (its owner is ", Q(owner),
+        "), and the later steps need ownership (ALTER TABLE, CREATE TRIGGER). Run pgshift as the "
+        "owner, or make the driver the owner (ALTER TABLE ", t, " OWNER TO ", Q(user),
+        ") or a member of the owning role (GRANT ", Q(owner), " TO ", Q(user),
+        "); see docs/privileges.md"));
+  }
+  if (needs.creates_functions && !can_create) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": role ", Q(user), " lacks CREATE on schema ", Q(table.schema),
+        ", where pgshift creates its trigger and helper functions next to ", t,
+        ". GRANT CREATE ON SCHEMA ", Q(table.schema), " TO ", Q(user), "; see docs/privileges.md"));
+  }
+
+  // Row-level security: the table's policies apply to the driver unless it
+  // is a superuser or BYPASSRLS, or owns the table and RLS is not forced.
+  if (needs.reads_rows && rls && !bypass && (forced || !owns)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " has row-level security enabled", forced ? " and forced" : "", ", and role ",
+        Q(user),
+        " is subject to its policies: the backfill would copy only the rows they let it see, "
+        "validate would count only those, and contract would drop the old column with the values "
+        "of the hidden rows. Run pgshift as a role that bypasses row-level security (a superuser, "
+        "or ALTER ROLE ",
+        Q(user), " BYPASSRLS)",
+        forced && owns ? absl::StrCat(", or lift FORCE while the migration runs (ALTER TABLE ", t,
+                                      " NO FORCE ROW LEVEL SECURITY: the owner then bypasses the "
+                                      "policies)")
+                       : "",
+        "; see docs/privileges.md"));
   }
   return absl::OkStatus();
 }

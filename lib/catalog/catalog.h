@@ -71,9 +71,34 @@ struct Table {
 };
 
 // NotFound with a message naming the schema/table when it does not exist;
-// InvalidArgument when the relation is not an ordinary table.
+// InvalidArgument when the relation is not an ordinary table (saying what it
+// is and why pgshift refuses it).
 absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
                                 const std::string& table);
+
+// What an operation's later steps need from its table and the driver.
+struct TableNeeds {
+  bool reads_rows = false;         // a backfill or a validate check reads its rows
+  bool creates_functions = false;  // trigger or helper functions go in its schema
+};
+
+// Checks at register that the operations' steps can be carried out on
+// `table` as the connected role, so that they are refused up front rather
+// than failing half-way or losing data. InvalidArgument (`what` first, then
+// the table, what it is or what is missing, why, and what to do) when:
+//   - it is a partition, the parent of inheritance children, or an
+//     inheritance child (triggers exist only on the table they are created
+//     on; DROP COLUMN of an inherited column fails);
+//   - the role does not own it (by membership in the owning role, too):
+//     ALTER TABLE and CREATE TRIGGER need ownership;
+//   - with needs.creates_functions, the role lacks CREATE on its schema;
+//   - with needs.reads_rows, row-level security applies to the role (RLS
+//     enabled, and the role is neither superuser nor BYPASSRLS, nor an owner
+//     of a table whose RLS is not forced): the backfill and the checks would
+//     see only the rows its policies allow.
+// docs/privileges.md lists the privileges.
+absl::Status CheckTableForMigration(pg::Connection& conn, const Table& table, absl::string_view what,
+                                    const TableNeeds& needs);
 
 // Describes every object that depends on column `attnum` of `table` and that
 // pgshift does not manage itself (views, rules, policies, generated columns,

@@ -164,6 +164,13 @@ class AddColumn : public Operation {
         instant = !volatile_default;
       }
     }
+    if (phase == Phase::kRegistered) {
+      // Instant: one ALTER TABLE; otherwise a fill trigger and a backfill.
+      catalog::TableNeeds needs;
+      needs.reads_rows = !instant;
+      needs.creates_functions = !instant;
+      RETURN_IF_ERROR(catalog::CheckTableForMigration(conn, table, "add_column", needs));
+    }
     // The table as it is once the column exists, so that the trigger reads
     // the same at plan time as at advance time.
     if (col == nullptr) {

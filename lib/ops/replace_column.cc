@@ -180,6 +180,12 @@ class ReplaceColumn : public Operation {
                                               "\" does not exist in ", table.Qualified()));
     }
     steps->old_ = *old_col;
+    if (phase == Phase::kRegistered) {
+      catalog::TableNeeds needs;  // a sync trigger, a backfill, checks that count rows
+      needs.reads_rows = true;
+      needs.creates_functions = true;
+      RETURN_IF_ERROR(catalog::CheckTableForMigration(conn, table, r_.kind, needs));
+    }
     RETURN_IF_ERROR(CheckReplaceable(conn, table, *old_col));
     ASSIGN_OR_RETURN(steps->owned_sequences, catalog::OwnedSequences(conn, table, old_col->attnum));
     if (phase == Phase::kRegistered) {
