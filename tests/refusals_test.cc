@@ -191,6 +191,31 @@ TEST_F(RowSecurityRefusalTest, RowSecurityTheDriverBypassesIsAccepted) {
   EXPECT_TRUE(plan.ok()) << plan.status();
 }
 
+TEST_F(RowSecurityRefusalTest, RowSecurityForcedAfterRegisterStopsTheBackfillInsteadOfSkippingRows) {
+  Driver& d = DriverAs(owner_);
+  ASSERT_TRUE(d.Register(Load(Spec("r").RenameColumn("docs", "body", "content").Json())).ok());
+  ASSERT_TRUE(d.Advance("r", Phase::kTriggerInstalled).ok());
+  Force(true);  // from now on the driver sees only tenant 1
+  absl::Status s = d.Advance("r", Phase::kValidated).status();
+  EXPECT_FALSE(s.ok()) << "the backfill ran over the rows RLS let it see and called it done";
+  EXPECT_THAT(std::string(s.message()), HasSubstr("row-level security"));
+  EXPECT_EQ(PhaseOf("r"), Phase::kTriggerInstalled);
+}
+
+TEST_F(RowSecurityRefusalTest, RowSecurityForcedBeforeValidateStopsTheChecks) {
+  Driver& d = DriverAs(owner_);
+  ASSERT_TRUE(d.Register(Load(Spec("r").RenameColumn("docs", "body", "content").Json())).ok());
+  ASSERT_TRUE(d.Advance("r", Phase::kBackfilled).ok());
+  // Rows the driver will not see: their new column disagrees with the old.
+  Sql("ALTER TABLE docs DISABLE TRIGGER USER; UPDATE docs SET content = 'lost' WHERE tenant = 0;"
+      "ALTER TABLE docs ENABLE TRIGGER USER");
+  Force(true);
+  absl::Status s = d.Advance("r", Phase::kValidated).status();
+  EXPECT_FALSE(s.ok()) << "validate counted only the rows RLS let it see";
+  EXPECT_THAT(std::string(s.message()), HasSubstr("row-level security"));
+  EXPECT_EQ(PhaseOf("r"), Phase::kBackfilled);
+}
+
 // ---------------------------------------------------------------------------
 // Inheritance and partitions (item 3)
 
