@@ -305,6 +305,114 @@ TEST_F(RefusalTest, DriverWithoutCreateOnTheSchemaIsRefusedWhenPgshiftCreatesFun
 }
 
 // ---------------------------------------------------------------------------
+// Expressions: qualified column references (item 7), aggregates, window and
+// set-returning functions (item 15)
+
+// A valid operation of each kind on users(id, name, email, id2).
+const std::map<std::string, std::string>& BaseOperations() {
+  static const auto* ops = new std::map<std::string, std::string>{
+      {"rename_column", R"({"rename_column": {"table": "users", "from": "name", "to": "full_name"}})"},
+      {"set_not_null", R"({"set_not_null": {"table": "users", "column": "email", "fill": "'none'"}})"},
+      {"add_column",
+       R"({"add_column": {"table": "users", "column": "score", "type": "int", "default": "0", "up": "id"}})"},
+      {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
+      {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
+                          "type": "bigint", "up": "id2", "down": "id + 0"}})"},
+  };
+  return *ops;
+}
+
+// For every expression field of every operation: the JSON of a migration
+// whose field holds `value` (the operation's other fields valid).
+struct FieldCase {
+  std::string kind, field, json;
+};
+std::vector<FieldCase> EveryExpressionFieldHolding(const std::string& value) {
+  std::vector<FieldCase> out;
+  for (const ops::OperationType* t : ops::Registry()) {
+    auto base = BaseOperations().find(t->name);
+    if (base == BaseOperations().end()) {
+      ADD_FAILURE() << "add a valid " << t->name << " to BaseOperations()";
+      continue;
+    }
+    const google::protobuf::Descriptor* message =
+        v1::Operation::descriptor()->FindFieldByName(t->name)->message_type();
+    for (int i = 0; i < message->field_count(); ++i) {
+      const FieldDescriptor* f = message->field(i);
+      if (f->options().GetExtension(v1::kind) != v1::FIELD_EXPRESSION) continue;
+      auto m = ParseMigrationJson(absl::StrCat(R"({"name": "x", "operations": [)", base->second, "]}"));
+      if (!m.ok()) {
+        ADD_FAILURE() << m.status();
+        continue;
+      }
+      google::protobuf::Message* body = m->mutable_operations(0)->GetReflection()->MutableMessage(
+          m->mutable_operations(0), v1::Operation::descriptor()->FindFieldByName(t->name));
+      body->GetReflection()->SetString(body, f, value);
+      static int n = 0;  // a name of its own: a refusal must not hide behind an earlier one
+      m->set_name(absl::StrCat("expr_", n++));
+      out.push_back({t->name, f->name(), CanonicalJson(*m)});
+    }
+  }
+  return out;
+}
+
+class ExpressionRefusalTest : public RefusalTest {
+ protected:
+  void SetUp() override {
+    RefusalTest::SetUp();
+    Sql("CREATE TABLE users (id int PRIMARY KEY, name text, email text, id2 int);"
+        "INSERT INTO users SELECT g, 'u' || g, NULL, g FROM generate_series(1, 20) g");
+  }
+};
+
+TEST_F(ExpressionRefusalTest, TheBaseOperationsAreValid) {
+  for (const auto& [kind, op] : BaseOperations()) {
+    absl::StatusOr<Plan> plan =
+        PlanOf(absl::StrCat(R"({"name": "base", "operations": [)", op, "]}"));
+    EXPECT_TRUE(plan.ok()) << kind << ": " << plan.status();
+  }
+}
+
+TEST_F(ExpressionRefusalTest, QualifiedColumnReferencesAreRefusedInEveryExpressionField) {
+  int tried = 0;
+  // Refused when the file loads (lib/sql): the message names the field's path.
+  for (const std::string& value : {"users.id", "public.users.id", "users.id + 1"}) {
+    for (const FieldCase& c : EveryExpressionFieldHolding(value)) {
+      SCOPED_TRACE(absl::StrCat(c.kind, ".", c.field, " = ", value));
+      ExpectCliRefused(dsn(), c.json, {absl::StrCat(c.kind, ".", c.field), "qualifies a column"});
+      ++tried;
+    }
+  }
+  // The table's name as a whole-row value: it reads as a column name, which
+  // the table does not have; refused against the catalog.
+  for (const std::string& value : {"(users).id", "length(users::text)"}) {
+    for (const FieldCase& c : EveryExpressionFieldHolding(value)) {
+      SCOPED_TRACE(absl::StrCat(c.kind, ".", c.field, " = ", value));
+      // (A default may not refer to columns at all, which says so first.)
+      ExpectCliRefused(dsn(), c.json,
+                       {absl::StrCat(c.kind, ": ", c.field), "users",
+                        c.field == "default" ? "must not refer to columns" : "not a column"});
+      ++tried;
+    }
+  }
+  EXPECT_GE(tried, 30);
+}
+
+TEST_F(ExpressionRefusalTest, AggregateWindowAndSetReturningExpressionsAreRefusedInEveryExpressionField) {
+  int tried = 0;
+  for (const std::string& value : {"count(*)", "row_number() OVER ()", "generate_series(1, 2)"}) {
+    for (const FieldCase& c : EveryExpressionFieldHolding(value)) {
+      SCOPED_TRACE(absl::StrCat(c.kind, ".", c.field, " = ", value));
+      ExpectRefused(c.json, absl::StatusCode::kInvalidArgument,
+                    {absl::StrCat(c.kind, ": ", c.field), "aggregate, window or set-returning",
+                     "one row"});
+      ++tried;
+    }
+  }
+  EXPECT_GE(tried, 18);
+}
+
+// ---------------------------------------------------------------------------
 // add_column defaults (items 9 and 18)
 
 class AddColumnDefaultRefusalTest : public RefusalTest {

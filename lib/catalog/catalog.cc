@@ -10,6 +10,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "lib/pg/quote.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 
 namespace pgshift::catalog {
@@ -344,6 +345,35 @@ absl::Status CheckExpression(pg::Connection& conn, const Table& table, const sql
     return absl::InvalidArgumentError(absl::StrCat(what, " \"", expr.sql(), "\" is not valid over ",
                                                    table.Qualified(), " as ", type, ": ",
                                                    s.message()));
+  }
+  // pgshift evaluates the expression for one row at a time (in a trigger,
+  // in batched UPDATEs): an aggregate, window or set-returning function
+  // would fail there on every run. The server allows none of them in WHERE.
+  s = conn.Check(
+      absl::StrCat("SELECT 1 FROM ", from, " WHERE ((", expr.sql(), ")::", type, ") IS NULL"));
+  if (!s.ok()) {
+    const std::string state = util::SqlStateOf(s);
+    // grouping_error, windowing_error, feature_not_supported (SRF)
+    const bool not_per_row = state == "42803" || state == "42P20" || state == "0A000";
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", expr.sql(), "\" ",
+        not_per_row ? "is an aggregate, window or set-returning expression"
+                    : absl::StrCat("is not valid over one row (", s.message(), ")"),
+        "; pgshift computes it for one row at a time, from that row's columns "
+        "(in its trigger and in batched UPDATEs, where such functions are not allowed): write an "
+        "expression over the row's own columns"));
+  }
+  // A name the server accepted that is no column is a table's name, read
+  // as its whole row; pgshift's trigger declares only the row's columns.
+  for (const std::string& name : expr.columns()) {
+    if (table.FindColumn(name) != nullptr) continue;
+    bool extra = false;
+    for (const auto& c : extra_columns) extra = extra || c.first == name;
+    if (extra) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", expr.sql(), "\" refers to \"", name, "\", which is not a column of ",
+        table.Qualified(), " (the server reads a table's name as its whole row, which pgshift's "
+        "trigger cannot evaluate); name the columns themselves"));
   }
   return absl::OkStatus();
 }

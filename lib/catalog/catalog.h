@@ -135,9 +135,12 @@ absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& ty
                                      absl::string_view what);
 
 // Checks that `expr` is a valid SQL expression over `table`'s columns whose
-// value can be assigned to `type` (format_type spelling), by having the
-// server analyse `SELECT (expr)::type FROM ONLY table WHERE false`.
-// InvalidArgument with the server's message otherwise.
+// value can be cast to `type` (format_type spelling), by having the server
+// analyse `SELECT (expr)::type FROM ONLY table WHERE false`; that it is a
+// value of one row (no aggregate, window or set-returning function: the
+// server analyses it again in a WHERE clause, where those are not allowed);
+// and that every name it reads is a column (a table's name would read as
+// its whole row). InvalidArgument with the server's message otherwise.
 // `extra_columns` ({name, type} pairs) are columns the expression may use
 // that do not exist yet (e.g. the new column of a change_type): they are
 // added to the row as NULLs of their type.
