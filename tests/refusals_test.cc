@@ -304,6 +304,17 @@ TEST_F(RefusalTest, DriverWithoutCreateOnTheSchemaIsRefusedWhenPgshiftCreatesFun
   EXPECT_TRUE(plan.ok()) << plan.status();
 }
 
+TEST_F(RefusalTest, DefaultCheckWithoutTheTempPrivilegeSaysSo) {
+  const std::string role = Role("no_temp");
+  Sql(absl::StrCat("CREATE TABLE orders (id int PRIMARY KEY, qty int);"
+                   "ALTER TABLE orders OWNER TO ", Ident(role), ";"
+                   "REVOKE TEMPORARY ON DATABASE ", Ident(db_->name()), " FROM PUBLIC"));
+  Driver& d = DriverAs(role);
+  ExpectRefused(d, Spec("a").AddColumn("orders", "status", "text").Default("'new'").Json(),
+                absl::StatusCode::kInvalidArgument,
+                {"add_column", "TEMP", "GRANT TEMPORARY ON DATABASE"});
+}
+
 // ---------------------------------------------------------------------------
 // Expressions: qualified column references (item 7), aggregates, window and
 // set-returning functions (item 15)
@@ -423,6 +434,27 @@ class AddColumnDefaultRefusalTest : public RefusalTest {
         "INSERT INTO orders SELECT g, g FROM generate_series(1, 300) g");
   }
 };
+
+TEST_F(AddColumnDefaultRefusalTest, DefaultThatDoesNotFitTheTypeAsAssignedIsRefused) {
+  // A volatile default (trigger path: the backfill would cast it explicitly,
+  // truncating silently) and a constant (instant path).
+  for (const std::string& def : {"md5(random()::text)", "'abcdefghijk'"}) {
+    ExpectRefused(Spec("a").AddColumn("orders", "token", "varchar(8)").Default(def).NotNull().Json(),
+                  absl::StatusCode::kInvalidArgument,
+                  {"add_column: default", "character varying(8)", "value too long"});
+  }
+  // A value the type takes only by an explicit cast.
+  ExpectRefused(Spec("a").AddColumn("orders", "flag", "boolean").Default("1").Json(),
+                absl::StatusCode::kInvalidArgument, {"add_column: default", "boolean"});
+  // What fits is accepted.
+  EXPECT_TRUE(PlanOf(Spec("a").AddColumn("orders", "token", "varchar(8)").Default("'abc'").Json()).ok());
+}
+
+TEST_F(AddColumnDefaultRefusalTest, UpThatDoesNotFitTheTypeAsAssignedIsRefused) {
+  ExpectRefused(Spec("a").AddColumn("orders", "flag", "boolean").Up("qty").Json(),
+                absl::StatusCode::kInvalidArgument, {"add_column: up", "boolean", "integer"});
+  EXPECT_TRUE(PlanOf(Spec("a").AddColumn("orders", "n", "bigint").Up("qty * 2").Json()).ok());
+}
 
 TEST_F(AddColumnDefaultRefusalTest, DefaultThatNeedsParenthesesIsAddedAndKept) {
   // Instant path (now() is stable): ADD COLUMN ... DEFAULT takes only a

@@ -489,4 +489,54 @@ absl::Status CheckTableForMigration(pg::Connection& conn, const Table& table, ab
   return absl::OkStatus();
 }
 
+absl::Status CheckAssignment(pg::Connection& conn, const Table& table, const std::string& column,
+                             const std::string& type, const sql::Expression* default_expr,
+                             const sql::Expression* up, absl::string_view what) {
+  if (default_expr == nullptr && up == nullptr) return absl::OkStatus();
+  const std::string probe = "pg_temp.pgshift_probe", col = Q(column);
+  ASSIGN_OR_RETURN(pg::Result who, conn.Exec("SELECT current_user, current_database()"));
+  RETURN_IF_ERROR(conn.Run("BEGIN"));
+  absl::Status s = [&]() -> absl::Status {
+    absl::Status created =
+        conn.Run(absl::StrCat("CREATE TEMP TABLE pgshift_probe (", col, " ", type, ") ON COMMIT DROP"));
+    if (!created.ok()) {
+      if (util::SqlStateOf(created) != "42501") return created;
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": checking that ", default_expr ? "the default" : "up", " fits type ", type,
+          " needs the TEMP privilege on database ", Q(who.Get(0, 1)), ", which role ", Q(who.Get(0, 0)),
+          " lacks (pgshift assigns the value to a temporary table, in a transaction it rolls back). "
+          "GRANT TEMPORARY ON DATABASE ", Q(who.Get(0, 1)), " TO ", Q(who.Get(0, 0)),
+          "; see docs/privileges.md"));
+    }
+    if (default_expr != nullptr) {
+      // Analysed as a column default (assignment to the type), then
+      // evaluated once and stored, typmod enforced.
+      absl::Status d = conn.Run(absl::StrCat("ALTER TABLE ", probe, " ALTER COLUMN ", col,
+                                             " SET DEFAULT (", default_expr->sql(), ")"));
+      if (d.ok()) d = conn.Run(absl::StrCat("INSERT INTO ", probe, " DEFAULT VALUES"));
+      if (!d.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, ": default \"", default_expr->sql(), "\" does not fit column ", col, " of type ",
+            type, " as PostgreSQL assigns a column default: ", d.message(),
+            ". Once it is the column's default, every INSERT that relies on it would fail this way "
+            "(and the backfill's explicit cast would cut values silently). Give a default whose "
+            "values fit the type, or a type they fit"));
+      }
+    }
+    if (up != nullptr) {
+      absl::Status u = conn.Check(absl::StrCat("INSERT INTO ", probe, " (", col, ") SELECT (", up->sql(),
+                                               ") FROM ONLY ", table.Qualified()));
+      if (!u.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, ": up \"", up->sql(), "\" cannot be stored in column ", col, " of type ", type,
+            " the way a column takes a value: ", u.message(), ". Make up yield a value of type ", type));
+      }
+    }
+    return absl::OkStatus();
+  }();
+  absl::Status rolled_back = conn.Run("ROLLBACK");
+  RETURN_IF_ERROR(s);
+  return rolled_back;
+}
+
 }  // namespace pgshift::catalog

@@ -149,6 +149,21 @@ absl::Status CheckExpression(
     const std::string& what,
     const std::vector<std::pair<std::string, std::string>>& extra_columns = {});
 
+// Checks that values of `default_expr` and of `up` (either may be null) can
+// be stored in column `column` of `type` the way PostgreSQL stores a value
+// in a column: an implicit or assignment cast, and the type's length or
+// precision enforced ("value too long") — unlike the explicit cast that
+// CheckExpression allows, which cuts a varchar silently. The default is
+// evaluated once, as INSERT ... DEFAULT VALUES does; `up` reads rows, so it
+// is only analysed (INSERT ... SELECT up FROM ONLY table). Both run on a
+// temporary table, in a transaction that is rolled back: nothing of the
+// user's is touched, but the role needs the TEMP privilege on the database
+// (InvalidArgument saying so when it lacks it). InvalidArgument starting
+// with `what` otherwise.
+absl::Status CheckAssignment(pg::Connection& conn, const Table& table, const std::string& column,
+                             const std::string& type, const sql::Expression* default_expr,
+                             const sql::Expression* up, absl::string_view what);
+
 }  // namespace pgshift::catalog
 
 #endif  // PGSHIFT_LIB_CATALOG_CATALOG_H_

@@ -150,6 +150,11 @@ class AddColumn : public Operation {
       RETURN_IF_ERROR(catalog::RefuseConstrainedDomain(conn, type, "add_column"));
       if (p_.default_value) RETURN_IF_ERROR(CheckDefault(conn, table, type));
       if (p_.up) RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *p_.up, type, "add_column: up"));
+      // As the column will take them: the default once it is the column's,
+      // and (a default that is not) up as a value assigned to the column.
+      RETURN_IF_ERROR(catalog::CheckAssignment(conn, table, s.column(), type,
+                                               p_.default_value ? &*p_.default_value : nullptr,
+                                               p_.up ? &*p_.up : nullptr, "add_column"));
     } else if (col == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           "add_column: column \"", s.column(), "\" that pgshift added to ", table.Qualified(),
