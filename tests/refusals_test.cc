@@ -316,6 +316,20 @@ TEST_F(RefusalTest, DefaultCheckWithoutTheTempPrivilegeSaysSo) {
 }
 
 // ---------------------------------------------------------------------------
+// rename_column of a column whose type is a domain with constraints (item 6)
+
+TEST_F(RefusalTest, RenameOfAColumnOfAConstrainedDomainIsRefusedAndNothingIsRewritten) {
+  Sql("CREATE DOMAIN short_code AS text CHECK (length(VALUE) <= 8);"
+      "CREATE TABLE items (id int PRIMARY KEY, code short_code);"
+      "INSERT INTO items SELECT g, 'c' || g FROM generate_series(1, 500) g");
+  const std::string filenode = Value("SELECT pg_relation_filenode('items')");
+  ExpectRefused(Spec("r").RenameColumn("items", "code", "sku").Json(), absl::StatusCode::kInvalidArgument,
+                {"rename_column", "\"code\"", "\"public\".\"items\"", "short_code", "domain with constraints",
+                 "rewrite"});
+  EXPECT_EQ(Value("SELECT pg_relation_filenode('items')"), filenode);
+}
+
+// ---------------------------------------------------------------------------
 // Expressions: qualified column references (item 7), aggregates, window and
 // set-returning functions (item 15)
 

@@ -306,8 +306,7 @@ absl::StatusOr<Explained> Explain(pg::Connection& conn, const std::string& query
   return out;
 }
 
-absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
-                                     absl::string_view what) {
+absl::StatusOr<bool> IsConstrainedDomain(pg::Connection& conn, const std::string& type) {
   ASSIGN_OR_RETURN(
       pg::Result r,
       conn.Exec("WITH RECURSIVE d(oid) AS (SELECT $1::regtype::oid UNION ALL "
@@ -316,7 +315,13 @@ absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& ty
                 "WHERE t.typtype = 'd' AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint c "
                 "WHERE c.contypid = t.oid)))",
                 {type}));
-  if (r.GetBool(0, 0)) {
+  return r.GetBool(0, 0);
+}
+
+absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
+                                     absl::string_view what) {
+  ASSIGN_OR_RETURN(bool constrained, IsConstrainedDomain(conn, type));
+  if (constrained) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": type ", type,
         " is a domain with constraints; PostgreSQL rewrites the whole table under an ACCESS "

@@ -127,9 +127,12 @@ struct Explained {
 };
 absl::StatusOr<Explained> Explain(pg::Connection& conn, const std::string& query);
 
-// InvalidArgument when `type` (format_type spelling) is a domain with
-// constraints (CHECK or NOT NULL, at any level): adding a column of such a
-// type rewrites the whole table under ACCESS EXCLUSIVE. `what` names the
+// Whether `type` (format_type spelling) is a domain with constraints (CHECK
+// or NOT NULL, at any level): adding a column of such a type rewrites the
+// whole table under ACCESS EXCLUSIVE.
+absl::StatusOr<bool> IsConstrainedDomain(pg::Connection& conn, const std::string& type);
+
+// InvalidArgument when IsConstrainedDomain(type). `what` names the
 // operation in the message.
 absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
                                      absl::string_view what);

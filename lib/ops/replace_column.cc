@@ -232,6 +232,21 @@ class ReplaceColumn : public Operation {
     if (phase == Phase::kRegistered && r_.type) {
       RETURN_IF_ERROR(CheckConversion(conn, table, *steps));
     }
+    if (phase == Phase::kRegistered && !r_.type) {
+      // The new column takes the old one's type: a domain with constraints
+      // would make ADD COLUMN rewrite the table under ACCESS EXCLUSIVE.
+      ASSIGN_OR_RETURN(bool constrained, catalog::IsConstrainedDomain(conn, old_col->type));
+      if (constrained) {
+        return Refuse(table, *old_col,
+                      absl::StrCat("has type ", old_col->type,
+                                   ", a domain with constraints: adding the new column of that type, "
+                                   "which is how pgshift renames without blocking, would make "
+                                   "PostgreSQL rewrite the whole table under an ACCESS EXCLUSIVE lock"),
+                      "rename it with a plain ALTER TABLE ... RENAME COLUMN when old app versions "
+                      "can be stopped, or first change the column to the domain's base type plus a "
+                      "CHECK constraint");
+      }
+    }
     return steps;
   }
 
