@@ -26,7 +26,7 @@ TEST_F(AddColumnTest, AddColumnInstantPathIsOneStatement) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<PlannedStatement> added = StepStatements(*plan, Phase::kColumnAdded);
   ASSERT_EQ(added.size(), 2u);  // the ALTER TABLE, and pgshift's ownership comment
-  EXPECT_EQ(added[0].sql, "ALTER TABLE \"public\".\"orders\" ADD COLUMN \"status\" text DEFAULT 'new' NOT NULL");
+  EXPECT_EQ(added[0].sql, "ALTER TABLE \"public\".\"orders\" ADD COLUMN \"status\" text DEFAULT ('new') NOT NULL");
   EXPECT_FALSE(added[0].rewrites_table);
   EXPECT_FALSE(added[0].scans_table);
   EXPECT_THAT(added[1].sql, HasSubstr("COMMENT ON COLUMN"));

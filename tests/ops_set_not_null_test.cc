@@ -43,15 +43,18 @@ TEST_F(SetNotNullTest, SetNotNullSwitchNeedsNoScan) {
   absl::StatusOr<Plan> plan = PlanOf(Json());
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::vector<PlannedStatement> validated = StepStatements(*plan, Phase::kValidated);
-  // The check that no NULL is left (its count, and the sample keys shown
-  // when it fails), then the CHECK added NOT VALID, then validated.
-  ASSERT_GE(validated.size(), 4u);
-  EXPECT_THAT(validated[0].sql, HasSubstr("SELECT count(*)"));
-  EXPECT_FALSE(validated[1].when.empty());
-  EXPECT_THAT(validated[2].sql, HasSubstr("IS NOT NULL) NOT VALID"));
-  EXPECT_FALSE(validated[2].scans_table);
-  EXPECT_THAT(validated[3].sql, HasSubstr("VALIDATE CONSTRAINT"));
-  EXPECT_EQ(validated[3].lock, "SHARE UPDATE EXCLUSIVE");
+  // The check that no NULL is left (row_security off, its count, and the
+  // sample keys shown when it fails), then the CHECK added NOT VALID, then
+  // validated.
+  ASSERT_GE(validated.size(), 5u);
+  EXPECT_THAT(validated[0].sql, HasSubstr("set_config('row_security', 'off', true)"));
+  EXPECT_FALSE(validated[0].scans_table);
+  EXPECT_THAT(validated[1].sql, HasSubstr("SELECT count(*)"));
+  EXPECT_FALSE(validated[2].when.empty());
+  EXPECT_THAT(validated[3].sql, HasSubstr("IS NOT NULL) NOT VALID"));
+  EXPECT_FALSE(validated[3].scans_table);
+  EXPECT_THAT(validated[4].sql, HasSubstr("VALIDATE CONSTRAINT"));
+  EXPECT_EQ(validated[4].lock, "SHARE UPDATE EXCLUSIVE");
   std::vector<PlannedStatement> switched = StepStatements(*plan, Phase::kSwitched);
   ASSERT_EQ(switched.size(), 2u);
   EXPECT_THAT(switched[0].sql, HasSubstr("SET NOT NULL"));

@@ -1,4 +1,7 @@
 // Parsing and checking migration files, without a database.
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "pgshift/errors.h"
 #include "pgshift/migration.h"
@@ -104,6 +107,80 @@ TEST(ParseMigrationJson, NotNullAddColumnNeedsAFill) {
   auto m = ParseMigrationJson(R"({"name": "x", "operations": [{"add_column":
       {"table": "t", "column": "c", "type": "int", "not_null": true}}]})");
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Protobuf's JSON parser is lenient; the loader is not (issue 10). Each
+// refusal names the key or field and what is wrong.
+absl::Status ParseError(const std::string& json) {
+  return ParseMigrationJson(json, "m.json").status();
+}
+::testing::AssertionResult RefusedSaying(const std::string& json, std::vector<std::string> parts) {
+  absl::Status s = ParseError(json);
+  if (s.code() != absl::StatusCode::kInvalidArgument) {
+    return ::testing::AssertionFailure() << "not InvalidArgument: " << s;
+  }
+  parts.push_back("m.json: ");
+  for (const std::string& p : parts) {
+    if (s.message().find(p) == absl::string_view::npos) {
+      return ::testing::AssertionFailure() << "no \"" << p << "\" in: " << s.message();
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(ParseMigrationJson, DuplicateKeysAreRefused) {
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "name": "y", "operations": [{"rename_column":
+      {"table": "t", "from": "a", "to": "b"}}]})", {"key \"name\" appears twice"}));
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [{"rename_column":
+      {"table": "t", "from": "a", "to": "b", "to": "c"}}]})",
+                            {"operations[0].rename_column", "key \"to\" appears twice"}));
+  // The same key spelled with an escape is the same key.
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "n\u0061me": "y", "operations": [{"rename_column":
+      {"table": "t", "from": "a", "to": "b"}}]})", {"key \"name\" appears twice"}));
+}
+
+TEST(ParseMigrationJson, ValuesOfTheWrongJsonTypeAreRefused) {
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": {"rename_column":
+      {"table": "t", "from": "a", "to": "b"}}})", {"operations: ", "an object", "a list"}));
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [{"add_column":
+      {"table": "t", "column": "c", "type": "int", "default": "0", "not_null": "yes"}}]})",
+                            {"operations[0].add_column.not_null: ", "a string", "true or false"}));
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [{"add_column":
+      {"table": "t", "column": "c", "type": "int", "default": 0}}]})",
+                            {"operations[0].add_column.default: ", "a number", "a string"}));
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [{"rename_column":
+      {"table": "t", "from": "a", "to": null}}]})", {"operations[0].rename_column.to: ", "null"}));
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": ["rename_column"]})",
+                            {"operations[0]: ", "a string", "an object"}));
+  EXPECT_TRUE(RefusedSaying(R"(["name", "x"])", {"a list", "an object"}));
+}
+
+TEST(ParseMigrationJson, TwoKindsInOneOperationAreRefused) {
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [{
+      "rename_column": {"table": "t", "from": "a", "to": "b"},
+      "drop_column": {"table": "t", "column": "c"}}]})",
+                            {"operations[0]", "rename_column", "drop_column", "one operation"}));
+}
+
+TEST(ParseMigrationJson, WhitespaceOnlyNameIsRefused) {
+  EXPECT_TRUE(RefusedSaying(R"({"name": " \t ", "operations": [{"rename_column":
+      {"table": "t", "from": "a", "to": "b"}}]})", {"\"name\"", "whitespace"}));
+}
+
+TEST(ParseMigrationJson, StrictReadingKeepsWhatIsValid) {
+  // Escapes, unicode, numbers elsewhere, nested whitespace: all still read.
+  auto m = ParseMigrationJson("{\"name\":\"0001_\\u00e9t\\u00E9\\/\", \"schema\" : \"app\",\n"
+                              " \"operations\" : [ {\"add_column\": {\"table\": \"t\\\"q\", \"column\": \"c\","
+                              " \"type\": \"int\", \"default\": \"0\", \"not_null\": true}} ] }");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->name(), "0001_\xc3\xa9t\xc3\xa9/");
+  EXPECT_EQ(m->operations(0).add_column().table(), "t\"q");
+  // The camelCase JSON names protobuf accepts are checked like the others.
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [{"addColumn":
+      {"table": "t", "column": "c", "type": "int", "default": "0", "notNull": 1}}]})",
+                            {"not_null", "a number", "true or false"}));
+  // A syntax error still says "malformed JSON", with where.
+  EXPECT_TRUE(RefusedSaying(R"({"name": "x", "operations": [)", {"malformed JSON", "line 1"}));
 }
 
 TEST(LoadMigrationFile, MissingFileIsNotFound) {

@@ -236,7 +236,8 @@ PGSHIFT_C_EXPORT const char* pgshift_option_choice(size_t i, size_t j);
 /* Typed shorthands: each sets one option through pgshift_options_set (so a
  * value out of range is reported by pgshift_driver_connect, with the same
  * message as everywhere). Durations are in milliseconds. */
-/* control_schema: schema of the control tables. Default "pgshift". */
+/* control_schema: schema of the control tables. Default "pgshift" (also for
+ * NULL); "" is refused by pgshift_driver_connect. */
 PGSHIFT_C_EXPORT void pgshift_options_set_control_schema(pgshift_options_t* options,
                                                          const char* schema);
 /* lock_timeout of every DDL transaction. Default 1000. */

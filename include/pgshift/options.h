@@ -215,11 +215,13 @@ struct Options {
 };
 
 // Checks `options` and settles what is derived, the same for every surface:
-// an empty control_schema or driver_name gets its default; durations are not
-// negative, and lock_timeout, the batch time, the batch lock timeout, the
-// poll interval and the lease heartbeat are positive; batch sizes are at
-// least 1; retry_max_backoff >= retry_initial_backoff. The batch sizes
-// settle into min <= initial <= max: a bound left at its default gives way
+// an empty driver_name gets its default, while an empty control_schema is
+// an error (its default is already in Options, so empty means it was set
+// empty, e.g. --control-schema ''); durations are not negative, and
+// lock_timeout, the batch time, the batch lock timeout, the poll interval
+// and the lease heartbeat are positive; batch sizes are at least 1;
+// retry_max_backoff >= retry_initial_backoff. The batch sizes settle into
+// min <= initial <= max: a bound left at its default gives way
 // (a smaller max lowers the default min, a smaller initial size lowers the
 // min, a larger one raises the default max), a max that was set caps the
 // initial size, and a min set above a max is an error. InvalidArgument

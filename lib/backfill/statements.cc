@@ -62,7 +62,7 @@ Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages) {
   s.by_pages = by_pages || b.key.empty();
   s.settings =
       "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
-      "set_config('pgshift.backfill', 'on', true)";
+      "set_config('pgshift.backfill', 'on', true), set_config('row_security', 'off', true)";
   if (s.by_pages) {
     s.lock = absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE");
     s.position =

@@ -31,9 +31,11 @@ struct Updates {
 struct Statements {
   bool by_pages = false;
   // Every batch's transaction starts with this: $1 lock_timeout, $2
-  // statement_timeout (SET LOCAL: nothing outlives the batch), and
+  // statement_timeout (SET LOCAL: nothing outlives the batch),
   // pgshift.backfill = on, which silences the sync triggers where they skip
-  // the backfill's own writes.
+  // the backfill's own writes, and row_security = off, so that a table whose
+  // row-level security policies apply to the driver makes the batch fail
+  // instead of quietly leaving out the rows they hide.
   std::string settings;
   // Page walk: the table lock first (from here to COMMIT no rewrite can move
   // rows), then its filenode and size in pages ($1 the table).

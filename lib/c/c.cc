@@ -228,7 +228,7 @@ const char* pgshift_option_choice(size_t i, size_t j) {
 }
 
 void pgshift_options_set_control_schema(pgshift_options_t* o, const char* schema) {
-  SetTyped(o, "control_schema", schema ? schema : "");
+  SetTyped(o, "control_schema", schema ? schema : "pgshift");  // NULL: the default, as elsewhere
 }
 void pgshift_options_set_driver_name(pgshift_options_t* o, const char* name) {
   SetTyped(o, "driver_name", name ? name : "");

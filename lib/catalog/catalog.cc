@@ -10,6 +10,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "lib/pg/quote.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 
 namespace pgshift::catalog {
@@ -94,10 +95,27 @@ absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
   t.name = table;
   t.relkind = rel.Get(0, 1)[0];
   t.row_estimate = rel.GetInt(0, 2);
-  if (t.relkind != 'r') {
+  if (t.relkind == 'p') {
     return absl::InvalidArgumentError(absl::StrCat(
-        "\"", schema, "\".\"", table, "\" is not an ordinary table (relkind '", rel.Get(0, 1),
-        "'); pgshift changes ordinary tables only (partitioned tables and views are refused)"));
+        t.Qualified(), " is a partitioned table; pgshift refuses it: its rows live in its "
+        "partitions, and the trigger, backfill and checks of a migration are built for one ordinary "
+        "table (a trigger on the partitioned table is cloned to every partition, ADD and DROP "
+        "COLUMN recurse to all of them). Change it by hand"));
+  }
+  if (t.relkind != 'r') {
+    const char* what = "not an ordinary table";
+    switch (t.relkind) {
+      case 'v': what = "a view"; break;
+      case 'm': what = "a materialized view"; break;
+      case 'f': what = "a foreign table"; break;
+      case 'S': what = "a sequence"; break;
+      case 'i': case 'I': what = "an index"; break;
+      case 'c': what = "a composite type"; break;
+      default: break;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        t.Qualified(), " is ", what, " (relkind '", rel.Get(0, 1),
+        "'); pgshift changes ordinary tables only: name the table that holds the rows"));
   }
   std::string oid = std::to_string(t.oid);
   ASSIGN_OR_RETURN(
@@ -392,8 +410,7 @@ absl::StatusOr<Explained> Explain(pg::Connection& conn, const std::string& query
   return out;
 }
 
-absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
-                                     absl::string_view what) {
+absl::StatusOr<bool> IsConstrainedDomain(pg::Connection& conn, const std::string& type) {
   ASSIGN_OR_RETURN(
       pg::Result r,
       conn.Exec("WITH RECURSIVE d(oid) AS (SELECT $1::regtype::oid UNION ALL "
@@ -402,7 +419,13 @@ absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& ty
                 "WHERE t.typtype = 'd' AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint c "
                 "WHERE c.contypid = t.oid)))",
                 {type}));
-  if (r.GetBool(0, 0)) {
+  return r.GetBool(0, 0);
+}
+
+absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
+                                     absl::string_view what) {
+  ASSIGN_OR_RETURN(bool constrained, IsConstrainedDomain(conn, type));
+  if (constrained) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": type ", type,
         " is a domain with constraints; PostgreSQL rewrites the whole table under an ACCESS "
@@ -432,7 +455,197 @@ absl::Status CheckExpression(pg::Connection& conn, const Table& table, const sql
                                                    table.Qualified(), " as ", type, ": ",
                                                    s.message()));
   }
+  // pgshift evaluates the expression for one row at a time (in a trigger,
+  // in batched UPDATEs): an aggregate, window or set-returning function
+  // would fail there on every run. The server allows none of them in WHERE.
+  s = conn.Check(
+      absl::StrCat("SELECT 1 FROM ", from, " WHERE ((", expr.sql(), ")::", type, ") IS NULL"));
+  if (!s.ok()) {
+    const std::string state = util::SqlStateOf(s);
+    // grouping_error, windowing_error, feature_not_supported (SRF)
+    const bool not_per_row = state == "42803" || state == "42P20" || state == "0A000";
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", expr.sql(), "\" ",
+        not_per_row ? "is an aggregate, window or set-returning expression"
+                    : absl::StrCat("is not valid over one row (", s.message(), ")"),
+        "; pgshift computes it for one row at a time, from that row's columns "
+        "(in its trigger and in batched UPDATEs, where such functions are not allowed): write an "
+        "expression over the row's own columns"));
+  }
+  // A name the server accepted that is no column is a table's name, read
+  // as its whole row; pgshift's trigger declares only the row's columns.
+  for (const std::string& name : expr.columns()) {
+    if (table.FindColumn(name) != nullptr) continue;
+    bool extra = false;
+    for (const auto& c : extra_columns) extra = extra || c.first == name;
+    if (extra) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", expr.sql(), "\" refers to \"", name, "\", which is not a column of ",
+        table.Qualified(), " (the server reads a table's name as its whole row, which pgshift's "
+        "trigger cannot evaluate); name the columns themselves"));
+  }
   return absl::OkStatus();
+}
+
+namespace {
+
+// `s` quoted as an identifier, for the SQL that messages suggest.
+std::string Q(const std::string& s) { return pg::QuoteIdent(s); }
+
+// SQL building "schema"."name" of pg_class row `rel` joined to pg_namespace `ns`.
+constexpr char kQuotedName[] =
+    "'\"' || replace(ns.nspname, '\"', '\"\"') || '\".\"' || replace(rel.relname, '\"', '\"\"') || '\"'";
+
+}  // namespace
+
+absl::Status CheckTableForMigration(pg::Connection& conn, const Table& table, absl::string_view what,
+                                    const TableNeeds& needs) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn.Exec(absl::StrCat(
+          "SELECT c.relispartition, "
+          // its parents (the partitioned table of a partition), and up to
+          // five children with their count
+          "  (SELECT string_agg(q, ', ') FROM (SELECT ", kQuotedName, " AS q FROM pg_inherits i "
+          "     JOIN pg_class rel ON rel.oid = i.inhparent "
+          "     JOIN pg_namespace ns ON ns.oid = rel.relnamespace "
+          "     WHERE i.inhrelid = c.oid ORDER BY 1) s), "
+          "  (SELECT string_agg(q, ', ') FROM (SELECT ", kQuotedName, " AS q FROM pg_inherits i "
+          "     JOIN pg_class rel ON rel.oid = i.inhrelid "
+          "     JOIN pg_namespace ns ON ns.oid = rel.relnamespace "
+          "     WHERE i.inhparent = c.oid ORDER BY 1 LIMIT 5) s), "
+          "  (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid), "
+          // ownership as PostgreSQL checks it (the privileges of the owning
+          // role, by membership too), CREATE on the schema
+          "  pg_get_userbyid(c.relowner), current_user, pg_has_role(c.relowner, 'USAGE'), "
+          "  has_schema_privilege(c.relnamespace, 'CREATE'), "
+          // row-level security (check_enable_rls)
+          "  c.relrowsecurity, c.relforcerowsecurity, "
+          "  (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user) "
+          "FROM pg_class c WHERE c.oid = $1"),
+                {std::to_string(table.oid)}));
+  const std::string t = table.Qualified();
+  if (r.rows() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", t, " was dropped meanwhile"));
+  }
+  const bool partition = r.GetBool(0, 0);
+  const std::string parents = r.Get(0, 1), children = r.Get(0, 2);
+  const int64_t child_count = r.GetInt(0, 3);
+  const std::string owner = r.Get(0, 4), user = r.Get(0, 5);
+  const bool owns = r.GetBool(0, 6), can_create = r.GetBool(0, 7);
+  const bool rls = r.GetBool(0, 8), forced = r.GetBool(0, 9), bypass = r.GetBool(0, 10);
+
+  // What the table is.
+  if (partition) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " is a partition of ", parents,
+        "; pgshift refuses partitions: a partition cannot get a column of its own (ADD COLUMN "
+        "fails) nor drop or rename one it shares with its partitioned table (DROP COLUMN of an "
+        "inherited column fails), and what pgshift would set up on one partition alone does not "
+        "hold for the others. Change the partitioned table by hand"));
+  }
+  if (child_count > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " is the parent of inheritance children (", children,
+        child_count > 5 ? absl::StrCat(" and ", child_count - 5, " more") : "",
+        "); pgshift refuses it: its triggers would exist only on the parent, so writes of old app "
+        "versions to the children would not be synced and their values would be lost at contract, "
+        "and the backfill and checks would reach the children's rows through the parent. Detach "
+        "the children first (ALTER TABLE <child> NO INHERIT ", t, "), or change these tables by hand"));
+  }
+  if (!parents.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " is an inheritance child of ", parents,
+        "; pgshift refuses it: DROP COLUMN of an inherited column fails (contract would be stuck), "
+        "and a column changed on the child alone no longer matches its parent's. Detach it first "
+        "(ALTER TABLE ", t, " NO INHERIT ", absl::StrContains(parents, ", ") ? "<parent>" : parents,
+        "), or change these tables by hand"));
+  }
+
+  // What the later steps need (docs/privileges.md).
+  if (!owns) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": role ", Q(user), " does not own ", t, " (its owner is ", Q(owner),
+        "), and the later steps need ownership (ALTER TABLE, CREATE TRIGGER). Run pgshift as the "
+        "owner, or make the driver the owner (ALTER TABLE ", t, " OWNER TO ", Q(user),
+        ") or a member of the owning role (GRANT ", Q(owner), " TO ", Q(user),
+        "); see docs/privileges.md"));
+  }
+  if (needs.creates_functions && !can_create) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": role ", Q(user), " lacks CREATE on schema ", Q(table.schema),
+        ", where pgshift creates its trigger and helper functions next to ", t,
+        ". GRANT CREATE ON SCHEMA ", Q(table.schema), " TO ", Q(user), "; see docs/privileges.md"));
+  }
+
+  // Row-level security: the table's policies apply to the driver unless it
+  // is a superuser or BYPASSRLS, or owns the table and RLS is not forced.
+  if (needs.reads_rows && rls && !bypass && (forced || !owns)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", t, " has row-level security enabled", forced ? " and forced" : "", ", and role ",
+        Q(user),
+        " is subject to its policies: the backfill would copy only the rows they let it see, "
+        "validate would count only those, and contract would drop the old column with the values "
+        "of the hidden rows. Run pgshift as a role that bypasses row-level security (a superuser, "
+        "or ALTER ROLE ",
+        Q(user), " BYPASSRLS)",
+        forced && owns ? absl::StrCat(", or lift FORCE while the migration runs (ALTER TABLE ", t,
+                                      " NO FORCE ROW LEVEL SECURITY: the owner then bypasses the "
+                                      "policies)")
+                       : "",
+        "; see docs/privileges.md"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAssignment(pg::Connection& conn, const Table& table, const std::string& column,
+                             const std::string& type, const sql::Expression* default_expr,
+                             const sql::Expression* up, absl::string_view what) {
+  if (default_expr == nullptr && up == nullptr) return absl::OkStatus();
+  const std::string probe = "pg_temp.pgshift_probe", col = Q(column);
+  ASSIGN_OR_RETURN(pg::Result who, conn.Exec("SELECT current_user, current_database()"));
+  RETURN_IF_ERROR(conn.Run("BEGIN"));
+  absl::Status s = [&]() -> absl::Status {
+    absl::Status created =
+        conn.Run(absl::StrCat("CREATE TEMP TABLE pgshift_probe (", col, " ", type, ") ON COMMIT DROP"));
+    if (!created.ok()) {
+      if (util::SqlStateOf(created) != "42501") return created;
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": checking that ", default_expr ? "the default" : "up", " fits type ", type,
+          " needs the TEMP privilege on database ", Q(who.Get(0, 1)), ", which role ", Q(who.Get(0, 0)),
+          " lacks (pgshift assigns the value to a temporary table, in a transaction it rolls back). "
+          "GRANT TEMPORARY ON DATABASE ", Q(who.Get(0, 1)), " TO ", Q(who.Get(0, 0)),
+          "; see docs/privileges.md"));
+    }
+    if (default_expr != nullptr) {
+      // Analysed as a column default (assignment to the type), then
+      // evaluated once and stored, typmod enforced.
+      absl::Status d = conn.Run(absl::StrCat("ALTER TABLE ", probe, " ALTER COLUMN ", col,
+                                             " SET DEFAULT (", default_expr->sql(), ")"));
+      if (d.ok()) d = conn.Run(absl::StrCat("INSERT INTO ", probe, " DEFAULT VALUES"));
+      if (!d.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, ": default \"", default_expr->sql(), "\" does not fit column ", col, " of type ",
+            type, " as PostgreSQL assigns a column default: ", d.message(),
+            ". Once it is the column's default, every INSERT that relies on it would fail this way "
+            "(and the backfill's explicit cast would cut values silently). Give a default whose "
+            "values fit the type, or a type they fit"));
+      }
+    }
+    if (up != nullptr) {
+      absl::Status u = conn.Check(absl::StrCat("INSERT INTO ", probe, " (", col, ") SELECT (", up->sql(),
+                                               ") FROM ONLY ", table.Qualified()));
+      if (!u.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, ": up \"", up->sql(), "\" cannot be stored in column ", col, " of type ", type,
+            " the way a column takes a value: ", u.message(), ". Make up yield a value of type ", type));
+      }
+    }
+    return absl::OkStatus();
+  }();
+  absl::Status rolled_back = conn.Run("ROLLBACK");
+  RETURN_IF_ERROR(s);
+  return rolled_back;
 }
 
 }  // namespace pgshift::catalog

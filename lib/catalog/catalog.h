@@ -102,9 +102,34 @@ struct Table {
 };
 
 // NotFound with a message naming the schema/table when it does not exist;
-// InvalidArgument when the relation is not an ordinary table.
+// InvalidArgument when the relation is not an ordinary table (saying what it
+// is and why pgshift refuses it).
 absl::StatusOr<Table> LoadTable(pg::Connection& conn, const std::string& schema,
                                 const std::string& table);
+
+// What an operation's later steps need from its table and the driver.
+struct TableNeeds {
+  bool reads_rows = false;         // a backfill or a validate check reads its rows
+  bool creates_functions = false;  // trigger or helper functions go in its schema
+};
+
+// Checks at register that the operations' steps can be carried out on
+// `table` as the connected role, so that they are refused up front rather
+// than failing half-way or losing data. InvalidArgument (`what` first, then
+// the table, what it is or what is missing, why, and what to do) when:
+//   - it is a partition, the parent of inheritance children, or an
+//     inheritance child (triggers exist only on the table they are created
+//     on; DROP COLUMN of an inherited column fails);
+//   - the role does not own it (by membership in the owning role, too):
+//     ALTER TABLE and CREATE TRIGGER need ownership;
+//   - with needs.creates_functions, the role lacks CREATE on its schema;
+//   - with needs.reads_rows, row-level security applies to the role (RLS
+//     enabled, and the role is neither superuser nor BYPASSRLS, nor an owner
+//     of a table whose RLS is not forced): the backfill and the checks would
+//     see only the rows its policies allow.
+// docs/privileges.md lists the privileges.
+absl::Status CheckTableForMigration(pg::Connection& conn, const Table& table, absl::string_view what,
+                                    const TableNeeds& needs);
 
 // Describes every object that depends on column `attnum` of `table` and that
 // pgshift does not manage itself (views, rules, policies, generated columns,
@@ -145,17 +170,23 @@ struct Explained {
 };
 absl::StatusOr<Explained> Explain(pg::Connection& conn, const std::string& query);
 
-// InvalidArgument when `type` (format_type spelling) is a domain with
-// constraints (CHECK or NOT NULL, at any level): adding a column of such a
-// type rewrites the whole table under ACCESS EXCLUSIVE. `what` names the
+// Whether `type` (format_type spelling) is a domain with constraints (CHECK
+// or NOT NULL, at any level): adding a column of such a type rewrites the
+// whole table under ACCESS EXCLUSIVE.
+absl::StatusOr<bool> IsConstrainedDomain(pg::Connection& conn, const std::string& type);
+
+// InvalidArgument when IsConstrainedDomain(type). `what` names the
 // operation in the message.
 absl::Status RefuseConstrainedDomain(pg::Connection& conn, const std::string& type,
                                      absl::string_view what);
 
 // Checks that `expr` is a valid SQL expression over `table`'s columns whose
-// value can be assigned to `type` (format_type spelling), by having the
-// server analyse `SELECT (expr)::type FROM ONLY table WHERE false`.
-// InvalidArgument with the server's message otherwise.
+// value can be cast to `type` (format_type spelling), by having the server
+// analyse `SELECT (expr)::type FROM ONLY table WHERE false`; that it is a
+// value of one row (no aggregate, window or set-returning function: the
+// server analyses it again in a WHERE clause, where those are not allowed);
+// and that every name it reads is a column (a table's name would read as
+// its whole row). InvalidArgument with the server's message otherwise.
 // `extra_columns` ({name, type} pairs) are columns the expression may use
 // that do not exist yet (e.g. the new column of a change_type): they are
 // added to the row as NULLs of their type.
@@ -163,6 +194,21 @@ absl::Status CheckExpression(
     pg::Connection& conn, const Table& table, const sql::Expression& expr, const std::string& type,
     const std::string& what,
     const std::vector<std::pair<std::string, std::string>>& extra_columns = {});
+
+// Checks that values of `default_expr` and of `up` (either may be null) can
+// be stored in column `column` of `type` the way PostgreSQL stores a value
+// in a column: an implicit or assignment cast, and the type's length or
+// precision enforced ("value too long") — unlike the explicit cast that
+// CheckExpression allows, which cuts a varchar silently. The default is
+// evaluated once, as INSERT ... DEFAULT VALUES does; `up` reads rows, so it
+// is only analysed (INSERT ... SELECT up FROM ONLY table). Both run on a
+// temporary table, in a transaction that is rolled back: nothing of the
+// user's is touched, but the role needs the TEMP privilege on the database
+// (InvalidArgument saying so when it lacks it). InvalidArgument starting
+// with `what` otherwise.
+absl::Status CheckAssignment(pg::Connection& conn, const Table& table, const std::string& column,
+                             const std::string& type, const sql::Expression* default_expr,
+                             const sql::Expression* up, absl::string_view what);
 
 }  // namespace pgshift::catalog
 

@@ -91,10 +91,15 @@ std::vector<PlannedStatement> Render(const ops::Action& a, const Options& option
       }
       break;
     }
-    case ops::Action::Kind::kAssert:
+    case ops::Action::Kind::kAssert: {
+      PlannedStatement settings =
+          make(ops::AssertSpec::kSettingsSql, "first, in the check's own transaction");
+      settings.scans_table = false;
+      out.push_back(std::move(settings));
       out.push_back(make(a.assert_spec.CountSql()));
       out.push_back(make(a.assert_spec.SampleSql(), "only when the count is not 0: sample keys for the error"));
       break;
+    }
   }
   return out;
 }

@@ -495,16 +495,24 @@ absl::Status Executor::RunAssert(const ops::Action& action, StepStats* stats) {
   ASSIGN_OR_RETURN(bool skip, Evaluate(conn_, action.done_if));
   if (skip) return absl::OkStatus();
   const ops::AssertSpec& a = action.assert_spec;
-  const std::string count_sql = a.CountSql();
-  ASSIGN_OR_RETURN(pg::Result count, conn_.Exec(count_sql));
-  stats->statements.push_back(count_sql);
-  const int64_t n = count.GetInt(0, 0);
-  if (n == 0) return absl::OkStatus();
-  const std::string sample_sql = a.SampleSql();
-  ASSIGN_OR_RETURN(pg::Result rows, conn_.Exec(sample_sql));
-  stats->statements.push_back(sample_sql);
+  int64_t n = 0;
   std::vector<std::string> samples;
-  for (int r = 0; r < rows.rows(); ++r) samples.push_back(rows.Get(r, 0));
+  // In one transaction with row_security off (AssertSpec::kSettingsSql).
+  RETURN_IF_ERROR(conn_.Transaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(conn_.Run(ops::AssertSpec::kSettingsSql));
+    stats->statements.push_back(ops::AssertSpec::kSettingsSql);
+    const std::string count_sql = a.CountSql();
+    ASSIGN_OR_RETURN(pg::Result count, conn_.Exec(count_sql));
+    stats->statements.push_back(count_sql);
+    n = count.GetInt(0, 0);
+    if (n == 0) return absl::OkStatus();
+    const std::string sample_sql = a.SampleSql();
+    ASSIGN_OR_RETURN(pg::Result rows, conn_.Exec(sample_sql));
+    stats->statements.push_back(sample_sql);
+    for (int r = 0; r < rows.rows(); ++r) samples.push_back(rows.Get(r, 0));
+    return absl::OkStatus();
+  }));
+  if (n == 0) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat(a.failure, ": ", n, " row(s)",
                    samples.empty() ? "" : absl::StrCat(", e.g. primary key ", absl::StrJoin(samples, ", ")),

@@ -216,7 +216,14 @@ absl::StatusOr<std::string> GetOption(const Options& options, absl::string_view 
 }
 
 absl::StatusOr<Options> SanitizeOptions(Options o) {
-  if (o.control_schema.empty()) o.control_schema = "pgshift";
+  // control_schema's default is in Options itself: an empty one was set
+  // empty (e.g. --control-schema ''), and pgshift must not quietly use
+  // another schema than the one asked for.
+  if (o.control_schema.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Who(Info("control_schema")), ": the control schema is empty; give a schema name, or leave "
+        "the option out for the default \"pgshift\""));
+  }
   if (o.driver_name.empty()) o.driver_name = DefaultDriverName();
   absl::Status schema = pg::CheckIdentifier(o.control_schema, "the control schema");
   if (!schema.ok()) {

@@ -63,6 +63,8 @@ std::string Guard::Describe() const {
   return "";
 }
 
+const char AssertSpec::kSettingsSql[] = "SELECT set_config('row_security', 'off', true)";
+
 std::string AssertSpec::CountSql() const {
   return absl::StrCat("SELECT count(*) FROM ", table, " WHERE ", where);
 }

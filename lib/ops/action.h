@@ -83,6 +83,10 @@ struct AssertSpec {
   std::string failure;             // what it means when rows are found
   std::string CountSql() const;    // SELECT count(*) ...
   std::string SampleSql() const;   // SELECT <key>::text ... LIMIT 5
+  // Run first, in the same transaction as the count and the sample:
+  // row_security = off, so that row-level security policies that apply to
+  // the driver make the check fail instead of counting only what they show.
+  static const char kSettingsSql[];
 };
 
 struct Action {

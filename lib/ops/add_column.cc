@@ -57,8 +57,10 @@ class AddColumnSteps : public Steps {
         case Phase::kColumnAdded: {
           // The default as a column default (assignment to the type), as in
           // the user's own ALTER TABLE; the server checked it casts.
+          // Parenthesised: a column constraint's DEFAULT takes a restricted
+          // expression (no AT TIME ZONE, no operators like IS DISTINCT FROM).
           const std::string def =
-              p_.default_value ? absl::StrCat(" DEFAULT ", p_.default_value->sql()) : "";
+              p_.default_value ? absl::StrCat(" DEFAULT (", p_.default_value->sql(), ")") : "";
           return std::vector<Action>{Transaction(
               table_,
               absl::StrCat("add column ", s.column(),
@@ -105,8 +107,8 @@ class AddColumnSteps : public Steps {
       case Phase::kContracted: {
         std::vector<std::string> sql = DropTriggerSql(table_, ctx_);
         if (p_.default_value) {
-          sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " SET DEFAULT ",
-                                     p_.default_value->sql()));
+          sql.push_back(absl::StrCat("ALTER TABLE ", t, " ALTER COLUMN ", c, " SET DEFAULT (",
+                                     p_.default_value->sql(), ")"));
         }
         sql.push_back(absl::StrCat("COMMENT ON COLUMN ", t, ".", c, " IS NULL"));
         return std::vector<Action>{Transaction(
@@ -148,6 +150,11 @@ class AddColumn : public Operation {
       RETURN_IF_ERROR(catalog::RefuseConstrainedDomain(conn, type.spelled, "add_column"));
       if (p_.default_value) RETURN_IF_ERROR(CheckDefault(conn, table, type));
       if (p_.up) RETURN_IF_ERROR(catalog::CheckExpression(conn, table, *p_.up, type.spelled, "add_column: up"));
+      // As the column will take them: the default once it is the column's,
+      // and (a default that is not) up as a value assigned to the column.
+      RETURN_IF_ERROR(catalog::CheckAssignment(conn, table, s.column(), type.spelled,
+                                               p_.default_value ? &*p_.default_value : nullptr,
+                                               p_.up ? &*p_.up : nullptr, "add_column"));
     } else if (col == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           "add_column: column \"", s.column(), "\" that pgshift added to ", table.Qualified(),
@@ -161,6 +168,13 @@ class AddColumn : public Operation {
         ASSIGN_OR_RETURN(bool volatile_default, DefaultIsVolatile(conn, type));
         instant = !volatile_default;
       }
+    }
+    if (phase == Phase::kRegistered) {
+      // Instant: one ALTER TABLE; otherwise a fill trigger and a backfill.
+      catalog::TableNeeds needs;
+      needs.reads_rows = !instant;
+      needs.creates_functions = !instant;
+      RETURN_IF_ERROR(catalog::CheckTableForMigration(conn, table, "add_column", needs));
     }
     // The table as it is once the column exists, so that the trigger reads
     // the same at plan time as at advance time.

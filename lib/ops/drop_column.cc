@@ -139,6 +139,17 @@ class DropColumn : public Operation {
             "Set another replica identity first (ALTER TABLE ... REPLICA IDENTITY ...)"));
       }
     }
+    if (phase == Phase::kRegistered) {
+      // Functions: the fill trigger for `down`, or the marker recording
+      // that NOT NULL was dropped, whose rollback counts the NULL rows
+      // before restoring it. Nothing else reads rows.
+      const bool drops_not_null = !down_ && col->not_null && !col->default_expr &&
+                                  col->identity == '\0' && col->generated == '\0';
+      catalog::TableNeeds needs;
+      needs.creates_functions = down_.has_value() || drops_not_null;
+      needs.reads_rows = drops_not_null;
+      RETURN_IF_ERROR(catalog::CheckTableForMigration(conn, table, "drop_column", needs));
+    }
     if (phase == Phase::kRegistered && down_) {
       if (col->generated != '\0') {
         return absl::InvalidArgumentError(absl::StrCat(

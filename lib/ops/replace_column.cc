@@ -235,6 +235,12 @@ class ReplaceColumn : public Operation {
                                               "\" does not exist in ", table.Qualified()));
     }
     steps->old_ = *old_col;
+    if (phase == Phase::kRegistered) {
+      catalog::TableNeeds needs;  // a sync trigger, a backfill, checks that count rows
+      needs.reads_rows = true;
+      needs.creates_functions = true;
+      RETURN_IF_ERROR(catalog::CheckTableForMigration(conn, table, r_.kind, needs));
+    }
     RETURN_IF_ERROR(CheckReplaceable(conn, table, *old_col));
     ASSIGN_OR_RETURN(steps->owned_sequences, catalog::OwnedSequences(conn, table, old_col->attnum));
     ASSIGN_OR_RETURN(steps->trigger_readers, catalog::TriggersReading(conn, table, r_.old_column));
@@ -292,6 +298,21 @@ class ReplaceColumn : public Operation {
     steps->table_.columns.push_back(added);
     if (phase == Phase::kRegistered && r_.type) {
       RETURN_IF_ERROR(CheckConversion(conn, table, *steps));
+    }
+    if (phase == Phase::kRegistered && !r_.type) {
+      // The new column takes the old one's type: a domain with constraints
+      // would make ADD COLUMN rewrite the table under ACCESS EXCLUSIVE.
+      ASSIGN_OR_RETURN(bool constrained, catalog::IsConstrainedDomain(conn, old_col->type));
+      if (constrained) {
+        return Refuse(table, *old_col,
+                      absl::StrCat("has type ", old_col->type,
+                                   ", a domain with constraints: adding the new column of that type, "
+                                   "which is how pgshift renames without blocking, would make "
+                                   "PostgreSQL rewrite the whole table under an ACCESS EXCLUSIVE lock"),
+                      "rename it with a plain ALTER TABLE ... RENAME COLUMN when old app versions "
+                      "can be stopped, or first change the column to the domain's base type plus a "
+                      "CHECK constraint");
+      }
     }
     return steps;
   }

@@ -100,6 +100,10 @@ class SetNotNull : public Operation {
         }
       }
       RETURN_IF_ERROR(catalog::CheckExpression(conn, table, fill_, col->type, "set_not_null: fill"));
+      catalog::TableNeeds needs;  // a fill trigger, a backfill, a check that counts rows
+      needs.reads_rows = true;
+      needs.creates_functions = true;
+      RETURN_IF_ERROR(catalog::CheckTableForMigration(conn, table, "set_not_null", needs));
     }
     catalog::Column c = *col;
     return std::unique_ptr<Steps>(new SetNotNullSteps(spec_, ctx_, fill_, std::move(table), std::move(c)));

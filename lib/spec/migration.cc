@@ -12,6 +12,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "lib/ops/registry.h"
 #include "lib/pg/quote.h"
+#include "lib/spec/strict_json.h"
 #include "lib/sql/sql.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
@@ -127,6 +128,9 @@ std::string ExplainJsonError(absl::string_view message) {
 }  // namespace
 
 absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::string_view origin) {
+  // Protobuf's parser keeps the last of duplicate keys and is lenient about
+  // JSON types; read the text strictly first.
+  RETURN_IF_ERROR(util::Annotate(spec::CheckJsonShape(json, v1::Migration::descriptor()), origin));
   v1::Migration m;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
@@ -134,6 +138,10 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
   if (!st.ok()) return Bad(origin, ExplainJsonError(st.ToString()));
   if (m.name().empty()) {
     return Bad(origin, "\"name\" is missing; every migration needs a unique name, e.g. "
+                       "\"0042_rename_users_name\"");
+  }
+  if (absl::StripAsciiWhitespace(m.name()).empty()) {
+    return Bad(origin, "\"name\" is only whitespace; every migration needs a unique name, e.g. "
                        "\"0042_rename_users_name\"");
   }
   if (m.name().size() > 200 ||
