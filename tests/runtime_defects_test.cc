@@ -1,0 +1,213 @@
+// Issue 10, "Nothing lost, nothing stuck": the defects found while pgshift
+// runs. Two backfills on one table must not silence each other's sync
+// triggers; a driver that lost its lease stops within a few heartbeats, long
+// statements included; every DDL transaction takes exactly the lock it
+// declares; no secret of the connection string appears in any message; an
+// SQL error inside a step is exit 1, not "bad input"; a partly failed
+// rollback shows as a rollback in progress and finishes on a re-run; backfill
+// progress is an honest estimate and says so. Real PostgreSQL throughout.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "pgshift/pgshift.h"
+#include "tests/support/cli.h"
+#include "tests/support/session.h"
+#include "tests/support/spec_builder.h"
+#include "tests/support/test_db.h"
+
+namespace pgshift {
+namespace {
+
+using ::pgshift::testing::CatalogSnapshot;
+using ::pgshift::testing::ChildProcess;
+using ::pgshift::testing::CliArgv;
+using ::pgshift::testing::CliResult;
+using ::pgshift::testing::Describe;
+using ::pgshift::testing::Lit;
+using ::pgshift::testing::Query;
+using ::pgshift::testing::QueryInt;
+using ::pgshift::testing::QueryValue;
+using ::pgshift::testing::ScratchDatabase;
+using ::pgshift::testing::Session;
+using ::pgshift::testing::Spec;
+using ::pgshift::testing::WaitUntil;
+using ::pgshift::testing::WriteTempFile;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// The CLI with `args`, never with a DSN from the test's environment.
+CliResult Cli(const std::string& dsn, const std::vector<std::string>& args) {
+  return pgshift::testing::RunCli(dsn, args, {"PGSHIFT_DSN="});
+}
+
+std::unique_ptr<ChildProcess> StartCli(const std::string& dsn, const std::vector<std::string>& args) {
+  return std::make_unique<ChildProcess>(CliArgv(dsn, args), std::vector<std::string>{"PGSHIFT_DSN="});
+}
+
+std::string PhaseOf(const std::string& dsn, const std::string& name) {
+  return QueryValue(dsn, absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ", Lit(name)));
+}
+
+// Parses `text` (one line) as a JSON object.
+google::protobuf::Struct Json(const std::string& text) {
+  google::protobuf::Struct out;
+  std::string line = text;
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+  auto st = google::protobuf::util::JsonStringToMessage(line, &out);
+  EXPECT_TRUE(st.ok()) << st.ToString() << " in: " << text;
+  return out;
+}
+
+const google::protobuf::Value& Field(const google::protobuf::Struct& s, const std::string& key) {
+  static const google::protobuf::Value* missing = new google::protobuf::Value();
+  auto it = s.fields().find(key);
+  EXPECT_NE(it, s.fields().end()) << "no field " << key;
+  return it == s.fields().end() ? *missing : it->second;
+}
+
+// Backend pid of the lease connection of the CLI running as process `pid`.
+int LeaseBackend(const std::string& dsn, pid_t pid) {
+  return std::atoi(QueryValue(dsn, absl::StrCat("SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
+                                                "WHERE application_name LIKE '%:", pid, " [lease]'"))
+                       .c_str());
+}
+
+void Terminate(const std::string& dsn, int backend) {
+  ASSERT_GT(backend, 0);
+  Query(dsn, absl::StrCat("SELECT pg_terminate_backend(", backend, ")"));
+}
+
+// Waits for `p` to exit; returns the seconds it took since `since`.
+double WaitForExit(ChildProcess& p, Clock::time_point since, CliResult* result) {
+  *result = p.Wait(120);
+  return SecondsSince(since);
+}
+
+// ---------------------------------------------------------------------------
+// 17. Every DDL transaction takes, on each table, exactly the lock it
+// declares: the plan and the preflight rely on the declaration.
+
+// One table with every kind of dependent object pgshift copies, on both
+// replaced columns (a: rename_column, e: change_type): an index, a unique
+// constraint, a foreign key to another table, a CHECK and NOT NULL.
+constexpr char kLockTables[] =
+    "CREATE TABLE parent (id int PRIMARY KEY, code text NOT NULL UNIQUE);"
+    "INSERT INTO parent SELECT g, 'a' || g FROM generate_series(1, 1000) g;"
+    "CREATE TABLE shop (id int PRIMARY KEY,"
+    " a text NOT NULL CONSTRAINT shop_a_key UNIQUE CONSTRAINT shop_a_fk REFERENCES parent (code)"
+    "   CONSTRAINT shop_a_len CHECK (length(a) < 100),"
+    " b int, d text NOT NULL,"
+    " e int NOT NULL CONSTRAINT shop_e_key UNIQUE CONSTRAINT shop_e_fk REFERENCES parent (id)"
+    "   CONSTRAINT shop_e_pos CHECK (e > 0));"
+    "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
+    "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, g "
+    "FROM generate_series(1, 1000) g; ANALYZE parent; ANALYZE shop";
+
+// One operation of every kind of the registry.
+std::string EveryKind(const std::string& name) {
+  return Spec(name)
+      .RenameColumn("shop", "a", "a2")
+      .SetNotNull("shop", "b", "-1")
+      .AddColumn("shop", "c", "int")
+      .NotNull()
+      .Up("id * 2")
+      .DropColumn("shop", "d")
+      .Down("'gone'")
+      .ChangeType("shop", "e", "e2", "bigint", "e::bigint", "e2::int")
+      .File();
+}
+
+// Every lock report of `step` (every step when empty): declared == taken.
+// Returns the actions seen.
+std::vector<std::string> ExpectLocksAsDeclared(const std::string& dsn, const std::string& step) {
+  testing::Rows rows = Query(
+      dsn, absl::StrCat("SELECT h.step, l->>'action', l->>'table', l->>'declared', l->>'taken' FROM "
+                        "pgshift.history h, jsonb_array_elements(h.report->'locks') l WHERE h.ok",
+                        step.empty() ? "" : absl::StrCat(" AND h.step = ", Lit(step)), " ORDER BY h.id"));
+  std::vector<std::string> actions;
+  for (const auto& r : rows) {
+    EXPECT_EQ(*r[4], *r[3]) << *r[0] << ": " << *r[1] << " on " << *r[2] << " declares " << *r[3]
+                            << " but took " << *r[4];
+    actions.push_back(absl::StrCat(*r[1], " on ", *r[2]));
+  }
+  return actions;
+}
+
+bool AnyContains(const std::vector<std::string>& v, const std::string& part) {
+  for (const auto& s : v) {
+    if (absl::StrContains(s, part)) return true;
+  }
+  return false;
+}
+
+TEST(RuntimeDeclaredLocks, EveryOperationKindTakesExactlyTheLocksItDeclares) {
+  ScratchDatabase db("locks_exact");
+  Query(db.dsn(), kLockTables);
+  const std::string spec = EveryKind("0200_every_kind");
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"register", spec}, {"advance", "0200_every_kind", "--to", "contracted"}}) {
+    CliResult r = Cli(db.dsn(), cmd);
+    ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
+  }
+  std::vector<std::string> actions = ExpectLocksAsDeclared(db.dsn(), "");
+  // The test saw every kind of DDL: each copied object, both tables of a
+  // foreign key, and every phase's transactions.
+  for (const char* part : {"attach the copy of unique constraint shop_a_key", "attach the copy of unique constraint shop_e_key",
+                           "add the copy of constraint shop_a_fk NOT VALID on \"public\".\"parent\"",
+                           "add the copy of constraint shop_e_fk NOT VALID on \"public\".\"shop\"",
+                           "validate the copy of constraint shop_a_fk on \"public\".\"parent\"",
+                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos"}) {
+    EXPECT_TRUE(AnyContains(actions, part)) << "no lock report for " << part;
+  }
+  for (const char* step : {"column_added", "trigger_installed", "validated", "switched", "contracted"}) {
+    EXPECT_GT(QueryInt(db.dsn(), absl::StrCat("SELECT count(*) FROM pgshift.history h, "
+                                              "jsonb_array_elements(h.report->'locks') l WHERE h.ok AND h.step = ",
+                                              Lit(step))),
+              0)
+        << step;
+  }
+  EXPECT_EQ(QueryInt(db.dsn(), "SELECT count(*) FROM shop WHERE a2 = 'a' || id AND b = CASE WHEN id % 3 = 0 "
+                               "THEN -1 ELSE id END AND c = id * 2 AND e2 = id"),
+            1000);
+}
+
+TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) {
+  ScratchDatabase db("locks_exact_rollback");
+  Query(db.dsn(), kLockTables);
+  const std::string before = CatalogSnapshot(db.dsn(), "public");
+  const std::string spec = EveryKind("0201_every_kind");
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"register", spec}, {"advance", "0201_every_kind", "--to", "validated"},
+           {"rollback", "0201_every_kind"}}) {
+    CliResult r = Cli(db.dsn(), cmd);
+    ASSERT_EQ(r.exit_code, 0) << cmd[0] << ": " << Describe(r);
+  }
+  ExpectLocksAsDeclared(db.dsn(), "validated");
+  std::vector<std::string> undone = ExpectLocksAsDeclared(db.dsn(), "rolled_back");
+  EXPECT_GE(undone.size(), 3u);
+  EXPECT_EQ(PhaseOf(db.dsn(), "0201_every_kind"), "rolled_back");
+  EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+}
+
+}  // namespace
+}  // namespace pgshift
