@@ -104,6 +104,118 @@ double WaitForExit(ChildProcess& p, Clock::time_point since, CliResult* result) 
 }
 
 // ---------------------------------------------------------------------------
+// 13. Two backfills on one table: each batch announces the operation that
+// runs it (pgshift.backfill = its object prefix), and only that operation's
+// trigger stays quiet. The other migration's trigger syncs the rows the walk
+// moves, wherever they land.
+
+// A writer updating random rows of t (old app version: it writes x and y)
+// until stopped.
+class RowUpdater {
+ public:
+  explicit RowUpdater(const std::string& dsn, int rows) : session_(dsn, "test writer"), rows_(rows) {
+    thread_ = std::thread([this] {
+      std::mt19937 rng(7);
+      int n = 0;
+      while (!stop_.load()) {
+        const int id = 1 + static_cast<int>(rng() % static_cast<unsigned>(rows_));
+        ++n;
+        const std::string err = session_.TryExec(absl::StrCat(
+            "UPDATE t SET x = (", id, " + ", n, ")::text, y = (", id * 2, " + ", n,
+            ")::text, z = z + 1 WHERE id = ", id));
+        if (!err.empty()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          errors_.push_back(err);
+        }
+        ops_.fetch_add(1);
+      }
+    });
+  }
+  ~RowUpdater() { Stop(); }
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t ops() const { return ops_.load(); }
+  void WaitForMore(int64_t n) {
+    const int64_t target = ops() + n;
+    EXPECT_TRUE(WaitUntil([&] { return ops() >= target; }));
+  }
+  std::vector<std::string> errors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return errors_;
+  }
+
+ private:
+  Session session_;
+  int rows_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> ops_{0};
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+};
+
+TEST(RuntimeTwoBackfills, OnOneTableNeitherSilencesTheOtherMigrationsTrigger) {
+  ScratchDatabase db("two_backfills");
+  const std::string& dsn = db.dsn();
+  constexpr int kRows = 20000;
+  // Full pages (fillfactor 100, no vacuum): every update moves the row to
+  // the end of the table, behind the other backfill's walk.
+  Query(dsn, absl::StrCat("CREATE TABLE t (id int PRIMARY KEY, x text NOT NULL, y text NOT NULL, "
+                          "z int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = false);"
+                          "INSERT INTO t SELECT g, g::text, (g * 2)::text, 0 FROM generate_series(1, ",
+                          kRows, ") g; ANALYZE t"));
+  Options o;
+  o.backfill_walk = BackfillWalk::kPages;
+  o.backfill_batch_rows = 1000;
+  o.backfill_min_batch_rows = 1000;
+  o.backfill_max_batch_rows = 1000;
+  o.max_replication_lag = absl::ZeroDuration();
+  auto d = Driver::Connect(dsn, o);
+  ASSERT_TRUE(d.ok()) << d.status();
+  o.backfill_max_batches = 1;
+  auto one_batch = Driver::Connect(dsn, o);
+  ASSERT_TRUE(one_batch.ok()) << one_batch.status();
+  ASSERT_TRUE((*d)->Init().ok());
+  const std::string a = "0001_x_to_int", b = "0002_y_to_bigint";
+  ASSERT_TRUE((*d)->Register(Spec(a).ChangeType("t", "x", "x2", "int", "x::int", "x2::text").Migration()).ok());
+  ASSERT_TRUE((*d)->Register(Spec(b).ChangeType("t", "y", "y2", "bigint", "y::bigint", "y2::text").Migration()).ok());
+  for (const std::string& m : {a, b}) {
+    auto s = (*d)->Advance(m, Phase::kTriggerInstalled);
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+
+  RowUpdater writer(dsn, kRows);
+  writer.WaitForMore(50);
+  // Interleaved: a batch of b, a batch of a, another of b, then all of a,
+  // then the rest of b; the writer goes on all along.
+  for (const std::string& m : {b, a, b}) {
+    auto s = (*one_batch)->Advance(m, Phase::kBackfilled);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kCancelled) << s.status();
+    writer.WaitForMore(20);
+  }
+  for (const std::string& m : {a, b}) {
+    auto s = (*d)->Advance(m, Phase::kBackfilled);
+    ASSERT_TRUE(s.ok()) << m << ": " << s.status();
+    writer.WaitForMore(20);
+  }
+  writer.Stop();
+  EXPECT_THAT(writer.errors(), ::testing::IsEmpty());
+
+  for (const std::string& m : {a, b}) {
+    auto s = (*d)->Advance(m, Phase::kValidated);
+    EXPECT_TRUE(s.ok()) << m << ": " << s.status();
+  }
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t WHERE x2 IS NULL"), 0);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t WHERE y2 IS NULL"), 0);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t WHERE x2 IS DISTINCT FROM x::int "
+                          "OR y2 IS DISTINCT FROM y::bigint"),
+            0);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t"), kRows);
+}
+
+// ---------------------------------------------------------------------------
 // 17. Every DDL transaction takes, on each table, exactly the lock it
 // declares: the plan and the preflight rely on the declaration.
 

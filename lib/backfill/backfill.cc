@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lib/catalog/catalog.h"
+#include "lib/ops/names.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 
@@ -263,9 +264,10 @@ absl::Status Backfill::BatchSettings(const Statements& sql) {
   // SET LOCAL, in every batch's transaction: nothing may outlive it on the
   // session (behind a transaction-pooling PgBouncer the next transaction on
   // this server connection may be an application's, and pgshift.backfill
-  // would make the sync triggers skip its writes).
-  return conn_.Run(sql.settings,
-                   {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)});
+  // would make the sync trigger skip its writes). pgshift.backfill names
+  // this operation: only its own trigger skips the batch.
+  return conn_.Run(sql.settings, {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout),
+                                  ops::Names(migration_, operation_).prefix()});
 }
 
 absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch) {

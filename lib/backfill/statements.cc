@@ -62,7 +62,7 @@ Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages) {
   s.by_pages = by_pages || b.key.empty();
   s.settings =
       "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
-      "set_config('pgshift.backfill', 'on', true)";
+      "set_config('pgshift.backfill', $3, true)";
   if (s.by_pages) {
     s.lock = absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE");
     s.position =
@@ -91,7 +91,8 @@ Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages) {
 
 std::vector<Statements::Shown> Statements::All() const {
   std::vector<Shown> out;
-  out.push_back({settings, "every batch, in its own transaction, first"});
+  out.push_back({settings, "every batch, in its own transaction, first ($3: the operation's prefix, "
+                           "which only its own sync trigger skips)"});
   if (by_pages) {
     out.push_back({lock, "every batch (walking ctid page ranges)"});
     out.push_back({position, "every batch: where the walk stands (a rewritten table restarts it)"});

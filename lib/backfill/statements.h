@@ -31,9 +31,11 @@ struct Updates {
 struct Statements {
   bool by_pages = false;
   // Every batch's transaction starts with this: $1 lock_timeout, $2
-  // statement_timeout (SET LOCAL: nothing outlives the batch), and
-  // pgshift.backfill = on, which silences the sync triggers where they skip
-  // the backfill's own writes.
+  // statement_timeout (SET LOCAL: nothing outlives the batch), and $3
+  // pgshift.backfill: the prefix of the operation the backfill belongs to
+  // (ops::Names::prefix()), which silences that operation's own sync trigger
+  // (the batch computes the new shape itself) and no other: a second
+  // migration's trigger on the same table syncs the rows the batch moves.
   std::string settings;
   // Page walk: the table lock first (from here to COMMIT no rewrite can move
   // rows), then its filenode and size in pages ($1 the table).

@@ -142,7 +142,8 @@ std::vector<Action> InstallSyncTrigger(const catalog::Table& t, const Context& c
     // The backfill's own writes skip the trigger (it computes `up` itself).
     upd_when = absl::StrCat(" WHEN ((NEW.", o, " IS DISTINCT FROM OLD.", o, " OR NEW.", n,
                             " IS DISTINCT FROM OLD.", n, " OR NEW.", n, " IS NULL",
-                            ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM 'on')");
+                            ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM ",
+                            pg::QuoteLiteral(ctx.names.prefix()), ")");
   }
   return TriggerActions(t, ctx, SyncFunctionSql(t, ctx, s, /*new_wins=*/false), ins_when, upd_when,
                         "sync");
