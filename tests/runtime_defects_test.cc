@@ -51,6 +51,9 @@ using ::testing::Not;
 
 using Clock = std::chrono::steady_clock;
 
+// The rename of users.name to full_name, in the tests that need one.
+constexpr char kRename[] = "0100_rename_users_name";
+
 double SecondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -319,6 +322,53 @@ TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) 
   EXPECT_GE(undone.size(), 3u);
   EXPECT_EQ(PhaseOf(db.dsn(), "0201_every_kind"), "rolled_back");
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
+}
+
+// ---------------------------------------------------------------------------
+// 20. An SQL error inside a step, after earlier steps changed the schema, is
+// "a step failed" (exit 1, the phase is consistent and the message says how
+// to continue), never "bad input; nothing changed" (exit 2).
+
+TEST(RuntimeExitCodes, SqlErrorInAStepAfterEarlierStepsChangedTheSchemaIsExit1) {
+  ScratchDatabase db("step_sql_error");
+  const std::string& dsn = db.dsn();
+  Query(dsn, "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);"
+             "CREATE INDEX users_name_idx ON users (name);"
+             "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 500) g; ANALYZE users;"
+             // A user's event trigger refusing index builds with an SQL error of class 42.
+             "CREATE FUNCTION no_index() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "  RAISE EXCEPTION 'index builds are frozen' USING ERRCODE = '42P17'; END $$;");
+  ASSERT_EQ(Cli(dsn, {"init"}).exit_code, 0);
+  ASSERT_EQ(Cli(dsn, {"register", Spec(kRename).RenameColumn("users", "name", "full_name").File()}).exit_code, 0);
+  for (const bool json : {false, true}) {
+    SCOPED_TRACE(json ? "--json" : "text");
+    Query(dsn, "CREATE EVENT TRIGGER no_index ON ddl_command_start WHEN TAG IN ('CREATE INDEX') "
+               "EXECUTE FUNCTION no_index()");
+    std::vector<std::string> args = {"advance", kRename, "--to", "contracted"};
+    if (json) args.insert(args.begin(), "--json");
+    CliResult r = Cli(dsn, args);
+    EXPECT_EQ(r.exit_code, 1) << Describe(r);
+    // The steps before validated committed (the schema changed); validated did not.
+    EXPECT_EQ(PhaseOf(dsn, kRename), "backfilled");
+    EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass AND "
+                            "attname = 'full_name'"),
+              1);
+    const std::string message = json ? Field(Json(r.out), "error").string_value() : r.err;
+    EXPECT_THAT(message, HasSubstr("index builds are frozen"));
+    EXPECT_THAT(message, HasSubstr("still backfilled"));
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("pgshift advance ", kRename)));
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("pgshift rollback ", kRename)));
+    if (json) {
+      const google::protobuf::Struct j = Json(r.out);
+      EXPECT_EQ(Field(j, "exit_code").number_value(), 1);
+      EXPECT_EQ(Field(j, "code").string_value(), "FAILED_PRECONDITION");
+      EXPECT_EQ(Field(j, "sqlstate").string_value(), "42P17");
+    }
+    Query(dsn, "DROP EVENT TRIGGER no_index");
+  }
+  CliResult done = Cli(dsn, {"advance", kRename, "--to", "contracted"});
+  ASSERT_EQ(done.exit_code, 0) << Describe(done);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM users WHERE full_name = 'user ' || id"), 500);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -20,6 +21,7 @@
 #include "lib/util/json.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
+#include "pgshift/errors.h"
 #include "pgshift/json.h"
 #include "pgshift/migration.h"
 
@@ -38,6 +40,29 @@ absl::Status AsStepFailure(const absl::Status& s) {
     return util::WithCode(s, absl::StatusCode::kFailedPrecondition);
   }
   return s;
+}
+
+// An error from running a step's actions. Earlier steps, and earlier actions
+// of this one, may have changed the schema already, so it is never "bad
+// input; nothing changed" (exit 2): server errors that read so at register
+// time become FailedPrecondition, a step that failed with the state
+// consistent (exit 1), keeping their SQLSTATE. An SQL error also gets told
+// how to continue.
+absl::Status ActionFailure(const absl::Status& s, const std::string& name, Phase from, Phase to) {
+  absl::Status out = AsStepFailure(s);
+  if (util::SqlStateOf(out).empty() || ExitCodeFor(out) != 1 || absl::IsUnavailable(out)) return out;
+  const std::string next =
+      to == Phase::kRolledBack
+          ? absl::StrCat(". The rollback stopped part-way (the phase is still ", PhaseName(from),
+                         "; what it undid stays undone): remove the cause, then run `pgshift "
+                         "rollback ", name, "` again to finish it")
+          : absl::StrCat(". The phase is still ", PhaseName(from),
+                         " (what this step completed is kept and skipped when it runs again): "
+                         "remove the cause, then run `pgshift advance ", name,
+                         "` again, or undo the migration with `pgshift rollback ", name, "`");
+  absl::Status told(out.code(), absl::StrCat(out.message(), next));
+  out.ForEachPayload([&told](absl::string_view url, const absl::Cord& p) { told.SetPayload(url, p); });
+  return told;
 }
 
 // Whether the preflight looks at `lock`'s table before the action runs.
@@ -325,7 +350,9 @@ struct Driver::Impl {
         auto& op = ops[i];
         std::vector<ops::Action> actions;
         if (to == Phase::kRolledBack) {
-          ASSIGN_OR_RETURN(actions, op->Rollback(*conn));
+          absl::StatusOr<std::vector<ops::Action>> undo = op->Rollback(*conn);
+          if (!undo.ok()) return AsStepFailure(undo.status());
+          actions = std::move(*undo);
         } else {
           absl::StatusOr<std::unique_ptr<ops::Steps>> steps = op->Inspect(*conn, from);
           if (!steps.ok()) return AsStepFailure(steps.status());
@@ -344,8 +371,11 @@ struct Driver::Impl {
         }
         for (const ops::Action& a : actions) {
           RETURN_IF_ERROR(lease.Check());
-          RETURN_IF_ERROR(util::Annotate(executor.Run(a, op->context(), &stats),
-                                         absl::StrCat(op->Describe(), ": ", a.description)));
+          absl::Status ran = executor.Run(a, op->context(), &stats);
+          if (!ran.ok()) {
+            return util::Annotate(ActionFailure(ran, name, from, to),
+                                  absl::StrCat(op->Describe(), ": ", a.description));
+          }
         }
       }
       return absl::OkStatus();
