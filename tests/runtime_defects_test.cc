@@ -219,6 +219,133 @@ TEST(RuntimeTwoBackfills, OnOneTableNeitherSilencesTheOtherMigrationsTrigger) {
 }
 
 // ---------------------------------------------------------------------------
+// 16. A lost lease stops the driver within a few heartbeats.
+
+class RuntimeLostLease : public ::testing::Test {
+ protected:
+  // users(id, name NOT NULL) with `rows` rows, renamed name -> full_name;
+  // slow_*: an expression index and a CHECK that are slow only inside
+  // pgshift's index build / VALIDATE.
+  void Make(const std::string& prefix, int rows, bool slow) {
+    db_ = std::make_unique<ScratchDatabase>(prefix);
+    rows_ = rows;
+    if (slow) {
+      Query(dsn(), R"(
+        CREATE FUNCTION slow_lower(t text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
+        BEGIN
+          IF current_query() LIKE 'CREATE INDEX CONCURRENTLY %pgshift%' THEN PERFORM pg_sleep(0.002); END IF;
+          RETURN lower(t);
+        END $$;
+        CREATE FUNCTION slow_check(t text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$
+        BEGIN
+          IF current_query() LIKE '%VALIDATE CONSTRAINT "pgshift%' THEN PERFORM pg_sleep(0.002); END IF;
+          RETURN length(t) < 100;
+        END $$;)");
+    }
+    Query(dsn(), absl::StrCat(
+                     "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);"
+                     "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, ", rows, ") g;",
+                     slow ? "CREATE INDEX users_lower_idx ON users (slow_lower(name));"
+                            "ALTER TABLE users ADD CONSTRAINT users_name_ok CHECK (slow_check(name));"
+                          : "",
+                     "ANALYZE users"));
+    ASSERT_EQ(Cli(dsn(), {"init"}).exit_code, 0);
+    CliResult reg = Cli(dsn(), {"register", Spec(kRename).RenameColumn("users", "name", "full_name").File()});
+    ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
+  }
+  const std::string& dsn() const { return db_->dsn(); }
+
+  // Terminates the lease backend of `cli` and expects it to stop, with exit
+  // 4 saying the lease was lost and that a re-run continues, within a few
+  // heartbeats of 200 ms.
+  void LoseLeaseAndExpectPromptStop(ChildProcess& cli) {
+    const int lease = LeaseBackend(dsn(), cli.pid());
+    ASSERT_GT(lease, 0) << cli.CurrentErr();
+    const auto t0 = Clock::now();
+    Terminate(dsn(), lease);
+    CliResult r;
+    const double took = WaitForExit(cli, t0, &r);
+    RecordProperty("stopped_after_ms", static_cast<int>(took * 1000));
+    EXPECT_EQ(r.exit_code, 4) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("lost the driver lease"));
+    EXPECT_THAT(r.err, HasSubstr("run the command again to continue"));
+    // A heartbeat is 200 ms; the bound leaves room for a loaded 2-core machine.
+    EXPECT_LT(took, 4.0) << "the driver went on for " << took << " s after losing its lease";
+  }
+
+  // Nobody works on the migration any more: no pgshift statement runs.
+  void ExpectNothingRunning() {
+    EXPECT_TRUE(WaitUntil([&] {
+      return QueryValue(dsn(), "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND state = 'active' AND application_name LIKE 'pgshift %'") == "0";
+    }, 5));
+  }
+
+  void FinishAndCheckData() {
+    CliResult done = Cli(dsn(), {"advance", kRename, "--to", "contracted"});
+    ASSERT_EQ(done.exit_code, 0) << Describe(done);
+    EXPECT_EQ(QueryInt(dsn(), "SELECT count(*) FROM users"), rows_ + 1);
+    EXPECT_EQ(QueryInt(dsn(), "SELECT count(*) FROM users WHERE full_name = 'user ' || id"), rows_);
+    EXPECT_EQ(QueryValue(dsn(), "SELECT full_name FROM users WHERE id = -1"), "written meanwhile");
+  }
+
+  std::unique_ptr<ScratchDatabase> db_;
+  int rows_ = 0;
+};
+
+TEST_F(RuntimeLostLease, BackfillStopsWithinAFewHeartbeatsAndAReRunFinishes) {
+  Make("lost_lease_backfill", 20000, false);
+  ASSERT_EQ(Cli(dsn(), {"advance", kRename, "--to", "trigger_installed"}).exit_code, 0);
+  // One page (~150 rows) per batch, 200 ms apart: ~25 s of backfill.
+  auto cli = StartCli(dsn(), {"--lease-heartbeat", "200ms", "--batch-rows", "50", "--batch-time", "1ms",
+                              "--batch-delay", "200ms", "advance", kRename, "--to", "validated"});
+  ASSERT_TRUE(WaitUntil([&] {
+    return QueryInt(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints") >= 500 ||
+           !cli->Running();
+  })) << cli->CurrentErr();
+  ASSERT_TRUE(cli->Running()) << Describe(cli->Wait());
+  LoseLeaseAndExpectPromptStop(*cli);
+  ExpectNothingRunning();
+  // It stopped for good: no batch commits after it exited.
+  const int64_t done = QueryInt(dsn(), "SELECT rows_done FROM pgshift.checkpoints");
+  EXPECT_LT(done, rows_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(QueryInt(dsn(), "SELECT rows_done FROM pgshift.checkpoints"), done);
+  EXPECT_EQ(PhaseOf(dsn(), kRename), "trigger_installed");
+  CliResult status = Cli(dsn(), {"--json", "status", kRename});
+  EXPECT_EQ(Field(Json(status.out), "driver").kind_case(), google::protobuf::Value::kNullValue) << status.out;
+  Query(dsn(), "INSERT INTO users (id, name) VALUES (-1, 'written meanwhile')");
+  FinishAndCheckData();
+}
+
+TEST_F(RuntimeLostLease, IndexBuildAndValidateAreCancelledWhenTheLeaseIsLost) {
+  Make("lost_lease_long", 3000, true);  // ~6 s per slow statement
+  ASSERT_EQ(Cli(dsn(), {"advance", kRename, "--to", "backfilled"}).exit_code, 0);
+  struct Case {
+    const char* what;
+    std::string like;
+  };
+  for (const Case& c : {Case{"CREATE INDEX CONCURRENTLY", "CREATE INDEX CONCURRENTLY %pgshift%slow_lower%"},
+                        Case{"VALIDATE CONSTRAINT", "ALTER TABLE%VALIDATE CONSTRAINT \"pgshift%"}}) {
+    SCOPED_TRACE(c.what);
+    const std::string running =
+        absl::StrCat("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                     "state = 'active' AND query LIKE ", Lit(c.like), " AND pid <> pg_backend_pid()");
+    auto cli = StartCli(dsn(), {"--lease-heartbeat", "200ms", "advance", kRename, "--to", "validated"});
+    ASSERT_TRUE(WaitUntil([&] { return QueryValue(dsn(), running) != "0" || !cli->Running(); }, 120))
+        << cli->CurrentErr();
+    ASSERT_TRUE(cli->Running()) << Describe(cli->Wait());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    LoseLeaseAndExpectPromptStop(*cli);
+    // The statement was cancelled, not left running for a driver that is gone.
+    EXPECT_TRUE(WaitUntil([&] { return QueryValue(dsn(), running) == "0"; }, 5));
+    EXPECT_EQ(PhaseOf(dsn(), kRename), "backfilled");
+  }
+  Query(dsn(), "INSERT INTO users (id, name) VALUES (-1, 'written meanwhile')");
+  FinishAndCheckData();
+}
+
+// ---------------------------------------------------------------------------
 // 17. Every DDL transaction takes, on each table, exactly the lock it
 // declares: the plan and the preflight rely on the declaration.
 

@@ -161,13 +161,15 @@ struct Backfill::State {
 
 Backfill::Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
                    std::string migration, int operation,
-                   std::function<std::string(const std::string&)> describe_lock_holders)
+                   std::function<std::string(const std::string&)> describe_lock_holders,
+                   std::function<absl::Status()> keep_going)
     : conn_(conn),
       options_(options),
       store_(store),
       migration_(std::move(migration)),
       operation_(operation),
-      describe_lock_holders_(std::move(describe_lock_holders)) {}
+      describe_lock_holders_(std::move(describe_lock_holders)),
+      keep_going_(std::move(keep_going)) {}
 
 absl::Status Backfill::LoadCheckpoint(const ops::BackfillSpec& spec, State* st) {
   ASSIGN_OR_RETURN(std::optional<Checkpoint> cp, store_.Load());
@@ -224,6 +226,7 @@ constexpr char kLagSql[] =
 absl::Status Backfill::WaitWhileThrottled(State* st) {
   const bool lag_limit = options_.max_replication_lag > absl::ZeroDuration();
   while (true) {
+    if (keep_going_) RETURN_IF_ERROR(keep_going_());
     // The pause request comes back with every checkpoint write; the lag is
     // read at most once per poll interval (pg_stat_replication is not free).
     const bool check_lag = lag_limit && absl::Now() >= st->next_lag_check;
@@ -406,6 +409,9 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
           "backfill stopped after ", batches, " batches (", st.rows_done,
           " rows done) as asked; run advance again to resume from the checkpoint"));
     }
+    // Before every batch: a driver that lost its lease stops here, within a
+    // batch (and a heartbeat) of losing it.
+    if (keep_going_) RETURN_IF_ERROR(keep_going_());
     absl::Time before_wait = absl::Now();
     RETURN_IF_ERROR(WaitWhileThrottled(&st));
     if (absl::Now() - before_wait > absl::Milliseconds(50)) busy_since = absl::Now();

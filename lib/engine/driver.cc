@@ -256,9 +256,10 @@ struct Driver::Impl {
   }
 
   // Before a step taking ACCESS EXCLUSIVE on `table`: looks for long
-  // transactions holding locks on it; reports, then waits or refuses.
+  // transactions holding locks on it; reports, then waits (while `lease`
+  // holds) or refuses.
   absl::Status Preflight(const std::string& name, Phase to, const std::string& table,
-                         std::vector<std::string>* reports) {
+                         const engine::Lease& lease, std::vector<std::string>* reports) {
     if (options.preflight == PreflightMode::kOff) return absl::OkStatus();
     const absl::Time deadline = absl::Now() + options.retry_deadline;
     std::vector<int> reported;  // pids of the last report
@@ -280,6 +281,7 @@ struct Driver::Impl {
       if (options.on_preflight) options.on_preflight(r);
     };
     while (true) {
+      RETURN_IF_ERROR(lease.Check());
       ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
                        engine::SessionsOnTable(*conn, table, options.long_transaction));
       std::vector<int> pids;
@@ -343,6 +345,13 @@ struct Driver::Impl {
     RETURN_IF_ERROR(control.SetRunningStep(name, to));
     ASSIGN_OR_RETURN(int64_t attempt,
                      control.BeginAttempt(name, std::string(PhaseName(to)), options.driver_name));
+    // The executor asks between backfill batches and while long statements
+    // run, and stops (cancelling them) once the lease is lost.
+    executor.set_lease_check([&lease] { return lease.Check(); });
+    struct ForgetLease {
+      engine::Executor& e;
+      ~ForgetLease() { e.set_lease_check(nullptr); }
+    } forget{executor};
     engine::StepStats stats;
     std::vector<std::string> preflight;
     absl::Status status = [&]() -> absl::Status {
@@ -366,7 +375,7 @@ struct Driver::Impl {
               continue;
             }
             checked.push_back(l.table);
-            RETURN_IF_ERROR(Preflight(name, to, l.table, &preflight));
+            RETURN_IF_ERROR(Preflight(name, to, l.table, lease, &preflight));
           }
         }
         for (const ops::Action& a : actions) {
