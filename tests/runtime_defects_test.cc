@@ -498,5 +498,72 @@ TEST(RuntimeExitCodes, SqlErrorInAStepAfterEarlierStepsChangedTheSchemaIsExit1) 
   EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM users WHERE full_name = 'user ' || id"), 500);
 }
 
+// ---------------------------------------------------------------------------
+// A rollback of a multi-operation migration that fails half-way: some
+// operations are undone, the phase is still switched. Status says a rollback
+// is in progress, advance refuses (it would contract the operations that are
+// not yet undone), and rollback again finishes it.
+
+TEST(RuntimeRollback, PartlyFailedRollbackShowsInStatusAndFinishesOnRerun) {
+  ScratchDatabase db("partial_rollback");
+  const std::string& dsn = db.dsn();
+  Query(dsn, "CREATE TABLE t0 (id int PRIMARY KEY, v text NOT NULL);"
+             "CREATE TABLE t1 (id int PRIMARY KEY, v text NOT NULL);"
+             "INSERT INTO t0 SELECT g, 'a' || g FROM generate_series(1, 300) g;"
+             "INSERT INTO t1 SELECT g, 'b' || g FROM generate_series(1, 300) g; ANALYZE");
+  const std::string before = CatalogSnapshot(dsn, "public");
+  const std::string name = "0300_two_renames";
+  ASSERT_EQ(Cli(dsn, {"init"}).exit_code, 0);
+  ASSERT_EQ(Cli(dsn, {"register", Spec(name).RenameColumn("t0", "v", "w").RenameColumn("t1", "v", "w").File()})
+                .exit_code,
+            0);
+  CliResult up = Cli(dsn, {"advance", name, "--to", "switched"});
+  ASSERT_EQ(up.exit_code, 0) << Describe(up);
+
+  // Rollback undoes the operations last to first: t1's, then t0's, which
+  // cannot get its lock while this transaction is open.
+  Session holder(dsn, "lock holder");
+  holder.Exec("BEGIN");
+  holder.Exec("SELECT count(*) FROM t0");
+  CliResult failed = Cli(dsn, {"--lock-timeout", "100ms", "--retry-deadline", "1s", "--preflight", "off",
+                               "rollback", name});
+  EXPECT_EQ(failed.exit_code, 4) << Describe(failed);
+  holder.Exec("ROLLBACK");
+  EXPECT_EQ(PhaseOf(dsn, name), "switched");
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't1'::regclass AND attname = 'w' "
+                          "AND NOT attisdropped"),
+            0)
+      << "t1's operation was undone";
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't0'::regclass AND attname = 'w' "
+                          "AND NOT attisdropped"),
+            1)
+      << "t0's was not";
+
+  CliResult text = Cli(dsn, {"status", name});
+  EXPECT_EQ(text.exit_code, 0) << Describe(text);
+  EXPECT_THAT(text.out, HasSubstr("rollback in progress"));
+  EXPECT_THAT(text.out, HasSubstr(absl::StrCat("pgshift rollback ", name)));
+  EXPECT_THAT(text.out, Not(HasSubstr("pgshift advance")));
+  CliResult json = Cli(dsn, {"--json", "status", name});
+  EXPECT_EQ(Field(Json(json.out), "running_step").string_value(), "rolled_back") << json.out;
+  EXPECT_EQ(Field(Json(json.out), "phase").string_value(), "switched") << json.out;
+
+  // advance would contract t0 (dropping its old column) next to a t1 that
+  // was rolled back: refused, nothing changed.
+  const std::string half = CatalogSnapshot(dsn, "public");
+  CliResult advance = Cli(dsn, {"advance", name});
+  EXPECT_EQ(advance.exit_code, 1) << Describe(advance);
+  EXPECT_THAT(advance.err, HasSubstr(absl::StrCat("pgshift rollback ", name)));
+  EXPECT_EQ(CatalogSnapshot(dsn, "public"), half);
+
+  CliResult again = Cli(dsn, {"rollback", name});
+  ASSERT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_EQ(PhaseOf(dsn, name), "rolled_back");
+  EXPECT_EQ(CatalogSnapshot(dsn, "public"), before);
+  EXPECT_EQ(QueryValue(dsn, "SELECT coalesce(running_step, '') FROM pgshift.migrations"), "");
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t0 WHERE v = 'a' || id"), 300);
+  EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t1 WHERE v = 'b' || id"), 300);
+}
+
 }  // namespace
 }  // namespace pgshift

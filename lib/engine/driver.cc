@@ -550,6 +550,14 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> lease, d.TakeLease(name));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));  // may have moved while we waited
   Phase phase = stored.status.phase;
+  if (stored.status.running_step == PhaseName(Phase::kRolledBack) && phase != Phase::kRolledBack) {
+    // Some operations may be undone already: going on would contract the
+    // others next to them.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a rollback of \"", name, "\" stopped part-way (the phase is still ", PhaseName(phase),
+        ", some operations may be undone already); run `pgshift rollback ", name,
+        "` to finish it. Advancing is refused; nothing was changed"));
+  }
   if (phase == Phase::kRolledBack || phase == Phase::kContracted) {
     if (to && *to == phase) return stored.status;
     return absl::FailedPreconditionError(absl::StrCat("migration \"", name, "\" is ",
