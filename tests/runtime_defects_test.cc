@@ -452,6 +452,47 @@ TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) 
 }
 
 // ---------------------------------------------------------------------------
+// 19. No secret libpq knows (password, sslpassword, a URI's userinfo)
+// appears in any message, libpq's own included, with or without --json.
+
+TEST(RuntimeSecrets, NoSecretOfTheConnectionStringAppearsInAnyMessage) {
+  ScratchDatabase db("secrets_runtime");
+  struct Case {
+    const char* what;
+    std::string dsn;
+    std::vector<std::string> secrets;  // none may appear, in any form
+  };
+  const std::vector<Case> cases = {
+      {"password in key=value", "host=127.0.0.1 port=1 dbname=x user=u password=KvPw_7c1d", {"KvPw_7c1d"}},
+      {"password in a URI", "postgresql://u:UriPw_9e2a@127.0.0.1:1/x", {"UriPw_9e2a"}},
+      {"sslpassword in key=value", "host=127.0.0.1 port=1 dbname=x user=u sslpassword=SslPw_3f4b",
+       {"SslPw_3f4b"}},
+      {"sslpassword in a URI", "postgresql://u@127.0.0.1:1/x?sslpassword=UriSsl_8a1c", {"UriSsl_8a1c"}},
+      {"a URI password with a bad percent-encoding", "postgresql://u:Bad%zzPw_5d6e@127.0.0.1:1/x",
+       {"Bad%zzPw_5d6e", "zzPw_5d6e"}},
+      {"a URI password with a percent-encoded character", "postgresql://u:Enc%41Pw_2b7f@127.0.0.1:1/x",
+       {"Enc%41Pw_2b7f", "EncAPw_2b7f"}},
+      {"a reachable server with an sslpassword", absl::StrCat(db.dsn(), " sslpassword=LiveSsl_6c0d"),
+       {"LiveSsl_6c0d"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    for (const bool json : {false, true}) {
+      for (std::vector<std::string> cmd : std::vector<std::vector<std::string>>{
+               {"status"}, {"advance", "no_such_migration"}, {"check", "m", "--at-least", "switched"}}) {
+        if (json) cmd.insert(cmd.begin(), "--json");
+        CliResult r = Cli(c.dsn, cmd);
+        EXPECT_NE(r.exit_code, 0) << Describe(r);
+        EXPECT_FALSE((r.out + r.err).empty());
+        for (const std::string& secret : c.secrets) {
+          EXPECT_THAT(r.out + r.err, Not(HasSubstr(secret))) << cmd.back() << ": " << Describe(r);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // 20. An SQL error inside a step, after earlier steps changed the schema, is
 // "a step failed" (exit 1, the phase is consistent and the message says how
 // to continue), never "bad input; nothing changed" (exit 2).
