@@ -156,8 +156,8 @@ std::string Dsn(const Args& args) {
 std::string StatusText(const MigrationStatus& m) {
   std::string out = absl::StrFormat("%-40s %-18s updated %s", m.name, PhaseName(m.phase), m.updated_at);
   for (const auto& b : m.backfill) {
-    absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%d rows%s", b.operation, b.rows_done,
-                          b.rows_estimate, b.done ? " (done)" : "");
+    absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%s%d rows%s", b.operation, b.rows_done,
+                          b.rows_estimated ? "~" : "", b.rows_estimate, b.done ? " (done)" : "");
   }
   const bool rolling_back = m.running_step == PhaseName(Phase::kRolledBack);
   if (!m.driver.empty()) {

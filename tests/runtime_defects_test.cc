@@ -606,5 +606,130 @@ TEST(RuntimeRollback, PartlyFailedRollbackShowsInStatusAndFinishesOnRerun) {
   EXPECT_EQ(QueryInt(dsn, "SELECT count(*) FROM t1 WHERE v = 'b' || id"), 300);
 }
 
+// ---------------------------------------------------------------------------
+// Backfill progress: the estimate follows the table's real size and density,
+// the walk refines it, and every surface says when it is an estimate.
+
+struct Reports {
+  std::mutex mu;
+  std::vector<Progress> all;
+  ProgressCallback Callback() {
+    return [this](const Progress& p) {
+      std::lock_guard<std::mutex> lock(mu);
+      all.push_back(p);
+    };
+  }
+};
+
+// Renames t.v to w with the Driver API, collecting progress reports.
+std::vector<Progress> Backfill(const std::string& dsn, const std::string& name, BackfillWalk walk,
+                               int64_t batch_rows) {
+  Reports reports;
+  Options o;
+  o.backfill_walk = walk;
+  o.backfill_batch_rows = batch_rows;
+  o.backfill_min_batch_rows = batch_rows;
+  o.backfill_max_batch_rows = batch_rows;
+  o.max_replication_lag = absl::ZeroDuration();
+  o.on_progress = reports.Callback();
+  auto d = Driver::Connect(dsn, o);
+  EXPECT_TRUE(d.ok()) << d.status();
+  if (!d.ok()) return {};
+  EXPECT_TRUE((*d)->Init().ok());
+  EXPECT_TRUE((*d)->Register(Spec(name).RenameColumn("t", "v", "w").Migration()).ok());
+  auto s = (*d)->Advance(name, Phase::kBackfilled);
+  EXPECT_TRUE(s.ok()) << s.status();
+  auto st = (*d)->Status(name);
+  EXPECT_TRUE(st.ok());
+  if (st.ok()) {
+    EXPECT_EQ(st->backfill.size(), 1u);
+    for (const BackfillStatus& b : st->backfill) {
+      EXPECT_TRUE(b.done);
+      EXPECT_FALSE(b.rows_estimated);
+      EXPECT_EQ(b.rows_estimate, b.rows_done);
+    }
+  }
+  return reports.all;
+}
+
+TEST(RuntimeProgress, ASmallNeverAnalyzedTableShowsItsRealRowCount) {
+  for (const BackfillWalk walk : {BackfillWalk::kPages, BackfillWalk::kPrimaryKey}) {
+    SCOPED_TRACE(walk == BackfillWalk::kPages ? "pages" : "key");
+    ScratchDatabase db("progress_small");
+    Query(db.dsn(), "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL) WITH (autovacuum_enabled = false);"
+                    "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g");
+    std::vector<Progress> reports = Backfill(db.dsn(), "0400_small", walk, 1000);
+    ASSERT_FALSE(reports.empty());
+    for (const Progress& p : reports) {
+      EXPECT_LE(p.rows_done, 100);
+      EXPECT_GE(p.rows_estimate, 100);
+      EXPECT_LE(p.rows_estimate, 120) << "an estimate far from the table's 100 rows";
+      EXPECT_EQ(p.rows_estimated, !p.finished);
+    }
+    EXPECT_TRUE(reports.back().finished);
+    EXPECT_EQ(reports.back().rows_done, 100);
+    EXPECT_EQ(reports.back().rows_estimate, 100);
+  }
+}
+
+TEST(RuntimeProgress, OnABloatedTableTheWalkCorrectsTheEstimate) {
+  ScratchDatabase db("progress_bloated");
+  // Statistics say 40000 rows; three quarters of them were deleted since
+  // (dead, not vacuumed): 10000 rows live on the same pages.
+  Query(db.dsn(), "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL) WITH (autovacuum_enabled = false);"
+                  "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 40000) g; ANALYZE t;"
+                  "DELETE FROM t WHERE id % 4 <> 0");
+  std::vector<Progress> reports = Backfill(db.dsn(), "0401_bloated", BackfillWalk::kPages, 500);
+  ASSERT_GT(reports.size(), 5u);
+  int checked = 0;
+  for (const Progress& p : reports) {
+    EXPECT_LE(p.rows_done, 10000);
+    if (p.finished || p.rows_done < 2500) continue;
+    ++checked;
+    EXPECT_TRUE(p.rows_estimated);
+    EXPECT_NEAR(static_cast<double>(p.rows_estimate), 10000, 1500)
+        << "at " << p.rows_done << " rows done the estimate is " << p.rows_estimate;
+  }
+  EXPECT_GT(checked, 2);
+  EXPECT_TRUE(reports.back().finished);
+  EXPECT_EQ(reports.back().rows_done, 10000);
+  EXPECT_FALSE(reports.back().rows_estimated);
+}
+
+TEST(RuntimeProgress, StatusAndJsonSayWhenTheCountIsAnEstimate) {
+  ScratchDatabase db("progress_cli");
+  const std::string& dsn = db.dsn();
+  Query(dsn, "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL);"
+             "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g; ANALYZE t");
+  const std::string name = "0402_cli";
+  ASSERT_EQ(Cli(dsn, {"init"}).exit_code, 0);
+  ASSERT_EQ(Cli(dsn, {"register", Spec(name).RenameColumn("t", "v", "w").File()}).exit_code, 0);
+  ASSERT_EQ(Cli(dsn, {"advance", name, "--to", "trigger_installed"}).exit_code, 0);
+  CliResult part = Cli(dsn, {"--json", "--batch-rows", "500", "--batch-max-rows", "500", "--max-batches", "2",
+                             "advance", name});
+  EXPECT_EQ(part.exit_code, 1) << Describe(part);
+  EXPECT_THAT(part.err, HasSubstr("\"rows_estimated\":true"));
+
+  CliResult text = Cli(dsn, {"status", name});
+  EXPECT_THAT(text.out, HasSubstr("/~")) << text.out;
+  const google::protobuf::Struct mid = Json(Cli(dsn, {"--json", "status", name}).out);
+  const auto& bf = Field(mid, "backfill").list_value();
+  ASSERT_EQ(bf.values_size(), 1);
+  EXPECT_TRUE(Field(bf.values(0).struct_value(), "rows_estimated").bool_value());
+
+  CliResult done = Cli(dsn, {"--json", "advance", name});
+  ASSERT_EQ(done.exit_code, 0) << Describe(done);
+  EXPECT_THAT(done.err, HasSubstr("\"finished\":true"));
+  EXPECT_THAT(done.err, HasSubstr("\"rows_estimated\":false"));
+  text = Cli(dsn, {"status", name});
+  // Exact once done (a row the first batches moved onto a later page of
+  // the walk is covered twice).
+  EXPECT_THAT(text.out, ::testing::ContainsRegex("backfill op 0: 50[0-4][0-9]/50[0-4][0-9] rows \\(done\\)"))
+      << text.out;
+  EXPECT_THAT(text.out, Not(HasSubstr("~"))) << text.out;
+  const google::protobuf::Struct end = Json(Cli(dsn, {"--json", "status", name}).out);
+  EXPECT_FALSE(Field(Field(end, "backfill").list_value().values(0).struct_value(), "rows_estimated").bool_value());
+}
+
 }  // namespace
 }  // namespace pgshift

@@ -84,9 +84,10 @@ struct Plan {
 
 struct BackfillStatus {
   int operation = 0;
-  int64_t rows_done = 0;
-  int64_t rows_estimate = 0;
+  int64_t rows_done = 0;       // as Progress::rows_done
+  int64_t rows_estimate = 0;   // as Progress::rows_estimate: the estimate when the last batch committed
   bool done = false;
+  bool rows_estimated = true;  // rows_estimate is an estimate (until done)
 };
 
 // An application instance that declared the shape it needs (check.h) and

@@ -191,6 +191,10 @@ class Backfill {
                             const State& st, int64_t pages, Batch* out);
   absl::Status BatchSettings(const Statements& sql);
   absl::Status SaveCheckpoint(const State& st, Batch* batch);
+  // The rows of the whole walk, estimated once `batch` commits: the rows
+  // done, plus (walking pages) the pages left times the density of the pages
+  // walked so far, or (walking the key) the estimate made at the start.
+  static int64_t EstimateAfter(const State& st, const Batch& batch);
   void Report(const State& st, const std::string& waiting);
 
   pg::Connection& conn_;

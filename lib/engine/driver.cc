@@ -107,7 +107,7 @@ std::vector<PlannedStatement> Render(const ops::Action& a, const Options& option
     }
     case ops::Action::Kind::kBackfill: {
       const backfill::Statements sql = backfill::BuildStatements(
-          a.backfill, backfill::WalksByPages(a.backfill, options, server_version));
+          a.backfill, backfill::WalksByPages(a.backfill, options, server_version), server_version);
       for (const auto& shown : sql.All()) {
         PlannedStatement p = make(shown.sql, shown.when);
         p.batched = true;

@@ -554,7 +554,8 @@ absl::Status Executor::RunBackfill(const ops::Action& action, const ops::Context
                             [this](const std::string& table) { return DescribeLockHolders(table); },
                             [this] { return LeaseCheck(); });
   const backfill::Statements sql = backfill::BuildStatements(
-      action.backfill, backfill::WalksByPages(action.backfill, options_, conn_.server_version()));
+      action.backfill, backfill::WalksByPages(action.backfill, options_, conn_.server_version()),
+      conn_.server_version());
   for (const auto& shown : sql.All()) stats->statements.push_back(shown.sql);
   backfill::Stats bs;
   absl::Status s = runner.Run(action.backfill, &bs);
