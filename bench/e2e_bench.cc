@@ -46,6 +46,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "lib/ops/names.h"
 #include "lib/pg/connection.h"
 #include "lib/util/json.h"
 #include "pgshift/pgshift.h"
@@ -349,10 +350,11 @@ BackfillResult BenchBackfillOnce(const Config& cfg, const std::string& dsn, cons
 
   auto run_plain = [&](const std::string& table, double* seconds) {
     // The same new column, the same expression, all rows in one statement
-    // (as the backfill, it tells the trigger that it computes the new
-    // column itself).
+    // (as the backfill, it tells the trigger of `tname`'s operation, by its
+    // prefix, that it computes the new column itself).
     Check(c->Run("CHECKPOINT"), "checkpoint");
-    Check(c->Run("SET pgshift.backfill = on"), "set");
+    Check(c->Run("SELECT set_config('pgshift.backfill', $1, false)", {ops::Names(tname, 0).prefix()}),
+          "set");
     auto t0 = Clock::now();
     Check(c->Run(absl::StrCat("UPDATE ", table, " SET a_new = ", op.expr)), "plain update");
     *seconds = Seconds(Clock::now() - t0);

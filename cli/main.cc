@@ -156,12 +156,19 @@ std::string Dsn(const Args& args) {
 std::string StatusText(const MigrationStatus& m) {
   std::string out = absl::StrFormat("%-40s %-18s updated %s", m.name, PhaseName(m.phase), m.updated_at);
   for (const auto& b : m.backfill) {
-    absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%d rows%s", b.operation, b.rows_done,
-                          b.rows_estimate, b.done ? " (done)" : "");
+    absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%s%d rows%s", b.operation, b.rows_done,
+                          b.rows_estimated ? "~" : "", b.rows_estimate, b.done ? " (done)" : "");
   }
+  const bool rolling_back = m.running_step == PhaseName(Phase::kRolledBack);
   if (!m.driver.empty()) {
     absl::StrAppend(&out, "\n  being driven now by ", m.driver,
-                    m.running_step.empty() ? "" : absl::StrCat(", reaching ", m.running_step));
+                    m.running_step.empty() ? ""
+                    : rolling_back         ? ", rolling back"
+                                           : absl::StrCat(", reaching ", m.running_step));
+  } else if (rolling_back) {
+    absl::StrAppend(&out, "\n  rollback in progress: it stopped part-way (some operations may be "
+                          "undone already); run `pgshift rollback ", m.name,
+                    "` to finish it (advance is refused until then)");
   } else if (!m.running_step.empty()) {
     absl::StrAppend(&out, "\n  interrupted while reaching ", m.running_step,
                     "; run `pgshift advance ", m.name, "` to finish it or `pgshift rollback ", m.name, "`");

@@ -38,10 +38,12 @@ ProgressCallback MakeProgressReporter(bool json) {
     bar.append(width - filled, '.');
     std::string state = p.waiting.empty() ? absl::StrFormat("ETA %s", Eta(p.eta_seconds))
                                           : absl::StrFormat("waiting: %s", p.waiting);
-    // \033[K clears what a longer previous line left behind.
-    std::fprintf(stderr, "\r  backfill op %d [%s] %3.0f%% %lld/%lld rows  %.0f rows/s  %s\033[K",
+    // \033[K clears what a longer previous line left behind. "~": the
+    // total is an estimate.
+    std::fprintf(stderr, "\r  backfill op %d [%s] %3.0f%% %lld/%s%lld rows  %.0f rows/s  %s\033[K",
                  p.operation, bar.c_str(), frac * 100, static_cast<long long>(p.rows_done),
-                 static_cast<long long>(p.rows_estimate), p.rows_per_second, state.c_str());
+                 p.rows_estimated ? "~" : "", static_cast<long long>(p.rows_estimate),
+                 p.rows_per_second, state.c_str());
     if (p.finished) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   };

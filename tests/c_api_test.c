@@ -158,6 +158,7 @@ struct progress_seen {
   long max_estimate;
   long max_batch_rows;
   int bad_strings;
+  int bad_estimated; /* reports whose rows_estimated is not "until finished" */
   int paused_reports;
   /* When set, resumes the migration (with this driver) once a report says
    * the backfill waits because it is paused. */
@@ -185,6 +186,7 @@ static void on_progress(void* arg, const pgshift_progress_t* p) {
       s->resume_code = pgshift_driver_resume(s->resume_driver, s->name, NULL);
     }
   }
+  if (p->rows_estimated != !p->finished) s->bad_estimated++;
   if (p->finished) {
     s->finished++;
     s->rows_done_at_finish = (long)p->rows_done;
@@ -630,12 +632,14 @@ static void test_whole_migration(void) {
     CHECK(pgshift_status_backfill_count(st) == 1);
     CHECK(pgshift_status_backfill_operation(st, 0) == 0);
     CHECK(pgshift_status_backfill_done(st, 0) == 1);
+    CHECK(pgshift_status_backfill_rows_estimated(st, 0) == 0); /* exact once done */
     CHECK(pgshift_status_backfill_rows_done(st, 0) >= 3001);
     CHECK(pgshift_status_backfill_rows_done(st, 7) == 0); /* out of range */
   }
   pgshift_status_destroy(st);
   CHECK(seen.calls >= 3); /* 3001 rows in batches of at most 500 */
   CHECK(seen.finished == 1);
+  CHECK(seen.bad_estimated == 0);
   CHECK(seen.rows_done_at_finish >= 3001);
   CHECK(seen.paused_reports >= 1);
   CHECK(seen.resume_code == PGSHIFT_OK);

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -142,6 +144,40 @@ TEST_F(DependentsTest, DroppingAReplicaIdentityColumnIsRefused) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("replica identity"));
   EXPECT_EQ(Snapshot(), before);
+}
+
+// "Also": PostgreSQL makes a server-side prepared SELECT * fail once after
+// any ADD COLUMN. Every operation that adds a column says so in its plan, on
+// the step that adds it, and the hazard is real.
+TEST_F(DependentsTest, EveryAddedColumnWarnsPreparedSelectStar) {
+  Sql("CREATE TABLE t (id int PRIMARY KEY, name text, n int);"
+      "INSERT INTO t SELECT g, 'u' || g, g FROM generate_series(1, 20) g");
+  const std::string kHazard = "cached plan must not change result type";
+  const std::vector<std::pair<std::string, std::string>> specs = {
+      {"instant add_column", Spec("a").AddColumn("t", "flag", "boolean").Default("false").Json()},
+      {"backfilled add_column", Spec("b").AddColumn("t", "token", "text").Default("md5(random()::text)").Json()},
+      {"rename_column", Spec("c").RenameColumn("t", "name", "full_name").Json()},
+      {"change_type", Spec("d").ChangeType("t", "n", "n_big", "bigint", "n", "n_big::int").Json()},
+  };
+  for (const auto& [what, json] : specs) {
+    absl::StatusOr<Plan> plan = PlanOf(json);
+    ASSERT_TRUE(plan.ok()) << what << ": " << plan.status();
+    int warned = 0;
+    for (const PlannedStep& s : plan->steps) {
+      for (const std::string& h : s.hazards) {
+        if (h.find(kHazard) == std::string::npos) continue;
+        EXPECT_EQ(s.to, Phase::kColumnAdded) << what;
+        ++warned;
+      }
+    }
+    EXPECT_EQ(warned, 1) << what << ": one warning, on the step that adds the column";
+  }
+  Session app(dsn(), "old app");
+  app.Exec("PREPARE everything AS SELECT * FROM t WHERE id = 1");
+  app.Exec("EXECUTE everything");
+  ASSERT_TRUE(Register(specs[0].second).ok());
+  ASSERT_TRUE(Advance("a", Phase::kColumnAdded).ok());
+  EXPECT_THAT(app.TryExec("EXECUTE everything"), HasSubstr(kHazard));
 }
 
 }  // namespace

@@ -161,7 +161,8 @@ typedef struct pgshift_options_t pgshift_options_t;
 /* One progress report of a long step (the backfill). The strings and the
  * struct are valid only during the callback. Fields may be appended in later
  * versions: never allocate this struct yourself. (0.x: the fields from
- * rows_updated on were appended in 0.1; the ABI may still change.) */
+ * rows_updated on were appended in 0.1, rows_estimated in 0.1 too; the ABI
+ * may still change.) */
 typedef struct pgshift_progress_t {
   const char* migration;
   int operation;          /* index of the operation in the spec */
@@ -177,6 +178,7 @@ typedef struct pgshift_progress_t {
   /* "" while working; else why the backfill waits right now: "paused",
    * "replication_lag" or "lock_contention". */
   const char* waiting;
+  int rows_estimated;     /* 1 while rows_estimate is an estimate (until finished) */
 } pgshift_progress_t;
 
 typedef void (*pgshift_progress_fn)(void* arg, const pgshift_progress_t* progress);
@@ -379,6 +381,9 @@ PGSHIFT_C_EXPORT int64_t pgshift_status_backfill_rows_done(const pgshift_status_
 PGSHIFT_C_EXPORT int64_t pgshift_status_backfill_rows_estimate(const pgshift_status_t* status,
                                                                size_t i);
 PGSHIFT_C_EXPORT int pgshift_status_backfill_done(const pgshift_status_t* status, size_t i);
+/* 1 while rows_estimate is an estimate (until done), else 0. */
+PGSHIFT_C_EXPORT int pgshift_status_backfill_rows_estimated(const pgshift_status_t* status,
+                                                            size_t i);
 
 /* Every registered migration (pgshift_driver_list). */
 typedef struct pgshift_status_list_t pgshift_status_list_t;

@@ -84,9 +84,10 @@ struct Plan {
 
 struct BackfillStatus {
   int operation = 0;
-  int64_t rows_done = 0;
-  int64_t rows_estimate = 0;
+  int64_t rows_done = 0;       // as Progress::rows_done
+  int64_t rows_estimate = 0;   // as Progress::rows_estimate: the estimate when the last batch committed
   bool done = false;
+  bool rows_estimated = true;  // rows_estimate is an estimate (until done)
 };
 
 // An application instance that declared the shape it needs (check.h) and
@@ -106,7 +107,10 @@ struct MigrationStatus {
   std::string created_at;   // ISO 8601, UTC
   std::string updated_at;
   std::string last_error;   // "" when the last step succeeded
-  std::string running_step; // step started but not finished (crash), or ""
+  // Step started but not finished (a crash, a failure), or "". "rolled_back"
+  // while a rollback that stopped part-way is to be finished (rollback
+  // again; advance is refused meanwhile).
+  std::string running_step;
   bool paused = false;      // a pause request is set (see Driver::Pause)
   std::string driver;       // who drives it right now (Status() only), or ""
   std::vector<BackfillStatus> backfill;
@@ -144,7 +148,9 @@ class Driver {
   // not be taken before options.retry_deadline (naming the blocking
   // sessions). Reaching contracted is refused with FailedPrecondition,
   // listing them, while application instances that declared the old shape
-  // are live, unless options.force_contract.
+  // are live, unless options.force_contract; and any step while a rollback
+  // that stopped part-way is unfinished (running_step "rolled_back": call
+  // Rollback to finish it).
   absl::StatusOr<MigrationStatus> Advance(const std::string& name,
                                           std::optional<Phase> to = std::nullopt);
 

@@ -37,10 +37,14 @@ struct Progress {
   int operation = 0;           // index of the operation in the spec
   std::string step;            // phase being reached, e.g. "backfilled"
   // Rows covered so far (committed batches, across resumes): exact when
-  // walking the primary key; from the pages walked times the table's
-  // density when walking pages (never below the rows changed).
+  // walking the primary key, and when walking pages on PostgreSQL 14+ (the
+  // rows each page range holds, as its scan counted them); before 14, the
+  // pages walked times the table's density (never below the rows changed).
   int64_t rows_done = 0;
-  int64_t rows_estimate = 0;   // estimated total rows; equals rows_done once finished
+  // Total rows: an estimate until finished (then it equals rows_done),
+  // from the table's size and density now (counted when it is small),
+  // refined while walking pages by the density of the pages walked so far.
+  int64_t rows_estimate = 0;
   double rows_per_second = 0;  // recent rate, smoothed over the last seconds of work
   double eta_seconds = -1;     // -1 when unknown
   bool finished = false;       // last report of this operation's backfill
@@ -50,6 +54,9 @@ struct Progress {
   // "" while working; otherwise why the backfill is waiting right now:
   // "paused" (pause requested), "replication_lag" or "lock_contention".
   std::string waiting;
+  // True while rows_estimate is an estimate (until finished): shown as
+  // "~12000" by the CLI.
+  bool rows_estimated = true;
 };
 
 using ProgressCallback = std::function<void(const Progress&)>;

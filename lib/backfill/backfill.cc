@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lib/catalog/catalog.h"
+#include "lib/ops/names.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 
@@ -123,6 +124,52 @@ absl::StatusOr<int64_t> EstimateRows(pg::Connection& conn, const std::string& ta
   return std::max<int64_t>(plan.plan_rows, 0);
 }
 
+namespace {
+
+// The table's rows and pages now, for progress: the rows as honestly as is
+// cheap. A small table is counted (at most kCountedPages pages read);
+// otherwise the density of the last ANALYZE scaled to the table's size now
+// (EstimateRows); a table never analyzed has the density of its first
+// kCountedPages pages measured (a TID range scan, PostgreSQL 14+) rather
+// than the planner's guess from its row width, which is all older servers
+// get. A page walk then refines the density from the pages it walks.
+struct TableSize {
+  int64_t rows = 0;
+  int64_t pages = 0;
+};
+
+constexpr int64_t kCountedPages = 128;  // 1 MB of 8 kB pages
+
+absl::StatusOr<TableSize> MeasureTable(pg::Connection& conn, const std::string& table) {
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn.Exec("SELECT c.reltuples::float8 > 0 AND c.relpages > 0, "
+                             "pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+                             "FROM pg_class c WHERE c.oid = $1::regclass",
+                             {table}));
+  if (r.rows() == 0) return absl::NotFoundError(absl::StrCat("table ", table, " is gone"));
+  TableSize out;
+  out.pages = r.GetInt(0, 1);
+  if (out.pages == 0) return out;
+  if (out.pages <= kCountedPages) {
+    ASSIGN_OR_RETURN(pg::Result n, conn.Exec(absl::StrCat("SELECT count(*) FROM ", table)));
+    out.rows = n.GetInt(0, 0);
+    return out;
+  }
+  if (r.GetBool(0, 0) || conn.server_version() < 140000) {
+    ASSIGN_OR_RETURN(out.rows, EstimateRows(conn, table));
+    return out;
+  }
+  ASSIGN_OR_RETURN(pg::Result n, conn.Exec(absl::StrCat("SELECT count(*) FROM ", table,
+                                                        " WHERE ctid < $1::tid"),
+                                           {Tid(kCountedPages)}));
+  out.rows = static_cast<int64_t>(std::llround(static_cast<double>(n.GetInt(0, 0)) /
+                                               static_cast<double>(kCountedPages) *
+                                               static_cast<double>(out.pages)));
+  return out;
+}
+
+}  // namespace
+
 // ---- Backfill -------------------------------------------------------------------
 
 // What one batch did; applied to the State only once its transaction has
@@ -132,6 +179,9 @@ struct Batch {
   int64_t examined = 0;  // rows the batch covered
   int64_t updated = 0;   // rows it changed
   int64_t sized = 0;     // what the batch sizer learns from (rows, or pages for ctid)
+  bool counted = true;   // `examined` was counted (else: pages times the density)
+  bool restarted = false;  // ctid: the walk started again from page 0 (first batch, rewrite)
+  int64_t estimate = 0;  // the total rows estimated once it committed
   bool finished = false;
   bool paused = false;   // a pause request was set when the batch committed
 };
@@ -152,6 +202,12 @@ struct Backfill::State {
   absl::Time next_lag_check = absl::InfinitePast();
 
   double rows_per_page = 1;  // ctid: the table's density, to count rows from pages
+  // ctid: whether the server's scan counts can be read (track_counts), and
+  // the pages walked and rows covered since the walk (re)started: their
+  // ratio is the density the estimate of the rest uses.
+  bool can_count = false;
+  int64_t walk_pages = 0;
+  int64_t walk_rows = 0;
 
   RateMeter meter;
   int64_t batch_rows = 0;  // size of the next batch, in rows, for reports
@@ -160,13 +216,15 @@ struct Backfill::State {
 
 Backfill::Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
                    std::string migration, int operation,
-                   std::function<std::string(const std::string&)> describe_lock_holders)
+                   std::function<std::string(const std::string&)> describe_lock_holders,
+                   std::function<absl::Status()> keep_going)
     : conn_(conn),
       options_(options),
       store_(store),
       migration_(std::move(migration)),
       operation_(operation),
-      describe_lock_holders_(std::move(describe_lock_holders)) {}
+      describe_lock_holders_(std::move(describe_lock_holders)),
+      keep_going_(std::move(keep_going)) {}
 
 absl::Status Backfill::LoadCheckpoint(const ops::BackfillSpec& spec, State* st) {
   ASSIGN_OR_RETURN(std::optional<Checkpoint> cp, store_.Load());
@@ -194,6 +252,7 @@ void Backfill::Report(const State& st, const std::string& waiting) {
   p.step = "backfilled";
   p.rows_done = st.rows_done;
   p.rows_estimate = st.done ? st.rows_done : std::max(st.rows_estimate, st.rows_done);
+  p.rows_estimated = !st.done;
   p.rows_per_second = st.meter.rows_per_second();
   if (st.done) {
     p.eta_seconds = 0;
@@ -223,6 +282,7 @@ constexpr char kLagSql[] =
 absl::Status Backfill::WaitWhileThrottled(State* st) {
   const bool lag_limit = options_.max_replication_lag > absl::ZeroDuration();
   while (true) {
+    if (keep_going_) RETURN_IF_ERROR(keep_going_());
     // The pause request comes back with every checkpoint write; the lag is
     // read at most once per poll interval (pg_stat_replication is not free).
     const bool check_lag = lag_limit && absl::Now() >= st->next_lag_check;
@@ -263,9 +323,10 @@ absl::Status Backfill::BatchSettings(const Statements& sql) {
   // SET LOCAL, in every batch's transaction: nothing may outlive it on the
   // session (behind a transaction-pooling PgBouncer the next transaction on
   // this server connection may be an application's, and pgshift.backfill
-  // would make the sync triggers skip its writes).
-  return conn_.Run(sql.settings,
-                   {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout)});
+  // would make the sync trigger skip its writes). pgshift.backfill names
+  // this operation: only its own trigger skips the batch.
+  return conn_.Run(sql.settings, {Ms(options_.backfill_lock_timeout), Ms(options_.statement_timeout),
+                                  ops::Names(migration_, operation_).prefix()});
 }
 
 absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch) {
@@ -273,9 +334,22 @@ absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch) {
   cp.position = batch->next;
   cp.done = batch->finished;
   cp.rows_done = st.rows_done + batch->examined;
-  cp.rows_estimate = batch->finished ? cp.rows_done : std::max(st.rows_estimate, cp.rows_done);
+  batch->estimate = EstimateAfter(st, *batch);
+  cp.rows_estimate = batch->estimate;
   ASSIGN_OR_RETURN(batch->paused, store_.Save(cp));
   return absl::OkStatus();
+}
+
+int64_t Backfill::EstimateAfter(const State& st, const Batch& b) {
+  const int64_t done = st.rows_done + b.examined;
+  if (b.finished) return done;
+  if (!st.ctid) return std::max(st.rows_estimate, done);
+  const int64_t pages = (b.restarted ? 0 : st.walk_pages) + b.sized;
+  const int64_t rows = (b.restarted ? 0 : st.walk_rows) + b.examined;
+  const double density = b.counted && pages > 0 ? static_cast<double>(rows) / static_cast<double>(pages)
+                                                : st.rows_per_page;
+  const int64_t left = std::max<int64_t>(0, b.next.end_page - b.next.page);
+  return done + static_cast<int64_t>(std::llround(static_cast<double>(left) * density));
 }
 
 absl::Status Backfill::RunKeysetBatch(const Statements& sql, const Updates& updates,
@@ -329,16 +403,29 @@ absl::Status Backfill::RunCtidBatch(const Statements& sql, const Updates& update
     next.page = 0;
     next.end_page = rel.GetInt(0, 1);
     next.filenode = filenode;
+    out->restarted = true;
   }
   const int64_t lo = next.page;
   const int64_t hi = std::min(next.end_page, lo + std::max<int64_t>(1, pages));
   if (lo < hi) {
-    // Rows covered are estimated from the pages walked (counting them in
-    // the same statement costs ~25% more CPU), never below the rows changed.
     ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(updates.next, {Tid(lo), Tid(hi)}));
     out->updated = r.Affected();
-    out->examined = std::max(out->updated, static_cast<int64_t>(std::llround(
-                                               static_cast<double>(hi - lo) * st.rows_per_page)));
+    // The rows the range holds: what the UPDATE's TID range scan returned,
+    // from the server's own count (counting them in the statement would
+    // cost ~25% more CPU). Without it, the pages walked times the density,
+    // never below the rows changed.
+    int64_t counted = -1;
+    if (sql.counts_rows) {
+      ASSIGN_OR_RETURN(pg::Result seen, conn_.Exec(sql.rows_seen, {spec.table}));
+      counted = seen.GetInt(0, 0) - rel.GetInt(0, 2);
+    }
+    out->counted = st.can_count && counted >= out->updated;
+    out->examined = out->counted ? counted
+                                 : std::max(out->updated,
+                                            static_cast<int64_t>(std::llround(
+                                                static_cast<double>(hi - lo) * st.rows_per_page)));
+  } else {
+    out->counted = st.can_count;
   }
   out->sized = hi - lo;
   out->finished = hi >= next.end_page;
@@ -349,32 +436,48 @@ absl::Status Backfill::RunCtidBatch(const Statements& sql, const Updates& update
 absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   State st;
   st.ctid = WalksByPages(spec, options_, conn_.server_version());
-  const Statements sql = BuildStatements(spec, st.ctid);
+  const Statements sql = BuildStatements(spec, st.ctid, conn_.server_version());
   st.stats = stats;
   RETURN_IF_ERROR(LoadCheckpoint(spec, &st));
   if (st.done) {
     Report(st, "");
     return absl::OkStatus();
   }
-  if (st.rows_estimate <= 0) {
-    ASSIGN_OR_RETURN(st.rows_estimate, EstimateRows(conn_, spec.table));
-  }
+  // The estimate is made afresh on every run, from the table as it is now.
+  ASSIGN_OR_RETURN(TableSize size, MeasureTable(conn_, spec.table));
 
   // Sizes are in rows for keyset walks and in pages for ctid walks (the row
   // bounds turned into pages with the table's density).
   double scale = 1;
   if (st.ctid) {
-    ASSIGN_OR_RETURN(pg::Result pages,
-                     conn_.Exec("SELECT pg_relation_size($1::regclass) / "
-                                "current_setting('block_size')::bigint",
-                                {spec.table}));
-    int64_t n = pages.GetInt(0, 0);
-    // The density when the walk started (resumed walks: its end page).
-    if (st.pos.have_range && st.pos.end_page > 0) n = st.pos.end_page;
-    scale = n > 0 && st.rows_estimate > 0
-                ? std::max(1.0, static_cast<double>(st.rows_estimate) / static_cast<double>(n))
-                : 50.0;
+    if (sql.counts_rows) {
+      ASSIGN_OR_RETURN(pg::Result tc, conn_.Exec("SELECT current_setting('track_counts')::bool"));
+      st.can_count = tc.GetBool(0, 0);
+    }
+    int64_t rows = size.rows, n = size.pages;
+    if (st.pos.have_range && st.pos.page > 0) {
+      // A resumed walk: the density of the pages it walked (rows done are
+      // counted), else the one when it started.
+      st.walk_pages = st.pos.page;
+      st.walk_rows = st.rows_done;
+      if (st.can_count) {
+        rows = st.rows_done;
+        n = st.pos.page;
+      } else if (st.pos.end_page > 0) {
+        n = st.pos.end_page;
+        rows = st.rows_estimate > 0 ? st.rows_estimate : rows;
+      }
+    }
+    scale = n > 0 && rows > 0 ? std::max(1.0, static_cast<double>(rows) / static_cast<double>(n)) : 50.0;
     st.rows_per_page = scale;
+    st.rows_estimate =
+        st.pos.have_range
+            ? st.rows_done + static_cast<int64_t>(std::llround(
+                                 static_cast<double>(std::max<int64_t>(0, st.pos.end_page - st.pos.page)) *
+                                 scale))
+            : size.rows;
+  } else {
+    st.rows_estimate = std::max(size.rows, st.rows_done);
   }
   auto to_units = [scale](int64_t rows) {
     return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(rows) / scale)));
@@ -404,6 +507,9 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
           "backfill stopped after ", batches, " batches (", st.rows_done,
           " rows done) as asked; run advance again to resume from the checkpoint"));
     }
+    // Before every batch: a driver that lost its lease stops here, within a
+    // batch (and a heartbeat) of losing it.
+    if (keep_going_) RETURN_IF_ERROR(keep_going_());
     absl::Time before_wait = absl::Now();
     RETURN_IF_ERROR(WaitWhileThrottled(&st));
     if (absl::Now() - before_wait > absl::Milliseconds(50)) busy_since = absl::Now();
@@ -476,6 +582,12 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
     stats->rows_updated += batch.updated;
     st.rows_updated += batch.updated;
     st.rows_done += batch.examined;
+    st.rows_estimate = batch.estimate;
+    if (batch.restarted) st.walk_pages = st.walk_rows = 0;
+    if (st.ctid) {
+      st.walk_pages += batch.sized;
+      st.walk_rows += batch.examined;
+    }
     st.done = batch.finished;
     st.paused = batch.paused;
     st.pos = std::move(batch.next);

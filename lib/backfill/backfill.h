@@ -162,15 +162,20 @@ class Backfill {
   // progress reports), keeping its state in `store`.
   // `describe_lock_holders(table)` says who holds locks on the table, for the
   // message given when lock contention outlasts options.retry_deadline.
+  // `keep_going()` is asked before every batch and while the backfill
+  // waits: once it is not OK (the driver lost its lease) the backfill stops
+  // with its error; empty: always OK.
   Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
            std::string migration, int operation,
-           std::function<std::string(const std::string&)> describe_lock_holders);
+           std::function<std::string(const std::string&)> describe_lock_holders,
+           std::function<absl::Status()> keep_going = nullptr);
 
   // Runs `spec` from its checkpoint to the end. Returns OK once every batch
   // has committed (the checkpoint then says done); Cancelled when
   // options.backfill_max_batches stopped it early; DeadlineExceeded when lock
   // contention lasted longer than options.retry_deadline without a batch
-  // committing. Safe to call again after any failure or crash.
+  // committing; keep_going's error when it stopped being OK. Safe to call
+  // again after any failure or crash.
   absl::Status Run(const ops::BackfillSpec& spec, Stats* stats);
 
  private:
@@ -186,6 +191,10 @@ class Backfill {
                             const State& st, int64_t pages, Batch* out);
   absl::Status BatchSettings(const Statements& sql);
   absl::Status SaveCheckpoint(const State& st, Batch* batch);
+  // The rows of the whole walk, estimated once `batch` commits: the rows
+  // done, plus (walking pages) the pages left times the density of the pages
+  // walked so far, or (walking the key) the estimate made at the start.
+  static int64_t EstimateAfter(const State& st, const Batch& batch);
   void Report(const State& st, const std::string& waiting);
 
   pg::Connection& conn_;
@@ -194,6 +203,7 @@ class Backfill {
   std::string migration_;
   int operation_;
   std::function<std::string(const std::string&)> describe_lock_holders_;
+  std::function<absl::Status()> keep_going_;
 };
 
 }  // namespace pgshift::backfill

@@ -57,17 +57,22 @@ bool WalksByPages(const ops::BackfillSpec& spec, const Options& options, int ser
          (options.backfill_walk == BackfillWalk::kAuto && server_version >= 140000);
 }
 
-Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages) {
+Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages, int server_version) {
   Statements s;
   s.by_pages = by_pages || b.key.empty();
   s.settings =
       "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
-      "set_config('pgshift.backfill', 'on', true), set_config('row_security', 'off', true)";
+      "set_config('pgshift.backfill', $3, true), set_config('row_security', 'off', true)";
   if (s.by_pages) {
     s.lock = absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE");
-    s.position =
+    // Before 14 a ctid range is a sequential scan with a filter: it returns
+    // every row of the table, so its count says nothing about the range.
+    s.counts_rows = server_version >= 140000;
+    s.position = absl::StrCat(
         "SELECT pg_relation_filenode($1::regclass)::text, "
-        "pg_relation_size($1::regclass) / current_setting('block_size')::bigint";
+        "pg_relation_size($1::regclass) / current_setting('block_size')::bigint",
+        s.counts_rows ? ", pg_stat_get_xact_tuples_returned($1::regclass)" : "");
+    if (s.counts_rows) s.rows_seen = "SELECT pg_stat_get_xact_tuples_returned($1::regclass)";
     s.plain = PageUpdates(b, b.set_clause);
     if (!b.fallback_set_clause.empty()) s.fallback = PageUpdates(b, b.fallback_set_clause);
     return s;
@@ -91,13 +96,21 @@ Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages) {
 
 std::vector<Statements::Shown> Statements::All() const {
   std::vector<Shown> out;
-  out.push_back({settings, "every batch, in its own transaction, first"});
+  out.push_back({settings, "every batch, in its own transaction, first ($3: the operation's prefix, "
+                           "which only its own sync trigger skips)"});
   if (by_pages) {
     out.push_back({lock, "every batch (walking ctid page ranges)"});
-    out.push_back({position, "every batch: where the walk stands (a rewritten table restarts it)"});
+    out.push_back({position, counts_rows ? "every batch: where the walk stands (a rewritten table "
+                                           "restarts it) and the rows scanned so far"
+                                         : "every batch: where the walk stands (a rewritten table "
+                                           "restarts it)"});
     out.push_back({plain.next, "every batch: the rows of its page range still to do"});
     if (!fallback.next.empty()) {
       out.push_back({fallback.next, "instead, for a batch in which the plain expression raised"});
+    }
+    if (counts_rows) {
+      out.push_back({rows_seen, "every batch, after its UPDATE: the rows its page range holds "
+                                "(counted by the scan, for progress)"});
     }
     return out;
   }

@@ -31,15 +31,23 @@ struct Updates {
 struct Statements {
   bool by_pages = false;
   // Every batch's transaction starts with this: $1 lock_timeout, $2
-  // statement_timeout (SET LOCAL: nothing outlives the batch),
-  // pgshift.backfill = on, which silences the sync triggers where they skip
-  // the backfill's own writes, and row_security = off, so that a table whose
-  // row-level security policies apply to the driver makes the batch fail
-  // instead of quietly leaving out the rows they hide.
+  // statement_timeout (SET LOCAL: nothing outlives the batch), $3
+  // pgshift.backfill: the prefix of the operation the backfill belongs to
+  // (ops::Names::prefix()), which silences that operation's own sync trigger
+  // (the batch computes the new shape itself) and no other: a second
+  // migration's trigger on the same table syncs the rows the batch moves; and
+  // row_security = off, so that a table whose row-level security policies
+  // apply to the driver makes the batch fail instead of quietly leaving out
+  // the rows they hide.
   std::string settings;
   // Page walk: the table lock first (from here to COMMIT no rewrite can move
-  // rows), then its filenode and size in pages ($1 the table).
-  std::string lock, position;
+  // rows), then its filenode and size in pages ($1 the table) and, when
+  // `counts_rows`, the rows this transaction's scans of the table have
+  // returned so far; after the batch's UPDATE, `rows_seen` reads that count
+  // again: the difference is the number of rows in the batch's page range,
+  // counted by the TID range scan itself (PostgreSQL 14+), at no extra cost.
+  bool counts_rows = false;
+  std::string lock, position, rows_seen;
   // Key walk: the batch's end key, `offset` rows on ($1 the number of rows
   // to skip; `next_end`: $1.. the last key done, then the rows to skip).
   std::string first_end, next_end;
@@ -57,7 +65,9 @@ struct Statements {
   std::vector<Shown> All() const;
 };
 
-Statements BuildStatements(const ops::BackfillSpec& spec, bool by_pages);
+// `server_version` (server_version_num; 0 when unknown) says whether a page
+// walk can count its rows (a TID range scan, PostgreSQL 14+).
+Statements BuildStatements(const ops::BackfillSpec& spec, bool by_pages, int server_version = 0);
 
 }  // namespace pgshift::backfill
 

@@ -301,6 +301,7 @@ void pgshift_options_set_progress(pgshift_options_t* o, pgshift_progress_fn fn, 
     c.batch_rows = p.batch_rows;
     c.lock_wait_ms = p.lock_wait_ms;
     c.waiting = p.waiting.c_str();
+    c.rows_estimated = p.rows_estimated ? 1 : 0;
     fn(arg, &c);
   };
 }
@@ -378,6 +379,9 @@ int64_t pgshift_status_backfill_rows_estimate(const pgshift_status_t* s, size_t 
 }
 int pgshift_status_backfill_done(const pgshift_status_t* s, size_t i) {
   return i < s->rep.backfill.size() && s->rep.backfill[i].done ? 1 : 0;
+}
+int pgshift_status_backfill_rows_estimated(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() && s->rep.backfill[i].rows_estimated ? 1 : 0;
 }
 
 void pgshift_status_list_destroy(pgshift_status_list_t* l) { delete l; }

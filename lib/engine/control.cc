@@ -144,6 +144,7 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
     b.rows_done = cp.GetInt(i, 1);
     b.rows_estimate = cp.GetInt(i, 2);
     b.done = cp.GetBool(i, 3);
+    b.rows_estimated = !b.done;
     m.status.backfill.push_back(b);
   }
   return m;

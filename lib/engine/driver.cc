@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -20,6 +21,7 @@
 #include "lib/util/json.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
+#include "pgshift/errors.h"
 #include "pgshift/json.h"
 #include "pgshift/migration.h"
 
@@ -38,6 +40,29 @@ absl::Status AsStepFailure(const absl::Status& s) {
     return util::WithCode(s, absl::StatusCode::kFailedPrecondition);
   }
   return s;
+}
+
+// An error from running a step's actions. Earlier steps, and earlier actions
+// of this one, may have changed the schema already, so it is never "bad
+// input; nothing changed" (exit 2): server errors that read so at register
+// time become FailedPrecondition, a step that failed with the state
+// consistent (exit 1), keeping their SQLSTATE. An SQL error also gets told
+// how to continue.
+absl::Status ActionFailure(const absl::Status& s, const std::string& name, Phase from, Phase to) {
+  absl::Status out = AsStepFailure(s);
+  if (util::SqlStateOf(out).empty() || ExitCodeFor(out) != 1 || absl::IsUnavailable(out)) return out;
+  const std::string next =
+      to == Phase::kRolledBack
+          ? absl::StrCat(". The rollback stopped part-way (the phase is still ", PhaseName(from),
+                         "; what it undid stays undone): remove the cause, then run `pgshift "
+                         "rollback ", name, "` again to finish it")
+          : absl::StrCat(". The phase is still ", PhaseName(from),
+                         " (what this step completed is kept and skipped when it runs again): "
+                         "remove the cause, then run `pgshift advance ", name,
+                         "` again, or undo the migration with `pgshift rollback ", name, "`");
+  absl::Status told(out.code(), absl::StrCat(out.message(), next));
+  out.ForEachPayload([&told](absl::string_view url, const absl::Cord& p) { told.SetPayload(url, p); });
+  return told;
 }
 
 // Whether the preflight looks at `lock`'s table before the action runs.
@@ -82,7 +107,7 @@ std::vector<PlannedStatement> Render(const ops::Action& a, const Options& option
     }
     case ops::Action::Kind::kBackfill: {
       const backfill::Statements sql = backfill::BuildStatements(
-          a.backfill, backfill::WalksByPages(a.backfill, options, server_version));
+          a.backfill, backfill::WalksByPages(a.backfill, options, server_version), server_version);
       for (const auto& shown : sql.All()) {
         PlannedStatement p = make(shown.sql, shown.when);
         p.batched = true;
@@ -240,9 +265,10 @@ struct Driver::Impl {
   }
 
   // Before a step taking ACCESS EXCLUSIVE on `table`: looks for long
-  // transactions holding locks on it; reports, then waits or refuses.
+  // transactions holding locks on it; reports, then waits (while `lease`
+  // holds) or refuses.
   absl::Status Preflight(const std::string& name, Phase to, const std::string& table,
-                         std::vector<std::string>* reports) {
+                         const engine::Lease& lease, std::vector<std::string>* reports) {
     if (options.preflight == PreflightMode::kOff) return absl::OkStatus();
     const absl::Time deadline = absl::Now() + options.retry_deadline;
     std::vector<int> reported;  // pids of the last report
@@ -264,6 +290,7 @@ struct Driver::Impl {
       if (options.on_preflight) options.on_preflight(r);
     };
     while (true) {
+      RETURN_IF_ERROR(lease.Check());
       ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
                        engine::SessionsOnTable(*conn, table, options.long_transaction));
       std::vector<int> pids;
@@ -327,6 +354,13 @@ struct Driver::Impl {
     RETURN_IF_ERROR(control.SetRunningStep(name, to));
     ASSIGN_OR_RETURN(int64_t attempt,
                      control.BeginAttempt(name, std::string(PhaseName(to)), options.driver_name));
+    // The executor asks between backfill batches and while long statements
+    // run, and stops (cancelling them) once the lease is lost.
+    executor.set_lease_check([&lease] { return lease.Check(); });
+    struct ForgetLease {
+      engine::Executor& e;
+      ~ForgetLease() { e.set_lease_check(nullptr); }
+    } forget{executor};
     engine::StepStats stats;
     std::vector<std::string> preflight;
     absl::Status status = [&]() -> absl::Status {
@@ -334,7 +368,9 @@ struct Driver::Impl {
         auto& op = ops[i];
         std::vector<ops::Action> actions;
         if (to == Phase::kRolledBack) {
-          ASSIGN_OR_RETURN(actions, op->Rollback(*conn));
+          absl::StatusOr<std::vector<ops::Action>> undo = op->Rollback(*conn);
+          if (!undo.ok()) return AsStepFailure(undo.status());
+          actions = std::move(*undo);
         } else {
           absl::StatusOr<std::unique_ptr<ops::Steps>> steps = op->Inspect(*conn, from);
           if (!steps.ok()) return AsStepFailure(steps.status());
@@ -348,13 +384,16 @@ struct Driver::Impl {
               continue;
             }
             checked.push_back(l.table);
-            RETURN_IF_ERROR(Preflight(name, to, l.table, &preflight));
+            RETURN_IF_ERROR(Preflight(name, to, l.table, lease, &preflight));
           }
         }
         for (const ops::Action& a : actions) {
           RETURN_IF_ERROR(lease.Check());
-          RETURN_IF_ERROR(util::Annotate(executor.Run(a, op->context(), &stats),
-                                         absl::StrCat(op->Describe(), ": ", a.description)));
+          absl::Status ran = executor.Run(a, op->context(), &stats);
+          if (!ran.ok()) {
+            return util::Annotate(ActionFailure(ran, name, from, to),
+                                  absl::StrCat(op->Describe(), ": ", a.description));
+          }
         }
       }
       return absl::OkStatus();
@@ -521,6 +560,14 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> lease, d.TakeLease(name));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));  // may have moved while we waited
   Phase phase = stored.status.phase;
+  if (stored.status.running_step == PhaseName(Phase::kRolledBack) && phase != Phase::kRolledBack) {
+    // Some operations may be undone already: going on would contract the
+    // others next to them.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a rollback of \"", name, "\" stopped part-way (the phase is still ", PhaseName(phase),
+        ", some operations may be undone already); run `pgshift rollback ", name,
+        "` to finish it. Advancing is refused; nothing was changed"));
+  }
   if (phase == Phase::kRolledBack || phase == Phase::kContracted) {
     if (to && *to == phase) return stored.status;
     return absl::FailedPreconditionError(absl::StrCat("migration \"", name, "\" is ",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -94,6 +95,19 @@ absl::Status CheckLockedScan(pg::Connection& conn, const ops::Action& action,
 }
 
 absl::Status Executor::Run(const ops::Action& action, const ops::Context& ctx, StepStats* stats) {
+  RETURN_IF_ERROR(LeaseCheck());
+  absl::Status s = RunAction(action, ctx, stats);
+  if (!s.ok()) {
+    // Whatever failed after the lease was lost (a cancelled statement, a
+    // connection gone with it) failed because of that.
+    absl::Status lease = LeaseCheck();
+    if (!lease.ok()) return lease;
+  }
+  return s;
+}
+
+absl::Status Executor::RunAction(const ops::Action& action, const ops::Context& ctx,
+                                 StepStats* stats) {
   switch (action.kind) {
     case ops::Action::Kind::kTransaction:
       RETURN_IF_ERROR(CheckLockedScan(conn_, action, options_));
@@ -182,6 +196,7 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
   int attempts = 0;
   std::vector<SessionInfo> blockers;  // the latest non-empty sighting
   while (true) {
+    RETURN_IF_ERROR(LeaseCheck());
     ++attempts;
     {
       std::lock_guard<std::mutex> lock(blockers_mu_);
@@ -280,10 +295,19 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
       }
       pg::Connection* monitor = monitor_ ? monitor_() : nullptr;
       std::optional<Watch> watch;
-      if (monitor != nullptr && !table.empty()) {
+      // Long work (VALIDATE) is cancelled when the lease is lost.
+      const bool watch_lease = lease_check_ && action.long_running;
+      if ((monitor != nullptr && !table.empty()) || watch_lease) {
         const absl::Duration first =
             std::clamp(lock_budget / 2, absl::Milliseconds(10), absl::Milliseconds(500));
-        watch.emplace(first, absl::Milliseconds(500), [this, monitor, backend, &table] {
+        auto cancelled = std::make_shared<bool>(false);
+        watch.emplace(first, absl::Milliseconds(500), [this, monitor, backend, &table, watch_lease, cancelled] {
+          if (watch_lease && !*cancelled && !LeaseCheck().ok()) {
+            *cancelled = true;
+            conn_.Cancel();
+            return;
+          }
+          if (monitor == nullptr || table.empty()) return;
           auto b = BlockersOf(*monitor, backend, table);
           if (b.ok() && !b->empty()) {
             std::lock_guard<std::mutex> lock(blockers_mu_);
@@ -331,6 +355,7 @@ absl::StatusOr<bool> Executor::PrepareIndex(const ops::Action& action, const std
   const std::string qualified = pg::QuoteQualified(action.index_schema, action.index_name);
   const absl::Time deadline = absl::Now() + options_.retry_deadline;
   while (true) {
+    RETURN_IF_ERROR(LeaseCheck());
     ASSIGN_OR_RETURN(
         pg::Result ix,
         conn_.Exec("SELECT c.oid, i.indisvalid, i.indrelid = to_regclass($3), "
@@ -389,8 +414,18 @@ absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const st
   {
     pg::Connection* monitor = monitor_ ? monitor_() : nullptr;
     std::optional<Watch> watch;
-    if (monitor != nullptr) {
+    if (monitor != nullptr || lease_check_) {
       watch.emplace(absl::Milliseconds(200), absl::Milliseconds(250), [&, monitor] {
+        if (!LeaseCheck().ok()) {
+          // The driver lost its lease: the statement is nobody's any more.
+          std::lock_guard<std::mutex> lock(seen.mu);
+          if (seen.cancelled.empty()) {
+            seen.cancelled = "lease";
+            conn_.Cancel();
+          }
+          return;
+        }
+        if (monitor == nullptr) return;
         // Our statement's backend, found by its text (behind a pooler its pid
         // is not ours to know in advance).
         auto r = monitor->Exec(
@@ -431,6 +466,7 @@ absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const st
   }
   if (s.ok()) return s;
   std::lock_guard<std::mutex> lock(seen.mu);
+  if (seen.cancelled == "lease") return LeaseCheck();  // its INVALID index is rebuilt by the next run
   if (seen.cancelled == "lock") {
     absl::Status out(
         absl::StatusCode::kDeadlineExceeded,
@@ -523,9 +559,11 @@ absl::Status Executor::RunBackfill(const ops::Action& action, const ops::Context
                                    StepStats* stats) {
   std::unique_ptr<backfill::CheckpointStore> store = control_.Checkpoints(ctx.migration, ctx.index);
   backfill::Backfill runner(conn_, options_, *store, ctx.migration, ctx.index,
-                            [this](const std::string& table) { return DescribeLockHolders(table); });
+                            [this](const std::string& table) { return DescribeLockHolders(table); },
+                            [this] { return LeaseCheck(); });
   const backfill::Statements sql = backfill::BuildStatements(
-      action.backfill, backfill::WalksByPages(action.backfill, options_, conn_.server_version()));
+      action.backfill, backfill::WalksByPages(action.backfill, options_, conn_.server_version()),
+      conn_.server_version());
   for (const auto& shown : sql.All()) stats->statements.push_back(shown.sql);
   backfill::Stats bs;
   absl::Status s = runner.Run(action.backfill, &bs);

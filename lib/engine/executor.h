@@ -62,11 +62,22 @@ class Executor {
   // falls back to reading lock holders after the fact.
   void set_monitor(std::function<pg::Connection*()> monitor) { monitor_ = std::move(monitor); }
 
+  // Whether the driver still holds its lease (lease.h): OK, or the error to
+  // stop with. Asked before each action, before each lock retry, between
+  // backfill batches, and by the watch thread while a long statement
+  // (VALIDATE, CREATE INDEX CONCURRENTLY) runs, which it then cancels: a
+  // driver that lost its lease stops within about one heartbeat. Called
+  // from that thread too, so it must be thread-safe. Empty: never lost.
+  void set_lease_check(std::function<absl::Status()> check) { lease_check_ = std::move(check); }
+
   // Runs `action` of the operation in `ctx`. Returns OK once its work has
-  // committed. Safe to call again after a crash.
+  // committed. Safe to call again after a crash. The lease check's error
+  // (Aborted) when the lease was lost before or while it ran.
   absl::Status Run(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
 
  private:
+  absl::Status RunAction(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
+  absl::Status LeaseCheck() const { return lease_check_ ? lease_check_() : absl::OkStatus(); }
   absl::Status RunTransaction(const ops::Action& action, StepStats* stats);
   absl::Status RunConcurrently(const ops::Action& action, const std::string& prefix,
                                StepStats* stats);
@@ -106,6 +117,7 @@ class Executor {
   const Options& options_;
   Control& control_;
   std::function<pg::Connection*()> monitor_;
+  std::function<absl::Status()> lease_check_;
   std::optional<bool> pooled_;
   // Blockers seen by the watcher during the current attempt.
   std::mutex blockers_mu_;

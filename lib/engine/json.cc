@@ -18,6 +18,7 @@ std::string ToJson(const MigrationStatus& m) {
                      .Int("rows_done", b.rows_done)
                      .Int("rows_estimate", b.rows_estimate)
                      .Bool("done", b.done)
+                     .Bool("rows_estimated", b.rows_estimated)
                      .Build());
   }
   util::JsonObject o;
@@ -106,6 +107,7 @@ std::string ToJson(const Progress& p) {
       .Int("batch_rows", p.batch_rows)
       .Int("lock_wait_ms", p.lock_wait_ms)
       .Str("waiting", p.waiting)
+      .Bool("rows_estimated", p.rows_estimated)
       .Build();
 }
 

@@ -172,4 +172,11 @@ Action Assert(const catalog::Table& t, std::string description, std::string wher
   return a;
 }
 
+void AddColumnHazard(Action& a, const catalog::Table& t, absl::string_view column) {
+  a.hazards.push_back(absl::StrCat(
+      "applications holding a server-side prepared statement that reads every column of ",
+      t.Qualified(), " (SELECT *) get \"cached plan must not change result type\" once after ",
+      column, " is added, and must prepare it again (PostgreSQL's rule for any ADD COLUMN)"));
+}
+
 }  // namespace pgshift::ops

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "lib/catalog/catalog.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/lock.h"
@@ -150,6 +151,11 @@ Action Backfill(const catalog::Table& t, std::string description, BackfillSpec s
 // A check that no row of `t` satisfies `where`; `failure` says what such rows mean.
 Action Assert(const catalog::Table& t, std::string description, std::string where,
               std::string failure, Guard skip_if = {});
+
+// Adds to `a` (an ALTER TABLE ... ADD COLUMN `column` on `t`) the hazard
+// PostgreSQL attaches to every ADD COLUMN: server-side prepared statements
+// reading every column of `t` fail once and must be prepared again.
+void AddColumnHazard(Action& a, const catalog::Table& t, absl::string_view column);
 
 }  // namespace pgshift::ops
 

@@ -61,7 +61,7 @@ class AddColumnSteps : public Steps {
           // expression (no AT TIME ZONE, no operators like IS DISTINCT FROM).
           const std::string def =
               p_.default_value ? absl::StrCat(" DEFAULT (", p_.default_value->sql(), ")") : "";
-          return std::vector<Action>{Transaction(
+          Action a = Transaction(
               table_,
               absl::StrCat("add column ", s.column(),
                            p_.default_value ? " with its default stored in the catalog" : "",
@@ -69,7 +69,9 @@ class AddColumnSteps : public Steps {
               {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_.spelled, def,
                             s.not_null() ? " NOT NULL" : ""),
                comment},
-              pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()))};
+              pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()));
+          AddColumnHazard(a, table_, s.column());
+          return std::vector<Action>{std::move(a)};
         }
         case Phase::kContracted:
           return std::vector<Action>{Transaction(
@@ -82,11 +84,14 @@ class AddColumnSteps : public Steps {
     }
     const sql::Expression& fill = p_.up ? *p_.up : *p_.default_value;
     switch (to) {
-      case Phase::kColumnAdded:
-        return std::vector<Action>{Transaction(
+      case Phase::kColumnAdded: {
+        Action a = Transaction(
             table_, absl::StrCat("add column ", s.column(), " (nullable, no default)"),
             {absl::StrCat("ALTER TABLE ", t, " ADD COLUMN ", c, " ", type_.spelled), comment},
-            pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()))};
+            pg::LockMode::kAccessExclusive, ColumnExists(table_, s.column()));
+        AddColumnHazard(a, table_, s.column());
+        return std::vector<Action>{std::move(a)};
+      }
       case Phase::kTriggerInstalled:
         return InstallFillTrigger(table_, ctx_, s.column(), type_, fill);
       case Phase::kBackfilled:

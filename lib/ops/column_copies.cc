@@ -50,11 +50,13 @@ absl::StatusOr<std::vector<Action>> CopyColumnObjects(const catalog::Table& t, c
       if (c != nullptr && c->deferrable) {
         deferrable = c->deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE";
       }
+      // ADD CONSTRAINT ... USING INDEX takes ACCESS EXCLUSIVE (catalog only:
+      // the index is built already), so it runs after the preflight.
       out.push_back(Transaction(
           t, absl::StrCat("attach the copy of unique constraint ", ix.constraint),
           {absl::StrCat("ALTER TABLE ", t.Qualified(), " ADD CONSTRAINT ", pg::QuoteIdent(copy),
                         " UNIQUE USING INDEX ", pg::QuoteIdent(copy), deferrable)},
-          pg::LockMode::kShareUpdateExclusive, ConstraintExists(t, copy)));
+          pg::LockMode::kAccessExclusive, ConstraintExists(t, copy)));
     }
   }
   for (const catalog::Constraint& c : t.constraints) {

@@ -85,10 +85,7 @@ class ReplaceSteps : public Steps {
         absl::StrCat("add column ", r_.new_column, identity() ? "" : absl::StrCat(" ", new_type.spelled),
                      " (nullable, no default)", sql.size() > 2 ? " with the old column's privileges and settings" : ""),
         std::move(sql), pg::LockMode::kAccessExclusive, ColumnExists(table_, r_.new_column));
-    a.hazards.push_back(absl::StrCat(
-        "applications holding a server-side prepared statement that reads every column of ", t,
-        " (SELECT *) get \"cached plan must not change result type\" once after ",
-        r_.new_column, " is added, and must prepare it again (PostgreSQL's rule for any ADD COLUMN)"));
+    AddColumnHazard(a, table_, r_.new_column);
     return a;
   }
 

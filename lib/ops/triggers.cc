@@ -161,7 +161,8 @@ std::vector<Action> InstallSyncTrigger(const catalog::Table& t, const Context& c
         Differ(absl::StrCat("NEW.", o), absl::StrCat("OLD.", o), s.old_type.exact_equality), " OR ",
         Differ(absl::StrCat("NEW.", n), absl::StrCat("OLD.", n), s.new_type.exact_equality),
         " OR NEW.", n, " IS NULL",
-        ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM 'on')");
+        ") AND current_setting('pgshift.backfill', true) IS DISTINCT FROM ",
+        pg::QuoteLiteral(ctx.names.prefix()), ")");
   }
   return TriggerActions(t, ctx, SyncFunctionSql(t, ctx, s, /*new_wins=*/false), ins_when, upd_when,
                         "sync");

@@ -2,7 +2,9 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -10,6 +12,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status.h"
@@ -77,6 +81,113 @@ absl::Status StatusFromResult(pg_conn* conn, pg_result* res) {
 
 void IgnoreNotice(void*, const char*) {}
 
+// Whether libpq hides the value of `option` (password, sslpassword, and any
+// it may add): its dispchar says "*".
+bool IsSecret(const PQconninfoOption& option) {
+  return option.dispchar != nullptr && std::strchr(option.dispchar, '*') != nullptr;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// `s` with every valid %XX decoded; invalid ones are kept as they are.
+std::string PercentDecoded(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Every secret of `dsn` in every form a message could quote it in: the
+// values libpq hides (parsed, so decoded), and, read from the text itself
+// (also when libpq cannot parse it): a URI's userinfo password and secret
+// query parameters, raw and percent-decoded, and the pieces of a raw
+// password that a stray "@" or "/" would make libpq read as a host name;
+// `keyword=value` pairs of secret keywords.
+std::vector<std::string> SecretsOf(const std::string& dsn) {
+  std::vector<std::string> out;
+  auto add = [&out](absl::string_view v, size_t min_size) {
+    if (v.size() >= min_size) out.emplace_back(v);
+  };
+  auto add_raw = [&](absl::string_view raw) {
+    add(raw, 1);
+    add(PercentDecoded(raw), 1);
+    for (absl::string_view piece : absl::StrSplit(raw, absl::ByAnyChar("@/?#&"))) add(piece, 4);
+  };
+  std::vector<std::string> secret_keys;
+  char* err = nullptr;
+  PQconninfoOption* defaults = PQconndefaults();
+  if (defaults != nullptr) {
+    for (PQconninfoOption* o = defaults; o->keyword != nullptr; ++o) {
+      if (IsSecret(*o)) secret_keys.emplace_back(o->keyword);
+    }
+    PQconninfoFree(defaults);
+  }
+  if (secret_keys.empty()) secret_keys = {"password", "sslpassword"};
+  auto is_secret_key = [&secret_keys](absl::string_view k) {
+    return std::find(secret_keys.begin(), secret_keys.end(), k) != secret_keys.end();
+  };
+  if (PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err)) {
+    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+      if (o->val != nullptr && IsSecret(*o)) add(o->val, 1);
+    }
+    PQconninfoFree(opts);
+  }
+  if (err != nullptr) PQfreemem(err);
+  absl::string_view text(dsn);
+  if (absl::StartsWith(text, "postgresql://") || absl::StartsWith(text, "postgres://")) {
+    text.remove_prefix(text.find("://") + 3);
+    absl::string_view before_query = text.substr(0, text.find('?'));
+    const size_t at = before_query.rfind('@');
+    if (at != absl::string_view::npos) {
+      absl::string_view userinfo = before_query.substr(0, at);
+      const size_t colon = userinfo.find(':');
+      if (colon != absl::string_view::npos) add_raw(userinfo.substr(colon + 1));
+    }
+    const size_t q = text.find('?');
+    if (q != absl::string_view::npos) {
+      for (absl::string_view pair : absl::StrSplit(text.substr(q + 1), '&')) {
+        const size_t eq = pair.find('=');
+        if (eq != absl::string_view::npos && is_secret_key(PercentDecoded(pair.substr(0, eq)))) {
+          add_raw(pair.substr(eq + 1));
+        }
+      }
+    }
+  } else {
+    for (absl::string_view word : absl::StrSplit(text, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
+      const size_t eq = word.find('=');
+      if (eq != absl::string_view::npos && is_secret_key(word.substr(0, eq))) {
+        absl::string_view v = word.substr(eq + 1);
+        add(v, 1);
+        add(absl::StripSuffix(absl::StripPrefix(v, "'"), "'"), 1);
+      }
+    }
+  }
+  // Longest first, so that a secret containing another is masked whole.
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// `message` with every secret of `dsn` masked.
+std::string WithoutSecrets(std::string message, const std::string& dsn) {
+  for (const std::string& secret : SecretsOf(dsn)) {
+    message = absl::StrReplaceAll(message, {{secret, "********"}});
+  }
+  return message;
+}
+
 }  // namespace
 
 void Result::Deleter::operator()(pg_result* r) const { PQclear(r); }
@@ -131,11 +242,15 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr) return absl::ResourceExhaustedError("out of memory connecting");
   if (PQstatus(conn) != CONNECTION_OK) {
+    // libpq's message may quote the connection string (an invalid
+    // percent-encoded token of a URI's password, a host name that is the
+    // rest of a password with a stray "@"): every secret is masked.
     std::string msg(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
     PQfinish(conn);
     absl::Status s = StatusFromSqlState(
-        "08001", absl::StrCat("cannot connect to ", Redact(dsn), ": ", msg,
-                              " (check --dsn, PGSHIFT_DSN or the PG* environment)"));
+        "08001", WithoutSecrets(absl::StrCat("cannot connect to ", Redact(dsn), ": ", msg,
+                                             " (check --dsn, PGSHIFT_DSN or the PG* environment)"),
+                                dsn));
     return s;
   }
   PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
@@ -222,16 +337,15 @@ std::string Connection::Redact(const std::string& dsn) {
   std::vector<std::string> parts;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
     if (o->val == nullptr || o->val[0] == '\0') continue;
-    std::string key = o->keyword;
-    if (key == "password") {
-      parts.push_back("password=********");
+    if (IsSecret(*o)) {  // password, sslpassword
+      parts.push_back(absl::StrCat(o->keyword, "=********"));
       continue;
     }
-    parts.push_back(absl::StrCat(key, "=", o->val));
+    parts.push_back(absl::StrCat(o->keyword, "=", o->val));
   }
   PQconninfoFree(opts);
   return parts.empty() ? "(default connection from the PG* environment)"
-                       : absl::StrJoin(parts, " ");
+                       : WithoutSecrets(absl::StrJoin(parts, " "), dsn);
 }
 
 }  // namespace pg

@@ -64,7 +64,9 @@ struct ColumnType {
 class Connection {
  public:
   // Connects to `dsn` (a libpq connection string or URI; libpq's PG*
-  // environment fills what it leaves out). Errors never echo the password.
+  // environment fills what it leaves out). Errors never echo a secret of
+  // `dsn` (password, sslpassword, a URI's userinfo), libpq's own message
+  // included.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& dsn,
                                                           absl::string_view application_name);
   ~Connection();
@@ -102,7 +104,8 @@ class Connection {
   // Asks the server to cancel the running statement (thread-safe).
   void Cancel();
 
-  // DSN with any password removed, for messages.
+  // DSN with every secret masked (each keyword libpq hides: password,
+  // sslpassword), for messages.
   static std::string Redact(const std::string& dsn);
 
  private:

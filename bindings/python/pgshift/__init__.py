@@ -168,8 +168,9 @@ class BackfillStatus:
 
     operation: int
     rows_done: int
-    rows_estimate: int
+    rows_estimate: int  # estimated total rows; equals rows_done once done
     done: bool
+    rows_estimated: bool  # rows_estimate is an estimate (until done)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +228,7 @@ class Progress:
     batch_rows: int  # size of the next batch
     lock_wait_ms: int  # time this call lost to lock timeouts and deadlocks
     waiting: str  # "" while working, else "paused", "replication_lag" or "lock_contention"
+    rows_estimated: bool  # rows_estimate is an estimate (until finished)
 
 
 @dataclasses.dataclass(frozen=True)
