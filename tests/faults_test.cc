@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "pgshift/pgshift.h"
 #include "tests/support/cli.h"
+#include "tests/support/every_kind.h"
 #include "tests/support/session.h"
 #include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
@@ -34,6 +35,7 @@ using ::pgshift::testing::ChildProcess;
 using ::pgshift::testing::CliArgv;
 using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
+using ::pgshift::testing::kSlowFunctionsSql;
 using ::pgshift::testing::Lit;
 using ::pgshift::testing::Query;
 using ::pgshift::testing::QueryValue;
@@ -75,17 +77,7 @@ class Faults : public ::testing::Test {
     rows_ = rows;
     // slow_*: immutable in what they return; slow only inside pgshift's index
     // build / constraint validation, so that the test can kill it mid-way.
-    Query(dsn(), R"(
-      CREATE FUNCTION slow_lower(t text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
-      BEGIN
-        IF current_query() LIKE 'CREATE INDEX CONCURRENTLY %pgshift%' THEN PERFORM pg_sleep(0.002); END IF;
-        RETURN lower(t);
-      END $$;
-      CREATE FUNCTION slow_check(t text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$
-      BEGIN
-        IF current_query() LIKE '%VALIDATE CONSTRAINT "pgshift%' THEN PERFORM pg_sleep(0.002); END IF;
-        RETURN length(t) < 100;
-      END $$;)");
+    Query(dsn(), kSlowFunctionsSql);
     Query(dsn(), absl::StrCat(
                      "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, tag int);"
                      "CREATE INDEX users_name_idx ON users (name);"

@@ -20,12 +20,15 @@
 #include "lib/sql/sql.h"
 #include "pgshift/migration.h"
 #include "tests/support/cli.h"
+#include "tests/support/every_kind.h"
 #include "tests/support/test_db.h"
 
 namespace pgshift {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::BaseOperations;
+using testing::kEveryKindTable;
 using testing::CliResult;
 using testing::Query;
 using testing::QueryValue;
@@ -34,22 +37,6 @@ using testing::ScratchDatabase;
 using testing::WriteTempFile;
 
 using google::protobuf::FieldDescriptor;
-
-// A valid operation of each kind on the test table, as the JSON of one
-// element of "operations". A new operation kind needs one here (the test
-// says so), so that its fields are tried too.
-const std::map<std::string, std::string>& BaseOperations() {
-  static const auto* ops = new std::map<std::string, std::string>{
-      {"rename_column", R"({"rename_column": {"table": "users", "from": "name", "to": "full_name"}})"},
-      {"set_not_null", R"({"set_not_null": {"table": "users", "column": "email", "fill": "'none'"}})"},
-      {"add_column",
-       R"({"add_column": {"table": "users", "column": "score", "type": "int", "default": "0", "up": "id"}})"},
-      {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
-      {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
-                          "type": "bigint", "up": "id2", "down": "id + 0"}})"},
-  };
-  return *ops;
-}
 
 // Payloads by what the field holds: each tries to end the expression or
 // name and run a statement of its own.
@@ -70,9 +57,8 @@ class InjectionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     db_ = std::make_unique<ScratchDatabase>("injection");
-    Query(dsn(), "CREATE TABLE users (id int PRIMARY KEY, name text, email text, id2 int);"
-                 "INSERT INTO users SELECT g, 'u' || g, NULL, g FROM generate_series(1, 20) g;"
-                 "CREATE TABLE victim (v int); INSERT INTO victim VALUES (1)");
+    Query(dsn(), kEveryKindTable);
+    Query(dsn(), "CREATE TABLE victim (v int); INSERT INTO victim VALUES (1)");
     ASSERT_EQ(Cli({"init"}).exit_code, 0);
   }
   const std::string& dsn() const { return db_->dsn(); }

@@ -21,6 +21,7 @@
 #include "pgshift/errors.h"
 #include "pgshift/options.h"
 #include "tests/support/cli.h"
+#include "tests/support/every_kind.h"
 #include "tests/support/ops_fixture.h"
 
 namespace pgshift::testing {
@@ -333,20 +334,6 @@ TEST_F(RefusalTest, RenameOfAColumnOfAConstrainedDomainIsRefusedAndNothingIsRewr
 // Expressions: qualified column references (item 7), aggregates, window and
 // set-returning functions (item 15)
 
-// A valid operation of each kind on users(id, name, email, id2).
-const std::map<std::string, std::string>& BaseOperations() {
-  static const auto* ops = new std::map<std::string, std::string>{
-      {"rename_column", R"({"rename_column": {"table": "users", "from": "name", "to": "full_name"}})"},
-      {"set_not_null", R"({"set_not_null": {"table": "users", "column": "email", "fill": "'none'"}})"},
-      {"add_column",
-       R"({"add_column": {"table": "users", "column": "score", "type": "int", "default": "0", "up": "id"}})"},
-      {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
-      {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
-                          "type": "bigint", "up": "id2", "down": "id + 0"}})"},
-  };
-  return *ops;
-}
-
 // For every expression field of every operation: the JSON of a migration
 // whose field holds `value` (the operation's other fields valid).
 struct FieldCase {
@@ -385,8 +372,7 @@ class ExpressionRefusalTest : public RefusalTest {
  protected:
   void SetUp() override {
     RefusalTest::SetUp();
-    Sql("CREATE TABLE users (id int PRIMARY KEY, name text, email text, id2 int);"
-        "INSERT INTO users SELECT g, 'u' || g, NULL, g FROM generate_series(1, 20) g");
+    Sql(kEveryKindTable);
   }
 };
 

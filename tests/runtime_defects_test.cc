@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "pgshift/pgshift.h"
 #include "tests/support/cli.h"
+#include "tests/support/every_kind.h"
 #include "tests/support/session.h"
 #include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
@@ -37,6 +38,7 @@ using ::pgshift::testing::ChildProcess;
 using ::pgshift::testing::CliArgv;
 using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
+using ::pgshift::testing::kSlowFunctionsSql;
 using ::pgshift::testing::Lit;
 using ::pgshift::testing::Query;
 using ::pgshift::testing::QueryInt;
@@ -229,19 +231,7 @@ class RuntimeLostLease : public ::testing::Test {
   void Make(const std::string& prefix, int rows, bool slow) {
     db_ = std::make_unique<ScratchDatabase>(prefix);
     rows_ = rows;
-    if (slow) {
-      Query(dsn(), R"(
-        CREATE FUNCTION slow_lower(t text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$
-        BEGIN
-          IF current_query() LIKE 'CREATE INDEX CONCURRENTLY %pgshift%' THEN PERFORM pg_sleep(0.002); END IF;
-          RETURN lower(t);
-        END $$;
-        CREATE FUNCTION slow_check(t text) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$
-        BEGIN
-          IF current_query() LIKE '%VALIDATE CONSTRAINT "pgshift%' THEN PERFORM pg_sleep(0.002); END IF;
-          RETURN length(t) < 100;
-        END $$;)");
-    }
+    if (slow) Query(dsn(), kSlowFunctionsSql);
     Query(dsn(), absl::StrCat(
                      "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);"
                      "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, ", rows, ") g;",
