@@ -299,6 +299,29 @@ OpCase SetNotNull() {
   return c;
 }
 
+// Without fill: the apps already never write NULL; nothing is installed, and
+// the column becomes NOT NULL through the same validated CHECK.
+OpCase SetNotNullWithoutFill() {
+  OpCase c;
+  c.name = "set_not_null_without_fill";
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, c integer);"
+      "INSERT INTO app.t (id, c) SELECT g, g FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operations = pt::Spec().SetNotNull("t", "c");
+  c.seed_values = "SELECT id, c::text FROM app.t";
+  c.old_app = c.new_app = Shape("INSERT INTO app.t (id, c) VALUES ($1, $2)",
+                                "UPDATE app.t SET c = $2 WHERE id = $1",
+                                [](int64_t, int64_t n, int) { return pt::Values{N(n % 100000 + 1)}; });
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted = "t.c = o.v[1]::int";
+  c.reference_ddl = "ALTER TABLE app.t ALTER COLUMN c SET NOT NULL";
+  c.promise = [](const std::string& dsn, Phase p) {
+    EXPECT_EQ(UserTriggers(dsn), 0) << "no fill: no trigger at any phase";
+    if (p < Phase::kSwitched) EXPECT_FALSE(ColumnNotNull(dsn, "c")) << "SET NOT NULL is the switch";
+    if (p >= Phase::kSwitched) EXPECT_TRUE(ColumnNotNull(dsn, "c"));
+  };
+  return c;
+}
+
 OpCase AddColumnBackfilled() {
   OpCase c;
   c.name = "add_column_up";
@@ -558,6 +581,7 @@ OpCase RenameWithoutPrimaryKey() {
 
 std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
+          SetNotNullWithoutFill(),
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
           TwoOperations(),       RenameWithoutPrimaryKey()};

@@ -127,6 +127,57 @@ TEST_F(SetNotNullTest, RollbackFromSwitchedDropsNotNull) {
   EXPECT_EQ(Value("SELECT email IS NULL FROM users WHERE id = 6000"), "t");
 }
 
+// Without fill (design 3b): no trigger, no backfill; validate fails naming
+// sample keys while NULLs remain, and finishes once the data is fixed.
+TEST_F(SetNotNullTest, WithoutFillValidateNamesTheNullRowsUntilTheyAreFixed) {
+  const std::string json = Spec("nofill").SetNotNull("users", "email").Json();
+  absl::StatusOr<Plan> plan = PlanOf(json);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  for (const PlannedStep& step : plan->steps) {
+    for (const PlannedStatement& st : step.statements) {
+      EXPECT_FALSE(st.batched) << "no backfill without fill: " << st.sql;
+      EXPECT_THAT(st.sql, ::testing::Not(HasSubstr("CREATE TRIGGER")));
+    }
+  }
+  ASSERT_TRUE(Register(json).ok());
+  ASSERT_TRUE(Advance("nofill", Phase::kBackfilled).ok());
+  EXPECT_EQ(Value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'users'::regclass"), "0");
+  EXPECT_EQ(Value("SELECT count(*) FROM users WHERE email IS NULL"), "250");
+  absl::Status s = Advance("nofill", Phase::kValidated);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("no fill"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("250 row(s), e.g. primary key 4"));
+  EXPECT_EQ(PhaseOf("nofill"), Phase::kBackfilled);
+  EXPECT_EQ(Value("SELECT count(*) FROM users WHERE email IS NULL"), "250");  // nothing filled
+  Sql("UPDATE users SET email = 'fixed' WHERE email IS NULL");
+  ASSERT_TRUE(Advance("nofill", Phase::kContracted).ok());
+  EXPECT_EQ(Value("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'email'"),
+            "t");
+  EXPECT_EQ(Value("SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgshift%'"), "0");
+  EXPECT_EQ(Value("SELECT count(*) FROM pg_constraint WHERE conrelid = 'users'::regclass AND contype = 'c'"), "0");
+}
+
+TEST_F(SetNotNullTest, WithoutFillRollbackFromEveryPhaseRestoresCatalog) {
+  Sql("UPDATE users SET email = 'x' || id WHERE email IS NULL");
+  ExpectRollbackFromEveryPhaseRestores(
+      "nf", [](const std::string& n) { return Spec(n).SetNotNull("users", "email").Json(); }, "public",
+      "SELECT id, email FROM users ORDER BY id");
+}
+
+// The marker, not a trigger, says the NOT NULL set at switch is ours: a plan
+// made again after the switch accepts it, and rollback drops it.
+TEST_F(SetNotNullTest, WithoutFillRollbackFromSwitchedDropsTheNotNullItSet) {
+  Sql("UPDATE users SET email = 'x' || id WHERE email IS NULL");
+  const std::string json = Spec("nf").SetNotNull("users", "email").Json();
+  ASSERT_TRUE(Register(json).ok());
+  ASSERT_TRUE(Advance("nf", Phase::kSwitched).ok());
+  EXPECT_TRUE(PlanOf(json).ok());
+  ASSERT_TRUE(RollbackMigration("nf").ok());
+  EXPECT_EQ(Value("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'email'"),
+            "f");
+  EXPECT_EQ(Value("SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgshift%'"), "0");
+}
+
 TEST_F(SetNotNullTest, TableWithoutPrimaryKeyIsAccepted) {
   Sql("CREATE TABLE logs (msg text, level text); INSERT INTO logs VALUES ('a', NULL), ('b', 'info')");
   absl::StatusOr<Plan> plan = PlanOf(Spec("logs").SetNotNull("logs", "level", "'debug'").Json());

@@ -29,10 +29,15 @@ Spec& Spec::RenameColumn(std::string table, std::string from, std::string to) {
 }
 
 Spec& Spec::SetNotNull(std::string table, std::string column, std::string fill) {
+  SetNotNull(std::move(table), std::move(column));
+  m_.mutable_operations(m_.operations_size() - 1)->mutable_set_not_null()->set_fill(std::move(fill));
+  return *this;
+}
+
+Spec& Spec::SetNotNull(std::string table, std::string column) {
   v1::SetNotNull* op = m_.add_operations()->mutable_set_not_null();
   op->set_table(std::move(table));
   op->set_column(std::move(column));
-  op->set_fill(std::move(fill));
   return *this;
 }
 

@@ -41,6 +41,7 @@ class Spec {
   // One method per operation of the proto, with its required fields.
   Spec& RenameColumn(std::string table, std::string from, std::string to);
   Spec& SetNotNull(std::string table, std::string column, std::string fill);
+  Spec& SetNotNull(std::string table, std::string column);  // without fill
   Spec& AddColumn(std::string table, std::string column, std::string type);
   Spec& DropColumn(std::string table, std::string column);
   Spec& ChangeType(std::string table, std::string column, std::string new_column, std::string type,
