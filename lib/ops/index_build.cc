@@ -72,11 +72,15 @@ Action DuplicatesAssert(const catalog::Table& t, const IndexDefinition& def, std
   const std::string where = absl::StrCat(
       "(", key, ") IN (SELECT ", key, " FROM ", t.Qualified(), pred.empty() ? "" : " WHERE ", pred,
       " GROUP BY ", key, " HAVING count(*) > 1)", pred.empty() ? "" : " AND ", pred);
-  return Assert(t, absl::StrCat("check that no two rows share a key of ", what),
-                where,
-                absl::StrCat("rows whose (", key, ") is not unique, so ", what,
-                             " cannot be built; remove the duplicates, then advance again"),
-                std::move(skip_if));
+  Action a = Assert(t, absl::StrCat("check that no two rows share a key of ", what), where,
+                    absl::StrCat("rows whose (", key, ") is not unique, so ", what,
+                                 " cannot be built; remove the duplicates, then advance again"),
+                    std::move(skip_if));
+  // The duplicated values themselves.
+  a.assert_spec.sample = def.elements.size() == 1 ? absl::StrCat("(", key, ")::text")
+                                                  : absl::StrCat("ROW(", key, ")::text");
+  a.assert_spec.sample_label = "duplicated key";
+  return a;
 }
 
 Action DropIndexConcurrently(const catalog::Table& t, std::string description,
