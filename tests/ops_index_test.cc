@@ -294,6 +294,20 @@ TEST_F(IndexOpsTest, AddUniqueOverDuplicatesFailsAndRollbackLeavesNothing) {
   EXPECT_EQ(Snapshot(), before);
 }
 
+TEST_F(IndexOpsTest, DuplicatesOfSeveralColumnsOrOfAnExpressionAreNamedByTheirValues) {
+  Sql("UPDATE users SET email = 'same@x', name = 'same' WHERE id IN (7, 9);"
+      "UPDATE users SET email = 'SAME@x' WHERE id = 11");
+  ASSERT_TRUE(Register(Spec("au").AddUnique("users", "users_email_name_key", {"email", "name"}).Json()).ok());
+  absl::Status s = Advance("au", Phase::kValidated);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("2 row(s), e.g. duplicated key (same@x,same)."));
+  ASSERT_TRUE(Register(Spec("ci").CreateIndex("users", "users_lower_email_key", {"lower(email)"}).Unique().Json()).ok());
+  s = Advance("ci", Phase::kValidated);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("3 row(s), e.g. duplicated key same@x."));
+  EXPECT_EQ(PgshiftIndexes(), "0");
+}
+
 TEST_F(IndexOpsTest, AddUniqueRefusesBadInputAndChangesNothing) {
   ExpectRefused(Spec("au").AddUnique("nosuch", "k", {"id"}).Json(), absl::StatusCode::kNotFound, "nosuch");
   ExpectRefused(Spec("au").AddUnique("users", "k", {"email", "nosuch"}).Json(), absl::StatusCode::kNotFound,
