@@ -326,6 +326,50 @@ TEST_F(Faults, InterruptedIndexBuildIsRebuiltButNotSomeoneElses) {
             "1");
 }
 
+// create_index: the driver is killed and its backend terminated in the
+// middle of CREATE INDEX CONCURRENTLY, leaving pgshift's INVALID index; the
+// next run drops it and builds the index again. Interrupted the same way,
+// rollback drops the INVALID index and leaves the catalog as it was.
+TEST_F(Faults, CreateIndexInterruptedMidBuildIsRebuiltOrRolledBack) {
+  db_ = std::make_unique<ScratchDatabase>("kill_create_index");
+  Query(dsn(), kSlowFunctionsSql);
+  Query(dsn(), "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);"
+               "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 1500) g; ANALYZE users;");
+  ASSERT_EQ(Cli({"init"}).exit_code, 0);
+  const std::string before = ::pgshift::testing::CatalogSnapshot(dsn(), "public");
+  const char* invalid_ours = "SELECT count(*) FROM pg_index WHERE indrelid = 'users'::regclass AND NOT indisvalid "
+                             "AND indexrelid::regclass::text LIKE 'pgshift%'";
+  for (const std::string name : {"ci_rebuilt", "ci_rolled_back"}) {
+    SCOPED_TRACE(name);
+    CliResult reg = Cli({"register", Spec(name).CreateIndex("users", "users_slow_idx", {"slow_lower(name)"}).File()});
+    ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
+    ASSERT_EQ(Cli({"advance", name, "--to", "backfilled"}).exit_code, 0);
+    ChildProcess cli(Args({"advance", name, "--to", "contracted"}));
+    ASSERT_TRUE(WaitUntil([&] { return BackendRunning(kCicLike) != 0; })) << cli.CurrentErr();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cli.Kill(SIGKILL);
+    cli.Wait();
+    Terminate(BackendRunning(kCicLike));
+    EXPECT_EQ(QueryValue(dsn(), invalid_ours), "1");
+    EXPECT_EQ(QueryValue(dsn(), absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ", Lit(name))),
+              "backfilled");
+    WaitForLeaseRelease();
+    if (name == "ci_rebuilt") {
+      CliResult r = Cli({"advance", name, "--to", "contracted"});
+      ASSERT_EQ(r.exit_code, 0) << Describe(r);
+      EXPECT_EQ(QueryValue(dsn(), invalid_ours), "0");
+      EXPECT_EQ(QueryValue(dsn(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_slow_idx'::regclass"),
+                "t");
+      Query(dsn(), "DROP INDEX users_slow_idx");
+    } else {
+      CliResult r = Cli({"rollback", name});
+      ASSERT_EQ(r.exit_code, 0) << Describe(r);
+      EXPECT_EQ(QueryValue(dsn(), invalid_ours), "0");
+    }
+    EXPECT_EQ(::pgshift::testing::CatalogSnapshot(dsn(), "public"), before);
+  }
+}
+
 // kill -9 in the middle of VALIDATE CONSTRAINT (of the copied CHECK).
 TEST_F(Faults, KillDuringValidateConstraint) {
   for (const bool terminate_backend : {false, true}) {
@@ -415,6 +459,7 @@ class EveryOperation : public Faults {
     Query(dsn(), absl::StrCat(
         "CREATE TABLE shop (id int PRIMARY KEY, a text NOT NULL, b int, d text NOT NULL, e text NOT NULL);"
         "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
+        "CREATE INDEX shop_id_idx ON shop (id);"
         "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, "
         "(g * 1.5)::text FROM generate_series(1, ", rows, ") g; ANALYZE shop;"
         "CREATE TABLE test_pause_at (label text PRIMARY KEY)"));
@@ -427,6 +472,9 @@ class EveryOperation : public Faults {
                                  .DropColumn("shop", "d")
                                  .Down("'gone'")
                                  .ChangeType("shop", "e", "e2", "numeric", "e::numeric", "e2::text")
+                                 .CreateIndex("shop", "shop_id3_idx", {"(id * 3)"})
+                                 .DropIndex("shop_id_idx")
+                                 .AddUnique("shop", "shop_id_key", {"id"})
                                  .File();
     ASSERT_EQ(Cli({"init"}).exit_code, 0);
     CliResult reg = Cli({"register", spec});
@@ -459,7 +507,12 @@ class EveryOperation : public Faults {
     EXPECT_EQ(QueryValue(dsn(), "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE "
                                 "attrelid = 'shop'::regclass AND attnum > 0 AND NOT attisdropped"),
               "id,b,a2,c,e2");
-    EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_index WHERE indrelid = 'shop'::regclass AND indisvalid"), "3");
+    // The primary key and the copies of shop_a_idx and shop_e_idx, the
+    // index create_index built and the one add_unique attached; shop_id_idx
+    // is dropped.
+    EXPECT_EQ(QueryValue(dsn(), "SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY indexrelid::regclass::text) FROM pg_index "
+                                "WHERE indrelid = 'shop'::regclass AND indisvalid"),
+              "shop_a_idx,shop_e_idx,shop_id3_idx,shop_id_key,shop_pkey");
     EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'shop'::regclass AND NOT tgisinternal"), "0");
     EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pg_proc WHERE proname LIKE 'pgshift%'"), "0");
   }

@@ -48,6 +48,9 @@ std::vector<std::string> Payloads(v1::FieldKind kind) {
     case v1::FIELD_TYPE:
       return {"int; DROP TABLE victim", "int) FROM victim; DROP TABLE victim; --",
               "int DEFAULT 1; DROP TABLE victim"};
+    case v1::FIELD_INDEX_ELEMENT:  // a column name (quoted) or an expression: both kinds of payload
+      return {"1); DROP TABLE victim; --", "(SELECT count(*) FROM victim)", "0 /* */ ; DROP TABLE victim",
+              "users\"; DROP TABLE victim; --", "name) WITH (fillfactor=10"};
     default:  // identifiers are always quoted: the payload is a name that does not exist
       return {"users\"; DROP TABLE victim; --", "name\" text); DROP TABLE victim; --"};
   }
@@ -100,7 +103,12 @@ TEST_F(InjectionTest, EveryFieldRefusesPayloadsAndNothingChanges) {
         ASSERT_TRUE(m.ok()) << m.status();
         google::protobuf::Message* body = m->mutable_operations(0)->GetReflection()->MutableMessage(
             m->mutable_operations(0), v1::Operation::descriptor()->FindFieldByName(t->name));
-        body->GetReflection()->SetString(body, f, payload);
+        if (f->is_repeated()) {  // the payload as the only element
+          body->GetReflection()->ClearField(body, f);
+          body->GetReflection()->AddString(body, f, payload);
+        } else {
+          body->GetReflection()->SetString(body, f, payload);
+        }
         const std::string name = absl::StrCat("inj_", tried);
         const std::string json =
             absl::StrReplaceAll(CanonicalJson(*m), {{"\"name\":\"x\"", absl::StrCat("\"name\":\"", name, "\"")}});

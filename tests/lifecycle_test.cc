@@ -579,12 +579,75 @@ OpCase RenameWithoutPrimaryKey() {
   return c;
 }
 
+// Index operations: the shape of the rows never changes; both app versions
+// write the same columns, and every value written is unique.
+OpCase IndexCase(std::string name, std::string setup_extra, pt::Spec operations, std::string reference_ddl,
+                 std::function<void(const std::string& dsn, Phase p)> promise) {
+  OpCase c;
+  c.name = std::move(name);
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, v text);"
+      "INSERT INTO app.t (id, note, v) SELECT g, 'n' || g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'Seed ' || g END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;" + setup_extra;
+  c.operations = std::move(operations);
+  c.seed_values = "SELECT id, v FROM app.t";
+  auto value = [](char who) {
+    return [who](int64_t id, int64_t n, int) {
+      return pt::Values{n % 5 == 2 ? std::nullopt
+                                   : std::optional<std::string>(std::string(1, who) + " " + N(id) + "-" + N(n))};
+    };
+  };
+  c.old_app = Shape("INSERT INTO app.t (id, v) VALUES ($1, $2)", "UPDATE app.t SET v = $2 WHERE id = $1",
+                    value('o'));
+  c.new_app = Shape("INSERT INTO app.t (id, v) VALUES ($1, $2)", "UPDATE app.t SET v = $2 WHERE id = $1",
+                    value('n'));
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted = "t.v IS NOT DISTINCT FROM o.v[1]";
+  c.reference_ddl = std::move(reference_ddl);
+  c.promise = std::move(promise);
+  return c;
+}
+
+int64_t IndexesNamed(const std::string& dsn, const std::string& name) {
+  return Count(dsn, "SELECT count(*) FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid WHERE "
+                    "i.indrelid = 'app.t'::regclass AND i.indisvalid AND c.relname = " + Lit(name));
+}
+
+OpCase CreateIndex() {
+  return IndexCase(
+      "create_index", "",
+      pt::Spec().CreateIndex("t", "t_lower_v_key", {"lower(v)"}).Unique().Where("id > 0").Include({"note"}),
+      "CREATE UNIQUE INDEX t_lower_v_key ON app.t (lower(v)) INCLUDE (note) WHERE (id > 0)",
+      [](const std::string& dsn, Phase p) {
+        EXPECT_EQ(IndexesNamed(dsn, "t_lower_v_key"), p >= Phase::kValidated ? 1 : 0);
+        EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgshift%'"), 0);
+      });
+}
+
+OpCase DropIndex() {
+  return IndexCase("drop_index", "CREATE INDEX t_v_idx ON app.t (v);", pt::Spec().DropIndex("t_v_idx"),
+                   "DROP INDEX app.t_v_idx", [](const std::string& dsn, Phase p) {
+                     EXPECT_EQ(IndexesNamed(dsn, "t_v_idx"), p >= Phase::kContracted ? 0 : 1)
+                         << "nothing is dropped before contract";
+                   });
+}
+
+OpCase AddUnique() {
+  return IndexCase("add_unique", "", pt::Spec().AddUnique("t", "t_v_key", {"v"}),
+                   "ALTER TABLE app.t ADD CONSTRAINT t_v_key UNIQUE (v)", [](const std::string& dsn, Phase p) {
+                     EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass "
+                                          "AND contype = 'u' AND conname = 't_v_key'"),
+                               p >= Phase::kValidated ? 1 : 0);
+                     EXPECT_EQ(IndexesNamed(dsn, "t_v_key"), p >= Phase::kValidated ? 1 : 0);
+                   });
+}
+
 std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
           SetNotNullWithoutFill(),
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
-          TwoOperations(),       RenameWithoutPrimaryKey()};
+          TwoOperations(),       RenameWithoutPrimaryKey(), CreateIndex(),
+          DropIndex(),           AddUnique()};
 }
 
 // ---------------------------------------------------------------------------

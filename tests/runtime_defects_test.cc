@@ -352,6 +352,7 @@ constexpr char kLockTables[] =
     " e int NOT NULL CONSTRAINT shop_e_key UNIQUE CONSTRAINT shop_e_fk REFERENCES parent (id)"
     "   CONSTRAINT shop_e_pos CHECK (e > 0));"
     "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
+    "CREATE INDEX shop_id_idx ON shop (id);"
     "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, g "
     "FROM generate_series(1, 1000) g; ANALYZE parent; ANALYZE shop";
 
@@ -366,6 +367,9 @@ std::string EveryKind(const std::string& name) {
       .DropColumn("shop", "d")
       .Down("'gone'")
       .ChangeType("shop", "e", "e2", "bigint", "e::bigint", "e2::int")
+      .CreateIndex("shop", "shop_id3_idx", {"(id * 3)"})
+      .DropIndex("shop_id_idx")
+      .AddUnique("shop", "shop_id_key", {"id"})
       .File();
 }
 
@@ -408,7 +412,9 @@ TEST(RuntimeDeclaredLocks, EveryOperationKindTakesExactlyTheLocksItDeclares) {
                            "add the copy of constraint shop_a_fk NOT VALID on \"public\".\"parent\"",
                            "add the copy of constraint shop_e_fk NOT VALID on \"public\".\"shop\"",
                            "validate the copy of constraint shop_a_fk on \"public\".\"parent\"",
-                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos"}) {
+                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos",
+                           "give the built index its name shop_id3_idx",
+                           "attach the index as unique constraint shop_id_key"}) {
     EXPECT_TRUE(AnyContains(actions, part)) << "no lock report for " << part;
   }
   for (const char* step : {"column_added", "trigger_installed", "validated", "switched", "contracted"}) {

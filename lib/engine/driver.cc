@@ -95,11 +95,13 @@ std::vector<PlannedStatement> Render(const ops::Action& a, const Options& option
       for (const auto& s : a.statements) out.push_back(make(s));
       break;
     case ops::Action::Kind::kConcurrently: {
-      PlannedStatement drop = make(a.drop_invalid, "only when an INVALID index of that name, left by an "
-                                                   "interrupted build of ours, is in the way");
-      drop.transactional = false;
-      drop.scans_table = false;
-      out.push_back(std::move(drop));
+      if (!a.drop_invalid.empty()) {  // a build (a DROP INDEX CONCURRENTLY has none)
+        PlannedStatement drop = make(a.drop_invalid, "only when an INVALID index of that name, left by an "
+                                                     "interrupted build of ours, is in the way");
+        drop.transactional = false;
+        drop.scans_table = false;
+        out.push_back(std::move(drop));
+      }
       PlannedStatement build = make(a.statements.at(0));
       build.transactional = false;
       out.push_back(std::move(build));
@@ -173,6 +175,27 @@ struct Driver::Impl {
     return out;
   }
 
+  // What `op` touches, a touch of an index (drop_index) made a touch of the
+  // whole table the index is on (left as it is when there is no such index).
+  absl::StatusOr<std::vector<ops::Touch>> ResolvedTouches(const v1::Operation& op, const std::string& schema) {
+    std::vector<ops::Touch> out = ops::TouchesOf(op, schema);
+    for (ops::Touch& t : out) {
+      if (!t.index) continue;
+      ASSIGN_OR_RETURN(pg::Result r,
+                       conn->Exec("SELECT tn.nspname, tc.relname FROM pg_class c JOIN pg_namespace n ON "
+                                  "n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid JOIN "
+                                  "pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = "
+                                  "tc.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                                  {t.schema, t.table}));
+      if (r.rows() == 0) continue;
+      t.schema = r.Get(0, 0);
+      t.table = r.Get(0, 1);
+      t.column.clear();
+      t.index = false;
+    }
+    return out;
+  }
+
   // InvalidArgument when another active migration changes a column (or a
   // whole table) that `m` changes too.
   absl::Status CheckConflicts(const v1::Migration& m) {
@@ -181,9 +204,11 @@ struct Driver::Impl {
       if (other.status.name == m.name()) continue;
       ASSIGN_OR_RETURN(v1::Migration spec, ParseMigrationJson(other.spec_json, other.status.name));
       for (const v1::Operation& mine : m.operations()) {
-        for (const ops::Touch& x : ops::TouchesOf(mine, m.schema())) {
+        ASSIGN_OR_RETURN(std::vector<ops::Touch> my_touches, ResolvedTouches(mine, m.schema()));
+        for (const ops::Touch& x : my_touches) {
           for (const v1::Operation& theirs : spec.operations()) {
-            for (const ops::Touch& y : ops::TouchesOf(theirs, spec.schema())) {
+            ASSIGN_OR_RETURN(std::vector<ops::Touch> their_touches, ResolvedTouches(theirs, spec.schema()));
+            for (const ops::Touch& y : their_touches) {
               if (!x.Conflicts(y)) continue;
               const ops::Touch& changed = x.read ? y : x;
               const std::string what =

@@ -551,7 +551,8 @@ absl::Status Executor::RunAssert(const ops::Action& action, StepStats* stats) {
   if (n == 0) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat(a.failure, ": ", n, " row(s)",
-                   samples.empty() ? "" : absl::StrCat(", e.g. primary key ", absl::StrJoin(samples, ", ")),
+                   samples.empty() ? "" : absl::StrCat(", e.g. ", a.sample_label.empty() ? "primary key" : a.sample_label, " ",
+                                                                 absl::StrJoin(samples, ", ")),
                    ". The phase did not change and no data was modified"));
 }
 

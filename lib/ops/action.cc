@@ -70,6 +70,9 @@ std::string AssertSpec::CountSql() const {
 }
 
 std::string AssertSpec::SampleSql() const {
+  if (!sample.empty()) {
+    return absl::StrCat("SELECT DISTINCT ", sample, " FROM ", table, " WHERE ", where, " LIMIT 5");
+  }
   std::vector<std::string> quoted;
   for (const auto& k : key) quoted.push_back(pg::QuoteIdent(k));
   std::string shown = key.empty()        ? "ctid::text"

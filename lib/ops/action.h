@@ -82,6 +82,11 @@ struct AssertSpec {
   std::vector<std::string> key;    // columns shown for sample rows; empty: ctid
   std::string where;               // predicate over the row's columns
   std::string failure;             // what it means when rows are found
+  // Optional: the SQL text of what the error shows of the rows found
+  // instead of their key (distinct values, e.g. "(lower(email))::text"),
+  // and what the message calls it ("duplicated key"; default "primary key").
+  std::string sample;
+  std::string sample_label;
   std::string CountSql() const;    // SELECT count(*) ...
   std::string SampleSql() const;   // SELECT <key>::text ... LIMIT 5
   // Run first, in the same transaction as the count and the sample:

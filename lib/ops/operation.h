@@ -40,6 +40,9 @@ struct Context {
 struct Touch {
   std::string schema, table, column;
   bool read = false;
+  // `table` names an index (drop_index): the driver replaces it with the
+  // index's table before comparing touches (a whole-table touch).
+  bool index = false;
   bool Conflicts(const Touch& other) const;
 };
 

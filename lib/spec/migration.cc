@@ -42,6 +42,14 @@ absl::Status CheckValue(absl::string_view origin, const std::string& path, v1::F
       return util::Annotate(sql::Expression::Parse(value, path).status(), origin);
     case v1::FIELD_TYPE:
       return util::Annotate(sql::TypeName::Parse(value, path).status(), origin);
+    case v1::FIELD_INDEX_ELEMENT: {
+      // A column name (any valid identifier, which the operation looks up as
+      // written) or else exactly one expression.
+      absl::Status as_name = pg::CheckIdentifier(value, absl::StrCat("\"", path, "\""));
+      absl::Status as_expr = sql::Expression::Parse(value, path).status();
+      if (as_expr.ok() || as_name.ok()) return absl::OkStatus();
+      return util::Annotate(as_name.ok() ? as_expr : as_name, origin);
+    }
     default:
       return absl::InternalError(absl::StrCat(path, " has no (kind) in migration.proto"));
   }

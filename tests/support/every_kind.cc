@@ -4,7 +4,8 @@ namespace pgshift::testing {
 
 const char kEveryKindTable[] =
     "CREATE TABLE users (id int PRIMARY KEY, name text, email text, id2 int);"
-    "INSERT INTO users SELECT g, 'u' || g, NULL, g FROM generate_series(1, 20) g";
+    "INSERT INTO users SELECT g, 'u' || g, NULL, g FROM generate_series(1, 20) g;"
+    "CREATE INDEX users_email_idx ON users (email)";
 
 const std::map<std::string, std::string>& BaseOperations() {
   static const auto* ops = new std::map<std::string, std::string>{
@@ -15,6 +16,10 @@ const std::map<std::string, std::string>& BaseOperations() {
       {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
       {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
                           "type": "bigint", "up": "id2", "down": "id + 0"}})"},
+      {"create_index", R"j({"create_index": {"table": "users", "name": "users_lower_name_idx",
+                          "columns": ["lower(name)", "id"], "where": "id > 0", "include": ["id2"]}})j"},
+      {"drop_index", R"({"drop_index": {"name": "users_email_idx"}})"},
+      {"add_unique", R"({"add_unique": {"table": "users", "name": "users_id2_key", "columns": ["id2"]}})"},
   };
   return *ops;
 }

@@ -15,8 +15,9 @@
 
 namespace pgshift::testing {
 
-// users(id int PRIMARY KEY, name text, email text, id2 int) with 20 rows,
-// the table every operation of BaseOperations() applies to.
+// users(id int PRIMARY KEY, name text, email text, id2 int) with 20 rows
+// and index users_email_idx (which drop_index drops), the table every
+// operation of BaseOperations() applies to.
 extern const char kEveryKindTable[];
 
 // A valid operation of each kind, by its JSON name: the JSON of one element

@@ -68,6 +68,27 @@ Spec& Spec::ChangeType(std::string table, std::string column, std::string new_co
   return *this;
 }
 
+Spec& Spec::CreateIndex(std::string table, std::string name, std::vector<std::string> columns) {
+  v1::CreateIndex* op = m_.add_operations()->mutable_create_index();
+  op->set_table(std::move(table));
+  op->set_name(std::move(name));
+  for (std::string& c : columns) op->add_columns(std::move(c));
+  return *this;
+}
+
+Spec& Spec::DropIndex(std::string name) {
+  m_.add_operations()->mutable_drop_index()->set_name(std::move(name));
+  return *this;
+}
+
+Spec& Spec::AddUnique(std::string table, std::string name, std::vector<std::string> columns) {
+  v1::AddUnique* op = m_.add_operations()->mutable_add_unique();
+  op->set_table(std::move(table));
+  op->set_name(std::move(name));
+  for (std::string& c : columns) op->add_columns(std::move(c));
+  return *this;
+}
+
 v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
   if (m_.operations_size() == 0) {
     throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");
@@ -111,6 +132,32 @@ Spec& Spec::Down(std::string expression) {
   } else {
     op.mutable_change_type()->set_down(std::move(expression));
   }
+  return *this;
+}
+
+Spec& Spec::Unique() {
+  Last(v1::Operation::kCreateIndex, v1::Operation::kCreateIndex, "unique").mutable_create_index()->set_unique(true);
+  return *this;
+}
+
+Spec& Spec::Method(std::string method) {
+  Last(v1::Operation::kCreateIndex, v1::Operation::kCreateIndex, "method")
+      .mutable_create_index()
+      ->set_method(std::move(method));
+  return *this;
+}
+
+Spec& Spec::Where(std::string expression) {
+  Last(v1::Operation::kCreateIndex, v1::Operation::kCreateIndex, "where")
+      .mutable_create_index()
+      ->set_where(std::move(expression));
+  return *this;
+}
+
+Spec& Spec::Include(std::vector<std::string> columns) {
+  v1::CreateIndex* op =
+      Last(v1::Operation::kCreateIndex, v1::Operation::kCreateIndex, "include").mutable_create_index();
+  for (std::string& c : columns) op->add_include(std::move(c));
   return *this;
 }
 

@@ -22,6 +22,7 @@
 #define PGSHIFT_TESTS_SUPPORT_SPEC_BUILDER_H_
 
 #include <string>
+#include <vector>
 
 #include "pgshift/v1/migration.pb.h"
 
@@ -46,6 +47,9 @@ class Spec {
   Spec& DropColumn(std::string table, std::string column);
   Spec& ChangeType(std::string table, std::string column, std::string new_column, std::string type,
                    std::string up, std::string down);
+  Spec& CreateIndex(std::string table, std::string name, std::vector<std::string> columns);
+  Spec& DropIndex(std::string name);
+  Spec& AddUnique(std::string table, std::string name, std::vector<std::string> columns);
 
   // Optional fields of the operation added last. Throw std::logic_error when
   // that operation has no such field.
@@ -53,6 +57,10 @@ class Spec {
   Spec& NotNull();                        // add_column
   Spec& Up(std::string expression);       // add_column, change_type
   Spec& Down(std::string expression);     // drop_column, change_type
+  Spec& Unique();                          // create_index
+  Spec& Method(std::string method);        // create_index
+  Spec& Where(std::string expression);     // create_index
+  Spec& Include(std::vector<std::string> columns);  // create_index
 
   // The migration file text: pgshift's canonical JSON of what was built.
   std::string Json() const;

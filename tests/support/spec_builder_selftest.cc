@@ -32,15 +32,26 @@ TEST(SpecBuilder, EveryOperationEqualsTheSameSpecWrittenByHand) {
                          .DropColumn("accounts", "legacy")
                          .Down("'x'")
                          .ChangeType("prices", "price", "price_int", "integer", "round(price)::int",
-                                     "price_int::numeric");
-  const std::string by_hand = R"({"name": "0042_all", "schema": "app", "operations": [
+                                     "price_int::numeric")
+                         .CreateIndex("people", "people_lower_email_idx", {"lower(email)", "id"})
+                         .Unique()
+                         .Method("btree")
+                         .Where("id > 0")
+                         .Include({"nick"})
+                         .DropIndex("people_nick_idx")
+                         .AddUnique("people", "people_email_key", {"email"});
+  const std::string by_hand = R"j({"name": "0042_all", "schema": "app", "operations": [
       {"rename_column": {"table": "users", "from": "name", "to": "full_name"}},
       {"set_not_null": {"table": "users", "column": "email", "fill": "nick || '@unknown'"}},
       {"add_column": {"table": "orders", "column": "total", "type": "bigint", "default": "0",
                       "not_null": true, "up": "qty * 10"}},
       {"drop_column": {"table": "accounts", "column": "legacy", "down": "'x'"}},
       {"change_type": {"table": "prices", "column": "price", "new_column": "price_int",
-                       "type": "integer", "up": "round(price)::int", "down": "price_int::numeric"}}]})";
+                       "type": "integer", "up": "round(price)::int", "down": "price_int::numeric"}},
+      {"create_index": {"table": "people", "name": "people_lower_email_idx", "columns": ["lower(email)", "id"],
+                        "unique": true, "method": "btree", "where": "id > 0", "include": ["nick"]}},
+      {"drop_index": {"name": "people_nick_idx"}},
+      {"add_unique": {"table": "people", "name": "people_email_key", "columns": ["email"]}}]})j";
   EXPECT_EQ(Loaded(built.Json()), Loaded(by_hand));
   EXPECT_EQ(pgshift::CanonicalJson(built.Migration()), Loaded(by_hand));
 }
