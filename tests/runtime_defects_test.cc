@@ -366,6 +366,7 @@ std::string EveryKind(const std::string& name) {
       .DropColumn("shop", "d")
       .Down("'gone'")
       .ChangeType("shop", "e", "e2", "bigint", "e::bigint", "e2::int")
+      .AddCheck("shop", "shop_id_positive", "id > 0")
       .File();
 }
 
@@ -408,7 +409,9 @@ TEST(RuntimeDeclaredLocks, EveryOperationKindTakesExactlyTheLocksItDeclares) {
                            "add the copy of constraint shop_a_fk NOT VALID on \"public\".\"parent\"",
                            "add the copy of constraint shop_e_fk NOT VALID on \"public\".\"shop\"",
                            "validate the copy of constraint shop_a_fk on \"public\".\"parent\"",
-                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos"}) {
+                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos",
+                           "add CHECK constraint shop_id_positive NOT VALID", "validate CHECK constraint shop_id_positive",
+                           "remove pgshift's mark (a comment) from constraint shop_id_positive"}) {
     EXPECT_TRUE(AnyContains(actions, part)) << "no lock report for " << part;
   }
   for (const char* step : {"column_added", "trigger_installed", "validated", "switched", "contracted"}) {
@@ -437,6 +440,9 @@ TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) 
   ExpectLocksAsDeclared(db.dsn(), "validated");
   std::vector<std::string> undone = ExpectLocksAsDeclared(db.dsn(), "rolled_back");
   EXPECT_GE(undone.size(), 3u);
+  for (const char* part : {"drop CHECK constraint shop_id_positive"}) {
+    EXPECT_TRUE(AnyContains(undone, part)) << "no lock report for " << part;
+  }
   EXPECT_EQ(PhaseOf(db.dsn(), "0201_every_kind"), "rolled_back");
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
 }

@@ -63,6 +63,14 @@ Spec& Spec::ChangeType(std::string table, std::string column, std::string new_co
   return *this;
 }
 
+Spec& Spec::AddCheck(std::string table, std::string name, std::string check) {
+  v1::AddCheck* op = m_.add_operations()->mutable_add_check();
+  op->set_table(std::move(table));
+  op->set_name(std::move(name));
+  op->set_check(std::move(check));
+  return *this;
+}
+
 v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
   if (m_.operations_size() == 0) {
     throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");
