@@ -58,7 +58,10 @@ struct Added {
 class ConstraintFaults : public ::testing::Test {
  protected:
   // users(id, name, pid) with `rows` rows; slow_ok(name) is 2 ms a row inside
-  // VALIDATE CONSTRAINT "users_name_ok" only.
+  // VALIDATE CONSTRAINT "users_name_ok" only. parent's key is a unique index
+  // whose operator class compares in 1 ms inside VALIDATE CONSTRAINT
+  // "users_pid_fk" only (a foreign key compares with the referenced index's
+  // equality; needs a superuser, as the test server's role is).
   void Make(const std::string& prefix, int rows) {
     db_ = std::make_unique<ScratchDatabase>(prefix);
     Query(dsn(), absl::StrCat(R"(
@@ -67,7 +70,21 @@ class ConstraintFaults : public ::testing::Test {
         IF current_query() LIKE '%VALIDATE CONSTRAINT "users_name_ok"%' THEN PERFORM pg_sleep(0.002); END IF;
         RETURN length(t) < 100;
       END $$;
-      CREATE TABLE parent (id int PRIMARY KEY);
+      CREATE FUNCTION slow_cmp(a int, b int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_query() LIKE '%VALIDATE CONSTRAINT "users_pid_fk"%' THEN PERFORM pg_sleep(0.001); END IF;
+        RETURN btint4cmp(a, b);
+      END $$;
+      CREATE FUNCTION slow_eq(a int, b int) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$
+      BEGIN
+        IF current_query() LIKE '%VALIDATE CONSTRAINT "users_pid_fk"%' THEN PERFORM pg_sleep(0.001); END IF;
+        RETURN a = b;
+      END $$;
+      CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = slow_eq, COMMUTATOR = ===);
+      CREATE OPERATOR CLASS slow_int_ops FOR TYPE int USING btree AS
+        OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 ===, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 slow_cmp(int, int);
+      CREATE TABLE parent (id int NOT NULL);
+      CREATE UNIQUE INDEX parent_id_key ON parent (id slow_int_ops);
       INSERT INTO parent SELECT generate_series(1, 100);
       CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, pid int);
       INSERT INTO users SELECT g, 'user ' || g, CASE WHEN g % 10 = 0 THEN NULL ELSE g % 100 + 1 END
@@ -80,9 +97,14 @@ class ConstraintFaults : public ::testing::Test {
     ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
   }
 
-  static Spec Migration() { return Spec(kName).AddCheck("users", "users_name_ok", "slow_ok(name)"); }
+  static Spec Migration() {
+    return Spec(kName)
+        .AddCheck("users", "users_name_ok", "slow_ok(name)")
+        .AddForeignKey("users", "users_pid_fk", {"pid"}, "parent", {"id"});
+  }
   static std::vector<Added> Constraints() {
-    return {{"users_name_ok", "ALTER TABLE%VALIDATE CONSTRAINT \"users_name_ok\"%"}};
+    return {{"users_name_ok", "ALTER TABLE%VALIDATE CONSTRAINT \"users_name_ok\"%"},
+            {"users_pid_fk", "ALTER TABLE%VALIDATE CONSTRAINT \"users_pid_fk\"%"}};
   }
 
   const std::string& dsn() const { return db_->dsn(); }

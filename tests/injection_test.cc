@@ -100,7 +100,11 @@ TEST_F(InjectionTest, EveryFieldRefusesPayloadsAndNothingChanges) {
         ASSERT_TRUE(m.ok()) << m.status();
         google::protobuf::Message* body = m->mutable_operations(0)->GetReflection()->MutableMessage(
             m->mutable_operations(0), v1::Operation::descriptor()->FindFieldByName(t->name));
-        body->GetReflection()->SetString(body, f, payload);
+        if (f->is_repeated()) {  // the first element (a base operation gives at least one)
+          body->GetReflection()->SetRepeatedString(body, f, 0, payload);
+        } else {
+          body->GetReflection()->SetString(body, f, payload);
+        }
         const std::string name = absl::StrCat("inj_", tried);
         const std::string json =
             absl::StrReplaceAll(CanonicalJson(*m), {{"\"name\":\"x\"", absl::StrCat("\"name\":\"", name, "\"")}});

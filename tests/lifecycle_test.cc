@@ -580,6 +580,48 @@ OpCase AddCheck() {
   return c;
 }
 
+// add_foreign_key: nothing changes before validate; the key is added NOT
+// VALID (both tables locked briefly) and validated while both apps write
+// keys that exist (or NULL). ON DELETE CASCADE is carried to the constraint.
+OpCase AddForeignKey() {
+  OpCase c;
+  c.name = "add_foreign_key";
+  c.setup =
+      "CREATE TABLE app.parent (id integer PRIMARY KEY, label text);"
+      "INSERT INTO app.parent SELECT g, 'p' || g FROM generate_series(1, 200) g;"
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, pid integer);"
+      "INSERT INTO app.t (id, pid) SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE g % 200 + 1 END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operations =
+      pt::Spec().AddForeignKey("t", "t_pid_fkey", {"pid"}, "parent", {"id"}).OnDelete(pgshift::v1::CASCADE);
+  c.seed_values = "SELECT id, pid::text FROM app.t";
+  auto value = [](int64_t, int64_t n, int) {
+    return pt::Values{n % 5 == 0 ? std::nullopt : std::optional<std::string>(N(n % 200 + 1))};
+  };
+  c.old_app = Shape("INSERT INTO app.t (id, pid) VALUES ($1, $2)",
+                    "UPDATE app.t SET pid = $2 WHERE id = $1", value);
+  c.new_app = c.old_app;
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted = "t.pid IS NOT DISTINCT FROM o.v[1]::int";
+  c.reference_ddl =
+      "ALTER TABLE app.t ADD CONSTRAINT t_pid_fkey FOREIGN KEY (pid) REFERENCES app.parent (id) "
+      "ON DELETE CASCADE";
+  c.promise = [](const std::string& dsn, Phase p) {
+    EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass AND "
+                         "conname = 't_pid_fkey' AND convalidated AND confdeltype = 'c' AND "
+                         "confrelid = 'app.parent'::regclass"),
+              p >= Phase::kValidated ? 1 : 0)
+        << "the key exists, VALID, from validate on";
+    if (p < Phase::kValidated) {
+      EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass "
+                           "AND contype = 'f'"),
+                0)
+          << "nothing before validate";
+    }
+    EXPECT_EQ(UserTriggers(dsn), 0) << "add_foreign_key needs no trigger of pgshift's";
+  };
+  return c;
+}
+
 // No primary key (and no index at all): the writers find their rows by id.
 OpCase RenameWithoutPrimaryKey() {
   OpCase c = RenamePlain();
@@ -595,7 +637,8 @@ std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
-          TwoOperations(),       RenameWithoutPrimaryKey(), AddCheck()};
+          TwoOperations(),       RenameWithoutPrimaryKey(), AddCheck(),
+          AddForeignKey()};
 }
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ namespace pgshift::ops {
   X(kAddColumnType)                \
   X(kDropColumnType)               \
   X(kChangeTypeType)               \
+  X(kAddForeignKeyType)            \
   X(kAddCheckType)
 
 #define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;

@@ -15,6 +15,9 @@ const std::map<std::string, std::string>& BaseOperations() {
       {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
       {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
                           "type": "bigint", "up": "id2", "down": "id + 0"}})"},
+      {"add_foreign_key", R"({"add_foreign_key": {"table": "users", "name": "users_id2_fkey", "columns": ["id2"],
+                              "references_table": "users", "references_columns": ["id"],
+                              "on_delete": "SET_NULL"}})"},
       {"add_check", R"({"add_check": {"table": "users", "name": "users_id2_positive", "check": "id2 > 0"}})"},
   };
   return *ops;

@@ -63,6 +63,17 @@ Spec& Spec::ChangeType(std::string table, std::string column, std::string new_co
   return *this;
 }
 
+Spec& Spec::AddForeignKey(std::string table, std::string name, std::vector<std::string> columns,
+                          std::string references_table, std::vector<std::string> references_columns) {
+  v1::AddForeignKey* op = m_.add_operations()->mutable_add_foreign_key();
+  op->set_table(std::move(table));
+  op->set_name(std::move(name));
+  for (std::string& c : columns) op->add_columns(std::move(c));
+  op->set_references_table(std::move(references_table));
+  for (std::string& c : references_columns) op->add_references_columns(std::move(c));
+  return *this;
+}
+
 Spec& Spec::AddCheck(std::string table, std::string name, std::string check) {
   v1::AddCheck* op = m_.add_operations()->mutable_add_check();
   op->set_table(std::move(table));
@@ -114,6 +125,20 @@ Spec& Spec::Down(std::string expression) {
   } else {
     op.mutable_change_type()->set_down(std::move(expression));
   }
+  return *this;
+}
+
+Spec& Spec::OnDelete(v1::ForeignKeyAction action) {
+  Last(v1::Operation::kAddForeignKey, v1::Operation::kAddForeignKey, "on_delete")
+      .mutable_add_foreign_key()
+      ->set_on_delete(action);
+  return *this;
+}
+
+Spec& Spec::OnUpdate(v1::ForeignKeyAction action) {
+  Last(v1::Operation::kAddForeignKey, v1::Operation::kAddForeignKey, "on_update")
+      .mutable_add_foreign_key()
+      ->set_on_update(action);
   return *this;
 }
 

@@ -22,6 +22,7 @@
 #define PGSHIFT_TESTS_SUPPORT_SPEC_BUILDER_H_
 
 #include <string>
+#include <vector>
 
 #include "pgshift/v1/migration.pb.h"
 
@@ -45,6 +46,8 @@ class Spec {
   Spec& DropColumn(std::string table, std::string column);
   Spec& ChangeType(std::string table, std::string column, std::string new_column, std::string type,
                    std::string up, std::string down);
+  Spec& AddForeignKey(std::string table, std::string name, std::vector<std::string> columns,
+                      std::string references_table, std::vector<std::string> references_columns);
   Spec& AddCheck(std::string table, std::string name, std::string check);
 
   // Optional fields of the operation added last. Throw std::logic_error when
@@ -53,6 +56,8 @@ class Spec {
   Spec& NotNull();                        // add_column
   Spec& Up(std::string expression);       // add_column, change_type
   Spec& Down(std::string expression);     // drop_column, change_type
+  Spec& OnDelete(v1::ForeignKeyAction action);  // add_foreign_key
+  Spec& OnUpdate(v1::ForeignKeyAction action);  // add_foreign_key
 
   // The migration file text: pgshift's canonical JSON of what was built.
   std::string Json() const;
