@@ -568,6 +568,83 @@ OpCase TwoOperations() {
   return c;
 }
 
+// add_check: nothing changes before validate; the CHECK is added NOT VALID
+// and validated while both apps write values that satisfy it (or NULL).
+OpCase AddCheck() {
+  OpCase c;
+  c.name = "add_check";
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, qty integer);"
+      "INSERT INTO app.t (id, qty) SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE g % 500 END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operations = pt::Spec().AddCheck("t", "t_qty_range", "qty >= 0 AND qty < 100000");
+  c.seed_values = "SELECT id, qty::text FROM app.t";
+  auto value = [](int64_t, int64_t n, int) {
+    return pt::Values{n % 4 == 0 ? std::nullopt : std::optional<std::string>(N(n % 100000))};
+  };
+  c.old_app = Shape("INSERT INTO app.t (id, qty) VALUES ($1, $2)",
+                    "UPDATE app.t SET qty = $2 WHERE id = $1", value);
+  c.new_app = c.old_app;
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted = "t.qty IS NOT DISTINCT FROM o.v[1]::int";
+  c.reference_ddl = "ALTER TABLE app.t ADD CONSTRAINT t_qty_range CHECK (qty >= 0 AND qty < 100000)";
+  c.promise = [](const std::string& dsn, Phase p) {
+    const int64_t checks =
+        Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass AND "
+                   "conname = 't_qty_range' AND convalidated");
+    EXPECT_EQ(checks, p >= Phase::kValidated ? 1 : 0) << "the CHECK exists, VALID, from validate on";
+    if (p < Phase::kValidated) {
+      EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass "
+                           "AND contype = 'c'"),
+                0)
+          << "nothing before validate";
+    }
+    EXPECT_EQ(UserTriggers(dsn), 0) << "add_check needs no trigger";
+  };
+  return c;
+}
+
+// add_foreign_key: nothing changes before validate; the key is added NOT
+// VALID (both tables locked briefly) and validated while both apps write
+// keys that exist (or NULL). ON DELETE CASCADE is carried to the constraint.
+OpCase AddForeignKey() {
+  OpCase c;
+  c.name = "add_foreign_key";
+  c.setup =
+      "CREATE TABLE app.parent (id integer PRIMARY KEY, label text);"
+      "INSERT INTO app.parent SELECT g, 'p' || g FROM generate_series(1, 200) g;"
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, pid integer);"
+      "INSERT INTO app.t (id, pid) SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE g % 200 + 1 END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operations =
+      pt::Spec().AddForeignKey("t", "t_pid_fkey", {"pid"}, "parent", {"id"}).OnDelete(pgshift::v1::CASCADE);
+  c.seed_values = "SELECT id, pid::text FROM app.t";
+  auto value = [](int64_t, int64_t n, int) {
+    return pt::Values{n % 5 == 0 ? std::nullopt : std::optional<std::string>(N(n % 200 + 1))};
+  };
+  c.old_app = Shape("INSERT INTO app.t (id, pid) VALUES ($1, $2)",
+                    "UPDATE app.t SET pid = $2 WHERE id = $1", value);
+  c.new_app = c.old_app;
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted = "t.pid IS NOT DISTINCT FROM o.v[1]::int";
+  c.reference_ddl =
+      "ALTER TABLE app.t ADD CONSTRAINT t_pid_fkey FOREIGN KEY (pid) REFERENCES app.parent (id) "
+      "ON DELETE CASCADE";
+  c.promise = [](const std::string& dsn, Phase p) {
+    EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass AND "
+                         "conname = 't_pid_fkey' AND convalidated AND confdeltype = 'c' AND "
+                         "confrelid = 'app.parent'::regclass"),
+              p >= Phase::kValidated ? 1 : 0)
+        << "the key exists, VALID, from validate on";
+    if (p < Phase::kValidated) {
+      EXPECT_EQ(Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass "
+                           "AND contype = 'f'"),
+                0)
+          << "nothing before validate";
+    }
+    EXPECT_EQ(UserTriggers(dsn), 0) << "add_foreign_key needs no trigger of pgshift's";
+  };
+  return c;
+}
+
 // No primary key (and no index at all): the writers find their rows by id.
 OpCase RenameWithoutPrimaryKey() {
   OpCase c = RenamePlain();
@@ -647,7 +724,8 @@ std::vector<OpCase> AllCases() {
           AddColumnBackfilled(), AddColumnInstant(),  DropColumnNotNull(),
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
           TwoOperations(),       RenameWithoutPrimaryKey(), CreateIndex(),
-          DropIndex(),           AddUnique()};
+          DropIndex(),           AddUnique(),               AddCheck(),
+          AddForeignKey()};
 }
 
 // ---------------------------------------------------------------------------

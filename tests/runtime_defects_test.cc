@@ -370,6 +370,8 @@ std::string EveryKind(const std::string& name) {
       .CreateIndex("shop", "shop_id3_idx", {"(id * 3)"})
       .DropIndex("shop_id_idx")
       .AddUnique("shop", "shop_id_key", {"id"})
+      .AddForeignKey("shop", "shop_id_fkey", {"id"}, "parent", {"id"})
+      .AddCheck("shop", "shop_id_positive", "id > 0")
       .File();
 }
 
@@ -414,7 +416,13 @@ TEST(RuntimeDeclaredLocks, EveryOperationKindTakesExactlyTheLocksItDeclares) {
                            "validate the copy of constraint shop_a_fk on \"public\".\"parent\"",
                            "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos",
                            "give the built index its name shop_id3_idx",
-                           "attach the index as unique constraint shop_id_key"}) {
+                           "attach the index as unique constraint shop_id_key",
+                           "add CHECK constraint shop_id_positive NOT VALID", "validate CHECK constraint shop_id_positive",
+                           "remove pgshift's mark (a comment) from constraint shop_id_positive",
+                           "add FOREIGN KEY constraint shop_id_fkey NOT VALID (checks new writes, no scan) on \"public\".\"shop\"",
+                           "add FOREIGN KEY constraint shop_id_fkey NOT VALID (checks new writes, no scan) on \"public\".\"parent\"",
+                           "validate FOREIGN KEY constraint shop_id_fkey on \"public\".\"parent\"",
+                           "remove pgshift's mark (a comment) from constraint shop_id_fkey"}) {
     EXPECT_TRUE(AnyContains(actions, part)) << "no lock report for " << part;
   }
   for (const char* step : {"column_added", "trigger_installed", "validated", "switched", "contracted"}) {
@@ -443,6 +451,11 @@ TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) 
   ExpectLocksAsDeclared(db.dsn(), "validated");
   std::vector<std::string> undone = ExpectLocksAsDeclared(db.dsn(), "rolled_back");
   EXPECT_GE(undone.size(), 3u);
+  for (const char* part : {"drop CHECK constraint shop_id_positive",
+                           "drop FOREIGN KEY constraint shop_id_fkey (pgshift's) on \"public\".\"shop\"",
+                           "drop FOREIGN KEY constraint shop_id_fkey (pgshift's) on \"public\".\"parent\""}) {
+    EXPECT_TRUE(AnyContains(undone, part)) << "no lock report for " << part;
+  }
   EXPECT_EQ(PhaseOf(db.dsn(), "0201_every_kind"), "rolled_back");
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
 }

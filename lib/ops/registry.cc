@@ -17,6 +17,8 @@ namespace pgshift::ops {
   X(kChangeTypeType)               \
   X(kCreateIndexType)              \
   X(kDropIndexType)                \
+  X(kAddForeignKeyType)            \
+  X(kAddCheckType)                 \
   X(kAddUniqueType)
 
 #define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;

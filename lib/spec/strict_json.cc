@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -180,6 +181,11 @@ class Reader {
         RETURN_IF_ERROR(Value(child, Want::kObject, nullptr, nullptr, depth + 1));
       } else if (f->is_repeated()) {
         RETURN_IF_ERROR(Value(child, Want::kList, nullptr, f, depth + 1));
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM) {
+        // A name is checked here, where the message can list the names;
+        // protobuf's parser would only call it an invalid value.
+        SkipSpace();
+        RETURN_IF_ERROR(Peek('"') ? EnumName(child, f) : Value(child, Want::kEnum, nullptr, nullptr, depth + 1));
       } else {
         RETURN_IF_ERROR(Value(child, WantOf(f),
                               WantOf(f) == Want::kObject ? f->message_type() : nullptr, nullptr,
@@ -193,6 +199,21 @@ class Reader {
       if (!Peek(',')) return Syntax("expected ',' or '}' after a value in an object");
       ++pos_;
     }
+  }
+
+  // The name of a value of enum field `f`, as a string at pos_: one of its
+  // names (the zero value, "not given", is left out of the message).
+  absl::Status EnumName(const std::string& path, const FieldDescriptor* f) {
+    std::string v;
+    RETURN_IF_ERROR(String(&v));
+    if (f->enum_type()->FindValueByName(v) != nullptr) return absl::OkStatus();
+    std::vector<std::string> names;
+    for (int i = 0; i < f->enum_type()->value_count(); ++i) {
+      if (f->enum_type()->value(i)->number() != 0) names.push_back(f->enum_type()->value(i)->name());
+    }
+    return absl::InvalidArgumentError(absl::StrCat(Where(path), Shown(absl::StrCat("\"", v, "\"")),
+                                                   " is not one of ", absl::StrJoin(names, ", "),
+                                                   "; leave the field out for the default"));
   }
 
   absl::Status List(const std::string& path, const FieldDescriptor* repeated, int depth) {

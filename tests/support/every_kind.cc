@@ -20,6 +20,10 @@ const std::map<std::string, std::string>& BaseOperations() {
                           "columns": ["lower(name)", "id"], "where": "id > 0", "include": ["id2"]}})j"},
       {"drop_index", R"({"drop_index": {"name": "users_email_idx"}})"},
       {"add_unique", R"({"add_unique": {"table": "users", "name": "users_id2_key", "columns": ["id2"]}})"},
+      {"add_foreign_key", R"({"add_foreign_key": {"table": "users", "name": "users_id2_fkey", "columns": ["id2"],
+                              "references_table": "users", "references_columns": ["id"],
+                              "on_delete": "SET_NULL"}})"},
+      {"add_check", R"({"add_check": {"table": "users", "name": "users_id2_positive", "check": "id2 > 0"}})"},
   };
   return *ops;
 }

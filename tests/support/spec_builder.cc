@@ -89,6 +89,25 @@ Spec& Spec::AddUnique(std::string table, std::string name, std::vector<std::stri
   return *this;
 }
 
+Spec& Spec::AddForeignKey(std::string table, std::string name, std::vector<std::string> columns,
+                          std::string references_table, std::vector<std::string> references_columns) {
+  v1::AddForeignKey* op = m_.add_operations()->mutable_add_foreign_key();
+  op->set_table(std::move(table));
+  op->set_name(std::move(name));
+  for (std::string& c : columns) op->add_columns(std::move(c));
+  op->set_references_table(std::move(references_table));
+  for (std::string& c : references_columns) op->add_references_columns(std::move(c));
+  return *this;
+}
+
+Spec& Spec::AddCheck(std::string table, std::string name, std::string check) {
+  v1::AddCheck* op = m_.add_operations()->mutable_add_check();
+  op->set_table(std::move(table));
+  op->set_name(std::move(name));
+  op->set_check(std::move(check));
+  return *this;
+}
+
 v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
   if (m_.operations_size() == 0) {
     throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");
@@ -158,6 +177,20 @@ Spec& Spec::Include(std::vector<std::string> columns) {
   v1::CreateIndex* op =
       Last(v1::Operation::kCreateIndex, v1::Operation::kCreateIndex, "include").mutable_create_index();
   for (std::string& c : columns) op->add_include(std::move(c));
+  return *this;
+}
+
+Spec& Spec::OnDelete(v1::ForeignKeyAction action) {
+  Last(v1::Operation::kAddForeignKey, v1::Operation::kAddForeignKey, "on_delete")
+      .mutable_add_foreign_key()
+      ->set_on_delete(action);
+  return *this;
+}
+
+Spec& Spec::OnUpdate(v1::ForeignKeyAction action) {
+  Last(v1::Operation::kAddForeignKey, v1::Operation::kAddForeignKey, "on_update")
+      .mutable_add_foreign_key()
+      ->set_on_update(action);
   return *this;
 }
 

@@ -50,6 +50,9 @@ class Spec {
   Spec& CreateIndex(std::string table, std::string name, std::vector<std::string> columns);
   Spec& DropIndex(std::string name);
   Spec& AddUnique(std::string table, std::string name, std::vector<std::string> columns);
+  Spec& AddForeignKey(std::string table, std::string name, std::vector<std::string> columns,
+                      std::string references_table, std::vector<std::string> references_columns);
+  Spec& AddCheck(std::string table, std::string name, std::string check);
 
   // Optional fields of the operation added last. Throw std::logic_error when
   // that operation has no such field.
@@ -61,6 +64,8 @@ class Spec {
   Spec& Method(std::string method);        // create_index
   Spec& Where(std::string expression);     // create_index
   Spec& Include(std::vector<std::string> columns);  // create_index
+  Spec& OnDelete(v1::ForeignKeyAction action);  // add_foreign_key
+  Spec& OnUpdate(v1::ForeignKeyAction action);  // add_foreign_key
 
   // The migration file text: pgshift's canonical JSON of what was built.
   std::string Json() const;
