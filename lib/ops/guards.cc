@@ -76,4 +76,12 @@ Guard TriggersGone(const catalog::Table& t, const Names& names) {
                      Guard::Not(FunctionExists(t, names.trigger_function()))});
 }
 
+Guard ConstraintOurs(const catalog::Table& t, const std::string& name, const Names& names) {
+  return Guard::Of({absl::StrCat("constraint \"", name, "\" exists and is pgshift's"),
+                    "SELECT coalesce((SELECT obj_description(oid, 'pg_constraint') = $3 FROM pg_constraint "
+                    "WHERE conrelid = $1::regclass AND conname = $2), false)",
+                    {t.Qualified(), name, names.owner_comment()},
+                    absl::StrCat("constraint \"", name, "\" is gone or not pgshift's")});
+}
+
 }  // namespace pgshift::ops

@@ -19,6 +19,8 @@ Guard ColumnNotNull(const catalog::Table& t, const std::string& column);
 // True when `column` is missing or does not carry `names`' owner comment.
 Guard ColumnNotOurs(const catalog::Table& t, const std::string& column, const Names& names);
 Guard ConstraintExists(const catalog::Table& t, const std::string& name);
+// Constraint `name` of t exists and carries `names`' owner comment.
+Guard ConstraintOurs(const catalog::Table& t, const std::string& name, const Names& names);
 // True when constraint `name` of t is validated, or does not exist.
 Guard ConstraintValidatedOrGone(const catalog::Table& t, const std::string& name);
 Guard TriggerExists(const catalog::Table& t, const std::string& name);

@@ -110,14 +110,6 @@ Guard RelationMissing(const std::string& schema, const std::string& name) {
                                {schema, name}, absl::StrCat("\"", name, "\" is gone")}));
 }
 
-Guard ConstraintOurs(const catalog::Table& t, const std::string& name, const Names& names) {
-  return Guard::Of({absl::StrCat("constraint \"", name, "\" exists and is pgshift's"),
-                    "SELECT coalesce((SELECT obj_description(oid, 'pg_constraint') = $3 FROM pg_constraint "
-                    "WHERE conrelid = $1::regclass AND conname = $2), false)",
-                    {t.Qualified(), name, names.owner_comment()},
-                    absl::StrCat("constraint \"", name, "\" is gone or not pgshift's")});
-}
-
 absl::StatusOr<std::string> DescribeRelation(pg::Connection& conn, const std::string& schema,
                                              const std::string& name) {
   ASSIGN_OR_RETURN(

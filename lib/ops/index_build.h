@@ -70,8 +70,6 @@ Action DropIndexConcurrently(const catalog::Table& t, std::string description,
 Guard IndexOurs(const std::string& schema, const std::string& name, const Names& names);
 // No relation `name` in `schema`.
 Guard RelationMissing(const std::string& schema, const std::string& name);
-// Constraint `name` of t exists and carries `names`' owner comment.
-Guard ConstraintOurs(const catalog::Table& t, const std::string& name, const Names& names);
 
 // What relation `name` of `schema` is ("index \"x\" of table ..."), or ""
 // when there is none.

@@ -7,14 +7,6 @@
 
 namespace pgshift::ops {
 
-Guard ConstraintOurs(const catalog::Table& t, const std::string& name, const Names& names) {
-  return Guard::Of({absl::StrCat("constraint \"", name, "\" exists and is pgshift's"),
-                    "SELECT coalesce((SELECT obj_description(oid, 'pg_constraint') = $3 FROM "
-                    "pg_constraint WHERE conrelid = $1::regclass AND conname = $2), false)",
-                    {t.Qualified(), name, names.owner_comment()},
-                    absl::StrCat("constraint \"", name, "\" is gone or not pgshift's")});
-}
-
 absl::Status CheckConstraintName(pg::Connection& conn, const catalog::Table& t, const std::string& name,
                                  const Context& ctx, Phase phase, absl::string_view what) {
   ASSIGN_OR_RETURN(pg::Result r,

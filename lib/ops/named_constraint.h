@@ -21,8 +21,6 @@
 
 namespace pgshift::ops {
 
-// True when constraint `name` of t exists and carries `names`' owner comment.
-Guard ConstraintOurs(const catalog::Table& t, const std::string& name, const Names& names);
 
 // Checks constraint `name` of `t` against the phase the migration is at
 // (`what` starts the messages, e.g. "add_check"):
