@@ -14,7 +14,8 @@ namespace pgshift::ops {
   X(kSetNotNullType)               \
   X(kAddColumnType)                \
   X(kDropColumnType)               \
-  X(kChangeTypeType)
+  X(kChangeTypeType)               \
+  X(kDropTableType)
 
 #define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;
 PGSHIFT_OPERATION_TYPES(PGSHIFT_DECLARE_TYPE)

@@ -168,6 +168,24 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
       }
     }
   }
+  // A table one operation creates, renames or drops (a whole-table touch)
+  // cannot be changed by another operation of the same migration: their
+  // steps would run against a table that is not there yet, or no longer.
+  for (size_t i = 0; i < touches.size(); ++i) {
+    for (size_t j = 0; j < touches.size(); ++j) {
+      if (i == j) continue;
+      for (const ops::Touch& whole : touches[i]) {
+        if (!whole.column.empty() || whole.read) continue;
+        for (const ops::Touch& other : touches[j]) {
+          if (!whole.Conflicts(other)) continue;
+          return Bad(origin, absl::StrCat(
+              "operations[", i, "] (", OperationKind(m.operations(i)), ") and operations[", j, "] (",
+              OperationKind(m.operations(j)), ") both change table \"", whole.table,
+              "\"; a table created, renamed or dropped takes a migration of its own"));
+        }
+      }
+    }
+  }
   // An expression of one operation (run by its trigger until contract) must
   // not read a column another operation of the migration changes: between
   // their contract transactions that trigger would read a column that is

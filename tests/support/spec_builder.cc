@@ -63,6 +63,11 @@ Spec& Spec::ChangeType(std::string table, std::string column, std::string new_co
   return *this;
 }
 
+Spec& Spec::DropTable(std::string table) {
+  m_.add_operations()->mutable_drop_table()->set_table(std::move(table));
+  return *this;
+}
+
 v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
   if (m_.operations_size() == 0) {
     throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");

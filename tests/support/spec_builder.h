@@ -45,6 +45,7 @@ class Spec {
   Spec& DropColumn(std::string table, std::string column);
   Spec& ChangeType(std::string table, std::string column, std::string new_column, std::string type,
                    std::string up, std::string down);
+  Spec& DropTable(std::string table);
 
   // Optional fields of the operation added last. Throw std::logic_error when
   // that operation has no such field.
