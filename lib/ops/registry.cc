@@ -15,6 +15,7 @@ namespace pgshift::ops {
   X(kAddColumnType)                \
   X(kDropColumnType)               \
   X(kChangeTypeType)               \
+  X(kCreateTableType)              \
   X(kDropTableType)
 
 #define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;

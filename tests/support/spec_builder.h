@@ -22,6 +22,7 @@
 #define PGSHIFT_TESTS_SUPPORT_SPEC_BUILDER_H_
 
 #include <string>
+#include <vector>
 
 #include "pgshift/v1/migration.pb.h"
 
@@ -45,12 +46,19 @@ class Spec {
   Spec& DropColumn(std::string table, std::string column);
   Spec& ChangeType(std::string table, std::string column, std::string new_column, std::string type,
                    std::string up, std::string down);
+  // A table without columns yet: add them with Column, its key with PrimaryKey.
+  Spec& CreateTable(std::string table);
   Spec& DropTable(std::string table);
+
+  // A column of the create_table added last; Default and NotNull then apply
+  // to this column.
+  Spec& Column(std::string name, std::string type);
+  Spec& PrimaryKey(std::vector<std::string> columns);  // create_table
 
   // Optional fields of the operation added last. Throw std::logic_error when
   // that operation has no such field.
-  Spec& Default(std::string expression);  // add_column
-  Spec& NotNull();                        // add_column
+  Spec& Default(std::string expression);  // add_column, create_table's last column
+  Spec& NotNull();                        // add_column, create_table's last column
   Spec& Up(std::string expression);       // add_column, change_type
   Spec& Down(std::string expression);     // drop_column, change_type
 
