@@ -353,7 +353,10 @@ constexpr char kLockTables[] =
     "   CONSTRAINT shop_e_pos CHECK (e > 0));"
     "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
     "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, g "
-    "FROM generate_series(1, 1000) g; ANALYZE parent; ANALYZE shop";
+    "FROM generate_series(1, 1000) g; ANALYZE parent; ANALYZE shop;"
+    // the table operations' own tables
+    "CREATE TABLE old_name (id serial PRIMARY KEY, v text DEFAULT 'x'); INSERT INTO old_name DEFAULT VALUES;"
+    "CREATE TABLE doomed (id int PRIMARY KEY); INSERT INTO doomed VALUES (1)";
 
 // One operation of every kind of the registry.
 std::string EveryKind(const std::string& name) {
@@ -366,6 +369,11 @@ std::string EveryKind(const std::string& name) {
       .DropColumn("shop", "d")
       .Down("'gone'")
       .ChangeType("shop", "e", "e2", "bigint", "e::bigint", "e2::int")
+      .RenameTable("old_name", "new_name")
+      .CreateTable("fresh")
+      .Column("id", "int")
+      .PrimaryKey({"id"})
+      .DropTable("doomed")
       .File();
 }
 
@@ -408,7 +416,11 @@ TEST(RuntimeDeclaredLocks, EveryOperationKindTakesExactlyTheLocksItDeclares) {
                            "add the copy of constraint shop_a_fk NOT VALID on \"public\".\"parent\"",
                            "add the copy of constraint shop_e_fk NOT VALID on \"public\".\"shop\"",
                            "validate the copy of constraint shop_a_fk on \"public\".\"parent\"",
-                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos"}) {
+                           "add the copy of constraint shop_a_len", "add the copy of constraint shop_e_pos",
+                           "rename \"public\".\"old_name\" to \"public\".\"new_name\"",
+                           "drop view \"public\".\"old_name\"", "create table \"public\".\"fresh\"",
+                           "remove pgshift's mark (its comment) from \"public\".\"fresh\"",
+                           "drop table \"public\".\"doomed\""}) {
     EXPECT_TRUE(AnyContains(actions, part)) << "no lock report for " << part;
   }
   for (const char* step : {"column_added", "trigger_installed", "validated", "switched", "contracted"}) {
@@ -437,6 +449,7 @@ TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) 
   ExpectLocksAsDeclared(db.dsn(), "validated");
   std::vector<std::string> undone = ExpectLocksAsDeclared(db.dsn(), "rolled_back");
   EXPECT_GE(undone.size(), 3u);
+  EXPECT_TRUE(AnyContains(undone, "drop table \"public\".\"fresh\" (created by this migration) if it is empty"));
   EXPECT_EQ(PhaseOf(db.dsn(), "0201_every_kind"), "rolled_back");
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
 }

@@ -15,6 +15,7 @@ namespace pgshift::ops {
   X(kAddColumnType)                \
   X(kDropColumnType)               \
   X(kChangeTypeType)               \
+  X(kRenameTableType)              \
   X(kCreateTableType)              \
   X(kDropTableType)
 

@@ -15,6 +15,7 @@ const std::map<std::string, std::string>& BaseOperations() {
       {"drop_column", R"({"drop_column": {"table": "users", "column": "email", "down": "'x'"}})"},
       {"change_type", R"({"change_type": {"table": "users", "column": "id2", "new_column": "id2_big",
                           "type": "bigint", "up": "id2", "down": "id + 0"}})"},
+      {"rename_table", R"({"rename_table": {"from": "users", "to": "members"}})"},
       {"create_table", R"op({"create_table": {"table": "orders", "columns": [
                           {"name": "id", "type": "bigint", "not_null": true},
                           {"name": "total", "type": "numeric(12,2)", "default": "0"}],

@@ -63,6 +63,13 @@ Spec& Spec::ChangeType(std::string table, std::string column, std::string new_co
   return *this;
 }
 
+Spec& Spec::RenameTable(std::string from, std::string to) {
+  v1::RenameTable* op = m_.add_operations()->mutable_rename_table();
+  op->set_from(std::move(from));
+  op->set_to(std::move(to));
+  return *this;
+}
+
 Spec& Spec::CreateTable(std::string table) {
   m_.add_operations()->mutable_create_table()->set_table(std::move(table));
   return *this;

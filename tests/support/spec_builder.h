@@ -46,6 +46,7 @@ class Spec {
   Spec& DropColumn(std::string table, std::string column);
   Spec& ChangeType(std::string table, std::string column, std::string new_column, std::string type,
                    std::string up, std::string down);
+  Spec& RenameTable(std::string from, std::string to);
   // A table without columns yet: add them with Column, its key with PrimaryKey.
   Spec& CreateTable(std::string table);
   Spec& DropTable(std::string table);
