@@ -2,6 +2,8 @@
 // CREATE TABLE would make it (names quoted, types and defaults canonical),
 // pgshift's mark is gone after contract, rollback drops it only while it is
 // empty, and bad input is refused at register with nothing changed.
+#include <unistd.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pgshift/errors.h"
@@ -173,6 +175,22 @@ TEST_F(CreateTableTest, BadInputIsRefusedAtRegisterAndNothingChanges) {
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_EQ(Value("SELECT count(*) FROM pgshift.migrations"), "0");
   EXPECT_EQ(Snapshot(), before);
+}
+
+TEST_F(CreateTableTest, ADriverWithoutCreateOnTheSchemaIsRefused) {
+  const std::string role = absl::StrCat("pgshift_no_create_", getpid());
+  Query(ServerDsn(), absl::StrCat("DROP ROLE IF EXISTS ", Ident(role), "; CREATE ROLE ", Ident(role), " LOGIN"));
+  Sql("DROP SCHEMA pgshift CASCADE; REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+  {
+    auto d = Driver::Connect(absl::StrCat(dsn(), " user=", role), Options());
+    ASSERT_TRUE(d.ok()) << d.status();
+    absl::StatusOr<Plan> plan = (*d)->PlanMigration(Load(Spec("c").CreateTable("audit").Column("id", "int").Json()));
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument) << plan.status();
+    EXPECT_EQ(ExitCodeFor(plan.status()), 2);
+    EXPECT_THAT(std::string(plan.status().message()), HasSubstr("lacks CREATE on schema \"public\""));
+    EXPECT_THAT(std::string(plan.status().message()), HasSubstr("GRANT CREATE ON SCHEMA \"public\" TO"));
+  }
+  Query(ServerDsn(), absl::StrCat("DROP ROLE IF EXISTS ", Ident(role)));
 }
 
 TEST_F(CreateTableTest, TwoMigrationsCannotCreateTheSameTable) {

@@ -127,7 +127,17 @@ class CreateTable : public Operation {
             "create_table: a type named ", t, " already exists, and a table needs its name for its "
             "row type; give the new table another name"));
       }
-      if (!exists) RETURN_IF_ERROR(TryDefinition(conn));
+      if (!exists) {
+        ASSIGN_OR_RETURN(pg::Result priv, conn.Exec("SELECT has_schema_privilege($1, 'CREATE'), current_user",
+                                                    {ctx_.schema}));
+        if (!priv.GetBool(0, 0)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "create_table: role ", pg::QuoteIdent(priv.Get(0, 1)), " lacks CREATE on schema ",
+              pg::QuoteIdent(ctx_.schema), ", where it would create ", t, ". GRANT CREATE ON SCHEMA ",
+              pg::QuoteIdent(ctx_.schema), " TO ", pg::QuoteIdent(priv.Get(0, 1)), "; see docs/privileges.md"));
+        }
+        RETURN_IF_ERROR(TryDefinition(conn));
+      }
     } else if (!exists || (!ours && phase != Phase::kSwitched)) {  // at switched: contract re-run
       return absl::FailedPreconditionError(absl::StrCat(
           "create_table: ", t, exists ? " is no longer the table pgshift created (its comment changed)"
