@@ -566,6 +566,101 @@ TEST_F(EveryOperation, KillInTheMiddleOfTheBackfills) {
 }
 
 // ---------------------------------------------------------------------------
+// The table operations at once: one migration creating, renaming and
+// dropping a table, killed (kill -9) while recording the start and the end of
+// every step; running it again finishes, and the old name keeps serving the
+// renamed table's rows until contract.
+
+constexpr char kTableOps[] = "0102_table_operations";
+
+class TableOperations : public Faults {
+ protected:
+  void MakeTables(const std::string& prefix) {
+    db_ = std::make_unique<ScratchDatabase>(prefix);
+    Query(dsn(), "CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL DEFAULT 'anon');"
+                 "INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 200) g;"
+                 "CREATE TABLE legacy (id int PRIMARY KEY); INSERT INTO legacy VALUES (1);"
+                 "CREATE TABLE test_pause_at (label text PRIMARY KEY)");
+    ASSERT_EQ(Cli({"init"}).exit_code, 0);
+    CliResult reg = Cli({"register", Spec(kTableOps)
+                                         .CreateTable("audit")
+                                         .Column("id", "bigint")
+                                         .Column("what", "text")
+                                         .NotNull()
+                                         .Column("at", "timestamptz")
+                                         .Default("now()")
+                                         .PrimaryKey({"id"})
+                                         .RenameTable("accounts", "customers")
+                                         .DropTable("legacy")
+                                         .File()});
+    ASSERT_EQ(reg.exit_code, 0) << Describe(reg);
+  }
+  std::string TablePhase() {
+    return QueryValue(dsn(), absl::StrCat("SELECT phase FROM pgshift.migrations WHERE name = ", Lit(kTableOps)));
+  }
+  // An insert of the app version that runs at `phase`.
+  void TableWrites(const std::string& phase) {
+    Query(dsn(), StepIndex(phase) >= StepIndex("switched") ? "INSERT INTO customers (name) VALUES ('new app')"
+                                                           : "INSERT INTO accounts (name) VALUES ('old app')");
+    ++extra_;
+  }
+  void TableFinish() {
+    WaitForLeaseRelease();
+    CliResult r = Cli({"advance", kTableOps, "--to", "contracted"});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_EQ(TablePhase(), "contracted");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT string_agg(relname || ':' || relkind::text, ',' ORDER BY relname) FROM pg_class "
+                                "WHERE relnamespace = 'public'::regnamespace AND relname IN "
+                                "('accounts', 'customers', 'legacy', 'audit')"),
+              "audit:r,customers:r");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT count(DISTINCT id) FROM customers"), std::to_string(200 + extra_));
+    EXPECT_EQ(QueryValue(dsn(), "SELECT coalesce(obj_description('audit'::regclass, 'pg_class'), 'none')"), "none");
+    EXPECT_EQ(QueryValue(dsn(), "SELECT running_step IS NULL AND last_error IS NULL FROM pgshift.migrations"), "t");
+  }
+  int extra_ = 0;
+};
+
+TEST_F(TableOperations, KillAtEveryStepBoundary) {
+  for (const std::string& point : {"running", "phase"}) {
+    for (size_t i = 0; i < Steps().size(); ++i) {
+      const std::string& step = Steps()[i];
+      SCOPED_TRACE(absl::StrCat("killed at ", point, ":", step));
+      extra_ = 0;
+      MakeTables(absl::StrCat("table_ops_kill_", point, "_", step));
+      if (i > 0) {
+        CliResult r = Cli({"advance", kTableOps, "--to", Steps()[i - 1]});
+        ASSERT_EQ(r.exit_code, 0) << Describe(r);
+      }
+      const std::string before = TablePhase();
+      TableWrites(before);
+      InstallPauseTrigger();
+      Query(dsn(), absl::StrCat("INSERT INTO test_pause_at VALUES (", Lit(point + ":" + step), ")"));
+      Session pauser(dsn());
+      pauser.Exec(absl::StrCat("SELECT pg_advisory_lock(", kPauseKey, ")"));
+      ChildProcess cli(Args({"advance", kTableOps, "--to", "contracted"}));
+      ASSERT_TRUE(WaitUntil([&] { return PausedBackend() != 0 || !cli.Running(); })) << cli.CurrentErr();
+      ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
+      const int backend = PausedBackend();
+      cli.Kill(SIGKILL);
+      cli.Wait();
+      Terminate(backend);
+      pauser.Exec(absl::StrCat("SELECT pg_advisory_unlock(", kPauseKey, ")"));
+      Query(dsn(), "DELETE FROM test_pause_at");
+      EXPECT_EQ(TablePhase(), before);
+      // The app version of that phase still works: the old one through the
+      // old name (a view once the switch committed), the new one after it.
+      TableWrites(before);
+      if (point == std::string("phase") && step == "switched") {
+        Query(dsn(), "INSERT INTO accounts (name) VALUES ('old app through the view')");
+        ++extra_;
+      }
+      TableFinish();
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Server restarts, on a cluster of the test's own.
 
 class OwnCluster {

@@ -56,6 +56,56 @@ std::vector<std::string> Payloads(v1::FieldKind kind) {
   }
 }
 
+// One string value of an operation's message, nested ones included
+// (create_table's columns[0].type): the message fields to go down through
+// (with the element's index, -1 for a singular field), the field, and its
+// index when it is repeated (primary_key[0]).
+struct StringField {
+  std::vector<std::pair<const FieldDescriptor*, int>> parents;
+  const FieldDescriptor* field = nullptr;
+  int index = -1;
+  std::string path;  // "columns[0].type"
+};
+
+void StringFields(const google::protobuf::Message& m, const std::vector<std::pair<const FieldDescriptor*, int>>& parents,
+                  const std::string& prefix, std::vector<StringField>* out) {
+  const google::protobuf::Reflection* r = m.GetReflection();
+  for (int i = 0; i < m.GetDescriptor()->field_count(); ++i) {
+    const FieldDescriptor* f = m.GetDescriptor()->field(i);
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      const int n = f->is_repeated() ? r->FieldSize(m, f) : (r->HasField(m, f) ? 1 : 0);
+      for (int j = 0; j < n; ++j) {
+        auto down = parents;
+        down.emplace_back(f, f->is_repeated() ? j : -1);
+        StringFields(f->is_repeated() ? r->GetRepeatedMessage(m, f, j) : r->GetMessage(m, f), down,
+                     absl::StrCat(prefix, f->name(), f->is_repeated() ? absl::StrCat("[", j, "]") : "", "."),
+                     out);
+      }
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+      if (!f->is_repeated()) {
+        out->push_back({parents, f, -1, absl::StrCat(prefix, f->name())});
+        continue;
+      }
+      for (int j = 0; j < r->FieldSize(m, f); ++j) {
+        out->push_back({parents, f, j, absl::StrCat(prefix, f->name(), "[", j, "]")});
+      }
+    }
+  }
+}
+
+// Sets the field `s` of `body` (a message like the one StringFields walked).
+void SetField(google::protobuf::Message* body, const StringField& s, const std::string& value) {
+  for (const auto& [f, j] : s.parents) {
+    body = j < 0 ? body->GetReflection()->MutableMessage(body, f)
+                 : body->GetReflection()->MutableRepeatedMessage(body, f, j);
+  }
+  if (s.index < 0) {
+    body->GetReflection()->SetString(body, s.field, value);
+  } else {
+    body->GetReflection()->SetRepeatedString(body, s.field, s.index, value);
+  }
+}
+
 class InjectionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -87,33 +137,33 @@ TEST_F(InjectionTest, TheBaseSpecsAreValid) {
 
 TEST_F(InjectionTest, EveryFieldRefusesPayloadsAndNothingChanges) {
   const std::string before = testing::CatalogSnapshot(dsn(), "public");
-  int tried = 0;
+  int tried = 0, nested = 0;
   for (const ops::OperationType* t : ops::Registry()) {
     auto base = BaseOperations().find(t->name);
     ASSERT_NE(base, BaseOperations().end()) << t->name;
-    const google::protobuf::Descriptor* message =
-        v1::Operation::descriptor()->FindFieldByName(t->name)->message_type();
-    for (int i = 0; i < message->field_count(); ++i) {
-      const FieldDescriptor* f = message->field(i);
-      if (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
+    // Every string of the base operation, nested ones included.
+    auto base_m = ParseMigrationJson(absl::StrCat(R"({"name": "x", "operations": [)", base->second, "]}"));
+    ASSERT_TRUE(base_m.ok()) << base_m.status();
+    const FieldDescriptor* op_field = v1::Operation::descriptor()->FindFieldByName(t->name);
+    std::vector<StringField> fields;
+    StringFields(base_m->operations(0).GetReflection()->GetMessage(base_m->operations(0), op_field), {}, "",
+                 &fields);
+    for (const StringField& sf : fields) {
+      const FieldDescriptor* f = sf.field;
       const v1::FieldKind kind = f->options().GetExtension(v1::kind);
       for (const std::string& payload : Payloads(kind)) {
         // The base operation with this field replaced by the payload.
-        auto m = ParseMigrationJson(absl::StrCat(R"({"name": "x", "operations": [)", base->second, "]}"));
-        ASSERT_TRUE(m.ok()) << m.status();
-        google::protobuf::Message* body = m->mutable_operations(0)->GetReflection()->MutableMessage(
-            m->mutable_operations(0), v1::Operation::descriptor()->FindFieldByName(t->name));
-        if (f->is_repeated()) {  // the payload as the only element
-          body->GetReflection()->ClearField(body, f);
-          body->GetReflection()->AddString(body, f, payload);
-        } else {
-          body->GetReflection()->SetString(body, f, payload);
-        }
+        v1::Migration copy = *base_m;
+        v1::Migration* m = &copy;
+        SetField(m->mutable_operations(0)->GetReflection()->MutableMessage(m->mutable_operations(0), op_field), sf,
+                 payload);
         const std::string name = absl::StrCat("inj_", tried);
-        const std::string json =
-            absl::StrReplaceAll(CanonicalJson(*m), {{"\"name\":\"x\"", absl::StrCat("\"name\":\"", name, "\"")}});
+        // Only the migration's own name (the first key) is replaced.
+        std::string json = CanonicalJson(*m);
+        const std::string key = "\"name\":\"x\"";
+        json.replace(json.find(key), key.size(), absl::StrCat("\"name\":\"", name, "\""));
         const std::string file = WriteTempFile(json);
-        const std::string where = absl::StrCat(t->name, ".", f->name(), " = ", payload);
+        const std::string where = absl::StrCat(t->name, ".", sf.path, " = ", payload);
         if (kind == v1::FIELD_IDENTIFIER) {
           // Names are always quoted: a payload is either a name that does not
           // exist (refused, quoted in the message) or a new name, created
@@ -131,14 +181,16 @@ TEST_F(InjectionTest, EveryFieldRefusesPayloadsAndNothingChanges) {
             CliResult r = Cli({command, file});
             EXPECT_EQ(r.exit_code, 2) << command << " " << where << ": " << r.out << r.err;
             // The message names the field it refused.
-            EXPECT_THAT(r.err, HasSubstr(absl::StrCat(t->name, ".", f->name()))) << command << " " << where;
+            EXPECT_THAT(r.err, HasSubstr(absl::StrCat(t->name, ".", sf.path))) << command << " " << where;
           }
         }
         ++tried;
+        if (!sf.parents.empty()) ++nested;
       }
     }
   }
   EXPECT_GE(tried, 40);
+  EXPECT_GE(nested, 10) << "the fields of nested messages (create_table's columns) are tried too";
   EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM victim"), "1");
   EXPECT_EQ(QueryValue(dsn(), "SELECT count(*) FROM pgshift.migrations"), "0");
   EXPECT_EQ(testing::CatalogSnapshot(dsn(), "public"), before);

@@ -95,20 +95,20 @@ std::string ColumnType(const std::string& dsn, const std::string& col) {
                              "attrelid = 'app.t'::regclass AND NOT attisdropped AND attname = " +
                                  Lit(col));
 }
-int64_t UserTriggers(const std::string& dsn) {
-  return Count(dsn, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'app.t'::regclass "
+int64_t UserTriggers(const std::string& dsn, const std::string& rel = "app.t") {
+  return Count(dsn, "SELECT count(*) FROM pg_trigger WHERE tgrelid = " + Lit(rel) + "::regclass "
                     "AND NOT tgisinternal");
 }
 int64_t FunctionsInApp(const std::string& dsn) {
   return Count(dsn, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = "
                     "p.pronamespace WHERE n.nspname = 'app'");
 }
-int64_t InvalidConstraints(const std::string& dsn) {
-  return Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.t'::regclass "
+int64_t InvalidConstraints(const std::string& dsn, const std::string& rel = "app.t") {
+  return Count(dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = " + Lit(rel) + "::regclass "
                     "AND NOT convalidated");
 }
-int64_t InvalidIndexes(const std::string& dsn) {
-  return Count(dsn, "SELECT count(*) FROM pg_index WHERE indrelid = 'app.t'::regclass "
+int64_t InvalidIndexes(const std::string& dsn, const std::string& rel = "app.t") {
+  return Count(dsn, "SELECT count(*) FROM pg_index WHERE indrelid = " + Lit(rel) + "::regclass "
                     "AND NOT (indisvalid AND indisready AND indislive)");
 }
 // Valid indexes that use column `col` (key, expression or predicate).
@@ -150,6 +150,16 @@ struct OpCase {
   std::string reference_ddl;
   // Phase-specific promises beyond the generic ones.
   std::function<void(const std::string& dsn, Phase p)> promise;
+  // New app versions run from this phase on (they need the shapes synced).
+  Phase new_app_from = Phase::kTriggerInstalled;
+  // When set (rename_table), the table's name from switched on, used by the
+  // new app and, after contract, by the harness's own checks.
+  std::string renamed_to;
+
+  // The relation holding the rows at phase p (reached), quoted for SQL.
+  std::string Rel(Phase p) const {
+    return renamed_to.empty() || p < Phase::kSwitched ? "app.t" : "app." + renamed_to;
+  }
 };
 
 pt::WriteShape Shape(std::string insert, std::string update,
@@ -718,6 +728,50 @@ OpCase AddUnique() {
                    });
 }
 
+// rename_table: old app versions keep using the old name through the view
+// from switched on (inserts relying on a default and a serial, RETURNING,
+// ON CONFLICT); new ones use the new name from switched on.
+OpCase RenameTable() {
+  OpCase c;
+  c.name = "rename_table";
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, serial_no bigserial, note text DEFAULT 'n', v text,"
+      "  CONSTRAINT t_v_len CHECK (length(v) < 100));"
+      "CREATE INDEX t_v_idx ON app.t (v);"
+      "INSERT INTO app.t (id, v) SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'seed ' || g END "
+      "FROM generate_series(1, " + N(kSeedRows) + ") g;";
+  c.operations = pt::Spec().RenameTable("t", "t2");
+  c.seed_values = "SELECT id, v FROM app.t";
+  auto value = [](char who) {
+    return [who](int64_t, int64_t n, int) {
+      return pt::Values{n % 7 == 3 ? std::nullopt : std::optional<std::string>(std::string(1, who) + " " + N(n))};
+    };
+  };
+  c.old_app = Shape("INSERT INTO app.t (id, v) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = excluded.v "
+                    "RETURNING id, serial_no, note",
+                    "UPDATE app.t SET v = $2 WHERE id = $1 RETURNING *", value('o'));
+  c.new_app = Shape("INSERT INTO app.t2 (id, v) VALUES ($1, $2) RETURNING serial_no",
+                    "UPDATE app.t2 SET v = $2 WHERE id = $1", value('n'));
+  c.new_app.delete_sql = "DELETE FROM app.t2 WHERE id = $1";
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted =
+      "t.v IS NOT DISTINCT FROM o.v[1] AND t.serial_no IS NOT NULL AND t.note = 'n'";
+  c.reference_ddl = "ALTER TABLE app.t RENAME TO t2";
+  c.new_app_from = Phase::kSwitched;
+  c.renamed_to = "t2";
+  c.promise = [](const std::string& dsn, Phase p) {
+    const std::string kinds =
+        "SELECT coalesce(string_agg(relname || ':' || relkind::text, ',' ORDER BY relname), '') FROM pg_class "
+        "WHERE relnamespace = 'app'::regnamespace AND relname IN ('t', 't2')";
+    if (p < Phase::kSwitched) EXPECT_EQ(ProbeValue(dsn, kinds), "t:r") << "nothing changes before switched";
+    if (p == Phase::kSwitched) EXPECT_EQ(ProbeValue(dsn, kinds), "t:v,t2:r") << "the old name is a view";
+    if (p == Phase::kContracted) EXPECT_EQ(ProbeValue(dsn, kinds), "t2:r") << "contract drops the view";
+    if (p == Phase::kSwitched) {
+      EXPECT_EQ(ProbeValue(dsn, "SELECT count(*) = (SELECT count(*) FROM app.t2) FROM app.t"), "t");
+    }
+  };
+  return c;
+}
+
 std::vector<OpCase> AllCases() {
   return {RenamePlain(),        RenameConstrained(),  SetNotNull(),
           SetNotNullWithoutFill(),
@@ -725,7 +779,7 @@ std::vector<OpCase> AllCases() {
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
           TwoOperations(),       RenameWithoutPrimaryKey(), CreateIndex(),
           DropIndex(),           AddUnique(),               AddCheck(),
-          AddForeignKey()};
+          AddForeignKey(),       RenameTable()};
 }
 
 // ---------------------------------------------------------------------------
@@ -774,7 +828,8 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
  protected:
   // Checks every row of app.t against the oracles with `condition(o.s)`;
   // also that the table holds exactly the oracle's keys.
-  void ExpectData(const std::string& dsn, const std::string& condition, const std::string& when) {
+  void ExpectData(const std::string& dsn, const std::string& condition, const std::string& when,
+                  const std::string& rel = "app.t") {
     std::vector<const pt::Oracle*> oracles = {&old_->oracle(), &new_->oracle()};
     const Phase reached = reached_;
     std::string json = pt::OracleJson(oracles, [reached](const pt::OracleEntry& e) {
@@ -789,7 +844,7 @@ class LifecycleHarness : public ::testing::TestWithParam<HarnessParam> {
         "bad AS (SELECT coalesce(o.id, t.id) AS id, CASE WHEN t.id IS NULL THEN 'missing row' "
         "WHEN o.id IS NULL THEN 'unexpected row' ELSE 'wrong values' END AS what, "
         "o.w, o.g, o.s, o.v::text AS oracle, row_to_json(t)::text AS actual "
-        "FROM app.t t FULL JOIN o ON o.id = t.id "
+        "FROM " + rel + " t FULL JOIN o ON o.id = t.id "
         "WHERE t.id IS NULL OR o.id IS NULL OR NOT coalesce((" + condition + "), false)) "
         "SELECT (SELECT count(*) FROM bad), id, what, w, g, s, oracle, actual FROM bad "
         "ORDER BY id LIMIT 8";
@@ -941,7 +996,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
     // Old app versions run until contract; new ones once the trigger keeps
     // the shapes in sync.
     const bool old_runs = p != Phase::kContracted;
-    const bool new_runs_during = reached_ >= Phase::kTriggerInstalled;
+    const bool new_runs_during = reached_ >= c.new_app_from;
     generation = Gen(p) - 1;
     if (old_runs) old_->Start();
     if (new_runs_during) new_->Start();
@@ -951,7 +1006,7 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
     auto st = driver.Advance(name, p);
     generation = Gen(p);
     if (st.ok()) reached_ = p;
-    if (p >= Phase::kTriggerInstalled) new_->Start();
+    if (p >= c.new_app_from) new_->Start();
     if (old_runs && old_->running()) old_->WaitForMoreOps(kOpsAtRest);
     if (new_->running()) new_->WaitForMoreOps(kOpsAtRest);
     StopWriters();
@@ -964,11 +1019,11 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
       EXPECT_EQ(pt::CatalogSnapshot(dsn, "app"), before) << "column_added is a no-op here";
     }
     if (p >= Phase::kValidated) {
-      EXPECT_EQ(InvalidConstraints(dsn), 0) << "validated: every constraint is VALID";
-      EXPECT_EQ(InvalidIndexes(dsn), 0) << "validated: every index is valid";
+      EXPECT_EQ(InvalidConstraints(dsn, c.Rel(p)), 0) << "validated: every constraint is VALID";
+      EXPECT_EQ(InvalidIndexes(dsn, c.Rel(p)), 0) << "validated: every index is valid";
     }
     if (p == Phase::kContracted) {
-      EXPECT_EQ(UserTriggers(dsn), 0) << "contract removes the sync trigger";
+      EXPECT_EQ(UserTriggers(dsn, c.Rel(p)), 0) << "contract removes the sync trigger";
       EXPECT_EQ(FunctionsInApp(dsn), 0) << "contract removes the trigger function";
       const std::string after = pt::CatalogSnapshot(dsn, "app");
       EXPECT_EQ(after.find("pgshift"), std::string::npos)
@@ -982,7 +1037,8 @@ TEST_P(LifecycleHarness, WritersNeverLoseDataAndEveryPhaseKeepsItsPromise) {
       }
     }
     c.promise(dsn, p);
-    ExpectData(dsn, ConditionAt(p), std::string("at ") + std::string(pgshift::PhaseName(p)));
+    ExpectData(dsn, ConditionAt(p), std::string("at ") + std::string(pgshift::PhaseName(p)),
+               p == Phase::kContracted ? c.Rel(p) : "app.t");
   }
 
   if (!rollback_from) {

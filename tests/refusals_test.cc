@@ -9,6 +9,7 @@
 // the end).
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -347,22 +348,54 @@ std::vector<FieldCase> EveryExpressionFieldHolding(const std::string& value) {
       ADD_FAILURE() << "add a valid " << t->name << " to BaseOperations()";
       continue;
     }
-    const google::protobuf::Descriptor* message =
-        v1::Operation::descriptor()->FindFieldByName(t->name)->message_type();
-    for (int i = 0; i < message->field_count(); ++i) {
-      const FieldDescriptor* f = message->field(i);
-      if (f->options().GetExtension(v1::kind) != v1::FIELD_EXPRESSION) continue;
-      auto m = ParseMigrationJson(absl::StrCat(R"({"name": "x", "operations": [)", base->second, "]}"));
-      if (!m.ok()) {
-        ADD_FAILURE() << m.status();
-        continue;
+    auto base_m = ParseMigrationJson(absl::StrCat(R"({"name": "x", "operations": [)", base->second, "]}"));
+    if (!base_m.ok()) {
+      ADD_FAILURE() << base_m.status();
+      continue;
+    }
+    const FieldDescriptor* op_field = v1::Operation::descriptor()->FindFieldByName(t->name);
+    // The expression fields of the operation's message and of the messages
+    // it holds (create_table's columns[i].default), as set in the base
+    // operation: `path` and how to reach the field in a copy.
+    struct Found {
+      std::string path;
+      std::vector<std::pair<const FieldDescriptor*, int>> parents;
+      const FieldDescriptor* field;
+    };
+    std::vector<Found> found;
+    std::function<void(const google::protobuf::Message&, std::vector<std::pair<const FieldDescriptor*, int>>,
+                       const std::string&)>
+        walk = [&](const google::protobuf::Message& m, std::vector<std::pair<const FieldDescriptor*, int>> parents,
+                   const std::string& prefix) {
+          const google::protobuf::Reflection* r = m.GetReflection();
+          for (int i = 0; i < m.GetDescriptor()->field_count(); ++i) {
+            const FieldDescriptor* f = m.GetDescriptor()->field(i);
+            if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+              const int n = f->is_repeated() ? r->FieldSize(m, f) : (r->HasField(m, f) ? 1 : 0);
+              for (int j = 0; j < n; ++j) {
+                auto down = parents;
+                down.emplace_back(f, f->is_repeated() ? j : -1);
+                walk(f->is_repeated() ? r->GetRepeatedMessage(m, f, j) : r->GetMessage(m, f), down,
+                     absl::StrCat(prefix, f->name(), f->is_repeated() ? absl::StrCat("[", j, "]") : "", "."));
+              }
+            } else if (!f->is_repeated() && f->options().GetExtension(v1::kind) == v1::FIELD_EXPRESSION) {
+              found.push_back({absl::StrCat(prefix, f->name()), parents, f});
+            }
+          }
+        };
+    walk(base_m->operations(0).GetReflection()->GetMessage(base_m->operations(0), op_field), {}, "");
+    for (const Found& x : found) {
+      v1::Migration m = *base_m;
+      google::protobuf::Message* body =
+          m.mutable_operations(0)->GetReflection()->MutableMessage(m.mutable_operations(0), op_field);
+      for (const auto& [f, j] : x.parents) {
+        body = j < 0 ? body->GetReflection()->MutableMessage(body, f)
+                     : body->GetReflection()->MutableRepeatedMessage(body, f, j);
       }
-      google::protobuf::Message* body = m->mutable_operations(0)->GetReflection()->MutableMessage(
-          m->mutable_operations(0), v1::Operation::descriptor()->FindFieldByName(t->name));
-      body->GetReflection()->SetString(body, f, value);
+      body->GetReflection()->SetString(body, x.field, value);
       static int n = 0;  // a name of its own: a refusal must not hide behind an earlier one
-      m->set_name(absl::StrCat("expr_", n++));
-      out.push_back({t->name, f->name(), CanonicalJson(*m)});
+      m.set_name(absl::StrCat("expr_", n++));
+      out.push_back({t->name, x.path, CanonicalJson(m)});
     }
   }
   return out;
@@ -384,6 +417,12 @@ TEST_F(ExpressionRefusalTest, TheBaseOperationsAreValid) {
   }
 }
 
+TEST(ExpressionFields, IncludeTheFieldsOfNestedMessages) {
+  int nested = 0;
+  for (const FieldCase& c : EveryExpressionFieldHolding("1")) nested += absl::StartsWith(c.field, "columns[");
+  EXPECT_EQ(nested, 2) << "create_table's columns[0].default and columns[1].default";
+}
+
 TEST_F(ExpressionRefusalTest, QualifiedColumnReferencesAreRefusedInEveryExpressionField) {
   int tried = 0;
   // Refused when the file loads (lib/sql): the message names the field's path.
@@ -402,7 +441,7 @@ TEST_F(ExpressionRefusalTest, QualifiedColumnReferencesAreRefusedInEveryExpressi
       // (A default may not refer to columns at all, which says so first.)
       ExpectCliRefused(dsn(), c.json,
                        {absl::StrCat(c.kind, ": ", c.field), "users",
-                        c.field == "default" ? "must not refer to columns" : "not a column"});
+                        absl::EndsWith(c.field, "default") ? "must not refer to columns" : "not a column"});
       ++tried;
     }
   }

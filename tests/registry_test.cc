@@ -33,18 +33,31 @@ TEST(Registry, HasOneRowPerOperationOfTheProtoNamedLikeItsField) {
   EXPECT_EQ(FindOperationType(v1::Operation::KIND_NOT_SET), nullptr);
 }
 
-TEST(Registry, EveryStringFieldOfEveryOperationSaysWhatItHolds) {
-  // A field without (kind) would escape the checks at load time.
-  for (const OperationType* t : Registry()) {
-    const google::protobuf::Descriptor* m =
-        v1::Operation::descriptor()->FindFieldByName(t->name)->message_type();
-    for (int i = 0; i < m->field_count(); ++i) {
-      const FieldDescriptor* f = m->field(i);
-      if (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
-      EXPECT_NE(f->options().GetExtension(v1::kind), v1::FIELD_KIND_UNSPECIFIED)
-          << t->name << "." << f->name();
+// Every string field of `m` and of the messages it holds (create_table's
+// columns) declares its kind; returns how many it saw.
+int ExpectKinds(const google::protobuf::Descriptor* m, const std::string& path) {
+  int seen = 0;
+  for (int i = 0; i < m->field_count(); ++i) {
+    const FieldDescriptor* f = m->field(i);
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      seen += ExpectKinds(f->message_type(), path + "." + f->name());
+      continue;
     }
+    if (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
+    EXPECT_NE(f->options().GetExtension(v1::kind), v1::FIELD_KIND_UNSPECIFIED) << path << "." << f->name();
+    ++seen;
   }
+  return seen;
+}
+
+TEST(Registry, EveryStringFieldOfEveryOperationSaysWhatItHolds) {
+  // A field without (kind) would escape the checks at load time, nested
+  // fields included.
+  for (const OperationType* t : Registry()) {
+    ExpectKinds(v1::Operation::descriptor()->FindFieldByName(t->name)->message_type(), t->name);
+  }
+  EXPECT_EQ(ExpectKinds(v1::CreateTable::descriptor(), "create_table"), 5) << "table, primary_key, "
+                                                                            "columns[].name/type/default";
 }
 
 TEST(Names, AreStableShortAndPerOperation) {

@@ -354,7 +354,10 @@ constexpr char kLockTables[] =
     "CREATE INDEX shop_a_idx ON shop (a); CREATE INDEX shop_e_idx ON shop (e);"
     "CREATE INDEX shop_id_idx ON shop (id);"
     "INSERT INTO shop SELECT g, 'a' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g END, 'd' || g, g "
-    "FROM generate_series(1, 1000) g; ANALYZE parent; ANALYZE shop";
+    "FROM generate_series(1, 1000) g; ANALYZE parent; ANALYZE shop;"
+    // the table operations' own tables
+    "CREATE TABLE old_name (id serial PRIMARY KEY, v text DEFAULT 'x'); INSERT INTO old_name DEFAULT VALUES;"
+    "CREATE TABLE doomed (id int PRIMARY KEY); INSERT INTO doomed VALUES (1)";
 
 // One operation of every kind of the registry.
 std::string EveryKind(const std::string& name) {
@@ -372,6 +375,11 @@ std::string EveryKind(const std::string& name) {
       .AddUnique("shop", "shop_id_key", {"id"})
       .AddForeignKey("shop", "shop_id_fkey", {"id"}, "parent", {"id"})
       .AddCheck("shop", "shop_id_positive", "id > 0")
+      .RenameTable("old_name", "new_name")
+      .CreateTable("fresh")
+      .Column("id", "int")
+      .PrimaryKey({"id"})
+      .DropTable("doomed")
       .File();
 }
 
@@ -422,7 +430,11 @@ TEST(RuntimeDeclaredLocks, EveryOperationKindTakesExactlyTheLocksItDeclares) {
                            "add FOREIGN KEY constraint shop_id_fkey NOT VALID (checks new writes, no scan) on \"public\".\"shop\"",
                            "add FOREIGN KEY constraint shop_id_fkey NOT VALID (checks new writes, no scan) on \"public\".\"parent\"",
                            "validate FOREIGN KEY constraint shop_id_fkey on \"public\".\"parent\"",
-                           "remove pgshift's mark (a comment) from constraint shop_id_fkey"}) {
+                           "remove pgshift's mark (a comment) from constraint shop_id_fkey",
+                           "rename \"public\".\"old_name\" to \"public\".\"new_name\"",
+                           "drop view \"public\".\"old_name\"", "create table \"public\".\"fresh\"",
+                           "remove pgshift's mark (its comment) from \"public\".\"fresh\"",
+                           "drop table \"public\".\"doomed\""}) {
     EXPECT_TRUE(AnyContains(actions, part)) << "no lock report for " << part;
   }
   for (const char* step : {"column_added", "trigger_installed", "validated", "switched", "contracted"}) {
@@ -456,6 +468,7 @@ TEST(RuntimeDeclaredLocks, RollbackFromValidatedTakesExactlyTheLocksItDeclares) 
                            "drop FOREIGN KEY constraint shop_id_fkey (pgshift's) on \"public\".\"parent\""}) {
     EXPECT_TRUE(AnyContains(undone, part)) << "no lock report for " << part;
   }
+  EXPECT_TRUE(AnyContains(undone, "drop table \"public\".\"fresh\" (created by this migration) if it is empty"));
   EXPECT_EQ(PhaseOf(db.dsn(), "0201_every_kind"), "rolled_back");
   EXPECT_EQ(CatalogSnapshot(db.dsn(), "public"), before);
 }

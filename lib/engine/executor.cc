@@ -315,6 +315,14 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
           }
         });
       }
+      // The relations the declared tables name before the statements run: a
+      // table the action drops (or renames) is found by that OID at commit,
+      // one it creates by its name then.
+      std::vector<std::string> relations;
+      for (const ops::TableLock& l : action.locks) {
+        ASSIGN_OR_RETURN(pg::Result rel, conn_.Exec("SELECT to_regclass($1)::oid", {l.table}));
+        relations.push_back(rel.IsNull(0, 0) ? "" : rel.Get(0, 0));
+      }
       const absl::Time budget_end = absl::Now() + lock_budget;
       for (size_t i = 0; i < action.statements.size(); ++i) {
         if (i > 0 && budgeted) {
@@ -324,11 +332,12 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
         RETURN_IF_ERROR(conn_.Run(action.statements[i]));
       }
       watch.reset();
-      for (const ops::TableLock& l : action.locks) {
+      for (size_t i = 0; i < action.locks.size(); ++i) {
         ASSIGN_OR_RETURN(pg::Result held,
                          conn_.Exec("SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND "
-                                    "locktype = 'relation' AND relation = to_regclass($1) AND granted",
-                                    {l.table}));
+                                    "locktype = 'relation' AND granted AND relation = "
+                                    "coalesce(nullif($2, '')::oid, to_regclass($1))",
+                                    {action.locks[i].table, relations[i]}));
         taken.push_back(StrongestLock(held));
       }
       return absl::OkStatus();

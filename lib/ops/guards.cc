@@ -66,6 +66,27 @@ Guard FunctionExists(const catalog::Table& t, const std::string& name) {
                     {t.schema, name}, absl::StrCat("function ", Quoted(name), " is gone")});
 }
 
+namespace {
+
+Guard RelationOfKind(const std::string& schema, const std::string& name, const char* kind,
+                     const char* what) {
+  const std::string quoted = absl::StrCat(Quoted(schema), ".", Quoted(name));
+  return Guard::Of({absl::StrCat(what, " ", quoted, " exists"),
+                    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                    "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = $3)",
+                    {schema, name, kind}, absl::StrCat(what, " ", quoted, " is gone")});
+}
+
+}  // namespace
+
+Guard TableExists(const std::string& schema, const std::string& name) {
+  return RelationOfKind(schema, name, "r", "table");
+}
+
+Guard ViewExists(const std::string& schema, const std::string& name) {
+  return RelationOfKind(schema, name, "v", "view");
+}
+
 Guard TriggersInstalled(const catalog::Table& t, const Names& names) {
   return Guard::All({TriggerExists(t, names.insert_trigger()), TriggerExists(t, names.update_trigger())});
 }

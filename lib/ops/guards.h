@@ -26,6 +26,11 @@ Guard ConstraintValidatedOrGone(const catalog::Table& t, const std::string& name
 Guard TriggerExists(const catalog::Table& t, const std::string& name);
 // A function `name` (any arguments) exists in t's schema.
 Guard FunctionExists(const catalog::Table& t, const std::string& name);
+// An ordinary table `name` exists in `schema` (false when the name is free
+// or is another kind of relation).
+Guard TableExists(const std::string& schema, const std::string& name);
+// A view `name` exists in `schema`.
+Guard ViewExists(const std::string& schema, const std::string& name);
 // Both of the operation's triggers exist.
 Guard TriggersInstalled(const catalog::Table& t, const Names& names);
 // Neither trigger nor the trigger function exists.

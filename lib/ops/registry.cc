@@ -19,7 +19,10 @@ namespace pgshift::ops {
   X(kDropIndexType)                \
   X(kAddForeignKeyType)            \
   X(kAddCheckType)                 \
-  X(kAddUniqueType)
+  X(kAddUniqueType)                \
+  X(kRenameTableType)              \
+  X(kCreateTableType)              \
+  X(kDropTableType)
 
 #define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;
 PGSHIFT_OPERATION_TYPES(PGSHIFT_DECLARE_TYPE)

@@ -55,12 +55,34 @@ absl::Status CheckValue(absl::string_view origin, const std::string& path, v1::F
   }
 }
 
-// Checks every string field of `m` (one operation's message) by its kind.
+// Checks every string field of `m` (one operation's message) by its kind,
+// and the fields of the messages it holds (create_table's columns) the same
+// way, their paths "where.columns[0].type".
 absl::Status CheckFields(absl::string_view origin, const std::string& where, const Message& m) {
   const Descriptor* d = m.GetDescriptor();
   const Reflection* r = m.GetReflection();
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      const auto& o = f->options();
+      const std::string path = absl::StrCat(where, ".", f->name());
+      if (f->is_repeated()) {
+        if (o.GetExtension(v1::required) && r->FieldSize(m, f) == 0) {
+          return Bad(origin, absl::StrCat(where, ": \"", f->name(), "\" is missing; give ",
+                                          o.GetExtension(v1::hint)));
+        }
+        for (int j = 0; j < r->FieldSize(m, f); ++j) {
+          RETURN_IF_ERROR(CheckFields(origin, absl::StrCat(path, "[", j, "]"),
+                                      r->GetRepeatedMessage(m, f, j)));
+        }
+      } else if (r->HasField(m, f)) {
+        RETURN_IF_ERROR(CheckFields(origin, path, r->GetMessage(m, f)));
+      } else if (o.GetExtension(v1::required)) {
+        return Bad(origin, absl::StrCat(where, ": \"", f->name(), "\" is missing; give ",
+                                        o.GetExtension(v1::hint)));
+      }
+      continue;
+    }
     if (f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) continue;
     const auto& o = f->options();
     const v1::FieldKind kind = o.GetExtension(v1::kind);
@@ -173,6 +195,24 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
         return Bad(origin, absl::StrCat("column \"", t.column, "\" of table \"", t.table,
                                         "\" is changed by more than one operation; put each "
                                         "change of a column in its own migration"));
+      }
+    }
+  }
+  // A table one operation creates, renames or drops (a whole-table touch)
+  // cannot be changed by another operation of the same migration: their
+  // steps would run against a table that is not there yet, or no longer.
+  for (size_t i = 0; i < touches.size(); ++i) {
+    for (size_t j = 0; j < touches.size(); ++j) {
+      if (i == j) continue;
+      for (const ops::Touch& whole : touches[i]) {
+        if (!whole.column.empty() || whole.read) continue;
+        for (const ops::Touch& other : touches[j]) {
+          if (!whole.Conflicts(other)) continue;
+          return Bad(origin, absl::StrCat(
+              "operations[", i, "] (", OperationKind(m.operations(i)), ") and operations[", j, "] (",
+              OperationKind(m.operations(j)), ") both change table \"", whole.table,
+              "\"; a table created, renamed or dropped takes a migration of its own"));
+        }
       }
     }
   }

@@ -24,6 +24,12 @@ const std::map<std::string, std::string>& BaseOperations() {
                               "references_table": "users", "references_columns": ["id"],
                               "on_delete": "SET_NULL"}})"},
       {"add_check", R"({"add_check": {"table": "users", "name": "users_id2_positive", "check": "id2 > 0"}})"},
+      {"rename_table", R"({"rename_table": {"from": "users", "to": "members"}})"},
+      {"create_table", R"op({"create_table": {"table": "orders", "columns": [
+                          {"name": "id", "type": "bigint", "not_null": true},
+                          {"name": "total", "type": "numeric(12,2)", "default": "0"}],
+                          "primary_key": ["id"]}})op"},
+      {"drop_table", R"({"drop_table": {"table": "users"}})"},
   };
   return *ops;
 }

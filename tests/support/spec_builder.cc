@@ -108,6 +108,38 @@ Spec& Spec::AddCheck(std::string table, std::string name, std::string check) {
   return *this;
 }
 
+Spec& Spec::RenameTable(std::string from, std::string to) {
+  v1::RenameTable* op = m_.add_operations()->mutable_rename_table();
+  op->set_from(std::move(from));
+  op->set_to(std::move(to));
+  return *this;
+}
+
+Spec& Spec::CreateTable(std::string table) {
+  m_.add_operations()->mutable_create_table()->set_table(std::move(table));
+  return *this;
+}
+
+Spec& Spec::Column(std::string name, std::string type) {
+  v1::CreateTable::Column* c =
+      Last(v1::Operation::kCreateTable, v1::Operation::kCreateTable, "columns").mutable_create_table()->add_columns();
+  c->set_name(std::move(name));
+  c->set_type(std::move(type));
+  return *this;
+}
+
+Spec& Spec::PrimaryKey(std::vector<std::string> columns) {
+  v1::CreateTable* op =
+      Last(v1::Operation::kCreateTable, v1::Operation::kCreateTable, "primary_key").mutable_create_table();
+  for (std::string& c : columns) op->add_primary_key(std::move(c));
+  return *this;
+}
+
+Spec& Spec::DropTable(std::string table) {
+  m_.add_operations()->mutable_drop_table()->set_table(std::move(table));
+  return *this;
+}
+
 v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
   if (m_.operations_size() == 0) {
     throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");
@@ -120,17 +152,32 @@ v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, 
   return op;
 }
 
+// The last column of the create_table `op`.
+static v1::CreateTable::Column& LastColumn(v1::Operation& op, const char* field) {
+  v1::CreateTable* t = op.mutable_create_table();
+  if (t->columns_size() == 0) {
+    throw std::logic_error(std::string("Spec: \"") + field + "\" before any Column of create_table");
+  }
+  return *t->mutable_columns(t->columns_size() - 1);
+}
+
 Spec& Spec::Default(std::string expression) {
-  Last(v1::Operation::kAddColumn, v1::Operation::kAddColumn, "default")
-      .mutable_add_column()
-      ->set_default_(std::move(expression));
+  v1::Operation& op = Last(v1::Operation::kAddColumn, v1::Operation::kCreateTable, "default");
+  if (op.has_add_column()) {
+    op.mutable_add_column()->set_default_(std::move(expression));
+  } else {
+    LastColumn(op, "default").set_default_(std::move(expression));
+  }
   return *this;
 }
 
 Spec& Spec::NotNull() {
-  Last(v1::Operation::kAddColumn, v1::Operation::kAddColumn, "not_null")
-      .mutable_add_column()
-      ->set_not_null(true);
+  v1::Operation& op = Last(v1::Operation::kAddColumn, v1::Operation::kCreateTable, "not_null");
+  if (op.has_add_column()) {
+    op.mutable_add_column()->set_not_null(true);
+  } else {
+    LastColumn(op, "not_null").set_not_null(true);
+  }
   return *this;
 }
 

@@ -53,11 +53,20 @@ class Spec {
   Spec& AddForeignKey(std::string table, std::string name, std::vector<std::string> columns,
                       std::string references_table, std::vector<std::string> references_columns);
   Spec& AddCheck(std::string table, std::string name, std::string check);
+  Spec& RenameTable(std::string from, std::string to);
+  // A table without columns yet: add them with Column, its key with PrimaryKey.
+  Spec& CreateTable(std::string table);
+  Spec& DropTable(std::string table);
+
+  // A column of the create_table added last; Default and NotNull then apply
+  // to this column.
+  Spec& Column(std::string name, std::string type);
+  Spec& PrimaryKey(std::vector<std::string> columns);  // create_table
 
   // Optional fields of the operation added last. Throw std::logic_error when
   // that operation has no such field.
-  Spec& Default(std::string expression);  // add_column
-  Spec& NotNull();                        // add_column
+  Spec& Default(std::string expression);  // add_column, create_table's last column
+  Spec& NotNull();                        // add_column, create_table's last column
   Spec& Up(std::string expression);       // add_column, change_type
   Spec& Down(std::string expression);     // drop_column, change_type
   Spec& Unique();                          // create_index
