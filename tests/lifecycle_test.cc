@@ -613,6 +613,55 @@ OpCase AddCheck() {
   return c;
 }
 
+// create_table and drop_table: the table the apps write (app.t) is not the
+// one created or dropped, so the oracle proves the writers lose nothing while
+// every step runs, is interrupted and is rolled back beside them.
+OpCase TableCase(std::string name, std::string setup_extra, pt::Spec operations, std::string reference_ddl,
+                 std::function<void(const std::string& dsn, Phase p)> promise) {
+  OpCase c;
+  c.name = std::move(name);
+  c.setup =
+      "CREATE TABLE app.t (id bigint PRIMARY KEY, note text, v text);"
+      "INSERT INTO app.t (id, v) SELECT g, 's' || g FROM generate_series(1, " + N(kSeedRows) + ") g;" +
+      setup_extra;
+  c.operations = std::move(operations);
+  c.seed_values = "SELECT id, v FROM app.t";
+  c.old_app = Shape("INSERT INTO app.t (id, v) VALUES ($1, $2)", "UPDATE app.t SET v = $2 WHERE id = $1",
+                    [](int64_t, int64_t n, int) { return pt::Values{"o " + N(n)}; });
+  c.new_app = Shape("INSERT INTO app.t (id, v) VALUES ($1, $2)", "UPDATE app.t SET v = $2 WHERE id = $1",
+                    [](int64_t, int64_t n, int) { return pt::Values{"n " + N(n)}; });
+  c.old_unsynced = c.old_synced = c.new_synced = c.contracted = "t.v IS NOT DISTINCT FROM o.v[1]";
+  c.reference_ddl = std::move(reference_ddl);
+  c.promise = std::move(promise);
+  return c;
+}
+
+int64_t TablesNamed(const std::string& dsn, const std::string& name) {
+  return Count(dsn, "SELECT count(*) FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind = 'r' "
+                    "AND relname = " + Lit(name));
+}
+
+OpCase CreateTable() {
+  return TableCase("create_table", "",
+                   pt::Spec().CreateTable("audit").Column("id", "bigint").NotNull().Column("at", "timestamptz")
+                       .Default("now()").PrimaryKey({"id"}),
+                   "CREATE TABLE app.audit (id bigint NOT NULL, at timestamptz DEFAULT now(), PRIMARY KEY (id))",
+                   [](const std::string& dsn, Phase p) {
+                     EXPECT_EQ(TablesNamed(dsn, "audit"), p >= Phase::kColumnAdded ? 1 : 0)
+                         << "the table exists from column_added on";
+                   });
+}
+
+OpCase DropTable() {
+  return TableCase("drop_table",
+                   "CREATE TABLE app.legacy (id bigint PRIMARY KEY, code text);"
+                   "INSERT INTO app.legacy SELECT g, 'c' || g FROM generate_series(1, 100) g;",
+                   pt::Spec().DropTable("legacy"), "DROP TABLE app.legacy", [](const std::string& dsn, Phase p) {
+                     EXPECT_EQ(TablesNamed(dsn, "legacy"), p >= Phase::kContracted ? 0 : 1)
+                         << "nothing is dropped before contract";
+                   });
+}
+
 // add_foreign_key: nothing changes before validate; the key is added NOT
 // VALID (both tables locked briefly) and validated while both apps write
 // keys that exist (or NULL). ON DELETE CASCADE is carried to the constraint.
@@ -779,7 +828,8 @@ std::vector<OpCase> AllCases() {
           DropColumnNullable(),  ChangeType(),        ChangeTypeNotNull(),
           TwoOperations(),       RenameWithoutPrimaryKey(), CreateIndex(),
           DropIndex(),           AddUnique(),               AddCheck(),
-          AddForeignKey(),       RenameTable()};
+          AddForeignKey(),       RenameTable(),             CreateTable(),
+          DropTable()};
 }
 
 // ---------------------------------------------------------------------------
