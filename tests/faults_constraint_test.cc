@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/cli.h"
+#include "tests/support/pause.h"
 #include "tests/support/session.h"
 #include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
@@ -31,6 +32,7 @@ using ::pgshift::testing::CliArgv;
 using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
 using ::pgshift::testing::Lit;
+using ::pgshift::testing::PauseTriggerSql;
 using ::pgshift::testing::Query;
 using ::pgshift::testing::QueryValue;
 using ::pgshift::testing::RunCli;
@@ -38,6 +40,7 @@ using ::pgshift::testing::ScratchDatabase;
 using ::pgshift::testing::Session;
 using ::pgshift::testing::Spec;
 using ::pgshift::testing::WaitUntil;
+using ::pgshift::testing::WaitUntilLeaseReleased;
 using ::testing::HasSubstr;
 
 constexpr char kName[] = "0300_constraints";
@@ -144,13 +147,7 @@ class ConstraintFaults : public ::testing::Test {
     EXPECT_EQ(QueryValue(dsn(), "SELECT running_step IS NULL AND last_error IS NULL FROM pgshift.migrations"), "t");
   }
 
-  void WaitForLeaseRelease() {
-    ASSERT_TRUE(WaitUntil([&] {
-      return QueryValue(dsn(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                               "classid = 1885827944::oid AND database = (SELECT oid FROM pg_database "
-                               "WHERE datname = current_database())") == "0";
-    }));
-  }
+  void WaitForLeaseRelease() { ASSERT_TRUE(WaitUntilLeaseReleased(dsn())); }
 
   // Re-runs `advance --to contracted`, as an operator would after a crash.
   void Finish() {
@@ -160,23 +157,7 @@ class ConstraintFaults : public ::testing::Test {
     ExpectDone();
   }
 
-  void InstallPauseTrigger() {
-    Query(dsn(), absl::StrCat(R"(
-      CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE lbl text;
-      BEGIN
-        IF NEW.phase IS DISTINCT FROM OLD.phase THEN
-          lbl := 'phase:' || NEW.phase;
-        ELSIF NEW.running_step IS NOT NULL AND NEW.running_step IS DISTINCT FROM OLD.running_step THEN
-          lbl := 'running:' || NEW.running_step;
-        END IF;
-        IF lbl IS NOT NULL AND EXISTS (SELECT 1 FROM public.test_pause_at p WHERE p.label = lbl) THEN
-          PERFORM pg_advisory_xact_lock()", kPauseKey, R"();
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER test_pause BEFORE UPDATE ON pgshift.migrations FOR EACH ROW EXECUTE FUNCTION test_pause();)"));
-  }
+  void InstallPauseTrigger() { Query(dsn(), PauseTriggerSql(kPauseKey)); }
 
   int IntValue(const std::string& sql) { return std::atoi(QueryValue(dsn(), sql).c_str()); }
 

@@ -24,6 +24,7 @@
 #include "pgshift/pgshift.h"
 #include "tests/support/cli.h"
 #include "tests/support/every_kind.h"
+#include "tests/support/pause.h"
 #include "tests/support/session.h"
 #include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
@@ -37,6 +38,7 @@ using ::pgshift::testing::CliResult;
 using ::pgshift::testing::Describe;
 using ::pgshift::testing::kSlowFunctionsSql;
 using ::pgshift::testing::Lit;
+using ::pgshift::testing::PauseTriggerSql;
 using ::pgshift::testing::Query;
 using ::pgshift::testing::QueryValue;
 using ::pgshift::testing::RunCli;
@@ -44,6 +46,7 @@ using ::pgshift::testing::ScratchDatabase;
 using ::pgshift::testing::Session;
 using ::pgshift::testing::Spec;
 using ::pgshift::testing::WaitUntil;
+using ::pgshift::testing::WaitUntilLeaseReleased;
 using ::testing::HasSubstr;
 
 constexpr char kName[] = "0100_rename_users_name";
@@ -143,12 +146,7 @@ class Faults : public ::testing::Test {
   }
 
   // Waits until no session of a killed driver still holds its lease.
-  void WaitForLeaseRelease() {
-    ASSERT_TRUE(WaitUntil([&] {
-      return QueryValue(dsn(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                               "classid = 1885827944::oid AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == "0";
-    }));
-  }
+  void WaitForLeaseRelease() { ASSERT_TRUE(WaitUntilLeaseReleased(dsn())); }
 
   // Re-runs `advance --to contracted`, as an operator would after a crash.
   void Finish() {
@@ -158,23 +156,7 @@ class Faults : public ::testing::Test {
     ExpectDoneAndEqualToOracle();
   }
 
-  void InstallPauseTrigger() {
-    Query(dsn(), absl::StrCat(R"(
-      CREATE FUNCTION test_pause() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE lbl text;
-      BEGIN
-        IF NEW.phase IS DISTINCT FROM OLD.phase THEN
-          lbl := 'phase:' || NEW.phase;
-        ELSIF NEW.running_step IS NOT NULL AND NEW.running_step IS DISTINCT FROM OLD.running_step THEN
-          lbl := 'running:' || NEW.running_step;
-        END IF;
-        IF lbl IS NOT NULL AND EXISTS (SELECT 1 FROM public.test_pause_at p WHERE p.label = lbl) THEN
-          PERFORM pg_advisory_xact_lock()", kPauseKey, R"();
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER test_pause BEFORE UPDATE ON pgshift.migrations FOR EACH ROW EXECUTE FUNCTION test_pause();)"));
-  }
+  void InstallPauseTrigger() { Query(dsn(), PauseTriggerSql(kPauseKey)); }
 
   // pid of the driver backend waiting at the pause point, or 0.
   int PausedBackend() {

@@ -28,28 +28,6 @@ class AddCheckTest : public OpsTest {
                  "coalesce(obj_description(oid, 'pg_constraint'), '-'))::text FROM pg_constraint "
                  "WHERE conrelid = 'users'::regclass AND conname = 'users_score_range'), 'none')");
   }
-  // Everything a refused plan or register could have changed.
-  std::string State() {
-    return absl::StrCat(Snapshot(), "\nmigrations: ", Value("SELECT count(*) FROM pgshift.migrations"));
-  }
-  void ExpectRefused(const std::string& json, absl::StatusCode code, const std::vector<std::string>& parts) {
-    SCOPED_TRACE(json);
-    const std::string before = State();
-    absl::StatusOr<v1::Migration> m = ParseMigrationJson(json, "test");
-    std::vector<absl::Status> got;
-    if (!m.ok()) {
-      got.push_back(m.status());
-    } else {
-      got.push_back(driver_->PlanMigration(*m).status());
-      got.push_back(driver_->Register(*m).status());
-    }
-    for (const absl::Status& s : got) {
-      EXPECT_EQ(s.code(), code) << s;
-      EXPECT_EQ(ExitCodeFor(s), 2) << s;
-      for (const std::string& p : parts) EXPECT_THAT(std::string(s.message()), HasSubstr(p));
-    }
-    EXPECT_EQ(State(), before);
-  }
 };
 
 TEST_F(AddCheckTest, NothingChangesBeforeValidateThenTheCheckIsValidAndEnforced) {

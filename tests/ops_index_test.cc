@@ -34,15 +34,6 @@ class IndexOpsTest : public OpsTest {
   std::string PgshiftIndexes() {
     return Value("SELECT count(*) FROM pg_class WHERE relname LIKE 'pgshift%' AND relkind = 'i'");
   }
-  // Refused with `code`, naming `part`, and nothing changed.
-  void ExpectRefused(const std::string& json, absl::StatusCode code, const std::string& part) {
-    const std::string before = Snapshot();
-    absl::Status s = Register(json);
-    EXPECT_EQ(s.code(), code) << s;
-    EXPECT_THAT(std::string(s.message()), HasSubstr(part));
-    EXPECT_EQ(Snapshot(), before);
-    EXPECT_EQ(Value("SELECT count(*) FROM pgshift.migrations"), "0");
-  }
 };
 
 // --- create_index -------------------------------------------------------
@@ -147,35 +138,35 @@ TEST_F(IndexOpsTest, DuplicateWrittenAfterTheCheckFailsTheBuildAndRollbackDropsT
 
 TEST_F(IndexOpsTest, CreateIndexRefusesBadInputAndChangesNothing) {
   auto ci = [](std::vector<std::string> cols) { return Spec("ci").CreateIndex("users", "users_x_idx", cols); };
-  ExpectRefused(Spec("ci").CreateIndex("nosuch", "x_idx", {"id"}).Json(), absl::StatusCode::kNotFound, "nosuch");
-  ExpectRefused(ci({"nosuch"}).Json(), absl::StatusCode::kNotFound, "create_index.columns[0]: column \"nosuch\"");
-  ExpectRefused(ci({"lower(nosuch)"}).Json(), absl::StatusCode::kNotFound, "nosuch");
+  ExpectRefused(Spec("ci").CreateIndex("nosuch", "x_idx", {"id"}).Json(), absl::StatusCode::kNotFound, {"nosuch"});
+  ExpectRefused(ci({"nosuch"}).Json(), absl::StatusCode::kNotFound, {"create_index.columns[0]: column \"nosuch\""});
+  ExpectRefused(ci({"lower(nosuch)"}).Json(), absl::StatusCode::kNotFound, {"nosuch"});
   ExpectRefused(ci({"email); DROP TABLE users; --"}).Json(), absl::StatusCode::kInvalidArgument,
-                "create_index.columns[0]");
-  ExpectRefused(ci({"(SELECT 1)"}).Json(), absl::StatusCode::kInvalidArgument, "create_index.columns[0]");
-  ExpectRefused(ci({"random()"}).Json(), absl::StatusCode::kInvalidArgument, "IMMUTABLE");
-  ExpectRefused(ci({"email"}).Include({"nosuch"}).Json(), absl::StatusCode::kNotFound, "create_index.include[0]");
+                {"create_index.columns[0]"});
+  ExpectRefused(ci({"(SELECT 1)"}).Json(), absl::StatusCode::kInvalidArgument, {"create_index.columns[0]"});
+  ExpectRefused(ci({"random()"}).Json(), absl::StatusCode::kInvalidArgument, {"IMMUTABLE"});
+  ExpectRefused(ci({"email"}).Include({"nosuch"}).Json(), absl::StatusCode::kNotFound, {"create_index.include[0]"});
   ExpectRefused(ci({"email"}).Method("nosuch").Json(), absl::StatusCode::kInvalidArgument,
-                "create_index.method: index access method \"nosuch\" does not exist");
+                {"create_index.method: index access method \"nosuch\" does not exist"});
   ExpectRefused(ci({"email"}).Method("hash").Unique().Json(), absl::StatusCode::kInvalidArgument,
-                "does not support unique indexes");
-  ExpectRefused(ci({"email"}).Where("nosuch > 1").Json(), absl::StatusCode::kInvalidArgument, "create_index: where");
+                {"does not support unique indexes"});
+  ExpectRefused(ci({"email"}).Where("nosuch > 1").Json(), absl::StatusCode::kInvalidArgument, {"create_index: where"});
   ExpectRefused(ci({"email"}).Where("1; DROP TABLE users").Json(), absl::StatusCode::kInvalidArgument,
-                "create_index.where");
+                {"create_index.where"});
   ExpectRefused(ci({"email"}).Where("email").Json(), absl::StatusCode::kInvalidArgument,
-                "create_index: where \"email\" is not a boolean condition");
+                {"create_index: where \"email\" is not a boolean condition"});
   ExpectRefused(ci({"email"}).Where("count(*) > 1").Json(), absl::StatusCode::kInvalidArgument,
-                "aggregate, window or set-returning");
+                {"aggregate, window or set-returning"});
   ExpectRefused(Spec("ci").CreateIndex("users", "users_name_idx", {"email"}).Json(), absl::StatusCode::kAlreadyExists,
-                "index users_name_idx of table users already exists");
+                {"index users_name_idx of table users already exists"});
   ExpectRefused(Spec("ci").CreateIndex("users", "users", {"email"}).Json(), absl::StatusCode::kAlreadyExists,
-                "table users already exists");
+                {"table users already exists"});
   ExpectRefused(Spec("ci").CreateIndex("users", std::string(64, 'i'), {"email"}).Json(),
-                absl::StatusCode::kInvalidArgument, "64 bytes long");
+                absl::StatusCode::kInvalidArgument, {"64 bytes long"});
   ExpectRefused(Spec("ci").CreateIndex("users", "pgshift_mine", {"email"}).Json(),
-                absl::StatusCode::kInvalidArgument, "pgshift_");
+                absl::StatusCode::kInvalidArgument, {"pgshift_"});
   ExpectRefused(R"({"name": "ci", "operations": [{"create_index": {"table": "users", "name": "x"}}]})",
-                absl::StatusCode::kInvalidArgument, "\"columns\" is missing");
+                absl::StatusCode::kInvalidArgument, {"\"columns\" is missing"});
 }
 
 TEST_F(IndexOpsTest, CreateIndexRollbackFromEveryPhaseRestores) {
@@ -220,18 +211,18 @@ TEST_F(IndexOpsTest, DropIndexDropsOnlyAtContractAndPlanSaysItIsIrreversible) {
 
 TEST_F(IndexOpsTest, DropIndexRefusesWhatItCannotDrop) {
   ExpectRefused(Spec("di").DropIndex("nosuch").Json(), absl::StatusCode::kNotFound,
-                "drop_index.name: index \"nosuch\" does not exist in schema \"public\"");
+                {"drop_index.name: index \"nosuch\" does not exist in schema \"public\""});
   ExpectRefused(Spec("di").DropIndex("users_id2_key").Json(), absl::StatusCode::kInvalidArgument,
-                "backs the unique constraint users_id2_key");
+                {"backs the unique constraint users_id2_key"});
   ExpectRefused(Spec("di").DropIndex("users_pkey").Json(), absl::StatusCode::kInvalidArgument,
-                "backs the primary key users_pkey");
-  ExpectRefused(Spec("di").DropIndex("users").Json(), absl::StatusCode::kInvalidArgument, "is a table, not an index");
+                {"backs the primary key users_pkey"});
+  ExpectRefused(Spec("di").DropIndex("users").Json(), absl::StatusCode::kInvalidArgument, {"is a table, not an index"});
   Sql("CREATE UNIQUE INDEX users_email_key ON users (email); ALTER TABLE users ALTER COLUMN email SET NOT NULL;"
       "ALTER TABLE users REPLICA IDENTITY USING INDEX users_email_key");
   ExpectRefused(Spec("di").DropIndex("users_email_key").Json(), absl::StatusCode::kInvalidArgument,
-                "replica identity");
+                {"replica identity"});
   ExpectRefused(Spec("di").Schema("nosuch").DropIndex("users_name_idx").Json(), absl::StatusCode::kNotFound,
-                "in schema \"nosuch\"");
+                {"in schema \"nosuch\""});
 }
 
 TEST_F(IndexOpsTest, DropIndexRollbackFromEveryPhaseRestores) {
@@ -309,20 +300,20 @@ TEST_F(IndexOpsTest, DuplicatesOfSeveralColumnsOrOfAnExpressionAreNamedByTheirVa
 }
 
 TEST_F(IndexOpsTest, AddUniqueRefusesBadInputAndChangesNothing) {
-  ExpectRefused(Spec("au").AddUnique("nosuch", "k", {"id"}).Json(), absl::StatusCode::kNotFound, "nosuch");
+  ExpectRefused(Spec("au").AddUnique("nosuch", "k", {"id"}).Json(), absl::StatusCode::kNotFound, {"nosuch"});
   ExpectRefused(Spec("au").AddUnique("users", "k", {"email", "nosuch"}).Json(), absl::StatusCode::kNotFound,
-                "add_unique.columns[1]: column \"nosuch\"");
+                {"add_unique.columns[1]: column \"nosuch\""});
   ExpectRefused(Spec("au").AddUnique("users", "k", {"email", "email"}).Json(), absl::StatusCode::kInvalidArgument,
-                "listed twice");
+                {"listed twice"});
   ExpectRefused(Spec("au").AddUnique("users", "users_id2_key", {"email"}).Json(), absl::StatusCode::kAlreadyExists,
-                "constraint \"users_id2_key\" already exists");
+                {"constraint \"users_id2_key\" already exists"});
   ExpectRefused(Spec("au").AddUnique("users", "users_name_idx", {"email"}).Json(), absl::StatusCode::kAlreadyExists,
-                "index users_name_idx of table users already exists");
+                {"index users_name_idx of table users already exists"});
   ExpectRefused(Spec("au").AddUnique("users", std::string(64, 'k'), {"email"}).Json(),
-                absl::StatusCode::kInvalidArgument, "64 bytes long");
+                absl::StatusCode::kInvalidArgument, {"64 bytes long"});
   Sql("ALTER TABLE users ADD COLUMN p point");
   ExpectRefused(Spec("au").AddUnique("users", "k", {"p"}).Json(), absl::StatusCode::kInvalidArgument,
-                "PostgreSQL refuses this index");
+                {"PostgreSQL refuses this index"});
 }
 
 TEST_F(IndexOpsTest, AddUniqueRollbackFromEveryPhaseRestores) {

@@ -78,49 +78,20 @@ class RefusalTest : public OpsTest {
     return *role_drivers_.back();
   }
 
-  // Everything a refused plan or register could have changed: the user
-  // schema and the control tables.
-  std::string State(const std::string& schema = "public") {
-    return absl::StrCat(Snapshot(schema), "\nmigrations: ",
-                        Value("SELECT count(*) FROM pgshift.migrations"), "\nhistory: ",
-                        Value("SELECT count(*) FROM pgshift.history"));
-  }
-
-  // `json` is refused by plan and by register of `driver` with `code`
-  // (which the CLI maps to exit 2), a message containing every part, and
-  // nothing changed.
-  void ExpectRefused(Driver& driver, const std::string& json, absl::StatusCode code,
-                     const std::vector<std::string>& parts, const std::string& schema = "public") {
-    SCOPED_TRACE(json);
-    const std::string before = State(schema);
-    v1::Migration m = Load(json);
-    absl::StatusOr<Plan> plan = driver.PlanMigration(m);
-    absl::Status reg = driver.Register(m).status();
-    for (const absl::Status& s : {plan.status(), reg}) {
-      EXPECT_EQ(s.code(), code) << s;
-      EXPECT_EQ(ExitCodeFor(s), 2) << s;
-      for (const std::string& p : parts) EXPECT_THAT(std::string(s.message()), HasSubstr(p));
-    }
-    EXPECT_EQ(State(schema), before);
-  }
-  void ExpectRefused(const std::string& json, absl::StatusCode code, const std::vector<std::string>& parts,
-                     const std::string& schema = "public") {
-    ExpectRefused(*driver_, json, code, parts, schema);
-  }
 
   // The CLI connected as `cli_dsn`: plan and register of `json` exit 2 with
   // every part in the message, and nothing changed.
   void ExpectCliRefused(const std::string& cli_dsn, const std::string& json,
                         const std::vector<std::string>& parts) {
     SCOPED_TRACE(json);
-    const std::string before = State();
+    const std::string before = RefusalState();
     const std::string file = WriteTempFile(json);
     for (const char* command : {"plan", "register"}) {
       CliResult r = RunCli(cli_dsn, {command, file}, {"PGSHIFT_DSN="});
       EXPECT_EQ(r.exit_code, 2) << command << ": " << Describe(r);
       for (const std::string& p : parts) EXPECT_THAT(r.err, HasSubstr(p)) << command;
     }
-    EXPECT_EQ(State(), before);
+    EXPECT_EQ(RefusalState(), before);
   }
 
   std::vector<std::string> roles_;

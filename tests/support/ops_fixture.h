@@ -23,8 +23,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pgshift/driver.h"
+#include "pgshift/errors.h"
 #include "pgshift/migration.h"
 #include "pgshift/phase.h"
 #include "tests/support/spec_builder.h"
@@ -53,6 +55,40 @@ class OpsTest : public ::testing::Test {
   Rows Sql(const std::string& sql) { return Query(dsn(), sql); }
   std::string Value(const std::string& sql) { return QueryValue(dsn(), sql); }
   std::string Snapshot(const std::string& schema = "public") { return CatalogSnapshot(dsn(), schema); }
+
+  // Everything a refused plan or register could have changed: the catalog
+  // of `schema` and pgshift's control tables.
+  std::string RefusalState(const std::string& schema = "public") {
+    return absl::StrCat(Snapshot(schema), "\nmigrations: ", Value("SELECT count(*) FROM pgshift.migrations"),
+                        "\nhistory: ", Value("SELECT count(*) FROM pgshift.history"));
+  }
+
+  // The loader refuses `json`, or else plan and register through `driver`
+  // both do: with `code` (exit 2), every part in the message, and nothing
+  // changed.
+  void ExpectRefused(Driver& driver, const std::string& json, absl::StatusCode code,
+                     const std::vector<std::string>& parts, const std::string& schema = "public") {
+    SCOPED_TRACE(json);
+    const std::string before = RefusalState(schema);
+    absl::StatusOr<v1::Migration> m = ParseMigrationJson(json, "test");
+    std::vector<absl::Status> got;
+    if (!m.ok()) {
+      got.push_back(m.status());
+    } else {
+      got.push_back(driver.PlanMigration(*m).status());
+      got.push_back(driver.Register(*m).status());
+    }
+    for (const absl::Status& s : got) {
+      EXPECT_EQ(s.code(), code) << s;
+      EXPECT_EQ(ExitCodeFor(s), 2) << s;
+      for (const std::string& p : parts) EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(p));
+    }
+    EXPECT_EQ(RefusalState(schema), before);
+  }
+  void ExpectRefused(const std::string& json, absl::StatusCode code, const std::vector<std::string>& parts,
+                     const std::string& schema = "public") {
+    ExpectRefused(*driver_, json, code, parts, schema);
+  }
 
   static v1::Migration Load(const std::string& json) {
     auto m = ParseMigrationJson(json, "test");
