@@ -413,7 +413,9 @@ absl::Status Backfill::RunCtidBatch(const Statements& sql, const Updates& update
     // The rows the range holds: what the UPDATE's TID range scan returned,
     // from the server's own count (counting them in the statement would
     // cost ~25% more CPU). Without it, the pages walked times the density,
-    // never below the rows changed.
+    // never below the rows changed. A row that an earlier batch moved to a
+    // page not walked yet (no room on its own page) is met again there: the
+    // sum is the rows examined, a little above the row count on a full table.
     int64_t counted = -1;
     if (sql.counts_rows) {
       ASSIGN_OR_RETURN(pg::Result seen, conn_.Exec(sql.rows_seen, {spec.table}));
