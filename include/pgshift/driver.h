@@ -112,9 +112,85 @@ struct MigrationStatus {
   // again; advance is refused meanwhile).
   std::string running_step;
   bool paused = false;      // a pause request is set (see Driver::Pause)
+  // The file of a migration directory it was registered from (Migrate,
+  // Baseline), "" when registered otherwise; `baselined` when Baseline
+  // recorded it as applied without running it.
+  std::string file;
+  std::string file_checksum;
+  bool baselined = false;
   std::string driver;       // who drives it right now (Status() only), or ""
   std::vector<BackfillStatus> backfill;
   std::vector<InstanceStatus> instances;  // live declarations (Status() only)
+};
+
+// ---- Migration directories (docs/cli.md, "Migration directories") --------
+// A folder of migration files applied in byte order of their file names,
+// each recorded with its file's checksum once registered: Driver::Migrate
+// runs them, Driver::DirectoryStatus reports them, Driver::Baseline records
+// the files of a database that predates pgshift as applied.
+
+// One migration of a directory: a file, or a migration registered from a
+// file that is no longer there ("missing").
+struct DirectoryFile {
+  std::string file;  // base name, e.g. "0001_create_users.json"; "" when missing
+  std::string name;  // the migration's name: the file name without its extension
+  // "pending": not registered (or rolled back), `migrate` runs it;
+  // "applied": registered from this file (see `migration` for its phase);
+  // "baselined": recorded as applied by `baseline`, never run;
+  // "changed": applied, and the file changed since (migrate refuses);
+  // "missing": applied from a file that is gone (migrate refuses).
+  std::string state;
+  // A pending file that sorts before an applied one (migrate refuses it
+  // unless MigrateOptions::allow_out_of_order).
+  bool out_of_order = false;
+  std::string checksum;           // sha256 of the file now (line endings normalized); "" when missing
+  std::string recorded_checksum;  // recorded when it was registered; "" when not registered
+  // Why the file cannot run as it is ("" when it can): a file that does not
+  // parse, a name that differs from the file name, a changed or missing
+  // file, an out-of-order file.
+  std::string problem;
+  std::optional<MigrationStatus> migration;  // when registered
+};
+
+struct DirectoryReport {
+  std::string directory;
+  std::vector<DirectoryFile> files;   // in byte order of name (missing ones among them)
+  std::vector<std::string> ignored;   // other entries: README.md, sub-directories, dotfiles
+  int pending = 0;                    // files `migrate` would run
+  bool ok = true;                     // migrate would not refuse (no problem on any file)
+};
+
+struct MigrateOptions {
+  // Phase every migration is taken to; default switched (the pre-deploy
+  // step). Ignored with `contract`.
+  std::optional<Phase> to;
+  // Post-deploy: contract, in order, every migration at switched whose
+  // old-shape application instances are gone; stop at the first that is
+  // not at switched, or may not be contracted.
+  bool contract = false;
+  // Let a pending file that sorts before an applied one run.
+  bool allow_out_of_order = false;
+  // Wait while another migrate (or baseline) runs on the database; false:
+  // Aborted (busy) at once, naming it.
+  bool wait = true;
+};
+
+// What one migration went through in a Migrate call.
+struct MigratedFile {
+  std::string name;
+  std::string file;
+  Phase from = Phase::kRegistered;  // phase before the call (kRegistered when it was not registered)
+  Phase to = Phase::kRegistered;    // phase after it
+  bool registered = false;          // registered by this call
+};
+
+struct MigrateReport {
+  std::string directory;
+  std::vector<MigratedFile> migrations;  // every migration this call moved, in order
+  // The migration it stopped at without an error (--contract: one not at
+  // switched yet, or pending), "" when it went through the whole directory.
+  std::string stopped_at;
+  std::string stop_reason;
 };
 
 class Driver {
@@ -167,6 +243,39 @@ class Driver {
   // NotFound when the migration is not registered.
   absl::Status Pause(const std::string& name);
   absl::Status Resume(const std::string& name);
+
+  // Runs the migration directory `dir` (see MigrateOptions): creates or
+  // upgrades the control schema, then, holding the directory lock (one
+  // Migrate or Baseline per database and control schema at a time),
+  // registers every pending file in order, recording its checksum, and
+  // advances each migration to options.to (default switched); with
+  // options.contract, contracts instead. Progress goes to
+  // Options::on_migrate (and the backfill's to on_progress).
+  // Refuses with InvalidArgument, naming the files and changing nothing,
+  // when a file does not parse, an applied file changed or is missing, or a
+  // pending file sorts before an applied one (unless allow_out_of_order).
+  // Stops with FailedPrecondition (nothing of that migration run) at a
+  // migration that conflicts with an earlier one not yet contracted, and
+  // when contract is refused while old-shape instances are live; a step that
+  // fails stops it as in Advance. Aborted when another Migrate holds the
+  // directory lock and !options.wait. Safe to call again after any failure
+  // or crash: it continues where it stopped.
+  absl::StatusOr<MigrateReport> Migrate(const std::string& dir, const MigrateOptions& options = {});
+
+  // Every file of `dir` with its state (pending, applied, baselined,
+  // changed, missing), the phase of its migration and any problem, and the
+  // ignored entries. Reads only; works before Init (then every file is
+  // pending).
+  absl::StatusOr<DirectoryReport> DirectoryStatus(const std::string& dir);
+
+  // Records every file of `dir` up to and including migration `through`
+  // (its name, or its file name) as applied, at phase contracted and marked
+  // baselined, without running anything: for a database whose schema
+  // already has what those files do. Files already registered are left as
+  // they are. InvalidArgument (nothing changed) when `through` is not a file
+  // of `dir`, or a file up to it does not parse or changed. Returns the
+  // directory as it stands after.
+  absl::StatusOr<DirectoryReport> Baseline(const std::string& dir, const std::string& through);
 
   absl::StatusOr<MigrationStatus> Status(const std::string& name);
   absl::StatusOr<std::vector<MigrationStatus>> List();

@@ -22,6 +22,15 @@
 
 namespace pgshift {
 
+// {"directory", "ok", "pending", "files": [{"file", "name", "state",
+//   "out_of_order", "checksum", "recorded_checksum", "problem", "migration"?:
+//   <status>}], "ignored": [...]}
+std::string ToJson(const DirectoryReport& report);
+// {"directory", "migrations": [{"name", "file", "from", "to", "registered"}],
+//  "stopped_at", "stop_reason"}
+std::string ToJson(const MigrateReport& report);
+// {"event": "migrate", "migration", "file", "action", "phase", "message"}
+std::string ToJson(const MigrateEvent& event);
 // {"migration", "server_version", "notes", "steps": [...], "rollback": [...]}
 std::string ToJson(const Plan& plan);
 // {"name", "phase", "checksum", ..., "backfill": [...], "instances": [...]}

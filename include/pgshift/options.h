@@ -61,6 +61,21 @@ struct Progress {
 
 using ProgressCallback = std::function<void(const Progress&)>;
 
+// What Driver::Migrate is doing (one event per change of what it does).
+struct MigrateEvent {
+  std::string migration;  // "" for events about the whole directory
+  std::string file;
+  // "waiting" (another migrate holds the directory lock; `message` names
+  // it), "locked" (got it), "register", "advance" (to `phase`), "reached"
+  // (`phase`), "contract", "skip" (nothing to do; `message` says why),
+  // "stop" (`message` says why and what to do).
+  std::string action;
+  std::string phase;      // the phase reached or aimed at, "" when none
+  std::string message;
+};
+
+using MigrateCallback = std::function<void(const MigrateEvent&)>;
+
 // A session that holds (or waits for) a lock on a table pgshift is about to
 // lock, as seen in pg_locks + pg_stat_activity.
 struct SessionInfo {
@@ -203,6 +218,9 @@ struct Options {
   // Called with every preflight report, on the calling thread. The reports
   // are also stored in the step's history row.
   PreflightCallback on_preflight;
+
+  // Called with every event of Driver::Migrate, on the calling thread.
+  MigrateCallback on_migrate;
 
   // Contract even while application instances that declared they need the
   // old shape (check.h, DeclareInstance) are live. Default false: Advance
