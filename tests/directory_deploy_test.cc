@@ -8,6 +8,7 @@
 // directory_test.cc.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -81,6 +82,7 @@ class DeployTest : public ::testing::Test {
                                           "WHERE name = ", Lit(name), "), 'none')"));
   }
   int64_t RowsDone(const std::string& name) const {
+    if (QueryValue(dsn(), "SELECT to_regclass('pgshift.checkpoints') IS NOT NULL") != "t") return 0;
     return QueryInt(dsn(), absl::StrCat("SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints "
                                         "WHERE migration = ", Lit(name)));
   }
@@ -542,6 +544,17 @@ TEST_F(DeployTest, SecondMigrateWaitsThenFindsNothingToDo) {
   EXPECT_EQ(a.exit_code, 0) << Describe(a);
   CliResult b = second.Wait();
   EXPECT_EQ(b.exit_code, 0) << Describe(b);
+  // B's events: waiting (naming A), then locked once A was done.
+  std::vector<std::string> actions;
+  for (const auto& e : JsonLines(b.err)) {
+    if (Field(e, "event") != "migrate") continue;
+    actions.push_back(Field(e, "action"));
+    if (Field(e, "action") == "waiting") EXPECT_THAT(Field(e, "message"), HasSubstr("deploy-A"));
+  }
+  ASSERT_GE(actions.size(), 2u) << b.err;
+  EXPECT_EQ(actions[0], "waiting") << b.err;
+  EXPECT_EQ(actions[1], "locked") << b.err;
+  EXPECT_EQ(std::count(actions.begin(), actions.end(), "register"), 0) << b.err;
   google::protobuf::Struct report = ParseJsonObject(b.out);
   EXPECT_EQ(report.fields().at("migrations").list_value().values_size(), 0) << "B found nothing to do: " << b.out;
   EXPECT_EQ(PhaseOf("0001_rename_users_name"), "switched");
