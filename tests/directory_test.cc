@@ -585,6 +585,29 @@ TEST_F(DirectoryTest, ConflictWithARenamedTable) {
   EXPECT_EQ(PhaseOf("0002_check_products"), "switched");
 }
 
+// An earlier migration whose contract only removes pgshift's mark (an index
+// it built) is contracted early instead of stopping migrate.
+TEST_F(DirectoryTest, EarlierIndexIsContractedEarlyRatherThanStopping) {
+  Put("0001_index_users_email.json", IndexEmail("0001_index_users_email"));
+  Put("0002_rename_users_email.json", Spec("0002_rename_users_email").RenameColumn("users", "email", "contact").Json());
+  CliResult r = Cli({"--json", "migrate", dir()});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_index_users_email"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_rename_users_email"), "switched");
+  google::protobuf::Struct report = ParseJsonObject(r.out);
+  std::vector<std::string> moved;
+  for (const auto& v : report.fields().at("migrations").list_value().values()) {
+    moved.push_back(Field(v.struct_value(), "name") + "->" + Field(v.struct_value(), "to"));
+  }
+  EXPECT_THAT(moved, ::testing::ElementsAre("0001_index_users_email->switched", "0001_index_users_email->contracted",
+                                            "0002_rename_users_email->switched"));
+  // The index is the user's and has a copy on the new column.
+  EXPECT_EQ(QueryValue(dsn(), "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_idx'::regclass"), "t");
+  ASSERT_EQ(Migrate({"--contract"}).exit_code, 0);
+  EXPECT_EQ(QueryValue(dsn(), "SELECT pg_get_indexdef('users_email_idx'::regclass)"),
+            "CREATE INDEX users_email_idx ON public.users USING btree (contact)");
+}
+
 // ---------------------------------------------------------------------------
 // --contract stops at the first migration it may not contract.
 
