@@ -541,6 +541,9 @@ TEST_F(DirectoryTest, ConflictWithAnEarlierMigrationStopsUntilItIsContracted) {
   google::protobuf::Struct err = ParseJsonObject(r.out);
   EXPECT_EQ(Field(err, "exit_code"), "1");
   EXPECT_THAT(Field(err, "error"), HasSubstr("0001_rename_users_name"));
+  // Tooling tells a conflict stop from a failed step without reading the text.
+  EXPECT_EQ(Field(err, "stopped_at"), "0002_full_name_not_null") << r.out;
+  EXPECT_EQ(Field(err, "stop"), "conflict") << r.out;
   EXPECT_EQ(State(dsn()), before);
 
   // Post-deploy: contract 0001; it stops (exit 0) at the pending 0002.
@@ -830,6 +833,7 @@ TEST_F(DirectoryApi, RefusalsAreInvalidArgumentNamingTheFile) {
   EXPECT_TRUE(absl::IsInvalidArgument(rep.status())) << rep.status();
   EXPECT_THAT(std::string(rep.status().message()), HasSubstr("0001_add_users_nickname"));
   EXPECT_EQ(ExitCodeFor(rep.status()), 2);
+  EXPECT_EQ(MigrateStoppedAt(rep.status()), "") << "refused before it started on any migration";
   EXPECT_EQ(State(dsn()), before);
 
   auto missing = d->Migrate(dir() + "/nope");

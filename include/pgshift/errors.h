@@ -33,6 +33,16 @@ std::string SqlState(const absl::Status& status);
 // 2 bad input, 4 busy or locks not acquired before the deadline.
 int ExitCodeFor(const absl::Status& status);
 
+// When Driver::Migrate fails after it started on a migration, the status
+// says where it stopped: the migration's name (MigrateStoppedAt) and why
+// (MigrateStopKind): "conflict" (an earlier migration must be contracted
+// first), "refused" (the file does not fit the catalog), "failed" (a step
+// failed, or contract was refused: see the code). Both "" for other errors
+// (a refusal before anything ran, busy, ...). `--json` prints them as
+// "stopped_at" and "stop".
+std::string MigrateStoppedAt(const absl::Status& status);
+std::string MigrateStopKind(const absl::Status& status);
+
 }  // namespace pgshift
 
 #endif  // PGSHIFT_ERRORS_H_

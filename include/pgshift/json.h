@@ -47,7 +47,8 @@ std::string ToJson(const std::vector<SessionInfo>& sessions);
 // A command that succeeded without a result object: {"ok": true, "<key>":
 // "<value>", ...}, e.g. {"ok": true, "control_schema": "pgshift"}.
 std::string OkJson(const std::vector<std::pair<std::string, std::string>>& fields);
-// An error: {"ok": false, "error", "code", "sqlstate"?, "exit_code"}.
+// An error: {"ok": false, "error", "code", "sqlstate"?, "stopped_at"?, "stop"?,
+// "exit_code"} ("stopped_at" and "stop": see MigrateStoppedAt in errors.h).
 std::string ErrorJson(const absl::Status& status, int exit_code);
 // The startup check's answer: {"name", "at_least", "reached", "message"}.
 std::string CheckJson(absl::string_view name, Phase at_least, const absl::Status& result);

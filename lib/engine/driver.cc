@@ -845,10 +845,13 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
   for (const auto& f : scan.files) files[f.file] = &f;
   MigrateReport report;
   report.directory = dir;
-  auto stopped = [&](const DirectoryFile& e, const absl::Status& s, absl::string_view then) {
+  auto stopped = [&](const DirectoryFile& e, const absl::Status& s, absl::string_view then,
+                     absl::string_view kind) {
     d.Event(e.name, e.file, "stop", "", std::string(s.message()));
-    return Reword(s, absl::StrCat("migrate stopped at \"", e.name, "\" (", e.file, "): "),
-                  absl::StrCat(then, DoneSoFar(report)));
+    return util::WithMigrateStop(
+        Reword(s, absl::StrCat("migrate stopped at \"", e.name, "\" (", e.file, "): "),
+               absl::StrCat(then, DoneSoFar(report))),
+        e.name, kind);
   };
   const std::string again = absl::StrCat(" Running `pgshift migrate ", dir, "` again continues from there");
 
@@ -882,7 +885,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
       }
       d.Event(e.name, e.file, "contract", PhaseName(Phase::kContracted));
       absl::StatusOr<MigrationStatus> s = Advance(e.name, Phase::kContracted);
-      if (!s.ok()) return stopped(e, s.status(), "");
+      if (!s.ok()) return stopped(e, s.status(), "", "failed");
       moved.to = s->phase;
       d.Event(e.name, e.file, "reached", PhaseName(moved.to));
       report.migrations.push_back(moved);
@@ -902,7 +905,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
                 absl::StrCat("early: its contract only removes pgshift's mark, and \"", e.name,
                              "\" changes what it built"));
         absl::StatusOr<MigrationStatus> s = Advance(conflict->other, Phase::kContracted);
-        if (!s.ok()) return stopped(e, s.status(), "");
+        if (!s.ok()) return stopped(e, s.status(), "", "failed");
         MigratedFile contracted;
         contracted.name = conflict->other;
         contracted.file = s->file;
@@ -919,7 +922,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
                            conflict->other, "\" after the old app version is gone (`pgshift migrate ",
                            dir, " --contract` after the deploy), then run `pgshift migrate ", dir,
                            "` again. Nothing of \"", e.name, "\" was run")),
-                       "");
+                       "", "conflict");
       }
       absl::Status valid = d.Validate(spec);
       if (!valid.ok()) {
@@ -929,7 +932,8 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
         return stopped(e, valid,
                        absl::StrCat(". Nothing of \"", e.name, "\" was run; fix the file (it is not "
                                     "applied yet, so it may change) and run `pgshift migrate ", dir,
-                                    "` again"));
+                                    "` again"),
+                       "refused");
       }
       const std::string json = CanonicalJson(spec);
       if (e.migration) {  // rolled back: pending again
@@ -947,7 +951,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
     if (phase != Phase::kRolledBack && Before(phase, target)) {
       d.Event(e.name, e.file, "advance", PhaseName(target));
       absl::StatusOr<MigrationStatus> s = Advance(e.name, target);
-      if (!s.ok()) return stopped(e, s.status(), absl::StrCat(".", again));
+      if (!s.ok()) return stopped(e, s.status(), absl::StrCat(".", again), "failed");
       phase = s->phase;
       d.Event(e.name, e.file, "reached", PhaseName(phase));
     } else if (!moved.registered) {

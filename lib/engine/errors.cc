@@ -8,6 +8,9 @@ namespace pgshift {
 
 std::string SqlState(const absl::Status& status) { return util::SqlStateOf(status); }
 
+std::string MigrateStoppedAt(const absl::Status& status) { return util::MigrateStoppedAtOf(status); }
+std::string MigrateStopKind(const absl::Status& status) { return util::MigrateStopKindOf(status); }
+
 int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:

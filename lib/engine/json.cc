@@ -204,6 +204,8 @@ std::string ErrorJson(const absl::Status& status, int exit_code) {
   o.Bool("ok", false).Str("error", status.message()).Str("code", absl::StatusCodeToString(status.code()));
   const std::string sqlstate = SqlState(status);
   if (!sqlstate.empty()) o.Str("sqlstate", sqlstate);
+  const std::string stopped_at = MigrateStoppedAt(status);
+  if (!stopped_at.empty()) o.Str("stopped_at", stopped_at).Str("stop", MigrateStopKind(status));
   o.Int("exit_code", exit_code);
   return o.Build();
 }

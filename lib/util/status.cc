@@ -22,6 +22,28 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context) {
   return CopyPayloads(status, absl::Status(status.code(), absl::StrCat(context, ": ", status.message())));
 }
 
+namespace {
+constexpr absl::string_view kStoppedAtUrl = "pgshift/migrate-stopped-at";
+constexpr absl::string_view kStopKindUrl = "pgshift/migrate-stop-kind";
+}  // namespace
+
+absl::Status WithMigrateStop(absl::Status status, absl::string_view migration, absl::string_view kind) {
+  if (status.ok()) return status;
+  status.SetPayload(kStoppedAtUrl, absl::Cord(migration));
+  status.SetPayload(kStopKindUrl, absl::Cord(kind));
+  return status;
+}
+
+std::string MigrateStoppedAtOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kStoppedAtUrl);
+  return payload ? std::string(*payload) : std::string();
+}
+
+std::string MigrateStopKindOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kStopKindUrl);
+  return payload ? std::string(*payload) : std::string();
+}
+
 absl::Status WithSqlState(absl::Status status, absl::string_view sqlstate) {
   if (!status.ok() && !sqlstate.empty()) status.SetPayload(kSqlStateUrl, absl::Cord(sqlstate));
   return status;

@@ -20,6 +20,12 @@ absl::Status WithSqlState(absl::Status status, absl::string_view sqlstate);
 // The SQLSTATE `status` carries, or "" when none (public as pgshift::SqlState).
 std::string SqlStateOf(const absl::Status& status);
 
+// `status` carrying where Driver::Migrate stopped (public as
+// pgshift::MigrateStoppedAt / MigrateStopKind).
+absl::Status WithMigrateStop(absl::Status status, absl::string_view migration, absl::string_view kind);
+std::string MigrateStoppedAtOf(const absl::Status& status);
+std::string MigrateStopKindOf(const absl::Status& status);
+
 // `status` with another code, same message and payloads.
 absl::Status WithCode(const absl::Status& status, absl::StatusCode code);
 
