@@ -6,6 +6,7 @@
 // changed), 3 check not satisfied, 4 busy or locks not acquired in time.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -34,6 +35,15 @@ Commands:
   check NAME --at-least PHASE  exit 0 if reached, 3 if not
   pause NAME                   pause a running backfill between batches (from any shell)
   resume NAME                  let a paused backfill go on
+
+Migration directories (files applied in file-name order, recorded with their checksums):
+  migrate DIR [--to PHASE]     before a deploy: register every new file of DIR in order and take
+                               each migration to PHASE (default switched)
+          [--allow-out-of-order] [--no-wait]
+  migrate DIR --contract       after a deploy: contract, in order, every migration at switched
+                               whose old app instances are gone ([--force] as for advance)
+  status DIR                   every file of DIR: pending, applied (phase), changed, missing
+  baseline DIR --through NAME  record the files up to NAME as applied without running them
 
 Phases: registered column_added trigger_installed backfilled validated switched contracted
 
@@ -85,7 +95,9 @@ const OptionInfo* OptionOfFlag(const std::string& flag) {
 const std::map<std::string, bool>& KnownFlags() {
   static const std::map<std::string, bool>* flags = [] {
     auto* f = new std::map<std::string, bool>{{"dsn", true},      {"json", false},  {"to", true},
-                                              {"at-least", true}, {"help", false}, {"version", false}};
+                                              {"at-least", true}, {"help", false}, {"version", false},
+                                              {"contract", false}, {"allow-out-of-order", false},
+                                              {"no-wait", false}, {"through", true}};
     for (const OptionInfo& o : OptionList()) (*f)[o.flag] = std::string(o.kind) != "bool";
     return f;
   }();
@@ -135,13 +147,15 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
     absl::Status s = SetOption(o, info->name, value);
     if (!s.ok()) return s;
   }
-  if (o.force_contract && args.command != "advance") {
-    return absl::InvalidArgumentError("--force goes with advance");
+  if (o.force_contract && args.command != "advance" &&
+      !(args.command == "migrate" && args.flags.count("contract"))) {
+    return absl::InvalidArgumentError("--force goes with advance and migrate --contract");
   }
   absl::StatusOr<Options> checked = SanitizeOptions(std::move(o));
   if (!checked.ok()) return checked.status();
   checked->on_preflight = MakePreflightReporter(args.json);
   checked->on_progress = MakeProgressReporter(args.json);
+  checked->on_migrate = MakeMigrateReporter(args.json);
   return checked;
 }
 
@@ -228,6 +242,46 @@ std::string PlanText(const Plan& plan) {
   return out;
 }
 
+std::string DirectoryText(const DirectoryReport& r) {
+  std::string out;
+  if (r.files.empty()) absl::StrAppend(&out, "no migration files in ", r.directory, "\n");
+  for (const DirectoryFile& f : r.files) {
+    std::string state = f.state;
+    if ((f.state == "applied" || f.state == "changed" || f.state == "missing") && f.migration) {
+      absl::StrAppend(&state, " (", PhaseName(f.migration->phase), ")");
+    }
+    if (f.state == "pending" && f.migration) absl::StrAppend(&state, " (rolled back, runs again)");
+    absl::StrAppend(&out, absl::StrFormat("%-44s %s", f.file, state));
+    if (f.migration && !f.migration->running_step.empty()) {
+      absl::StrAppend(&out, "\n    interrupted while reaching ", f.migration->running_step,
+                      "; migrate continues it");
+    }
+    if (f.migration && !f.migration->last_error.empty()) {
+      absl::StrAppend(&out, "\n    last error: ", f.migration->last_error);
+    }
+    if (!f.problem.empty()) absl::StrAppend(&out, "\n    ", f.out_of_order && f.problem.rfind("sorts", 0) == 0 ? "out of order: " : "problem: ", f.problem);
+    absl::StrAppend(&out, "\n");
+  }
+  for (const std::string& i : r.ignored) absl::StrAppend(&out, absl::StrFormat("%-44s ignored\n", i));
+  absl::StrAppend(&out, r.pending, " pending; ",
+                  r.ok ? "migrate would run" : "migrate would refuse (see the problems above)");
+  return out;
+}
+
+std::string MigrateText(const MigrateReport& r, bool contract) {
+  std::string out;
+  for (const MigratedFile& m : r.migrations) {
+    absl::StrAppend(&out, absl::StrFormat("%-44s %s%s -> %s\n", m.file, m.registered ? "registered, " : "",
+                                          PhaseName(m.from), PhaseName(m.to)));
+  }
+  if (r.migrations.empty()) {
+    absl::StrAppend(&out, contract ? "nothing to contract" : "nothing to do: every file is applied", "\n");
+  }
+  if (!r.stopped_at.empty()) absl::StrAppend(&out, "stopped at ", r.stopped_at, ": ", r.stop_reason, "\n");
+  if (!out.empty()) out.pop_back();
+  return out;
+}
+
 int Fail(const Args& args, const absl::Status& s, int code) {
   if (args.json) {
     std::cout << ErrorJson(s, code) << std::endl;
@@ -238,6 +292,11 @@ int Fail(const Args& args, const absl::Status& s, int code) {
 }
 
 int Fail(const Args& args, const absl::Status& s) { return Fail(args, s, ExitCodeFor(s)); }
+
+bool IsDirectory(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
+}
 
 absl::Status Need(const Args& args, size_t n, const char* what) {
   if (args.positional.size() != n) {
@@ -267,7 +326,8 @@ int Run(int argc, char** argv) {
     return 2;
   }
   static const std::vector<std::string> commands = {"init",   "plan",  "register", "advance", "rollback",
-                                                    "status", "check", "pause",    "resume"};
+                                                    "status", "check", "pause",    "resume",
+                                                    "migrate", "baseline"};
   if (std::find(commands.begin(), commands.end(), args.command) == commands.end()) {
     return Fail(args, absl::InvalidArgumentError(absl::StrCat("unknown command \"", args.command,
                                                               "\"; commands are: ",
@@ -294,7 +354,28 @@ int Run(int argc, char** argv) {
   if (cmd == "advance" || cmd == "rollback" || cmd == "pause" || cmd == "resume") {
     usage = Need(args, 1, "one migration NAME");
   }
-  if (cmd == "status" && args.positional.size() > 1) usage = Need(args, 1, "at most one NAME");
+  if (cmd == "status" && args.positional.size() > 1) usage = Need(args, 1, "at most one NAME or DIR");
+  if (cmd == "migrate") usage = Need(args, 1, "one migration directory DIR");
+  if (cmd == "baseline") {
+    usage = Need(args, 1, "one migration directory DIR and --through NAME");
+    if (usage.ok() && !args.flags.count("through")) {
+      usage = absl::InvalidArgumentError("`baseline` needs --through NAME: the last file to record as applied");
+    }
+  }
+  for (const char* flag : {"contract", "allow-out-of-order", "no-wait"}) {
+    if (usage.ok() && args.flags.count(flag) && cmd != "migrate") {
+      usage = absl::InvalidArgumentError(absl::StrCat("--", flag, " goes with migrate"));
+    }
+  }
+  if (usage.ok() && args.flags.count("through") && cmd != "baseline") {
+    usage = absl::InvalidArgumentError("--through goes with baseline");
+  }
+  if (usage.ok() && cmd == "migrate" && args.flags.count("contract") &&
+      (args.flags.count("to") || args.flags.count("allow-out-of-order"))) {
+    usage = absl::InvalidArgumentError(absl::StrCat(
+        "--", args.flags.count("to") ? "to" : "allow-out-of-order",
+        " does not go with --contract: migrate --contract takes migrations from switched to contracted"));
+  }
   if (cmd == "check") {
     usage = Need(args, 1, "one migration NAME and --at-least PHASE");
     if (usage.ok() && !args.flags.count("at-least")) {
@@ -303,7 +384,9 @@ int Run(int argc, char** argv) {
   }
   if (!usage.ok()) return Fail(args, usage, 2);
   if (args.flags.count("to")) {
-    if (cmd != "advance") return Fail(args, absl::InvalidArgumentError("--to goes with advance"), 2);
+    if (cmd != "advance" && cmd != "migrate") {
+      return Fail(args, absl::InvalidArgumentError("--to goes with advance and migrate"), 2);
+    }
     absl::StatusOr<Phase> p = ParsePhase(args.flags.at("to"));
     if (!p.ok()) return Fail(args, p.status(), 2);
     to = *p;
@@ -358,6 +441,29 @@ int Run(int argc, char** argv) {
                                    : absl::StrCat(name, ": resumed"))
                 << std::endl;
     }
+    return 0;
+  }
+  if (cmd == "migrate") {
+    MigrateOptions mo;
+    mo.to = to;
+    mo.contract = args.flags.count("contract") > 0;
+    mo.allow_out_of_order = args.flags.count("allow-out-of-order") > 0;
+    mo.wait = args.flags.count("no-wait") == 0;
+    absl::StatusOr<MigrateReport> r = d.Migrate(args.positional[0], mo);
+    if (!r.ok()) return Fail(args, r.status());
+    std::cout << (args.json ? ToJson(*r) : MigrateText(*r, mo.contract)) << std::endl;
+    return 0;
+  }
+  if (cmd == "baseline") {
+    absl::StatusOr<DirectoryReport> r = d.Baseline(args.positional[0], args.flags.at("through"));
+    if (!r.ok()) return Fail(args, r.status());
+    std::cout << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
+    return 0;
+  }
+  if (cmd == "status" && args.positional.size() == 1 && IsDirectory(args.positional[0])) {
+    absl::StatusOr<DirectoryReport> r = d.DirectoryStatus(args.positional[0]);
+    if (!r.ok()) return Fail(args, r.status());
+    std::cout << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
     return 0;
   }
   if (cmd == "plan") {

@@ -68,4 +68,14 @@ PreflightCallback MakePreflightReporter(bool json) {
   };
 }
 
+MigrateCallback MakeMigrateReporter(bool json) {
+  if (json) return [](const MigrateEvent& e) { std::fprintf(stderr, "%s\n", ToJson(e).c_str()); };
+  return [](const MigrateEvent& e) {
+    std::string line = absl::StrCat("pgshift: ", e.migration.empty() ? "" : absl::StrCat(e.migration, ": "), e.action);
+    if (!e.phase.empty()) absl::StrAppend(&line, " ", e.phase);
+    if (!e.message.empty() && e.action != "stop") absl::StrAppend(&line, " (", e.message, ")");
+    std::fprintf(stderr, "%s\n", line.c_str());
+  };
+}
+
 }  // namespace pgshift::cli

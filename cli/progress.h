@@ -15,6 +15,10 @@ ProgressCallback MakeProgressReporter(bool json);
 // report ("pgshift: preflight ..."), or one JSON event per line with --json.
 PreflightCallback MakePreflightReporter(bool json);
 
+// Returns a callback for Options::on_migrate: one line on stderr per event
+// ("pgshift: 0001_x: reached switched"), or one JSON event per line with --json.
+MigrateCallback MakeMigrateReporter(bool json);
+
 }  // namespace pgshift::cli
 
 #endif  // PGSHIFT_CLI_PROGRESS_H_

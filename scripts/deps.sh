@@ -7,7 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libpq-dev libabsl-dev libprotobuf-dev protobuf-compiler libpg-query-dev
+  libpq-dev libssl-dev libabsl-dev libprotobuf-dev protobuf-compiler libpg-query-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev python3-dev python3-pytest
   python3-pip python3-setuptools python3-wheel  # pip install ./bindings/python (offline, in a venv)

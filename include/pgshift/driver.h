@@ -132,7 +132,7 @@ struct MigrationStatus {
 // One migration of a directory: a file, or a migration registered from a
 // file that is no longer there ("missing").
 struct DirectoryFile {
-  std::string file;  // base name, e.g. "0001_create_users.json"; "" when missing
+  std::string file;  // base name, e.g. "0001_create_users.json" (as recorded, when missing)
   std::string name;  // the migration's name: the file name without its extension
   // "pending": not registered (or rolled back), `migrate` runs it;
   // "applied": registered from this file (see `migration` for its phase);
@@ -162,7 +162,7 @@ struct DirectoryReport {
 
 struct MigrateOptions {
   // Phase every migration is taken to; default switched (the pre-deploy
-  // step). Ignored with `contract`.
+  // step). Not with `contract` (InvalidArgument).
   std::optional<Phase> to;
   // Post-deploy: contract, in order, every migration at switched whose
   // old-shape application instances are gone; stop at the first that is

@@ -21,8 +21,12 @@ namespace pgshift {
 // fields, or a spec that is incomplete (missing names, no operations, ...).
 // `origin` names the text in messages (a file path). Does not touch a
 // database; the catalog checks happen in Driver::Plan/Register.
+// `file_name`, when not empty, is the migration's name as a file of a
+// migration directory (the file name without its extension): "name" may
+// then be omitted, and must equal it when given.
 absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json,
-                                                 absl::string_view origin = "migration");
+                                                 absl::string_view origin = "migration",
+                                                 absl::string_view file_name = "");
 
 // Reads and parses a migration file; NotFound when it cannot be read.
 absl::StatusOr<v1::Migration> LoadMigrationFile(const std::string& path);

@@ -68,7 +68,8 @@ struct MigrateEvent {
   // "waiting" (another migrate holds the directory lock; `message` names
   // it), "locked" (got it), "register", "advance" (to `phase`), "reached"
   // (`phase`), "contract", "skip" (nothing to do; `message` says why),
-  // "stop" (`message` says why and what to do).
+  // "stop" (`message` says why and what to do), "baseline" (recorded as
+  // applied by Driver::Baseline).
   std::string action;
   std::string phase;      // the phase reached or aimed at, "" when none
   std::string message;

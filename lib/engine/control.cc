@@ -16,7 +16,7 @@ constexpr char kColumns[] =
     "name, phase, checksum, to_char(created_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(updated_at AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(last_error, ''), coalesce(running_step, ''), "
-    "spec::text, paused";
+    "spec::text, paused, coalesce(source_file, ''), coalesce(source_checksum, ''), baselined";
 }  // namespace
 
 Control::Control(pg::Connection& conn, std::string schema) : conn_(conn), schema_(std::move(schema)) {}
@@ -90,6 +90,13 @@ absl::Status Control::Init() {
         // batches (Driver::Pause, or UPDATE ... SET paused = true by hand).
         absl::StrCat("ALTER TABLE ", Table("migrations"),
                      " ADD COLUMN IF NOT EXISTS paused boolean NOT NULL DEFAULT false"),
+        // Version 4: the file of a migration directory a migration was
+        // registered from, its checksum then, and whether `baseline`
+        // recorded it without running it.
+        absl::StrCat("ALTER TABLE ", Table("migrations"),
+                     " ADD COLUMN IF NOT EXISTS source_file text,"
+                     " ADD COLUMN IF NOT EXISTS source_checksum text,"
+                     " ADD COLUMN IF NOT EXISTS baselined boolean NOT NULL DEFAULT false"),
         absl::StrCat("INSERT INTO ", Table("meta"), " VALUES ('schema_version', '",
                      kControlSchemaVersion, "') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
     };
@@ -133,6 +140,9 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
   m.status.running_step = r.Get(row, 6);
   m.spec_json = r.Get(row, 7);
   m.status.paused = r.GetBool(row, 8);
+  m.status.file = r.Get(row, 9);
+  m.status.file_checksum = r.Get(row, 10);
+  m.status.baselined = r.GetBool(row, 11);
   ASSIGN_OR_RETURN(pg::Result cp,
                    conn_.Exec(absl::StrCat("SELECT operation, rows_done, rows_estimate, done FROM ",
                                            Table("checkpoints"),
@@ -150,14 +160,22 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
   return m;
 }
 
+namespace {
+constexpr char kSpecChecksum[] = "encode(sha256(convert_to($2::jsonb::text, 'UTF8')), 'hex')";
+}  // namespace
+
 absl::StatusOr<StoredMigration> Control::Register(const std::string& name,
-                                                  const std::string& spec_json) {
-  const std::string checksum = "encode(sha256(convert_to($2::jsonb::text, 'UTF8')), 'hex')";
+                                                  const std::string& spec_json,
+                                                  const SourceFile& source) {
+  const std::string checksum = kSpecChecksum;
+  pg::Param file = source.file.empty() ? std::nullopt : pg::Param(source.file);
+  pg::Param file_checksum = source.file.empty() ? std::nullopt : pg::Param(source.checksum);
   ASSIGN_OR_RETURN(pg::Result ins,
                    conn_.Exec(absl::StrCat("INSERT INTO ", Table("migrations"),
-                                           " (name, spec, checksum, phase) VALUES ($1, $2::jsonb, ",
-                                           checksum, ", 'registered') ON CONFLICT (name) DO NOTHING"),
-                              {name, spec_json}));
+                                           " (name, spec, checksum, phase, source_file, source_checksum)"
+                                           " VALUES ($1, $2::jsonb, ", checksum,
+                                           ", 'registered', $3, $4) ON CONFLICT (name) DO NOTHING"),
+                              {name, spec_json, file, file_checksum}));
   ASSIGN_OR_RETURN(pg::Result same,
                    conn_.Exec(absl::StrCat("SELECT checksum = ", checksum, ", checksum FROM ",
                                            Table("migrations"), " WHERE name = $1"),
@@ -171,6 +189,40 @@ absl::StatusOr<StoredMigration> Control::Register(const std::string& name,
         "one back and register it under a new name"));
   }
   return Load(name);
+}
+
+absl::Status Control::RecordSource(const std::string& name, const SourceFile& source) {
+  return conn_.Run(absl::StrCat("UPDATE ", Table("migrations"),
+                                " SET source_file = $2, source_checksum = $3 WHERE name = $1"),
+                   {name, source.file, source.checksum});
+}
+
+absl::StatusOr<bool> Control::Revive(const std::string& name, const std::string& spec_json,
+                                     const SourceFile& source) {
+  ASSIGN_OR_RETURN(
+      pg::Result r,
+      conn_.Exec(absl::StrCat("UPDATE ", Table("migrations"), " SET spec = $2::jsonb, checksum = ",
+                              kSpecChecksum,
+                              ", phase = 'registered', running_step = NULL, last_error = NULL,"
+                              " paused = false, baselined = false, source_file = $3,"
+                              " source_checksum = $4, created_at = now(), updated_at = now()"
+                              " WHERE name = $1 AND phase = 'rolled_back' RETURNING name"),
+                 {name, spec_json, source.file, source.checksum}));
+  if (r.rows() == 0) return false;
+  RETURN_IF_ERROR(ClearCheckpoints(name));
+  return true;
+}
+
+absl::StatusOr<bool> Control::RecordBaselined(const std::string& name, const std::string& spec_json,
+                                              const SourceFile& source) {
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn_.Exec(absl::StrCat("INSERT INTO ", Table("migrations"),
+                                           " (name, spec, checksum, phase, source_file, source_checksum,"
+                                           " baselined) VALUES ($1, $2::jsonb, ", kSpecChecksum,
+                                           ", 'contracted', $3, $4, true) ON CONFLICT (name) DO NOTHING"
+                                           " RETURNING name"),
+                              {name, spec_json, source.file, source.checksum}));
+  return r.rows() == 1;
 }
 
 absl::Status PhaseReached(absl::string_view name, Phase p, Phase at_least) {

@@ -21,7 +21,15 @@ namespace pgshift::engine {
 // 1: meta, migrations, history, checkpoints.
 // 2: history.report (preflight, lock waits, locks taken); instances.
 // 3: migrations.paused (pause requests honoured by the backfill).
-inline constexpr int kControlSchemaVersion = 3;
+// 4: migrations.source_file, source_checksum, baselined (migration directories).
+inline constexpr int kControlSchemaVersion = 4;
+
+// The file of a migration directory a migration comes from, and its
+// checksum (directory.h); empty for a migration registered otherwise.
+struct SourceFile {
+  std::string file;
+  std::string checksum;
+};
 
 // An application instance that declared the shape it needs (check.h).
 struct LiveInstance {
@@ -60,7 +68,20 @@ class Control {
   // Stores the spec at phase registered (checksum computed by the server).
   // Same name + same checksum: returns the stored row. Different checksum:
   // AlreadyExists.
-  absl::StatusOr<StoredMigration> Register(const std::string& name, const std::string& spec_json);
+  // `source`, when given, is recorded with a new row.
+  absl::StatusOr<StoredMigration> Register(const std::string& name, const std::string& spec_json,
+                                           const SourceFile& source = {});
+  // Records the file a migration registered without one comes from.
+  absl::Status RecordSource(const std::string& name, const SourceFile& source);
+  // A rolled-back migration registered again, with `spec_json` (its file may
+  // have changed since): phase registered, error, pause and checkpoints
+  // cleared. False (nothing changed) when it is not at rolled_back.
+  absl::StatusOr<bool> Revive(const std::string& name, const std::string& spec_json,
+                              const SourceFile& source);
+  // Records `name` as applied without running it: phase contracted,
+  // baselined. False (nothing changed) when the name is registered already.
+  absl::StatusOr<bool> RecordBaselined(const std::string& name, const std::string& spec_json,
+                                       const SourceFile& source);
   absl::StatusOr<StoredMigration> Load(const std::string& name);
   // The phase of `name` in one round trip (the startup check). NotFound when
   // it is not registered, or when the control schema does not exist.

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -11,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "lib/backfill/statements.h"
 #include "lib/engine/control.h"
+#include "lib/engine/directory.h"
 #include "lib/engine/executor.h"
 #include "lib/engine/lease.h"
 #include "lib/engine/sessions.h"
@@ -196,9 +199,23 @@ struct Driver::Impl {
     return out;
   }
 
-  // InvalidArgument when another active migration changes a column (or a
-  // whole table) that `m` changes too.
+  // Another active migration that changes a column (or a whole table) `m`
+  // changes or reads too.
+  struct Conflict {
+    std::string other;      // its name
+    Phase phase;            // its phase
+    std::string message;    // "column ... is already being changed by active migration ..."
+  };
+
+  // InvalidArgument when `m` conflicts with another active migration.
   absl::Status CheckConflicts(const v1::Migration& m) {
+    ASSIGN_OR_RETURN(std::optional<Conflict> c, FindConflict(m));
+    if (!c) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrCat(c->message, "; finish or roll back that migration first"));
+  }
+
+  absl::StatusOr<std::optional<Conflict>> FindConflict(const v1::Migration& m) {
     ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> active, control.Active());
     for (const auto& other : active) {
       if (other.status.name == m.name()) continue;
@@ -219,16 +236,15 @@ struct Driver::Impl {
               const std::string how = y.read ? "is read by the expressions (and so the triggers) of"
                                     : x.read ? "is read by this migration's expressions and is already being changed by"
                                              : "is already being changed by";
-              return absl::InvalidArgumentError(absl::StrCat(
-                  what, " ", how, " active migration \"", other.status.name,
-                  "\" (phase ", PhaseName(other.status.phase),
-                  "); finish or roll back that migration first"));
+              return Conflict{other.status.name, other.status.phase,
+                              absl::StrCat(what, " ", how, " active migration \"", other.status.name,
+                                           "\" (phase ", PhaseName(other.status.phase), ")")};
             }
           }
         }
       }
     }
-    return absl::OkStatus();
+    return std::optional<Conflict>();
   }
 
   // Every step of `ops`, inspected at registered.
@@ -256,6 +272,74 @@ struct Driver::Impl {
       }
     }
     return absl::OkStatus();
+  }
+
+  // What Register checks against the catalog (the conflict check aside):
+  // every operation builds and inspects, and no step scans a big table
+  // under ACCESS EXCLUSIVE. InvalidArgument (bad input) when not.
+  absl::Status Validate(const v1::Migration& m) {
+    ASSIGN_OR_RETURN(OpList ops, BuildOps(m));
+    ASSIGN_OR_RETURN(std::vector<std::unique_ptr<ops::Steps>> steps, InspectAll(ops));
+    return CheckLockedScans(steps);
+  }
+
+  // Whether migration `name` came from a migration directory, is at
+  // switched, and has only operations whose contract only removes
+  // pgshift's mark (OperationType::contract_only_unmarks).
+  absl::StatusOr<bool> ContractOnlyUnmarks(const std::string& name) {
+    ASSIGN_OR_RETURN(engine::StoredMigration stored, control.Load(name));
+    if (stored.status.file.empty() || stored.status.phase != Phase::kSwitched) return false;
+    ASSIGN_OR_RETURN(v1::Migration spec, StoredSpec(stored));
+    for (const v1::Operation& op : spec.operations()) {
+      const ops::OperationType* type = ops::FindOperationType(op.kind_case());
+      if (type == nullptr || !type->contract_only_unmarks) return false;
+    }
+    return true;
+  }
+
+  void Event(const std::string& migration, const std::string& file, absl::string_view action,
+             absl::string_view phase = "", std::string message = "") {
+    if (!options.on_migrate) return;
+    MigrateEvent e;
+    e.migration = migration;
+    e.file = file;
+    e.action = std::string(action);
+    e.phase = std::string(phase);
+    e.message = std::move(message);
+    options.on_migrate(e);
+  }
+
+  // The directory runner's lock (one Migrate or Baseline at a time per
+  // database and control schema): waits for it while another holds it,
+  // reporting once that it does, or Aborted at once naming the holder
+  // without `wait`.
+  absl::StatusOr<std::unique_ptr<engine::Lease>> TakeRunnerLock(bool wait) {
+    ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> c,
+                     pg::Connection::Open(dsn, absl::StrCat(AppName(), " [migrate]")));
+    absl::Duration backoff = absl::Milliseconds(50);
+    bool waited = false;
+    while (true) {
+      ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> lock,
+                       engine::Lease::TryAcquireRunner(c, options.control_schema, options.lease_heartbeat));
+      if (lock) {
+        if (waited) Event("", "", "locked", "", "the other migrate finished; going on");
+        return lock;
+      }
+      if (!waited) {
+        ASSIGN_OR_RETURN(std::string who, engine::DescribeRunnerHolder(*conn, options.control_schema));
+        if (who.empty()) who = "another session";
+        const std::string what = absl::StrCat("another migrate (or baseline) is running on this database: ", who);
+        if (!wait) {
+          return absl::AbortedError(absl::StrCat(
+              what, "; nothing was changed. Run again once it has finished (without --no-wait, "
+                    "migrate waits for it)"));
+        }
+        Event("", "", "waiting", "", absl::StrCat(what, "; waiting for it to finish"));
+        waited = true;
+      }
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(1));
+    }
   }
 
   absl::StatusOr<v1::Migration> StoredSpec(const engine::StoredMigration& stored) {
@@ -680,6 +764,233 @@ absl::StatusOr<Phase> Driver::CurrentPhase(const std::string& name) {
 absl::Status Driver::RequirePhase(const std::string& name, Phase at_least) {
   ASSIGN_OR_RETURN(Phase p, CurrentPhase(name));
   return engine::PhaseReached(name, p, at_least);
+}
+
+
+// ---- Migration directories --------------------------------------------------
+
+namespace {
+
+bool Before(Phase a, Phase b) { return static_cast<int>(a) < static_cast<int>(b); }
+
+// `s` with `prefix` and `suffix` around its message, same code and payloads.
+absl::Status Reword(const absl::Status& s, absl::string_view prefix, absl::string_view suffix) {
+  absl::Status out(s.code(), absl::StrCat(prefix, s.message(), suffix));
+  s.ForEachPayload([&out](absl::string_view url, const absl::Cord& p) { out.SetPayload(url, p); });
+  return out;
+}
+
+// "; before it, this run took 0001_a to switched, 0002_b to switched" or "".
+std::string DoneSoFar(const MigrateReport& report) {
+  std::vector<std::string> done;
+  for (const auto& m : report.migrations) {
+    done.push_back(absl::StrCat(m.name, " ", m.registered ? "registered and taken " : "from ",
+                                m.registered ? "" : absl::StrCat(PhaseName(m.from), " "), "to ",
+                                PhaseName(m.to)));
+  }
+  if (done.empty()) return "";
+  return absl::StrCat(". Before it, this run took ", absl::StrJoin(done, ", "));
+}
+
+}  // namespace
+
+absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) {
+  Impl& d = *impl_;
+  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
+  std::vector<engine::StoredMigration> stored;
+  ASSIGN_OR_RETURN(bool initialized, d.control.Exists());
+  if (initialized) {
+    RETURN_IF_ERROR(d.control.RequireInitialized());
+    ASSIGN_OR_RETURN(stored, d.control.LoadAll());
+  }
+  return engine::Compare(scan, stored);
+}
+
+absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const MigrateOptions& mo) {
+  Impl& d = *impl_;
+  if (mo.contract && mo.to) {
+    return absl::InvalidArgumentError(
+        "--to does not go with --contract: migrate --contract takes migrations from switched to "
+        "contracted");
+  }
+  if (mo.to && *mo.to == Phase::kRolledBack) {
+    return absl::InvalidArgumentError(
+        "migrate takes migrations forward; to undo one, use `pgshift rollback NAME`");
+  }
+  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
+  auto refuse = [&dir](const std::vector<std::string>& refusals) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing to migrate \"", dir, "\": ", absl::StrJoin(refusals, "; "),
+        ". Nothing was changed; `pgshift status ", dir, "` shows every file"));
+  };
+  // What is wrong in the files themselves is refused before connecting
+  // anything up.
+  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), mo.allow_out_of_order);
+  if (!refusals.empty()) return refuse(refusals);
+  RETURN_IF_ERROR(d.control.Init());
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(mo.wait));
+  ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
+  const DirectoryReport now = engine::Compare(scan, stored);
+  refusals = engine::Refusals(now, mo.allow_out_of_order);
+  if (!refusals.empty()) return refuse(refusals);
+
+  std::map<std::string, const engine::MigrationFile*> files;
+  for (const auto& f : scan.files) files[f.file] = &f;
+  MigrateReport report;
+  report.directory = dir;
+  auto stopped = [&](const DirectoryFile& e, const absl::Status& s, absl::string_view then) {
+    d.Event(e.name, e.file, "stop", "", std::string(s.message()));
+    return Reword(s, absl::StrCat("migrate stopped at \"", e.name, "\" (", e.file, "): "),
+                  absl::StrCat(then, DoneSoFar(report)));
+  };
+  const std::string again = absl::StrCat(" Running `pgshift migrate ", dir, "` again continues from there");
+
+  for (const DirectoryFile& e : now.files) {
+    RETURN_IF_ERROR(runner->Check());
+    const v1::Migration& spec = *files.at(e.file)->spec;
+    const engine::SourceFile source{e.file, e.checksum};
+    const bool registered = e.state != "pending";
+    if (registered && e.recorded_checksum.empty()) {
+      RETURN_IF_ERROR(d.control.RecordSource(e.name, source));  // registered by hand: adopt it
+    }
+    if (e.state == "baselined") continue;
+    MigratedFile moved;
+    moved.name = e.name;
+    moved.file = e.file;
+    Phase phase = registered ? e.migration->phase : Phase::kRegistered;
+    moved.from = phase;
+
+    if (mo.contract) {
+      if (phase == Phase::kContracted) continue;
+      if (!registered || phase != Phase::kSwitched) {
+        report.stopped_at = e.name;
+        report.stop_reason =
+            !registered
+                ? absl::StrCat("\"", e.name, "\" is pending; run `pgshift migrate ", dir,
+                               "` (before the deploy) first, then contract after it")
+                : absl::StrCat("\"", e.name, "\" is at ", PhaseName(phase),
+                               ", not switched; run `pgshift migrate ", dir, "` first");
+        d.Event(e.name, e.file, "stop", PhaseName(phase), report.stop_reason);
+        return report;
+      }
+      d.Event(e.name, e.file, "contract", PhaseName(Phase::kContracted));
+      absl::StatusOr<MigrationStatus> s = Advance(e.name, Phase::kContracted);
+      if (!s.ok()) return stopped(e, s.status(), "");
+      moved.to = s->phase;
+      d.Event(e.name, e.file, "reached", PhaseName(moved.to));
+      report.migrations.push_back(moved);
+      continue;
+    }
+
+    const Phase target = mo.to.value_or(Phase::kSwitched);
+    if (!registered) {
+      ASSIGN_OR_RETURN(std::optional<Impl::Conflict> conflict, d.FindConflict(spec));
+      // An earlier migration of the directory at switched whose contract
+      // only removes pgshift's mark (a table, index or constraint it built)
+      // is contracted now: old app versions see no difference.
+      while (conflict) {
+        ASSIGN_OR_RETURN(bool early, d.ContractOnlyUnmarks(conflict->other));
+        if (!early) break;
+        d.Event(conflict->other, "", "contract", PhaseName(Phase::kContracted),
+                absl::StrCat("early: its contract only removes pgshift's mark, and \"", e.name,
+                             "\" changes what it built"));
+        absl::StatusOr<MigrationStatus> s = Advance(conflict->other, Phase::kContracted);
+        if (!s.ok()) return stopped(e, s.status(), "");
+        MigratedFile contracted;
+        contracted.name = conflict->other;
+        contracted.file = s->file;
+        contracted.from = Phase::kSwitched;
+        contracted.to = s->phase;
+        report.migrations.push_back(contracted);
+        d.Event(conflict->other, s->file, "reached", PhaseName(s->phase));
+        ASSIGN_OR_RETURN(conflict, d.FindConflict(spec));
+      }
+      if (conflict) {
+        return stopped(e,
+                       absl::FailedPreconditionError(absl::StrCat(
+                           conflict->message, ", which is not contracted yet: contract \"",
+                           conflict->other, "\" after the old app version is gone (`pgshift migrate ",
+                           dir, " --contract` after the deploy), then run `pgshift migrate ", dir,
+                           "` again. Nothing of \"", e.name, "\" was run")),
+                       "");
+      }
+      absl::Status valid = d.Validate(spec);
+      if (!valid.ok()) {
+        // Refused against the catalog: bad input, but once earlier files ran
+        // something has changed.
+        if (!report.migrations.empty()) valid = util::WithCode(valid, absl::StatusCode::kFailedPrecondition);
+        return stopped(e, valid,
+                       absl::StrCat(". Nothing of \"", e.name, "\" was run; fix the file (it is not "
+                                    "applied yet, so it may change) and run `pgshift migrate ", dir,
+                                    "` again"));
+      }
+      const std::string json = CanonicalJson(spec);
+      if (e.migration) {  // rolled back: pending again
+        ASSIGN_OR_RETURN(bool revived, d.control.Revive(e.name, json, source));
+        if (!revived) {
+          return absl::AbortedError(absl::StrCat("migration \"", e.name,
+                                                 "\" changed while migrate ran; run migrate again"));
+        }
+      } else {
+        RETURN_IF_ERROR(d.control.Register(e.name, json, source).status());
+      }
+      moved.registered = true;
+      d.Event(e.name, e.file, "register", PhaseName(Phase::kRegistered));
+    }
+    if (phase != Phase::kRolledBack && Before(phase, target)) {
+      d.Event(e.name, e.file, "advance", PhaseName(target));
+      absl::StatusOr<MigrationStatus> s = Advance(e.name, target);
+      if (!s.ok()) return stopped(e, s.status(), absl::StrCat(".", again));
+      phase = s->phase;
+      d.Event(e.name, e.file, "reached", PhaseName(phase));
+    } else if (!moved.registered) {
+      d.Event(e.name, e.file, "skip", PhaseName(phase),
+              absl::StrCat("at ", PhaseName(phase), " already"));
+    }
+    moved.to = phase;
+    if (moved.registered || moved.from != moved.to) report.migrations.push_back(moved);
+  }
+  return report;
+}
+
+absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const std::string& through) {
+  Impl& d = *impl_;
+  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
+  const engine::MigrationFile* last = nullptr;
+  for (const auto& f : scan.files) {
+    if (f.name == through || f.file == through) last = &f;
+  }
+  if (last == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", through, "\" is not a migration file of \"", dir,
+        "\"; give the name (or file name) of the last file to record as applied. Nothing was changed"));
+  }
+  auto refuse = [&dir](const std::vector<std::string>& refusals) {
+    return absl::InvalidArgumentError(absl::StrCat("refusing to baseline \"", dir, "\": ",
+                                                   absl::StrJoin(refusals, "; "),
+                                                   ". Nothing was changed"));
+  };
+  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), false, last->file);
+  if (!refusals.empty()) return refuse(refusals);
+  RETURN_IF_ERROR(d.control.Init());
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(true));
+  ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
+  refusals = engine::Refusals(engine::Compare(scan, stored), false, last->file);
+  if (!refusals.empty()) return refuse(refusals);
+  std::set<std::string> registered;
+  for (const auto& m : stored) registered.insert(m.status.name);
+  RETURN_IF_ERROR(d.conn->Transaction([&]() -> absl::Status {
+    for (const auto& f : scan.files) {
+      if (f.file > last->file) break;
+      if (registered.count(f.name)) continue;
+      ASSIGN_OR_RETURN(bool recorded, d.control.RecordBaselined(f.name, CanonicalJson(*f.spec),
+                                                                {f.file, f.checksum}));
+      if (recorded) d.Event(f.name, f.file, "baseline", PhaseName(Phase::kContracted));
+    }
+    return absl::OkStatus();
+  }));
+  ASSIGN_OR_RETURN(stored, d.control.LoadAll());
+  return engine::Compare(scan, stored);
 }
 
 }  // namespace pgshift

@@ -29,6 +29,9 @@ std::string ToJson(const MigrationStatus& m) {
   o.Bool("paused", m.paused);
   o.Raw("backfill", absl::StrCat("[", absl::StrJoin(bf, ","), "]"));
   if (m.driver.empty()) o.Null("driver"); else o.Str("driver", m.driver);
+  if (m.file.empty()) o.Null("file"); else o.Str("file", m.file);
+  if (m.file_checksum.empty()) o.Null("file_checksum"); else o.Str("file_checksum", m.file_checksum);
+  o.Bool("baselined", m.baselined);
   std::vector<std::string> inst;
   for (const auto& i : m.instances) {
     inst.push_back(util::JsonObject()
@@ -41,6 +44,55 @@ std::string ToJson(const MigrationStatus& m) {
   }
   o.Raw("instances", absl::StrCat("[", absl::StrJoin(inst, ","), "]"));
   return o.Build();
+}
+
+std::string ToJson(const DirectoryReport& r) {
+  std::vector<std::string> files;
+  for (const DirectoryFile& f : r.files) {
+    util::JsonObject o;
+    o.Str("file", f.file).Str("name", f.name).Str("state", f.state).Bool("out_of_order", f.out_of_order);
+    if (f.checksum.empty()) o.Null("checksum"); else o.Str("checksum", f.checksum);
+    if (f.recorded_checksum.empty()) o.Null("recorded_checksum"); else o.Str("recorded_checksum", f.recorded_checksum);
+    if (f.problem.empty()) o.Null("problem"); else o.Str("problem", f.problem);
+    if (f.migration) o.Raw("migration", ToJson(*f.migration)); else o.Null("migration");
+    files.push_back(o.Build());
+  }
+  return util::JsonObject()
+      .Str("directory", r.directory)
+      .Bool("ok", r.ok)
+      .Int("pending", r.pending)
+      .Raw("files", absl::StrCat("[", absl::StrJoin(files, ","), "]"))
+      .Raw("ignored", util::JsonStringArray(r.ignored))
+      .Build();
+}
+
+std::string ToJson(const MigrateReport& r) {
+  std::vector<std::string> moved;
+  for (const MigratedFile& m : r.migrations) {
+    moved.push_back(util::JsonObject()
+                        .Str("name", m.name)
+                        .Str("file", m.file)
+                        .Str("from", PhaseName(m.from))
+                        .Str("to", PhaseName(m.to))
+                        .Bool("registered", m.registered)
+                        .Build());
+  }
+  util::JsonObject o;
+  o.Str("directory", r.directory).Raw("migrations", absl::StrCat("[", absl::StrJoin(moved, ","), "]"));
+  if (r.stopped_at.empty()) o.Null("stopped_at"); else o.Str("stopped_at", r.stopped_at);
+  if (r.stop_reason.empty()) o.Null("stop_reason"); else o.Str("stop_reason", r.stop_reason);
+  return o.Build();
+}
+
+std::string ToJson(const MigrateEvent& e) {
+  return util::JsonObject()
+      .Str("event", "migrate")
+      .Str("migration", e.migration)
+      .Str("file", e.file)
+      .Str("action", e.action)
+      .Str("phase", e.phase)
+      .Str("message", e.message)
+      .Build();
 }
 
 std::string ToJson(const Plan& plan) {

@@ -11,18 +11,19 @@ std::string LeaseKeyText(const std::string& control_schema, const std::string& n
   return absl::StrCat(control_schema, ".", name);
 }
 
-std::string LeaseLockCondition(absl::string_view alias, int key_param) {
+std::string LeaseLockCondition(absl::string_view alias, int key_param, absl::string_view class_key) {
   // Advisory locks are per database: the same migration name in another
   // database of the server is another migration.
   return absl::StrCat(alias, ".locktype = 'advisory' AND ", alias, ".granted AND ", alias,
                       ".database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                      "AND ", alias, ".classid = ", kAdvisoryClassKey, "::oid AND ", alias,
+                      "AND ", alias, ".classid = ", class_key, "::oid AND ", alias,
                       ".objid = hashtext($", key_param, ")::oid AND ", alias, ".objsubid = 2");
 }
 
-absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
-                                                const std::string& control_schema,
-                                                const std::string& name) {
+namespace {
+
+absl::StatusOr<std::string> DescribeHolder(pg::Connection& conn, absl::string_view class_key,
+                                           const std::string& key_text) {
   ASSIGN_OR_RETURN(
       pg::Result who,
       conn.Exec(
@@ -31,8 +32,8 @@ absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
               "coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
               "coalesce(a.usename::text, '') "
               "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ",
-              LeaseLockCondition("l", 1)),
-          {LeaseKeyText(control_schema, name)}));
+              LeaseLockCondition("l", 1, class_key)),
+          {key_text}));
   if (who.rows() == 0) return std::string();
   std::string app = who.Get(0, 1);
   return absl::StrCat(app.empty() ? "a driver" : absl::StrCat("driver \"", app, "\""),
@@ -40,43 +41,75 @@ absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
                       who.Get(0, 2), ", driving since ", who.Get(0, 3), ")");
 }
 
-absl::StatusOr<std::unique_ptr<Lease>> Lease::Acquire(std::unique_ptr<pg::Connection> conn,
-                                                      const std::string& control_schema,
-                                                      const std::string& name,
-                                                      absl::Duration heartbeat) {
-  const std::string key = LeaseKeyText(control_schema, name);
+}  // namespace
+
+absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
+                                                const std::string& control_schema,
+                                                const std::string& name) {
+  return DescribeHolder(conn, kAdvisoryClassKey, LeaseKeyText(control_schema, name));
+}
+
+absl::StatusOr<std::string> DescribeRunnerHolder(pg::Connection& conn,
+                                                 const std::string& control_schema) {
+  return DescribeHolder(conn, kRunnerClassKey, control_schema);
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> Lease::TryAcquire(std::unique_ptr<pg::Connection>& conn,
+                                                         absl::string_view class_key,
+                                                         const std::string& key_text,
+                                                         const std::string& name,
+                                                         absl::Duration heartbeat) {
   RETURN_IF_ERROR(conn->Run("BEGIN"));
   auto rollback = [&conn]() { (void)conn->Run("ROLLBACK"); };
   // The lease transaction must survive long steps: a server-wide
   // idle_in_transaction_session_timeout would end it (and the lease) while
   // the driver is busy on its other connection.
   absl::StatusOr<pg::Result> got = conn->Exec(
-      absl::StrCat("SELECT pg_try_advisory_xact_lock(", kAdvisoryClassKey, ", hashtext($1)), "
+      absl::StrCat("SELECT pg_try_advisory_xact_lock(", class_key, ", hashtext($1)), "
                    "pg_backend_pid(), set_config('idle_in_transaction_session_timeout', '0', true)"),
-      {key});
+      {key_text});
   if (!got.ok()) {
     rollback();
     return got.status();
   }
-  if (got->GetBool(0, 0)) {
-    int pid = static_cast<int>(got->GetInt(0, 1));
-    // The parameterised query left its portal, and with it a snapshot, in
-    // the open transaction: CREATE INDEX CONCURRENTLY would wait for the
-    // whole lease. A simple-protocol statement drops it.
-    absl::Status clear = conn->RunSimple("SELECT 1");
-    if (!clear.ok()) {
-      rollback();
-      return clear;
-    }
-    return std::unique_ptr<Lease>(new Lease(std::move(conn), name, pid, heartbeat));
+  if (!got->GetBool(0, 0)) {
+    rollback();
+    return std::unique_ptr<Lease>();
   }
-  rollback();
+  int pid = static_cast<int>(got->GetInt(0, 1));
+  // The parameterised query left its portal, and with it a snapshot, in
+  // the open transaction: CREATE INDEX CONCURRENTLY would wait for the
+  // whole lease. A simple-protocol statement drops it.
+  absl::Status clear = conn->RunSimple("SELECT 1");
+  if (!clear.ok()) {
+    rollback();
+    return clear;
+  }
+  return std::unique_ptr<Lease>(new Lease(std::move(conn), name, pid, heartbeat));
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> Lease::Acquire(std::unique_ptr<pg::Connection> conn,
+                                                      const std::string& control_schema,
+                                                      const std::string& name,
+                                                      absl::Duration heartbeat) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Lease> lease,
+                   TryAcquire(conn, kAdvisoryClassKey, LeaseKeyText(control_schema, name),
+                              absl::StrCat("driver lease of migration \"", name, "\""), heartbeat));
+  if (lease) return lease;
   absl::StatusOr<std::string> who = DescribeLeaseHolder(*conn, control_schema, name);
   std::string holder = who.ok() && !who->empty() ? *who : "another session";
   return absl::AbortedError(absl::StrCat(
       "migration \"", name, "\" is busy: ", holder,
       " is driving it; nothing was changed. Wait for it to finish (or stop it), then run the "
       "command again"));
+}
+
+absl::StatusOr<std::unique_ptr<Lease>> Lease::TryAcquireRunner(std::unique_ptr<pg::Connection>& conn,
+                                                               const std::string& control_schema,
+                                                               absl::Duration heartbeat) {
+  return TryAcquire(conn, kRunnerClassKey, control_schema,
+                    absl::StrCat("lock of the migration directory runner of \"", control_schema, "\""),
+                    heartbeat);
 }
 
 Lease::Lease(std::unique_ptr<pg::Connection> conn, std::string name, int pid,
@@ -114,7 +147,7 @@ void Lease::HeartbeatLoop() {
 absl::Status Lease::Check() const {
   if (!lost_.load()) return absl::OkStatus();
   return absl::AbortedError(absl::StrCat(
-      "lost the driver lease of migration \"", name_, "\" (its connection failed: ", lost_reason_,
+      "lost the ", name_, " (its connection failed: ", lost_reason_,
       "); stopped before recording anything further. The finished work is kept; run the command "
       "again to continue"));
 }

@@ -42,6 +42,11 @@ namespace pgshift::engine {
 // First key of every pgshift advisory lock ("pgsh").
 inline constexpr char kAdvisoryClassKey[] = "1885827944";
 
+// First key of the directory runner's lock (Driver::Migrate, Baseline: one
+// at a time per database and control schema), whose second key is
+// hashtext('<control schema>'). Taken and held like a lease.
+inline constexpr char kRunnerClassKey[] = "1885827945";
+
 // The text whose hashtext() is the second key of migration `name`'s lock:
 // "<schema>.<name>".
 std::string LeaseKeyText(const std::string& control_schema, const std::string& name);
@@ -49,7 +54,8 @@ std::string LeaseKeyText(const std::string& control_schema, const std::string& n
 // The one SQL condition recognising a lease lock: true for the granted row
 // `alias` of pg_locks holding the lease whose LeaseKeyText is parameter
 // $<key_param> of the enclosing statement, in this database.
-std::string LeaseLockCondition(absl::string_view alias, int key_param);
+std::string LeaseLockCondition(absl::string_view alias, int key_param,
+                               absl::string_view class_key = kAdvisoryClassKey);
 
 // "driver \"pgshift host:42 [lease]\" (backend pid 7, role r, from 10.0.0.2,
 // driving since 2026-...Z)" for whoever holds migration `name`'s lease, or
@@ -58,8 +64,21 @@ absl::StatusOr<std::string> DescribeLeaseHolder(pg::Connection& conn,
                                                 const std::string& control_schema,
                                                 const std::string& name);
 
+// The same for whoever holds the directory runner's lock of
+// `control_schema`, or "".
+absl::StatusOr<std::string> DescribeRunnerHolder(pg::Connection& conn,
+                                                 const std::string& control_schema);
+
 class Lease {
  public:
+  // Takes the directory runner's lock of `control_schema` on `conn` (a
+  // connection used for nothing else, moved into the lease); nullptr when
+  // another session holds it (see DescribeRunnerHolder), `conn` left as it
+  // was, to try again.
+  static absl::StatusOr<std::unique_ptr<Lease>> TryAcquireRunner(std::unique_ptr<pg::Connection>& conn,
+                                                                 const std::string& control_schema,
+                                                                 absl::Duration heartbeat);
+
   // Takes the lease of migration `name` on `conn` (a connection used for
   // nothing else). Aborted naming the current holder (its application name,
   // backend pid, client address and since when it drives) when another
@@ -85,10 +104,17 @@ class Lease {
 
  private:
   Lease(std::unique_ptr<pg::Connection> conn, std::string name, int pid, absl::Duration heartbeat);
+  // Takes advisory lock (class_key, hashtext(key_text)) in the lease
+  // transaction; nullptr when another session holds it (`conn` closed).
+  static absl::StatusOr<std::unique_ptr<Lease>> TryAcquire(std::unique_ptr<pg::Connection>& conn,
+                                                           absl::string_view class_key,
+                                                           const std::string& key_text,
+                                                           const std::string& name,
+                                                           absl::Duration heartbeat);
   void HeartbeatLoop();
 
   std::unique_ptr<pg::Connection> conn_;
-  std::string name_;
+  std::string name_;  // for messages: driver lease of migration "x"
   int holder_pid_;
   absl::Duration heartbeat_;
   std::mutex mu_;                // guards conn_ use and stop_

@@ -124,6 +124,7 @@ absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context
 }  // namespace
 
 extern const OperationType kAddCheckType = {v1::Operation::kAddCheck, "add_check", &Validate, &Touches,
-                                            &Make};
+                                            &Make,
+    /*contract_only_unmarks=*/true};
 
 }  // namespace pgshift::ops

@@ -293,6 +293,7 @@ absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context
 }  // namespace
 
 extern const OperationType kAddForeignKeyType = {v1::Operation::kAddForeignKey, "add_foreign_key", &Validate,
-                                                 &Touches, &Make};
+                                                 &Touches, &Make,
+    /*contract_only_unmarks=*/true};
 
 }  // namespace pgshift::ops

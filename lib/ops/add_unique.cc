@@ -160,6 +160,7 @@ absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context
 }  // namespace
 
 extern const OperationType kAddUniqueType = {v1::Operation::kAddUnique, "add_unique", &Validate, &Touches,
-                                             &Make};
+                                             &Make,
+    /*contract_only_unmarks=*/true};
 
 }  // namespace pgshift::ops

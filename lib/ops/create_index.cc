@@ -186,6 +186,7 @@ absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context
 }  // namespace
 
 extern const OperationType kCreateIndexType = {v1::Operation::kCreateIndex, "create_index", &Validate,
-                                               &Touches, &Make};
+                                               &Touches, &Make,
+    /*contract_only_unmarks=*/true};
 
 }  // namespace pgshift::ops

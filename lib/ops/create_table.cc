@@ -301,6 +301,7 @@ absl::StatusOr<std::unique_ptr<Operation>> Make(const v1::Operation& op, Context
 }  // namespace
 
 extern const OperationType kCreateTableType = {v1::Operation::kCreateTable, "create_table", &Validate,
-                                               &Touches, &Make};
+                                               &Touches, &Make,
+    /*contract_only_unmarks=*/true};
 
 }  // namespace pgshift::ops

@@ -29,6 +29,10 @@ struct OperationType {
   std::vector<Touch> (*touches)(const v1::Operation& op, const std::string& schema);
   // The operation for `op` in context `ctx`.
   absl::StatusOr<std::unique_ptr<Operation>> (*make)(const v1::Operation& op, Context ctx);
+  // Its contract only removes pgshift's mark from what it built: old app
+  // versions see no difference. `migrate` contracts such a migration early
+  // when a later file of the directory needs what it touches.
+  bool contract_only_unmarks = false;
 };
 
 // Every operation kind, in the order of the proto's oneof.

@@ -157,7 +157,8 @@ std::string ExplainJsonError(absl::string_view message) {
 
 }  // namespace
 
-absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::string_view origin) {
+absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::string_view origin,
+                                                 absl::string_view file_name) {
   // Protobuf's parser keeps the last of duplicate keys and is lenient about
   // JSON types; read the text strictly first.
   RETURN_IF_ERROR(util::Annotate(spec::CheckJsonShape(json, v1::Migration::descriptor()), origin));
@@ -166,6 +167,15 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
   options.ignore_unknown_fields = false;
   auto st = google::protobuf::util::JsonStringToMessage(std::string(json), &m, options);
   if (!st.ok()) return Bad(origin, ExplainJsonError(st.ToString()));
+  if (!file_name.empty()) {
+    if (m.name().empty()) m.set_name(std::string(file_name));
+    if (m.name() != file_name) {
+      return Bad(origin, absl::StrCat("\"name\" is \"", m.name(), "\" but the file is named \"",
+                                      file_name, "\": in a migration directory the name is the "
+                                      "file name without its extension; remove \"name\" or make it \"",
+                                      file_name, "\""));
+    }
+  }
   if (m.name().empty()) {
     return Bad(origin, "\"name\" is missing; every migration needs a unique name, e.g. "
                        "\"0042_rename_users_name\"");

@@ -1,0 +1,62 @@
+// Migration directories (docs/cli.md, "Migration directories"): reading a
+// directory of migration files and comparing it with what the control
+// schema recorded. The driver (driver.cc) runs what this finds.
+//
+// A file's checksum is the SHA-256 of its bytes with CRLF line ends read as
+// LF and a leading UTF-8 byte order mark dropped, so that a checkout on
+// another platform does not count as a change.
+#ifndef PGSHIFT_LIB_ENGINE_DIRECTORY_H_
+#define PGSHIFT_LIB_ENGINE_DIRECTORY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "lib/engine/control.h"
+#include "pgshift/driver.h"
+#include "pgshift/v1/migration.pb.h"
+
+namespace pgshift::engine {
+
+// One migration file as read from the directory.
+struct MigrationFile {
+  std::string file;      // base name
+  std::string name;      // file name without its extension
+  std::string checksum;  // FileChecksum of its bytes
+  // The migration it holds, or why it cannot be read (InvalidArgument,
+  // naming the file).
+  absl::StatusOr<v1::Migration> spec;
+};
+
+struct DirectoryScan {
+  std::string directory;
+  std::vector<MigrationFile> files;  // in byte order of file name
+  std::vector<std::string> ignored;  // other entries, sorted
+};
+
+// Hex SHA-256 of `bytes`, normalized as described above.
+std::string FileChecksum(absl::string_view bytes);
+
+// Reads directory `dir`: every regular file (or link to one) whose name
+// ends in ".json" or ".sql" and does not start with "."; the rest is listed
+// as ignored. NotFound when `dir` does not exist, InvalidArgument when it is
+// not a directory or cannot be read. Touches no database.
+absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir);
+
+// Compares `scan` with the migrations the control schema holds (`stored`:
+// all of them; empty before init) and says, for each file and for each
+// migration registered from a file that is gone, where it stands
+// (DirectoryFile::state) and what is wrong with it (problem). Pure.
+DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigration>& stored);
+
+// The problems of `report` migrate refuses to run with, one line per file
+// ("0003_x.json: ..."), all out-of-order ones left out with
+// `allow_out_of_order`; empty when there is none. `through`, when not
+// empty, limits it to the files up to that file name (and missing ones).
+std::vector<std::string> Refusals(const DirectoryReport& report, bool allow_out_of_order,
+                                  const std::string& through = "");
+
+}  // namespace pgshift::engine
+
+#endif  // PGSHIFT_LIB_ENGINE_DIRECTORY_H_
