@@ -45,8 +45,8 @@
  *
  * Thread safety: a pgshift_driver_t owns one connection and must be used by
  * one thread at a time; use one per thread, and never call a driver from its
- * own progress callback (use another driver). Options, migrations and
- * statuses may be shared for reading. The free functions
+ * own progress, preflight or migrate callback (use another driver). Options,
+ * migrations and statuses may be shared for reading. The free functions
  * (pgshift_current_phase, pgshift_require_phase, ...) are thread-safe.
  */
 #ifndef PGSHIFT_C_H_
@@ -209,9 +209,10 @@ typedef struct pgshift_migrate_event_t {
   const char* migration; /* "" for events about the whole directory */
   const char* file;      /* base name of its file, or "" */
   /* "waiting" (another migrate holds the directory lock; `message` names
-   * it), "locked" (got it), "register", "advance" (to `phase`), "reached"
-   * (`phase`), "contract", "skip" (nothing to do; `message` says why),
-   * "stop" (`message` says why and what to do). */
+   * it), "locked" (got it, after waiting), "register", "advance" (to
+   * `phase`), "reached" (`phase`), "contract", "skip" (nothing to do;
+   * `message` says why), "stop" (`message` says why and what to do),
+   * "baseline" (recorded as applied by pgshift_driver_baseline). */
   const char* action;
   const char* phase;     /* the phase reached or aimed at, "" when none */
   const char* message;
@@ -341,8 +342,9 @@ PGSHIFT_C_EXPORT void pgshift_options_set_progress(pgshift_options_t* options,
  * `arg`. NULL `fn` removes the callback. */
 PGSHIFT_C_EXPORT void pgshift_options_set_preflight(pgshift_options_t* options,
                                                     pgshift_preflight_fn fn, void* arg);
-/* Called with every event of pgshift_driver_migrate (pgshift_migrate_event_t),
- * on the thread calling it, with `arg`. NULL `fn` removes the callback. The
+/* Called with every event of pgshift_driver_migrate and
+ * pgshift_driver_baseline (pgshift_migrate_event_t), on the thread calling
+ * it, with `arg`. NULL `fn` removes the callback. The
  * backfills it runs report to the progress callback as in
  * pgshift_driver_advance. */
 PGSHIFT_C_EXPORT void pgshift_options_set_migrate_callback(pgshift_options_t* options,
@@ -546,7 +548,7 @@ PGSHIFT_C_EXPORT int pgshift_driver_require_phase(pgshift_driver_t* driver, cons
 enum {
   /* Post-deploy: contract, in order, every migration at switched whose
    * old-shape application instances are gone; stop at the first that is not
-   * at switched or may not be contracted. `to` is ignored. */
+   * at switched or may not be contracted. `to` must be NULL. */
   PGSHIFT_MIGRATE_CONTRACT = 1,
   /* Let a pending file that sorts before an applied one run. */
   PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER = 2,
@@ -564,11 +566,13 @@ enum {
  *   {"directory", "migrations": [{"name", "file", "from", "to",
  *    "registered"}], "stopped_at", "stop_reason"}
  * ("migrations" lists every migration this call moved, in order;
- * "stopped_at" the one a contract run stopped at without an error, or "").
+ * "stopped_at" the one a contract run stopped at without an error, and
+ * "stop_reason" why, or null).
  * Events go to the callback of pgshift_options_set_migrate_callback,
  * backfill progress to that of pgshift_options_set_progress.
  * Errors (NULL returned):
- *   INVALID_ARGUMENT  nothing changed: an unknown phase name or flag; a file
+ *   INVALID_ARGUMENT  nothing changed: an unknown phase name or flag, or a
+ *                     `to` with PGSHIFT_MIGRATE_CONTRACT; a file
  *                     that does not parse; an applied file that changed or
  *                     is missing; a pending file that sorts before an
  *                     applied one (without ..._ALLOW_OUT_OF_ORDER). The
@@ -590,8 +594,10 @@ PGSHIFT_C_EXPORT char* pgshift_driver_migrate(pgshift_driver_t* driver, const ch
  *    "out_of_order", "checksum", "recorded_checksum", "problem",
  *    "migration"?: <status JSON>}], "ignored": [...]}
  * "state" is "pending", "applied", "baselined", "changed" or "missing";
- * "problem" says why a file cannot run as it is ("" when it can); "ok" is
- * false when migrate would refuse. Reads only; works before
+ * "problem" says why a file cannot run as it is (null when it can);
+ * "checksum" and "recorded_checksum" are null when there is none;
+ * "migration" is null when it is not registered; "ok" is false when
+ * migrate would refuse. Reads only; works before
  * pgshift_driver_init (then every file is pending). NOT_FOUND when `dir` is
  * not a readable directory. */
 PGSHIFT_C_EXPORT char* pgshift_driver_directory_status(pgshift_driver_t* driver, const char* dir,

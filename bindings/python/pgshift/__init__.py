@@ -219,7 +219,7 @@ class MigrationStatus:
     # The file of a migration directory it was registered from (migrate,
     # baseline), and the checksum recorded for it; `baselined` when baseline
     # recorded it as applied without running it.
-    file: Optional[str]
+    file: Optional[str]  # None when registered otherwise
     file_checksum: Optional[str]
     baselined: bool
     backfill: List[BackfillStatus]
@@ -345,7 +345,7 @@ class DirectoryFile:
     """One migration of a migration directory: a file, or a migration
     registered from a file that is no longer there ("missing")."""
 
-    file: str  # base name, e.g. "0001_create_users.json"; "" when missing
+    file: str  # base name, e.g. "0001_create_users.json" (as recorded, when missing)
     name: str  # the migration's name: the file name without its extension
     # "pending" (migrate runs it), "applied" (see `migration` for its phase),
     # "baselined" (recorded by baseline, never run), "changed" (the file
@@ -353,9 +353,9 @@ class DirectoryFile:
     # a file that is gone; migrate refuses)
     state: str
     out_of_order: bool  # pending, but sorts before an applied file
-    checksum: str  # sha256 of the file now; "" when missing
-    recorded_checksum: str  # recorded when registered; "" when not registered
-    problem: str  # why the file cannot run as it is; "" when it can
+    checksum: Optional[str]  # sha256 of the file now; None when missing
+    recorded_checksum: Optional[str]  # recorded when registered; None when not registered
+    problem: Optional[str]  # why the file cannot run as it is; None when it can
     migration: Optional[MigrationStatus] = None  # when registered
 
     @classmethod
@@ -403,9 +403,9 @@ class MigrateReport:
     directory: str
     migrations: List[MigratedFile]  # every migration this call moved, in order
     # The migration it stopped at without an error (contract: one not at
-    # switched yet, or pending), "" when it went through the whole directory
-    stopped_at: str
-    stop_reason: str
+    # switched yet, or pending), None when it went through the whole directory
+    stopped_at: Optional[str]
+    stop_reason: Optional[str]
 
     @classmethod
     def _from(cls, d: dict) -> "MigrateReport":
@@ -419,9 +419,10 @@ class MigrateEvent:
     migration: str  # "" for events about the whole directory
     file: str
     # "waiting" (another migrate holds the directory lock; `message` names
-    # it), "locked", "register", "advance" (to `phase`), "reached" (`phase`),
-    # "contract", "skip" (`message` says why), "stop" (`message` says why and
-    # what to do)
+    # it), "locked" (got it after waiting), "register", "advance" (to
+    # `phase`), "reached" (`phase`), "contract", "skip" (`message` says why),
+    # "stop" (`message` says why and what to do), "baseline" (recorded as
+    # applied by baseline())
     action: str
     phase: str  # the phase reached or aimed at, "" when none
     message: str
@@ -788,17 +789,21 @@ class Driver:
         (then every file is pending)."""
         return DirectoryReport._from(json.loads(self._d.directory_status(_directory(directory))))
 
-    def baseline(self, directory: DirectoryLike, through: str) -> DirectoryReport:
+    def baseline(self, directory: DirectoryLike, through: str, *,
+                 on_event: Optional[Callable[[MigrateEvent], Any]] = None) -> DirectoryReport:
         """Records every file of `directory` up to and including migration
         `through` (its name or its file name) as applied, at contracted and
         marked baselined, without running anything: for a database whose
         schema already has what those files do. Files already registered are
         left as they are. InvalidArgumentError (nothing changed) when
         `through` is not a file of the directory, or a file up to it does not
-        parse or changed. Returns the directory as it stands after."""
+        parse or changed. Returns the directory as it stands after. Each
+        file recorded is a "baseline" MigrateEvent to `on_event` (for this
+        call; default: the Driver's on_migrate)."""
         if not isinstance(through, str):
             raise TypeError(f"through is a migration or file name (str), not {type(through).__name__}")
-        return DirectoryReport._from(json.loads(self._d.baseline(_directory(directory), through)))
+        return DirectoryReport._from(json.loads(self._d.baseline(
+            _directory(directory), through, _migrate_event(on_event))))
 
     def status(self, name: Union[str, Migration]) -> MigrationStatus:
         """The stored status of `name`, with the driver holding it now and the

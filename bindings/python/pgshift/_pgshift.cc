@@ -223,8 +223,9 @@ class PyDriver {
     return Call([&](pgshift::Driver& d) { return Json(d.DirectoryStatus(dir)); });
   }
 
-  std::string Baseline(const std::string& dir, const std::string& through) {
-    return Call([&](pgshift::Driver& d) { return Json(d.Baseline(dir, through)); });
+  std::string Baseline(const std::string& dir, const std::string& through, py::object on_event) {
+    return CallWithProgress(
+        py::none(), [&](pgshift::Driver& d) { return Json(d.Baseline(dir, through)); }, on_event);
   }
 
   std::string Status(const std::string& name) {
@@ -455,7 +456,8 @@ PYBIND11_MODULE(_pgshift, m) {
            py::arg("wait") = true, py::arg("progress") = py::none(),
            py::arg("on_event") = py::none())
       .def("directory_status", &PyDriver::DirectoryStatus, py::arg("directory"))
-      .def("baseline", &PyDriver::Baseline, py::arg("directory"), py::arg("through"))
+      .def("baseline", &PyDriver::Baseline, py::arg("directory"), py::arg("through"),
+           py::arg("on_event") = py::none())
       .def("status", &PyDriver::Status, py::arg("name"))
       .def("list", &PyDriver::List)
       .def("current_phase", &PyDriver::CurrentPhase, py::arg("name"))

@@ -770,7 +770,8 @@ def test_migrate_runs_a_directory_to_switched_then_contracts(db, tmp_path):
         assert [f.name for f in before.files] == DIR_NAMES
         assert [f.file for f in before.files] == sorted(DIR_FILES)
         assert [f.state for f in before.files] == ["pending"] * 3
-        assert all(f.migration is None and f.recorded_checksum == "" for f in before.files)
+        assert all(f.migration is None and f.recorded_checksum is None and f.problem is None
+                   for f in before.files)
         assert before.ignored == ["README.md"] and before.pending == 3 and before.ok
 
         report = d.migrate(migrations)
@@ -779,11 +780,11 @@ def test_migrate_runs_a_directory_to_switched_then_contracts(db, tmp_path):
         assert [m.file for m in report.migrations] == sorted(DIR_FILES)
         assert all(m.from_ is pgshift.Phase.REGISTERED and m.to is pgshift.Phase.SWITCHED
                    and m.registered for m in report.migrations)
-        assert report.stopped_at == ""
+        assert report.stopped_at is None and report.stop_reason is None
 
         # the events, in order, through the constructor's callback
         assert all(isinstance(e, pgshift.MigrateEvent) for e in events)
-        assert "locked" in [e.action for e in events]
+        assert "waiting" not in [e.action for e in events]
         assert [e.migration for e in events if e.action == "register"] == DIR_NAMES
         assert [e.file for e in events if e.action == "register"] == sorted(DIR_FILES)
         assert [e.migration for e in events
@@ -804,7 +805,8 @@ def test_migrate_runs_a_directory_to_switched_then_contracts(db, tmp_path):
         assert [f.state for f in after.files] == ["applied"] * 3
         assert after.pending == 0 and after.ok
         by_name = {f.name: f for f in after.files}
-        assert by_name["0002_add_users_email"].recorded_checksum == st.file_checksum != ""
+        assert by_name["0002_add_users_email"].recorded_checksum == st.file_checksum
+        assert len(st.file_checksum) == 64  # sha256, hex
         assert by_name["0002_add_users_email"].checksum == st.file_checksum
         assert all(f.migration.phase is pgshift.Phase.SWITCHED for f in after.files)
 
@@ -847,7 +849,8 @@ def test_migrate_refuses_a_changed_or_out_of_order_file_and_changes_nothing(db, 
         assert not report.ok
         by_name = {f.name: f for f in report.files}
         assert by_name["0002_add_users_email"].state == "changed"
-        assert by_name["0002_add_users_email"].problem != ""
+        assert "0002_add_users_email" in by_name["0002_add_users_email"].problem or \
+            "changed" in by_name["0002_add_users_email"].problem
         assert by_name["0002_add_users_email"].checksum != \
             by_name["0002_add_users_email"].recorded_checksum
         assert by_name["0004_add_users_phone"].state == "pending"
@@ -878,8 +881,12 @@ def test_baseline_records_files_as_applied_without_running_them(db, tmp_path):
             d.baseline(migrations, "0009_nope")
         with pytest.raises(TypeError):
             d.baseline(migrations, 2)
-        report = d.baseline(migrations, "0002_add_users_email")
+        events = []
+        report = d.baseline(migrations, "0002_add_users_email", on_event=events.append)
         assert isinstance(report, pgshift.DirectoryReport)
+        assert [(e.action, e.migration, e.phase) for e in events] == [
+            ("baseline", "0001_create_audit", "contracted"),
+            ("baseline", "0002_add_users_email", "contracted")]
         assert [f.state for f in report.files] == ["baselined", "baselined", "pending"]
         assert report.pending == 1
         st = d.status("0001_create_audit")
@@ -887,8 +894,9 @@ def test_baseline_records_files_as_applied_without_running_them(db, tmp_path):
         assert st.file == "0001_create_audit.json"
         assert report.files[0].migration.baselined
         # baselined again through the file name: nothing changes
-        again = d.baseline(migrations, "0002_add_users_email.json")
+        again = d.baseline(migrations, "0002_add_users_email.json", on_event=events.append)
         assert [f.state for f in again.files] == ["baselined", "baselined", "pending"]
+        assert len(events) == 2
         # migrate runs only what is left
         result = d.migrate(migrations)
         assert [m.name for m in result.migrations] == ["0003_rename_users_note"]
@@ -910,22 +918,30 @@ def test_migrate_errors(db, tmp_path):
             d.migrate(42)
         with pytest.raises(pgshift.InvalidArgumentError, match="swiched"):
             d.migrate(migrations, to="swiched")
+        with pytest.raises(pgshift.InvalidArgumentError):
+            d.migrate(migrations, to="switched", contract=True)
         assert d.directory_status(migrations).pending == 3  # nothing ran
 
-        # another migrate of the same database while this one holds the lock
+        # another migrate of the same database while this one holds the lock;
+        # in a thread, so that a second migrate that waits (instead of
+        # refusing) fails the test rather than hanging it
         busy = []
 
+        def run_other():
+            busy.append(_try(lambda: other.migrate(migrations, wait=False)))
+
+        threads = []
+
         def try_other(event):
-            if event.action == "locked" and not busy:
-                try:
-                    other.migrate(migrations, wait=False)
-                    busy.append(None)
-                except pgshift.Error as e:  # noqa: PERF203
-                    busy.append(e)
+            if event.action == "register" and not threads:  # the directory lock is held
+                threads.append(threading.Thread(target=run_other))
+                threads[0].start()
+                threads[0].join(timeout=20)
 
         d.migrate(migrations, on_event=try_other)
+        threads[0].join()
         assert isinstance(busy[0], pgshift.BusyError), busy
-        assert "py-dir" in str(busy[0])
+        assert "py-dir" in str(busy[0]) and "nothing was changed" in str(busy[0])
 
         # the driver cannot be used from its own event callback
         reentered = []
