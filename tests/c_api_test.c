@@ -1053,6 +1053,13 @@ static void test_migration_directory(void) {
   CHECK(err != NULL && strstr(err, "no_such_dir") != NULL);
   CHECK(pgshift_driver_directory_status(d, missing, &err) == NULL);
   CHECK_CODE(PGSHIFT_NOT_FOUND);
+  {
+    char not_a_dir[320];
+    snprintf(not_a_dir, sizeof not_a_dir, "%s/README.md", dir);
+    CHECK(pgshift_driver_migrate(d, not_a_dir, NULL, 0, &err) == NULL);
+    CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+    CHECK(err != NULL && strstr(err, "not a directory") != NULL);
+  }
   CHECK(pgshift_driver_directory_status(d, NULL, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
   CHECK(pgshift_driver_baseline(d, dir, NULL, &err) == NULL);

@@ -577,7 +577,8 @@ enum {
  *                     is missing; a pending file that sorts before an
  *                     applied one (without ..._ALLOW_OUT_OF_ORDER). The
  *                     message names the files.
- *   NOT_FOUND         `dir` is not a readable directory.
+ *   NOT_FOUND         `dir` does not exist (INVALID_ARGUMENT when it is not
+ *                     a directory).
  *   FAILED_PRECONDITION  stopped at a migration that conflicts with an
  *                     earlier one not yet contracted (nothing of it run), a
  *                     contract refused while old-shape instances are live,
@@ -598,8 +599,8 @@ PGSHIFT_C_EXPORT char* pgshift_driver_migrate(pgshift_driver_t* driver, const ch
  * "checksum" and "recorded_checksum" are null when there is none;
  * "migration" is null when it is not registered; "ok" is false when
  * migrate would refuse. Reads only; works before
- * pgshift_driver_init (then every file is pending). NOT_FOUND when `dir` is
- * not a readable directory. */
+ * pgshift_driver_init (then every file is pending). NOT_FOUND when `dir` does
+ * not exist, INVALID_ARGUMENT when it is not a directory. */
 PGSHIFT_C_EXPORT char* pgshift_driver_directory_status(pgshift_driver_t* driver, const char* dir,
                                                        char** errptr);
 
@@ -610,7 +611,7 @@ PGSHIFT_C_EXPORT char* pgshift_driver_directory_status(pgshift_driver_t* driver,
  * Returns the directory as it stands after (the JSON of
  * pgshift_driver_directory_status). INVALID_ARGUMENT (nothing changed) when
  * `through` is not a file of `dir`, or a file up to it does not parse or
- * changed; NOT_FOUND when `dir` is not a readable directory. */
+ * changed, or `dir` is not a directory; NOT_FOUND when `dir` does not exist. */
 PGSHIFT_C_EXPORT char* pgshift_driver_baseline(pgshift_driver_t* driver, const char* dir,
                                                const char* through, char** errptr);
 

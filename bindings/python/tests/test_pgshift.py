@@ -914,6 +914,8 @@ def test_migrate_errors(db, tmp_path):
             with pytest.raises(pgshift.NotFoundError) as e:
                 call()
             assert "no_such_dir" in str(e.value)
+        with pytest.raises(pgshift.InvalidArgumentError, match="not a directory"):
+            d.directory_status(migrations / "README.md")
         with pytest.raises(TypeError):
             d.migrate(42)
         with pytest.raises(pgshift.InvalidArgumentError, match="swiched"):
@@ -949,6 +951,38 @@ def test_migrate_errors(db, tmp_path):
                   on_event=lambda e: reentered.append(_try(lambda: d.status("0001_create_audit"))))
         assert reentered and isinstance(reentered[0], pgshift.FailedPreconditionError)
         assert "migrate-event callback" in str(reentered[0])
+
+
+def test_second_migrate_waits_for_the_first_then_has_nothing_to_do(db, tmp_path):
+    """B's migrate waits (reporting "waiting", then "locked") while A's holds
+    the directory lock; A's runs in another thread, so this also shows that
+    migrate releases the GIL."""
+    make_users(db, rows=10)
+    migrations = write_migrations(tmp_path)
+    first_register = threading.Event()
+    events_a, events_b, errors = [], [], []
+
+    def slow(event):
+        events_a.append(event)
+        if event.action == "register" and not first_register.is_set():
+            first_register.set()
+            time.sleep(1)
+
+    with pgshift.Driver(db, max_replication_lag=0, driver_name="py-a") as a, \
+            pgshift.Driver(db, max_replication_lag=0, driver_name="py-b") as b:
+        t = threading.Thread(target=lambda: errors.append(_try(lambda: a.migrate(migrations,
+                                                                                 on_event=slow))))
+        t.start()
+        assert first_register.wait(timeout=30)
+        report = b.migrate(migrations, on_event=events_b.append)
+        t.join()
+    assert isinstance(errors[0], pgshift.MigrateReport), errors
+    assert [m.name for m in errors[0].migrations] == DIR_NAMES
+    assert report.migrations == []
+    actions = [e.action for e in events_b]
+    assert actions[:2] == ["waiting", "locked"], actions
+    assert "py-a" in events_b[0].message
+    assert [e.migration for e in events_b if e.action == "skip"] == DIR_NAMES
 
 
 def _try(fn):
