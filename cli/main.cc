@@ -252,9 +252,16 @@ std::string DirectoryText(const DirectoryReport& r) {
     }
     if (f.state == "pending" && f.migration) absl::StrAppend(&state, " (rolled back, runs again)");
     absl::StrAppend(&out, absl::StrFormat("%-44s %s", f.file, state));
-    if (f.migration && !f.migration->running_step.empty()) {
+    if (f.migration && !f.migration->driver.empty()) {
+      absl::StrAppend(&out, "\n    being driven now by ", f.migration->driver, ", reaching ",
+                      f.migration->running_step);
+    } else if (f.migration && !f.migration->running_step.empty()) {
       absl::StrAppend(&out, "\n    interrupted while reaching ", f.migration->running_step,
                       "; migrate continues it");
+    }
+    if (f.migration && f.migration->paused) {
+      absl::StrAppend(&out, "\n    paused: the backfill waits between batches until `pgshift resume ",
+                      f.name, "`");
     }
     if (f.migration && !f.migration->last_error.empty()) {
       absl::StrAppend(&out, "\n    last error: ", f.migration->last_error);
@@ -271,8 +278,8 @@ std::string DirectoryText(const DirectoryReport& r) {
 std::string MigrateText(const MigrateReport& r, bool contract) {
   std::string out;
   for (const MigratedFile& m : r.migrations) {
-    absl::StrAppend(&out, absl::StrFormat("%-44s %s%s -> %s\n", m.file, m.registered ? "registered, " : "",
-                                          PhaseName(m.from), PhaseName(m.to)));
+    absl::StrAppend(&out, absl::StrFormat("%-44s %s -> %s%s\n", m.file, PhaseName(m.from),
+                                          PhaseName(m.to), m.registered ? " (registered by this run)" : ""));
   }
   if (r.migrations.empty()) {
     absl::StrAppend(&out, contract ? "nothing to contract" : "nothing to do: every file is applied", "\n");

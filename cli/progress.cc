@@ -71,9 +71,21 @@ PreflightCallback MakePreflightReporter(bool json) {
 MigrateCallback MakeMigrateReporter(bool json) {
   if (json) return [](const MigrateEvent& e) { std::fprintf(stderr, "%s\n", ToJson(e).c_str()); };
   return [](const MigrateEvent& e) {
-    std::string line = absl::StrCat("pgshift: ", e.migration.empty() ? "" : absl::StrCat(e.migration, ": "), e.action);
-    if (!e.phase.empty()) absl::StrAppend(&line, " ", e.phase);
-    if (!e.message.empty() && e.action != "stop") absl::StrAppend(&line, " (", e.message, ")");
+    // A file with nothing to do is not news: only --json reports it.
+    if (e.action == "skip") return;
+    std::string what;
+    if (e.action == "register") what = "registered";
+    else if (e.action == "advance") what = absl::StrCat("advancing to ", e.phase);
+    else if (e.action == "reached") what = absl::StrCat("reached ", e.phase);
+    else if (e.action == "contract") what = "contracting";
+    else if (e.action == "baseline") what = "recorded as applied (baselined), not run";
+    else if (e.action == "stop") what = "stopped";
+    else what = e.action;  // waiting, locked: the message says it all
+    std::string line = absl::StrCat("pgshift: ", e.migration.empty() ? "" : absl::StrCat(e.migration, ": "), what);
+    // A stop's message is the error (or reason) printed after the events.
+    if (!e.message.empty() && e.action != "stop") {
+      absl::StrAppend(&line, " (", e.message, ")");
+    }
     std::fprintf(stderr, "%s\n", line.c_str());
   };
 }

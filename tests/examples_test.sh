@@ -5,6 +5,7 @@
 #   examples_test.sh deploy_driver   DEPLOY_DRIVER
 #   examples_test.sh startup_check   CLI CHECK_COMMAND...   (C++, C or Python)
 #   examples_test.sh deploy_pipeline CLI deploy_pipeline.sh STARTUP_CHECK
+#                    (runs examples/migrations, beside deploy_pipeline.sh)
 #
 # Server: PGSHIFT_TEST_DSN, or a throwaway cluster (scripts/pgtemp.sh).
 set -uo pipefail
@@ -62,6 +63,7 @@ expect_exit() {
   shift 2
   out=$("$@" 2>&1)
   rc=$?
+  last_out=$out
   echo "\$ $(basename "$1") ${*:2}"
   echo "$out" | sed 's/^/  | /'
   [[ $rc -eq $want ]] || fail "exit $rc, expected $want: $*"
@@ -112,63 +114,59 @@ EOF
     ;;
 
   deploy_pipeline)
+    # The pipeline runs examples/migrations across two deploys of a live
+    # application and checks every row itself; then the directory's
+    # refusals are tried on copies of it, against the migrated database.
     cli=$1 pipeline=$2 startup_check=$3
+    dir="$(dirname "$pipeline")/migrations"
     db=$(new_db deploy_pipeline)
     export PGSHIFT_DSN="$db"
     export PGSHIFT="$cli --lock-timeout 500ms"
-    q "CREATE TABLE users (id bigint PRIMARY KEY, name text NOT NULL);
-       INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 3000) g;
-       CREATE TABLE orders (id bigint PRIMARY KEY, note text);
-       INSERT INTO orders SELECT g, 'note ' || g FROM generate_series(1, 500) g" || exit 1
-    cat >"$tmp/users.json" <<'EOF'
-{"name": "0042_rename_users_name", "schema": "public",
- "operations": [{"rename_column": {"table": "users", "from": "name", "to": "full_name"}}]}
-EOF
-    cat >"$tmp/orders.json" <<'EOF'
-{"name": "0043_rename_orders_note", "schema": "public",
- "operations": [{"rename_column": {"table": "orders", "from": "note", "to": "remark"}}]}
-EOF
-    cat >"$tmp/bad.json" <<'EOF'
-{"name": "0044_bad", "schema": "public",
- "operations": [{"rename_column": {"table": "users", "from": "no_such_column", "to": "x"}}]}
-EOF
+    STARTUP_CHECK="$startup_check" expect_exit 0 "pipeline: OK" bash "$pipeline" "$dir"
+    [[ "$last_out" == *"pre-deploy migrate took"* ]] || fail "the pipeline did not time its migrate"
 
-    echo "--- the whole pipeline; the new app's startup check is its roll-out"
-    DEPLOY_NEW_APP="'$startup_check' --migration 0042_rename_users_name --needs switched" \
-      expect_exit 0 "0042_rename_users_name is contracted" bash "$pipeline" "$tmp/users.json"
-    [[ "$(q "SELECT phase FROM pgshift.migrations WHERE name = '0042_rename_users_name'")" == contracted ]] \
-      || fail "0042 not contracted"
-    [[ "$(q "SELECT count(*) FROM users WHERE full_name = 'user ' || id")" == 3000 ]] \
-      || fail "users.full_name does not hold every name"
-    [[ "$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'name' AND NOT attisdropped")" == 0 ]] \
-      || fail "users.name still exists"
+    echo "--- migrate again: nothing to do"
+    steps=$(q "SELECT count(*) FROM pgshift.history")
+    expect_exit 0 "nothing to do: every file is applied" "$cli" migrate "$dir"
+    expect_exit 0 "nothing to contract" "$cli" migrate "$dir" --contract
+    [[ "$(q "SELECT count(*) FROM pgshift.history")" == "$steps" ]] || fail "a second migrate ran a step"
 
-    echo "--- the new app version fails to come up: the pipeline rolls back"
-    before=$(q "SELECT string_agg(attname || ':' || attnotnull, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 AND NOT attisdropped")
-    DEPLOY_NEW_APP="echo 'new version crashed at startup' >&2; false" \
-      expect_exit 1 "rolled back" bash "$pipeline" "$tmp/orders.json"
-    [[ "$(q "SELECT phase FROM pgshift.migrations WHERE name = '0043_rename_orders_note'")" == rolled_back ]] \
-      || fail "0043 not rolled back"
-    after=$(q "SELECT string_agg(attname || ':' || attnotnull, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attnum > 0 AND NOT attisdropped")
-    [[ "$before" == "$after" ]] || fail "orders columns changed: $before -> $after"
-    [[ "$(q "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass")" == 0 ]] \
-      || fail "a trigger is left on orders"
+    copy() { rm -rf "$tmp/dir"; cp -r "$dir" "$tmp/dir"; }
+    recorded() { q "SELECT string_agg(name || ':' || phase || ':' || checksum, ',' ORDER BY name) FROM pgshift.migrations"; }
+    before=$(recorded)
 
-    echo "--- a migration that does not fit the database: nothing changes"
-    expect_exit 2 "nothing changed" bash "$pipeline" "$tmp/bad.json"
-    [[ "$(q "SELECT count(*) FROM pgshift.migrations WHERE name = '0044_bad'")" == 0 ]] \
-      || fail "0044_bad was registered"
+    echo "--- line endings alone are no change"
+    copy
+    sed -i 's/$/\r/' "$tmp/dir/0005_rename_customers_name.json"
+    expect_exit 0 "" "$cli" migrate "$tmp/dir"
 
-    echo "--- the old app version cannot be retired: stays at switched, no rollback"
-    cat >"$tmp/orders2.json" <<'EOF'
-{"name": "0045_rename_orders_note", "schema": "public",
- "operations": [{"rename_column": {"table": "orders", "from": "note", "to": "memo"}}]}
-EOF
-    RETIRE_OLD_APP="false" expect_exit 1 "stays at switched" bash "$pipeline" "$tmp/orders2.json"
-    [[ "$(q "SELECT phase FROM pgshift.migrations WHERE name = '0045_rename_orders_note'")" == switched ]] \
-      || fail "0045 is not left at switched"
-    echo "--- running the pipeline again finishes it"
-    expect_exit 0 "is contracted" bash "$pipeline" "$tmp/orders2.json"
+    echo "--- an applied file that changed: refused, nothing changed"
+    copy
+    sed -i 's/"customers"/ "customers"/' "$tmp/dir/0005_rename_customers_name.json"
+    expect_exit 2 "0005_rename_customers_name" "$cli" migrate "$tmp/dir"
+    expect_exit 0 "changed" "$cli" status "$tmp/dir"
+    [[ "$(recorded)" == "$before" ]] || fail "a refused migrate changed pgshift.migrations"
+
+    echo "--- an applied file that is missing: refused"
+    copy
+    rm "$tmp/dir/0003_fk_orders_customer.json"
+    expect_exit 2 "0003_fk_orders_customer" "$cli" migrate "$tmp/dir"
+    [[ "$(recorded)" == "$before" ]] || fail "a refused migrate changed pgshift.migrations"
+
+    echo "--- a new file that sorts before an applied one: refused, then allowed"
+    copy
+    echo '{"operations": [{"add_check": {"table": "reviews", "name": "reviews_rating_range",
+      "check": "rating BETWEEN 1 AND 5"}}]}' >"$tmp/dir/0008a_reviews_rating_range.json"
+    expect_exit 2 "0008a_reviews_rating_range" "$cli" migrate "$tmp/dir"
+    [[ "$(recorded)" == "$before" ]] || fail "a refused migrate changed pgshift.migrations"
+    expect_exit 0 "" "$cli" migrate "$tmp/dir" --allow-out-of-order
+    [[ "$(q "SELECT phase FROM pgshift.migrations WHERE name = '0008a_reviews_rating_range'")" == switched ]] \
+      || fail "0008a_reviews_rating_range is not switched"
+
+    echo "--- a name that is not the file name: refused"
+    echo '{"name": "0010_other", "operations": [{"add_check": {"table": "orders", "name": "c",
+      "check": "true"}}]}' >"$tmp/dir/0010_orders_check.json"
+    expect_exit 2 "0010_other" "$cli" migrate "$tmp/dir" --allow-out-of-order
     ;;
 
   *)

@@ -680,7 +680,8 @@ TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   MakeUsers(db.dsn(), 50);
   Registered(db.dsn(), "0015_rename");
   Query(db.dsn(), "DROP TABLE pgshift.instances; ALTER TABLE pgshift.history DROP COLUMN report;"
-                  "ALTER TABLE pgshift.migrations DROP COLUMN paused;"
+                  "ALTER TABLE pgshift.migrations DROP COLUMN paused, DROP COLUMN source_file,"
+                  " DROP COLUMN source_checksum, DROP COLUMN baselined;"
                   "UPDATE pgshift.meta SET value = '1' WHERE key = 'schema_version'");
   CliResult refused = RunCli(db.dsn(), {"advance", "0015_rename"});
   EXPECT_EQ(refused.exit_code, 1) << Describe(refused);
@@ -690,7 +691,7 @@ TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   o.instance_id = "x";
   EXPECT_EQ(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
-  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "4");
   EXPECT_EQ(PhaseOf(db.dsn(), "0015_rename"), "registered");
   CliResult r = RunCli(db.dsn(), {"advance", "0015_rename"});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);

@@ -258,7 +258,8 @@ class Driver {
   // migration that conflicts with an earlier one not yet contracted, and
   // when contract is refused while old-shape instances are live; a step that
   // fails stops it as in Advance. Aborted when another Migrate holds the
-  // directory lock and !options.wait. Safe to call again after any failure
+  // directory lock and !options.wait; NotFound when `dir` does not exist
+  // (InvalidArgument when it is not a directory). Safe to call again after any failure
   // or crash: it continues where it stopped.
   absl::StatusOr<MigrateReport> Migrate(const std::string& dir, const MigrateOptions& options = {});
 

@@ -66,7 +66,7 @@ struct MigrateEvent {
   std::string migration;  // "" for events about the whole directory
   std::string file;
   // "waiting" (another migrate holds the directory lock; `message` names
-  // it), "locked" (got it), "register", "advance" (to `phase`), "reached"
+  // it), "locked" (got it after waiting), "register", "advance" (to `phase`), "reached"
   // (`phase`), "contract", "skip" (nothing to do; `message` says why),
   // "stop" (`message` says why and what to do), "baseline" (recorded as
   // applied by Driver::Baseline).

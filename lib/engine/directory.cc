@@ -201,9 +201,12 @@ DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigra
       if (e.file < last_applied) {
         e.out_of_order = true;
         if (e.problem.empty()) {
-          e.problem = absl::StrCat("sorts before \"", last_applied,
-                                   "\", which is applied already; give it a name that sorts after "
-                                   "it, or run it out of order with --allow-out-of-order");
+          e.problem = absl::StrCat(
+              "sorts before \"", last_applied, "\", which is applied already; ",
+              e.migration ? "it was rolled back: remove the file, or run it again out of order with "
+                            "--allow-out-of-order"
+                          : "give it a name that sorts after it, or run it out of order with "
+                            "--allow-out-of-order");
         }
       }
     }

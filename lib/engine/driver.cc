@@ -803,7 +803,14 @@ absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) 
     RETURN_IF_ERROR(d.control.RequireInitialized());
     ASSIGN_OR_RETURN(stored, d.control.LoadAll());
   }
-  return engine::Compare(scan, stored);
+  DirectoryReport report = engine::Compare(scan, stored);
+  // A step under way is interrupted, or being driven right now: say which.
+  for (DirectoryFile& f : report.files) {
+    if (!f.migration || f.migration->running_step.empty()) continue;
+    ASSIGN_OR_RETURN(f.migration->driver,
+                     engine::DescribeLeaseHolder(*d.conn, d.options.control_schema, f.name));
+  }
+  return report;
 }
 
 absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const MigrateOptions& mo) {
@@ -870,7 +877,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
                                "` (before the deploy) first, then contract after it")
                 : absl::StrCat("\"", e.name, "\" is at ", PhaseName(phase),
                                ", not switched; run `pgshift migrate ", dir, "` first");
-        d.Event(e.name, e.file, "stop", PhaseName(phase), report.stop_reason);
+        d.Event(e.name, e.file, "stop", registered ? PhaseName(phase) : "", report.stop_reason);
         return report;
       }
       d.Event(e.name, e.file, "contract", PhaseName(Phase::kContracted));
