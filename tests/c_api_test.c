@@ -3,7 +3,9 @@
  * "new" application write through libpq, and checks results, phases, error
  * codes, SQLSTATEs, the progress and preflight callbacks, options set
  * through the library's option list (and their messages), pause/resume,
- * instance declarations with the contract guard, and the status JSON.
+ * instance declarations with the contract guard, and the status JSON; then
+ * a migration directory: migrate, its events, directory status, contract,
+ * refusals of a changed or out-of-order file, and baseline.
  *
  * Server: PGSHIFT_TEST_DSN, or a throwaway cluster started with
  * scripts/pgtemp.sh (PGSHIFT_SOURCE_DIR is defined by CMake). Each run uses a
@@ -834,6 +836,426 @@ static void test_whole_migration(void) {
   PQfinish(admin);
 }
 
+/* ---- migration directories ------------------------------------------------ */
+
+struct migrate_seen {
+  int calls;
+  int locked;
+  int registers;
+  int reached_switched;
+  int reached_contracted;
+  int baselines;
+  int bad_strings; /* a NULL string, or a register event without its file */
+  char last_register[64];
+  /* When set, the first "register" event (the directory lock is held)
+   * runs a migrate of the same directory on this (other) driver with
+   * PGSHIFT_MIGRATE_NO_WAIT. */
+  pgshift_driver_t* second_driver;
+  const char* dir;
+  int second_code;
+  char* second_err;
+};
+
+static void on_migrate(void* arg, const pgshift_migrate_event_t* e) {
+  struct migrate_seen* s = (struct migrate_seen*)arg;
+  s->calls++;
+  if (e->migration == NULL || e->file == NULL || e->action == NULL || e->phase == NULL ||
+      e->message == NULL) {
+    s->bad_strings++;
+    return;
+  }
+  if (strcmp(e->action, "locked") == 0) s->locked++;
+  if (strcmp(e->action, "register") == 0) {
+    s->registers++;
+    if (e->migration[0] == '\0' || strstr(e->file, ".json") == NULL) s->bad_strings++;
+    snprintf(s->last_register, sizeof s->last_register, "%s", e->migration);
+  }
+  if (strcmp(e->action, "reached") == 0 && strcmp(e->phase, "switched") == 0) {
+    s->reached_switched++;
+  }
+  if (strcmp(e->action, "baseline") == 0) s->baselines++;
+  if (strcmp(e->action, "reached") == 0 && strcmp(e->phase, "contracted") == 0) {
+    s->reached_contracted++;
+  }
+  if (s->second_driver != NULL && s->second_code < 0 && s->registers > 0) {
+    char* r = pgshift_driver_migrate(s->second_driver, s->dir, NULL, PGSHIFT_MIGRATE_NO_WAIT,
+                                     &s->second_err);
+    s->second_code = pgshift_last_code();
+    pgshift_free(r);
+  }
+}
+
+static void write_file(const char* dir, const char* file, const char* text) {
+  char path[512];
+  FILE* f;
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  f = fopen(path, "w");
+  REQUIRE(f != NULL);
+  fputs(text, f);
+  REQUIRE(fclose(f) == 0);
+}
+
+static void remove_file(const char* dir, const char* file) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  remove(path);
+}
+
+/* 1 when the value of the first "key" after the first `anchor` in `json` is
+ * exactly `want` (a JSON literal as printed: "\"switched\"", "true", "3").
+ * Prints what it found otherwise. */
+static int json_value_is(const char* json, const char* anchor, const char* key,
+                         const char* want) {
+  char pattern[128];
+  const char* at = json ? strstr(json, anchor) : NULL;
+  const char* v;
+  size_t n;
+  if (at == NULL) {
+    fprintf(stderr, "  %s not found in %s\n", anchor, json ? json : "(null)");
+    return 0;
+  }
+  snprintf(pattern, sizeof pattern, "\"%s\":", key);
+  v = strstr(at, pattern);
+  if (v == NULL) {
+    fprintf(stderr, "  no %s after %s in %s\n", pattern, anchor, json);
+    return 0;
+  }
+  v += strlen(pattern);
+  n = strlen(want);
+  if (strncmp(v, want, n) == 0 && (v[n] == ',' || v[n] == '}' || v[n] == ']')) return 1;
+  fprintf(stderr, "  %s after %s: got %.60s, want %s\n", pattern, anchor, v, want);
+  return 0;
+}
+
+/* How many times `needle` occurs in `s`. */
+static int count_of(const char* s, const char* needle) {
+  int n = 0;
+  const char* p = s;
+  if (s == NULL) return -1;
+  while ((p = strstr(p, needle)) != NULL) {
+    n++;
+    p += strlen(needle);
+  }
+  return n;
+}
+
+static long column_count(PGconn* c, const char* table, const char* column) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'app' AND "
+           "table_name = '%s' AND column_name = '%s'",
+           table, column);
+  return query_long(c, sql);
+}
+
+/* A fresh database `name` with app.users(id, name, note) holding 200 rows
+ * (and, when `after_0002`, what 0001 and 0002 below would have made). */
+static PGconn* fresh_db(PGconn* admin, const char* name, int after_0002) {
+  char sql[256];
+  PGconn* c;
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", name);
+  run(admin, sql);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+  run(admin, sql);
+  c = connect_db(name);
+  run(c,
+      "CREATE SCHEMA app;"
+      "CREATE TABLE app.users (id bigint PRIMARY KEY, name text NOT NULL, note text);"
+      "INSERT INTO app.users SELECT g, 'user ' || g, 'note ' || g "
+      "FROM generate_series(1, 200) g;"
+      "ANALYZE app.users");
+  if (after_0002) {
+    run(c,
+        "CREATE TABLE app.audit (id bigint PRIMARY KEY, msg text NOT NULL);"
+        "ALTER TABLE app.users ADD COLUMN email text");
+  }
+  return c;
+}
+
+static const char k0001[] =
+    "{\"schema\": \"app\", \"operations\": [{\"create_table\": {\"table\": \"audit\", "
+    "\"columns\": [{\"name\": \"id\", \"type\": \"bigint\"}, "
+    "{\"name\": \"msg\", \"type\": \"text\", \"not_null\": true}], \"primary_key\": [\"id\"]}}]}\n";
+static const char k0002[] =
+    "{\"name\": \"0002_add_users_email\", \"schema\": \"app\", \"operations\": "
+    "[{\"add_column\": {\"table\": \"users\", \"column\": \"email\", \"type\": \"text\"}}]}\n";
+static const char k0002_changed[] =
+    "{\"name\": \"0002_add_users_email\", \"schema\": \"app\", \"operations\": "
+    "[{\"add_column\": {\"table\": \"users\", \"column\": \"email\", \"type\": \"varchar(200)\"}}]}\n";
+static const char k0003[] =
+    "{\"schema\": \"app\", \"operations\": "
+    "[{\"rename_column\": {\"table\": \"users\", \"from\": \"note\", \"to\": \"remark\"}}]}\n";
+static const char k0004[] =
+    "{\"schema\": \"app\", \"operations\": "
+    "[{\"add_column\": {\"table\": \"users\", \"column\": \"phone\", \"type\": \"text\"}}]}\n";
+static const char k0000[] =
+    "{\"schema\": \"app\", \"operations\": "
+    "[{\"add_column\": {\"table\": \"users\", \"column\": \"age\", \"type\": \"integer\"}}]}\n";
+
+static void test_migration_directory(void) {
+  char* err = NULL;
+  char* json;
+  char dir[256];
+  char missing[300];
+  char dbname[64], dbname2[64];
+  PGconn* admin = connect_db(NULL);
+  PGconn* app;
+  PGconn* app2;
+  pgshift_options_t* opt;
+  pgshift_driver_t* d;
+  pgshift_driver_t* d2;
+  pgshift_status_t* st;
+  struct migrate_seen seen;
+  char sql[256];
+
+  snprintf(dir, sizeof dir, "%s/pgshift-c-api-dir-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  REQUIRE(mkdtemp(dir) != NULL);
+  snprintf(missing, sizeof missing, "%s/no_such_dir", dir);
+  write_file(dir, "0001_create_audit.json", k0001);
+  write_file(dir, "0002_add_users_email.json", k0002);
+  write_file(dir, "0003_rename_users_note.json", k0003);
+  write_file(dir, "README.md", "not a migration\n");
+
+  snprintf(dbname, sizeof dbname, "t_c_api_dir_%ld", (long)getpid());
+  app = fresh_db(admin, dbname, 0);
+
+  memset(&seen, 0, sizeof seen);
+  seen.second_code = -1;
+  seen.dir = dir;
+  opt = pgshift_options_create();
+  pgshift_options_set_lock_timeout_ms(opt, 500);
+  pgshift_options_set_max_replication_lag_ms(opt, 0);
+  pgshift_options_set_driver_name(opt, "c-api-dir");
+  pgshift_options_set_migrate_callback(opt, on_migrate, &seen);
+  {
+    char conninfo[2048]; /* dsn_of's buffer is reused below */
+    snprintf(conninfo, sizeof conninfo, "%s", dsn_of(app));
+    d = pgshift_driver_connect(conninfo, opt, &err);
+    REQUIRE(d != NULL);
+    d2 = pgshift_driver_connect(conninfo, NULL, &err);
+    REQUIRE(d2 != NULL);
+  }
+
+  /* Bad arguments: nothing runs. */
+  CHECK(pgshift_driver_migrate(d, NULL, NULL, 0, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(pgshift_driver_migrate(d, dir, NULL, 8, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "PGSHIFT_MIGRATE_") != NULL);
+  CHECK(pgshift_driver_migrate(d, dir, "swiched", 0, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "swiched") != NULL);
+  CHECK(pgshift_driver_migrate(d, dir, "switched", PGSHIFT_MIGRATE_CONTRACT, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(pgshift_driver_migrate(d, missing, NULL, 0, &err) == NULL);
+  CHECK_CODE(PGSHIFT_NOT_FOUND);
+  CHECK(err != NULL && strstr(err, "no_such_dir") != NULL);
+  CHECK(pgshift_driver_directory_status(d, missing, &err) == NULL);
+  CHECK_CODE(PGSHIFT_NOT_FOUND);
+  {
+    char not_a_dir[320];
+    snprintf(not_a_dir, sizeof not_a_dir, "%s/README.md", dir);
+    CHECK(pgshift_driver_migrate(d, not_a_dir, NULL, 0, &err) == NULL);
+    CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+    CHECK(err != NULL && strstr(err, "not a directory") != NULL);
+  }
+  CHECK(pgshift_driver_directory_status(d, NULL, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(pgshift_driver_baseline(d, dir, NULL, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(seen.registers == 0);
+  CHECK(column_count(app, "users", "email") == 0);
+
+  /* Before init: every file is pending; README.md is ignored. */
+  json = pgshift_driver_directory_status(d, dir, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(json_value_is(json, "{", "pending", "3"));
+  CHECK(json_value_is(json, "{", "ok", "true"));
+  CHECK(strstr(json, "\"ignored\":[\"README.md\"]") != NULL);
+  CHECK(json_value_is(json, "\"file\":\"0001_create_audit.json\"", "name",
+                      "\"0001_create_audit\""));
+  CHECK(json_value_is(json, "\"file\":\"0001_create_audit.json\"", "state", "\"pending\""));
+  CHECK(count_of(json, "\"state\":\"pending\"") == 3);
+  pgshift_free(json);
+
+  /* Pre-deploy: every file to switched, in order; a second migrate of the
+   * same directory meanwhile is told it is busy. */
+  seen.second_driver = d2;
+  json = pgshift_driver_migrate(d, dir, NULL, 0, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  seen.second_driver = NULL;
+  CHECK(count_of(json, "\"registered\":true") == 3);
+  CHECK(count_of(json, "\"to\":\"switched\"") == 3);
+  CHECK(json_value_is(json, "\"name\":\"0001_create_audit\"", "file",
+                      "\"0001_create_audit.json\""));
+  CHECK(json_value_is(json, "\"name\":\"0001_create_audit\"", "from", "\"registered\""));
+  CHECK(json_value_is(json, "\"name\":\"0003_rename_users_note\"", "to", "\"switched\""));
+  CHECK(strstr(json, "0001_create_audit") < strstr(json, "0002_add_users_email") &&
+        strstr(json, "0002_add_users_email") < strstr(json, "0003_rename_users_note"));
+  pgshift_free(json);
+  CHECK(seen.bad_strings == 0);
+  CHECK(seen.locked == 0); /* "locked" follows "waiting" only */
+  CHECK(seen.registers == 3);
+  CHECK(seen.reached_switched == 3);
+  CHECK(strcmp(seen.last_register, "0003_rename_users_note") == 0);
+  CHECK(seen.second_code == PGSHIFT_ABORTED);
+  CHECK(seen.second_err != NULL && strstr(seen.second_err, "c-api-dir") != NULL);
+  pgshift_free(seen.second_err);
+  seen.second_err = NULL;
+  /* The schema is expanded: the new table and columns exist, the old too. */
+  CHECK(query_long(app, "SELECT count(*) FROM pg_tables WHERE schemaname = 'app' AND "
+                        "tablename = 'audit'") == 1);
+  CHECK(column_count(app, "users", "email") == 1);
+  CHECK(column_count(app, "users", "remark") == 1);
+  CHECK(column_count(app, "users", "note") == 1);
+  CHECK(query_long(app, "SELECT count(*) FROM app.users WHERE remark = 'note ' || id") == 200);
+
+  /* Each migration knows its file and the checksum recorded for it. */
+  st = pgshift_driver_status(d, "0002_add_users_email", &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(st != NULL);
+  CHECK(pgshift_status_phase(st) == PGSHIFT_PHASE_SWITCHED);
+  CHECK(strcmp(pgshift_status_file(st), "0002_add_users_email.json") == 0);
+  CHECK(strlen(pgshift_status_file_checksum(st)) >= 32);
+  CHECK(pgshift_status_baselined(st) == 0);
+  {
+    char anchor[160];
+    json = pgshift_driver_directory_status(d, dir, &err);
+    REQUIRE(json != NULL);
+    snprintf(anchor, sizeof anchor, "\"recorded_checksum\":\"%s\"",
+             pgshift_status_file_checksum(st));
+    CHECK(strstr(json, anchor) != NULL);
+    CHECK(count_of(json, "\"state\":\"applied\"") == 3);
+    CHECK(json_value_is(json, "{", "pending", "0"));
+    CHECK(json_value_is(json, "\"file\":\"0003_rename_users_note.json\"", "phase",
+                        "\"switched\""));
+    pgshift_free(json);
+  }
+  json = pgshift_status_json(st);
+  CHECK(json_value_is(json, "{", "file", "\"0002_add_users_email.json\""));
+  CHECK(json_value_is(json, "{", "baselined", "false"));
+  pgshift_free(json);
+  pgshift_status_destroy(st);
+
+  /* Again: nothing to do. */
+  seen.registers = 0;
+  json = pgshift_driver_migrate(d, dir, NULL, 0, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  CHECK(json != NULL && strstr(json, "\"migrations\":[]") != NULL);
+  pgshift_free(json);
+  CHECK(seen.registers == 0);
+
+  /* Post-deploy: contract every one; the old column is gone. */
+  json = pgshift_driver_migrate(d, dir, NULL, PGSHIFT_MIGRATE_CONTRACT, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(count_of(json, "\"to\":\"contracted\"") == 3);
+  CHECK(count_of(json, "\"registered\":false") == 3);
+  CHECK(json_value_is(json, "{", "stopped_at", "null"));
+  pgshift_free(json);
+  CHECK(seen.reached_contracted == 3);
+  CHECK(column_count(app, "users", "note") == 0);
+  CHECK(column_count(app, "users", "remark") == 1);
+  CHECK(pgshift_driver_current_phase(d, "0001_create_audit", &err) == PGSHIFT_PHASE_CONTRACTED);
+
+  /* An applied file changed (and a new one is pending): refused with
+   * INVALID_ARGUMENT naming the file; nothing runs. */
+  write_file(dir, "0002_add_users_email.json", k0002_changed);
+  write_file(dir, "0004_add_users_phone.json", k0004);
+  seen.registers = 0;
+  CHECK(pgshift_driver_migrate(d, dir, NULL, 0, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "0002_add_users_email") != NULL);
+  CHECK(pgshift_exit_code(pgshift_last_code()) == 2);
+  CHECK(seen.registers == 0);
+  CHECK(pgshift_driver_status(d, "0004_add_users_phone", &err) == NULL);
+  CHECK_CODE(PGSHIFT_NOT_FOUND);
+  CHECK(column_count(app, "users", "phone") == 0);
+  json = pgshift_driver_directory_status(d, dir, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  CHECK(json_value_is(json, "{", "ok", "false"));
+  CHECK(json_value_is(json, "\"file\":\"0002_add_users_email.json\"", "state", "\"changed\""));
+  CHECK(json_value_is(json, "\"file\":\"0004_add_users_phone.json\"", "state", "\"pending\""));
+  pgshift_free(json);
+
+  /* Restored: 0004 runs. A new file that sorts before applied ones is
+   * refused unless allowed. */
+  write_file(dir, "0002_add_users_email.json", k0002);
+  write_file(dir, "0000_add_users_age.json", k0000);
+  CHECK(pgshift_driver_migrate(d, dir, NULL, 0, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "0000_add_users_age") != NULL);
+  CHECK(column_count(app, "users", "phone") == 0);
+  json = pgshift_driver_directory_status(d, dir, &err);
+  CHECK(json_value_is(json, "\"file\":\"0000_add_users_age.json\"", "out_of_order", "true"));
+  pgshift_free(json);
+  json = pgshift_driver_migrate(d, dir, "validated", PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  CHECK(json != NULL && count_of(json, "\"to\":\"validated\"") == 2 &&
+        strstr(json, "0000_add_users_age") != NULL && strstr(json, "0004_add_users_phone") != NULL);
+  pgshift_free(json);
+  CHECK(column_count(app, "users", "phone") == 1);
+  CHECK(column_count(app, "users", "age") == 1);
+  CHECK(pgshift_driver_current_phase(d, "0004_add_users_phone", &err) ==
+        PGSHIFT_PHASE_VALIDATED);
+
+  /* Baseline, on a database whose schema already has what 0001 and 0002 do. */
+  snprintf(dbname2, sizeof dbname2, "t_c_api_base_%ld", (long)getpid());
+  app2 = fresh_db(admin, dbname2, 1);
+  remove_file(dir, "0000_add_users_age.json");
+  remove_file(dir, "0004_add_users_phone.json");
+  pgshift_driver_destroy(d2);
+  d2 = pgshift_driver_connect(dsn_of(app2), opt, &err);
+  REQUIRE(d2 != NULL);
+  seen.baselines = 0;
+  CHECK(pgshift_driver_baseline(d2, dir, "0009_nope", &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "0009_nope") != NULL);
+  CHECK(pgshift_driver_baseline(d2, missing, "0002_add_users_email", &err) == NULL);
+  CHECK_CODE(PGSHIFT_NOT_FOUND);
+  json = pgshift_driver_baseline(d2, dir, "0002_add_users_email.json", &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(json_value_is(json, "\"file\":\"0001_create_audit.json\"", "state", "\"baselined\""));
+  CHECK(json_value_is(json, "\"file\":\"0002_add_users_email.json\"", "state", "\"baselined\""));
+  CHECK(json_value_is(json, "\"file\":\"0003_rename_users_note.json\"", "state", "\"pending\""));
+  CHECK(json_value_is(json, "{", "pending", "1"));
+  pgshift_free(json);
+  CHECK(seen.baselines == 2);
+  st = pgshift_driver_status(d2, "0001_create_audit", &err);
+  CHECK(st != NULL && pgshift_status_phase(st) == PGSHIFT_PHASE_CONTRACTED &&
+        pgshift_status_baselined(st) == 1 &&
+        strcmp(pgshift_status_file(st), "0001_create_audit.json") == 0);
+  pgshift_status_destroy(st);
+  json = pgshift_driver_migrate(d2, dir, NULL, 0, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  CHECK(json != NULL && count_of(json, "\"registered\":true") == 1 &&
+        json_value_is(json, "\"name\":\"0003_rename_users_note\"", "to", "\"switched\"") &&
+        strstr(json, "0001_create_audit") == NULL);
+  pgshift_free(json);
+  CHECK(column_count(app2, "users", "remark") == 1);
+
+  pgshift_driver_destroy(d2);
+  pgshift_driver_destroy(d);
+  pgshift_options_destroy(opt);
+  pgshift_free(err);
+  PQfinish(app);
+  PQfinish(app2);
+  snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", dbname);
+  run(admin, sql);
+  snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", dbname2);
+  run(admin, sql);
+  PQfinish(admin);
+  remove_file(dir, "0001_create_audit.json");
+  remove_file(dir, "0002_add_users_email.json");
+  remove_file(dir, "0003_rename_users_note.json");
+  remove_file(dir, "README.md");
+  rmdir(dir);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   test_codes_and_phases();
@@ -842,6 +1264,7 @@ int main(void) {
   test_options_without_server();
   find_server();
   test_whole_migration();
+  test_migration_directory();
   if (failures) {
     fprintf(stderr, "c_api_test: %d check(s) failed\n", failures);
     return 1;

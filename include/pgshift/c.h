@@ -45,8 +45,8 @@
  *
  * Thread safety: a pgshift_driver_t owns one connection and must be used by
  * one thread at a time; use one per thread, and never call a driver from its
- * own progress callback (use another driver). Options, migrations and
- * statuses may be shared for reading. The free functions
+ * own progress, preflight or migrate callback (use another driver). Options,
+ * migrations and statuses may be shared for reading. The free functions
  * (pgshift_current_phase, pgshift_require_phase, ...) are thread-safe.
  */
 #ifndef PGSHIFT_C_H_
@@ -201,6 +201,25 @@ typedef struct pgshift_preflight_t {
 
 typedef void (*pgshift_preflight_fn)(void* arg, const pgshift_preflight_t* report);
 
+/* What pgshift_driver_migrate is doing: one event per change of what it
+ * does. The strings and the struct are valid only during the callback;
+ * fields may be appended in later versions (never allocate this struct
+ * yourself). */
+typedef struct pgshift_migrate_event_t {
+  const char* migration; /* "" for events about the whole directory */
+  const char* file;      /* base name of its file, or "" */
+  /* "waiting" (another migrate holds the directory lock; `message` names
+   * it), "locked" (got it, after waiting), "register", "advance" (to
+   * `phase`), "reached" (`phase`), "contract", "skip" (nothing to do;
+   * `message` says why), "stop" (`message` says why and what to do),
+   * "baseline" (recorded as applied by pgshift_driver_baseline). */
+  const char* action;
+  const char* phase;     /* the phase reached or aimed at, "" when none */
+  const char* message;
+} pgshift_migrate_event_t;
+
+typedef void (*pgshift_migrate_fn)(void* arg, const pgshift_migrate_event_t* event);
+
 /* A fresh options object with the defaults of pgshift/options.h. */
 PGSHIFT_C_EXPORT pgshift_options_t* pgshift_options_create(void);
 /* Releases `options`; NULL is ignored. Drivers connected with it keep their copy. */
@@ -323,6 +342,13 @@ PGSHIFT_C_EXPORT void pgshift_options_set_progress(pgshift_options_t* options,
  * `arg`. NULL `fn` removes the callback. */
 PGSHIFT_C_EXPORT void pgshift_options_set_preflight(pgshift_options_t* options,
                                                     pgshift_preflight_fn fn, void* arg);
+/* Called with every event of pgshift_driver_migrate and
+ * pgshift_driver_baseline (pgshift_migrate_event_t), on the thread calling
+ * it, with `arg`. NULL `fn` removes the callback. The
+ * backfills it runs report to the progress callback as in
+ * pgshift_driver_advance. */
+PGSHIFT_C_EXPORT void pgshift_options_set_migrate_callback(pgshift_options_t* options,
+                                                           pgshift_migrate_fn fn, void* arg);
 
 /* ---- Migration specs ----------------------------------------------------
  * A parsed migration file (the proto3 JSON form of pgshift.v1.Migration). */
@@ -352,7 +378,8 @@ typedef struct pgshift_status_t pgshift_status_t;
 PGSHIFT_C_EXPORT void pgshift_status_destroy(pgshift_status_t* status);
 /* The whole status as the JSON object of the CLI and the Python binding
  * (pgshift::ToJson; malloc()ed): name, phase, checksum, created_at,
- * updated_at, last_error, running_step, paused, backfill, driver, instances. */
+ * updated_at, last_error, running_step, paused, file, file_checksum,
+ * baselined, backfill, driver, instances. */
 PGSHIFT_C_EXPORT char* pgshift_status_json(const pgshift_status_t* status);
 /* The migration's name. */
 PGSHIFT_C_EXPORT const char* pgshift_status_name(const pgshift_status_t* status);
@@ -369,6 +396,14 @@ PGSHIFT_C_EXPORT const char* pgshift_status_last_error(const pgshift_status_t* s
 PGSHIFT_C_EXPORT const char* pgshift_status_running_step(const pgshift_status_t* status);
 /* 1 when a pause request is set (pgshift_driver_pause), else 0. */
 PGSHIFT_C_EXPORT int pgshift_status_paused(const pgshift_status_t* status);
+/* The file of a migration directory it was registered from
+ * (pgshift_driver_migrate, pgshift_driver_baseline), "" when it was
+ * registered otherwise; the checksum recorded for that file ("" likewise). */
+PGSHIFT_C_EXPORT const char* pgshift_status_file(const pgshift_status_t* status);
+PGSHIFT_C_EXPORT const char* pgshift_status_file_checksum(const pgshift_status_t* status);
+/* 1 when pgshift_driver_baseline recorded it as applied without running it,
+ * else 0. */
+PGSHIFT_C_EXPORT int pgshift_status_baselined(const pgshift_status_t* status);
 /* The driver holding the migration right now (statuses from
  * pgshift_driver_status only), or "". */
 PGSHIFT_C_EXPORT const char* pgshift_status_driver(const pgshift_status_t* status);
@@ -481,6 +516,104 @@ PGSHIFT_C_EXPORT int pgshift_driver_current_phase(pgshift_driver_t* driver, cons
  * where it stands otherwise; NOT_FOUND when it is not registered. */
 PGSHIFT_C_EXPORT int pgshift_driver_require_phase(pgshift_driver_t* driver, const char* name,
                                                   int at_least, char** errptr);
+
+/* ---- Migration directories ----------------------------------------------
+ * A folder of migration files (NNNN_name.json, NNNN_name.sql) applied in
+ * byte order of their file names, each recorded with its file's checksum
+ * once registered (docs/cli.md, "Migration directories"). The results are
+ * the JSON objects `pgshift --json migrate DIR` and `pgshift --json status
+ * DIR` print (pgshift::ToJson of MigrateReport and DirectoryReport,
+ * malloc()ed; free them with pgshift_free).
+ *
+ * Example (pre-deploy, then post-deploy):
+ *
+ *   char* err = NULL;
+ *   pgshift_driver_t* d = pgshift_driver_connect("dbname=app", NULL, &err);
+ *   if (d == NULL) { fprintf(stderr, "%s\n", err); return 1; }
+ *   char* report = pgshift_driver_migrate(d, "migrations", NULL, 0, &err);
+ *   if (report == NULL) {
+ *     fprintf(stderr, "%s: %s\n", pgshift_code_name(pgshift_last_code()), err);
+ *     pgshift_free(err);
+ *     pgshift_driver_destroy(d);
+ *     return pgshift_exit_code(pgshift_last_code());
+ *   }
+ *   pgshift_free(report);
+ *   report = pgshift_driver_migrate(d, "migrations", NULL, PGSHIFT_MIGRATE_CONTRACT, &err);
+ *   pgshift_free(report);
+ *   pgshift_free(err);
+ *   pgshift_driver_destroy(d);
+ */
+
+/* Flags of pgshift_driver_migrate, or-ed together (0: none). */
+enum {
+  /* Post-deploy: contract, in order, every migration at switched whose
+   * old-shape application instances are gone; stop at the first that is not
+   * at switched or may not be contracted. `to` must be NULL. */
+  PGSHIFT_MIGRATE_CONTRACT = 1,
+  /* Let a pending file that sorts before an applied one run. */
+  PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER = 2,
+  /* Do not wait while another migrate or baseline runs on the database:
+   * ABORTED at once, naming it. */
+  PGSHIFT_MIGRATE_NO_WAIT = 4
+};
+
+/* Runs the migration directory `dir`: creates or upgrades the control
+ * schema, then, holding the directory lock (one migrate or baseline per
+ * database and control schema at a time), registers every pending file in
+ * order, recording its checksum, and advances each migration to phase `to`
+ * (a phase name such as "validated"; NULL means "switched"); with
+ * PGSHIFT_MIGRATE_CONTRACT it contracts instead. Returns the report as JSON:
+ *   {"directory", "migrations": [{"name", "file", "from", "to",
+ *    "registered"}], "stopped_at", "stop_reason"}
+ * ("migrations" lists every migration this call moved, in order;
+ * "stopped_at" the one a contract run stopped at without an error, and
+ * "stop_reason" why, or null).
+ * Events go to the callback of pgshift_options_set_migrate_callback,
+ * backfill progress to that of pgshift_options_set_progress.
+ * Errors (NULL returned):
+ *   INVALID_ARGUMENT  nothing changed: an unknown phase name or flag, or a
+ *                     `to` with PGSHIFT_MIGRATE_CONTRACT; a file
+ *                     that does not parse; an applied file that changed or
+ *                     is missing; a pending file that sorts before an
+ *                     applied one (without ..._ALLOW_OUT_OF_ORDER). The
+ *                     message names the files.
+ *   NOT_FOUND         `dir` does not exist (INVALID_ARGUMENT when it is not
+ *                     a directory).
+ *   FAILED_PRECONDITION  stopped at a migration that conflicts with an
+ *                     earlier one not yet contracted (nothing of it run), a
+ *                     contract refused while old-shape instances are live,
+ *                     or a step that failed (as pgshift_driver_advance).
+ *   ABORTED           another migrate holds the directory lock
+ *                     (PGSHIFT_MIGRATE_NO_WAIT), or busy as in advance.
+ * Safe to call again after any failure or crash: it continues where it
+ * stopped. */
+PGSHIFT_C_EXPORT char* pgshift_driver_migrate(pgshift_driver_t* driver, const char* dir,
+                                              const char* to, int flags, char** errptr);
+
+/* Every file of `dir` with its state, as JSON:
+ *   {"directory", "ok", "pending", "files": [{"file", "name", "state",
+ *    "out_of_order", "checksum", "recorded_checksum", "problem",
+ *    "migration"?: <status JSON>}], "ignored": [...]}
+ * "state" is "pending", "applied", "baselined", "changed" or "missing";
+ * "problem" says why a file cannot run as it is (null when it can);
+ * "checksum" and "recorded_checksum" are null when there is none;
+ * "migration" is null when it is not registered; "ok" is false when
+ * migrate would refuse. Reads only; works before
+ * pgshift_driver_init (then every file is pending). NOT_FOUND when `dir` does
+ * not exist, INVALID_ARGUMENT when it is not a directory. */
+PGSHIFT_C_EXPORT char* pgshift_driver_directory_status(pgshift_driver_t* driver, const char* dir,
+                                                       char** errptr);
+
+/* Records every file of `dir` up to and including migration `through` (its
+ * name, or its file name) as applied, at phase contracted and marked
+ * baselined, without running anything: for a database whose schema already
+ * has what those files do. Files already registered are left as they are.
+ * Returns the directory as it stands after (the JSON of
+ * pgshift_driver_directory_status). INVALID_ARGUMENT (nothing changed) when
+ * `through` is not a file of `dir`, or a file up to it does not parse or
+ * changed, or `dir` is not a directory; NOT_FOUND when `dir` does not exist. */
+PGSHIFT_C_EXPORT char* pgshift_driver_baseline(pgshift_driver_t* driver, const char* dir,
+                                               const char* through, char** errptr);
 
 /* ---- Startup checks (no driver) ------------------------------------------
  * One connection and one round trip each, for application startup.

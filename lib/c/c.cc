@@ -323,6 +323,23 @@ void pgshift_options_set_preflight(pgshift_options_t* o, pgshift_preflight_fn fn
   };
 }
 
+void pgshift_options_set_migrate_callback(pgshift_options_t* o, pgshift_migrate_fn fn,
+                                          void* arg) {
+  if (fn == nullptr) {
+    o->rep.on_migrate = nullptr;
+    return;
+  }
+  o->rep.on_migrate = [fn, arg](const pgshift::MigrateEvent& e) {
+    pgshift_migrate_event_t c;
+    c.migration = e.migration.c_str();
+    c.file = e.file.c_str();
+    c.action = e.action.c_str();
+    c.phase = e.phase.c_str();
+    c.message = e.message.c_str();
+    fn(arg, &c);
+  };
+}
+
 // ---- migrations ------------------------------------------------------------
 
 pgshift_migration_t* pgshift_migration_load_file(const char* path, char** errptr) {
@@ -366,6 +383,11 @@ const char* pgshift_status_running_step(const pgshift_status_t* s) {
   return s->rep.running_step.c_str();
 }
 int pgshift_status_paused(const pgshift_status_t* s) { return s->rep.paused ? 1 : 0; }
+const char* pgshift_status_file(const pgshift_status_t* s) { return s->rep.file.c_str(); }
+const char* pgshift_status_file_checksum(const pgshift_status_t* s) {
+  return s->rep.file_checksum.c_str();
+}
+int pgshift_status_baselined(const pgshift_status_t* s) { return s->rep.baselined ? 1 : 0; }
 const char* pgshift_status_driver(const pgshift_status_t* s) { return s->rep.driver.c_str(); }
 size_t pgshift_status_backfill_count(const pgshift_status_t* s) { return s->rep.backfill.size(); }
 int pgshift_status_backfill_operation(const pgshift_status_t* s, size_t i) {
@@ -504,6 +526,51 @@ int pgshift_driver_require_phase(pgshift_driver_t* d, const char* name, int at_l
   if (SaveError(errptr, phase.status())) return last_code;
   SaveError(errptr, d->rep->RequirePhase(name, *phase));
   return last_code;
+}
+
+// ---- migration directories -------------------------------------------------------
+
+char* pgshift_driver_migrate(pgshift_driver_t* d, const char* dir, const char* to, int flags,
+                             char** errptr) {
+  if (SaveError(errptr, NeedArg(dir, "migration directory"))) return nullptr;
+  constexpr int kKnown =
+      PGSHIFT_MIGRATE_CONTRACT | PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER | PGSHIFT_MIGRATE_NO_WAIT;
+  if ((flags & ~kKnown) != 0) {
+    SaveError(errptr, absl::InvalidArgumentError(absl::StrCat(
+                          "unknown migrate flags ", flags & ~kKnown,
+                          "; use PGSHIFT_MIGRATE_CONTRACT, PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER "
+                          "and PGSHIFT_MIGRATE_NO_WAIT")));
+    return nullptr;
+  }
+  pgshift::MigrateOptions options;
+  if (to != nullptr) {
+    absl::StatusOr<Phase> phase = pgshift::ParsePhase(to);
+    if (SaveError(errptr, phase.status())) return nullptr;
+    options.to = *phase;
+  }
+  options.contract = (flags & PGSHIFT_MIGRATE_CONTRACT) != 0;
+  options.allow_out_of_order = (flags & PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER) != 0;
+  options.wait = (flags & PGSHIFT_MIGRATE_NO_WAIT) == 0;
+  absl::StatusOr<pgshift::MigrateReport> r = d->rep->Migrate(dir, options);
+  if (SaveError(errptr, r.status())) return nullptr;
+  return CopyString(pgshift::ToJson(*r));
+}
+
+char* pgshift_driver_directory_status(pgshift_driver_t* d, const char* dir, char** errptr) {
+  if (SaveError(errptr, NeedArg(dir, "migration directory"))) return nullptr;
+  absl::StatusOr<pgshift::DirectoryReport> r = d->rep->DirectoryStatus(dir);
+  if (SaveError(errptr, r.status())) return nullptr;
+  return CopyString(pgshift::ToJson(*r));
+}
+
+char* pgshift_driver_baseline(pgshift_driver_t* d, const char* dir, const char* through,
+                              char** errptr) {
+  absl::Status arg = NeedArg(dir, "migration directory");
+  if (arg.ok()) arg = NeedArg(through, "baseline target (through)");
+  if (SaveError(errptr, arg)) return nullptr;
+  absl::StatusOr<pgshift::DirectoryReport> r = d->rep->Baseline(dir, through);
+  if (SaveError(errptr, r.status())) return nullptr;
+  return CopyString(pgshift::ToJson(*r));
 }
 
 // ---- startup checks ------------------------------------------------------------

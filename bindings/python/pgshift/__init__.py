@@ -17,6 +17,13 @@ Deploy tooling drives a migration through its phases::
         # ... deploy the new app version ...
         d.advance("0042_rename_users_name", to=pgshift.Phase.SWITCHED)
 
+or runs a whole directory of migration files, in order of their names::
+
+    with pgshift.Driver(dsn, on_migrate=lambda e: print(e.action, e.migration, e.phase)) as d:
+        d.migrate("migrations")                 # pre-deploy: every file to switched
+        # ... deploy the new app version ...
+        d.migrate("migrations", contract=True)  # post-deploy
+
 Applications check the schema at startup (one round trip), and declare the
 shape they need so that contract waits for old instances to go::
 
@@ -37,6 +44,7 @@ import datetime
 import decimal
 import enum
 import json
+import keyword
 import math
 import os
 from typing import Any, Callable, List, Optional, Union
@@ -81,6 +89,11 @@ __all__ = [
     "Progress",
     "PreflightReport",
     "SessionInfo",
+    "DirectoryFile",
+    "DirectoryReport",
+    "MigratedFile",
+    "MigrateReport",
+    "MigrateEvent",
     "Plan",
     "PlannedStep",
     "PlannedStatement",
@@ -145,9 +158,11 @@ def _make(cls, d: dict, **converted):
     `converted` replacing the fields that need more than json.loads. Every
     field of the JSON must be a field of `cls` and the other way round
     (TypeError otherwise), so a field added to the JSON cannot be dropped
-    silently. The "event" tag of progress and preflight reports is not a
-    field."""
-    fields = {k: v for k, v in d.items() if k != "event"}
+    silently. The "event" tag of progress, preflight and migrate events is
+    not a field. A JSON field named like a Python keyword ("from") is the
+    field with a trailing underscore ("from_"), as PEP 8 suggests."""
+    fields = {(k + "_" if keyword.iskeyword(k) else k): v
+              for k, v in d.items() if k != "event"}
     fields.update(converted)
     return cls(**fields)
 
@@ -201,6 +216,12 @@ class MigrationStatus:
     last_error: Optional[str]  # None when the last step succeeded
     running_step: Optional[str]  # a step started but not finished (crash)
     paused: bool  # a pause request is set (Driver.pause)
+    # The file of a migration directory it was registered from (migrate,
+    # baseline), and the checksum recorded for it; `baselined` when baseline
+    # recorded it as applied without running it.
+    file: Optional[str]  # None when registered otherwise
+    file_checksum: Optional[str]
+    baselined: bool
     backfill: List[BackfillStatus]
     driver: Optional[str]  # who drives it right now (status() only), or None
     instances: List[InstanceStatus]  # live declarations (status() only)
@@ -317,6 +338,94 @@ class Plan:
     def _from(cls, d: dict) -> "Plan":
         return _make(cls, d, steps=[PlannedStep._from(s) for s in d["steps"]],
                      rollback=[PlannedStep._from(s) for s in d["rollback"]])
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectoryFile:
+    """One migration of a migration directory: a file, or a migration
+    registered from a file that is no longer there ("missing")."""
+
+    file: str  # base name, e.g. "0001_create_users.json" (as recorded, when missing)
+    name: str  # the migration's name: the file name without its extension
+    # "pending" (migrate runs it), "applied" (see `migration` for its phase),
+    # "baselined" (recorded by baseline, never run), "changed" (the file
+    # changed since it was applied; migrate refuses), "missing" (applied from
+    # a file that is gone; migrate refuses)
+    state: str
+    out_of_order: bool  # pending, but sorts before an applied file
+    checksum: Optional[str]  # sha256 of the file now; None when missing
+    recorded_checksum: Optional[str]  # recorded when registered; None when not registered
+    problem: Optional[str]  # why the file cannot run as it is; None when it can
+    migration: Optional[MigrationStatus] = None  # when registered
+
+    @classmethod
+    def _from(cls, d: dict) -> "DirectoryFile":
+        m = d.get("migration")
+        return _make(cls, d, migration=None if m is None else MigrationStatus._from(m))
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectoryReport:
+    """Every file of a migration directory and its state (the JSON of
+    ``pgshift --json status DIR``)."""
+
+    directory: str
+    ok: bool  # migrate would not refuse (no file has a problem)
+    pending: int  # files migrate would run
+    files: List[DirectoryFile]  # in byte order of name, missing ones among them
+    ignored: List[str]  # other entries: README.md, sub-directories, dotfiles
+
+    @classmethod
+    def _from(cls, d: dict) -> "DirectoryReport":
+        return _make(cls, d, files=[DirectoryFile._from(f) for f in d["files"]])
+
+
+@dataclasses.dataclass(frozen=True)
+class MigratedFile:
+    """What one migration went through in a migrate() call."""
+
+    name: str
+    file: str
+    from_: Phase  # phase before the call (REGISTERED when it was not registered); JSON "from"
+    to: Phase  # phase after it
+    registered: bool  # registered by this call
+
+    @classmethod
+    def _from(cls, d: dict) -> "MigratedFile":
+        return _make(cls, d, from_=Phase(d["from"]), to=Phase(d["to"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrateReport:
+    """What a migrate() call did (the JSON of ``pgshift --json migrate
+    DIR``)."""
+
+    directory: str
+    migrations: List[MigratedFile]  # every migration this call moved, in order
+    # The migration it stopped at without an error (contract: one not at
+    # switched yet, or pending), None when it went through the whole directory
+    stopped_at: Optional[str]
+    stop_reason: Optional[str]
+
+    @classmethod
+    def _from(cls, d: dict) -> "MigrateReport":
+        return _make(cls, d, migrations=[MigratedFile._from(m) for m in d["migrations"]])
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrateEvent:
+    """What migrate() is doing (one event per change of what it does)."""
+
+    migration: str  # "" for events about the whole directory
+    file: str
+    # "waiting" (another migrate holds the directory lock; `message` names
+    # it), "locked" (got it after waiting), "register", "advance" (to
+    # `phase`), "reached" (`phase`), "contract", "skip" (`message` says why),
+    # "stop" (`message` says why and what to do), "baseline" (recorded as
+    # applied by baseline())
+    action: str
+    phase: str  # the phase reached or aimed at, "" when none
+    message: str
 
 
 #: A parsed, validated migration spec (``.name``, ``.schema``,
@@ -497,6 +606,22 @@ def _preflight(callback: Optional[Callable[[PreflightReport], Any]]):
                      PreflightReport._from)
 
 
+def _migrate_event(callback: Optional[Callable[[MigrateEvent], Any]]):
+    return _callback(callback, "on_migrate (it receives a pgshift.MigrateEvent)",
+                     lambda d: _make(MigrateEvent, d))
+
+
+DirectoryLike = Union[str, bytes, "os.PathLike[str]"]
+
+
+def _directory(directory: DirectoryLike) -> str:
+    """A migration directory given as str, bytes or os.PathLike, as a str."""
+    if not isinstance(directory, (str, bytes, os.PathLike)):
+        raise TypeError("a migration directory is a path (str, bytes or os.PathLike), not "
+                        f"{type(directory).__name__}")
+    return os.fsdecode(directory)
+
+
 def _ttl_seconds(ttl: Any) -> float:
     if isinstance(ttl, datetime.timedelta):
         return ttl.total_seconds()
@@ -539,7 +664,8 @@ class Driver:
     :class:`Options` object instead (keyword arguments then override it).
     `progress` is the default progress callback (it receives a
     :class:`Progress`); `on_preflight` receives every
-    :class:`PreflightReport`.
+    :class:`PreflightReport`; `on_migrate` is the default receiver of the
+    :class:`MigrateEvent` of migrate().
 
     A Driver owns one connection; calls from several threads are serialized.
     Use it as a context manager, or call close().
@@ -548,6 +674,7 @@ class Driver:
     def __init__(self, dsn: Optional[str] = None, *,
                  progress: Optional[Callable[[Progress], Any]] = None,
                  on_preflight: Optional[Callable[[PreflightReport], Any]] = None,
+                 on_migrate: Optional[Callable[[MigrateEvent], Any]] = None,
                  options: Optional[Options] = None, **kwargs):
         if dsn is None:
             dsn = os.environ.get("PGSHIFT_DSN", "")
@@ -556,7 +683,8 @@ class Driver:
         opts = options.copy() if options is not None else Options()
         for name, value in kwargs.items():
             opts.set(name, value)
-        self._d = _pgshift.Driver(dsn, opts._o, _progress(progress), _preflight(on_preflight))
+        self._d = _pgshift.Driver(dsn, opts._o, _progress(progress), _preflight(on_preflight),
+                                  _migrate_event(on_migrate))
 
     def __enter__(self) -> "Driver":
         return self
@@ -624,6 +752,58 @@ class Driver:
         """Clears the pause request of `name`; NotFoundError when not
         registered."""
         self._d.resume(_name(name))
+
+    def migrate(self, directory: DirectoryLike, to: Union[Phase, str, None] = None, *,
+                contract: bool = False, allow_out_of_order: bool = False, wait: bool = True,
+                progress: Optional[Callable[[Progress], Any]] = None,
+                on_event: Optional[Callable[[MigrateEvent], Any]] = None) -> MigrateReport:
+        """Runs the migration directory `directory` (a path): creates or
+        upgrades the control schema, then registers every pending file in
+        order of its name (recording its checksum) and advances each
+        migration to `to` (default switched), holding the directory lock (one
+        migrate or baseline per database at a time). With ``contract=True``
+        (post-deploy) it contracts, in order, every migration at switched
+        whose old-shape instances are gone, stopping at the first it may not
+        contract (``stopped_at``). Safe to call again after any failure: it
+        continues where it stopped.
+
+        InvalidArgumentError, naming the files and changing nothing, when a
+        file does not parse, an applied file changed or is missing, or a
+        pending file sorts before an applied one (unless
+        ``allow_out_of_order``); FailedPreconditionError when it stops at a
+        migration that conflicts with an earlier one not yet contracted, or a
+        step fails (as advance); BusyError when another migrate holds the
+        directory and ``wait`` is False. `progress` and `on_event` (for this
+        call; default: the Driver's) receive the backfills' Progress and
+        every MigrateEvent; an exception either raises is re-raised once the
+        call returns."""
+        target = None if to is None else _phase(to)
+        return MigrateReport._from(json.loads(self._d.migrate(
+            _directory(directory), target, bool(contract), bool(allow_out_of_order), bool(wait),
+            _progress(progress), _migrate_event(on_event))))
+
+    def directory_status(self, directory: DirectoryLike) -> DirectoryReport:
+        """Every file of `directory` with its state (pending, applied,
+        baselined, changed, missing), its migration's status and any
+        problem, and the ignored entries. Reads only; works before init()
+        (then every file is pending)."""
+        return DirectoryReport._from(json.loads(self._d.directory_status(_directory(directory))))
+
+    def baseline(self, directory: DirectoryLike, through: str, *,
+                 on_event: Optional[Callable[[MigrateEvent], Any]] = None) -> DirectoryReport:
+        """Records every file of `directory` up to and including migration
+        `through` (its name or its file name) as applied, at contracted and
+        marked baselined, without running anything: for a database whose
+        schema already has what those files do. Files already registered are
+        left as they are. InvalidArgumentError (nothing changed) when
+        `through` is not a file of the directory, or a file up to it does not
+        parse or changed. Returns the directory as it stands after. Each
+        file recorded is a "baseline" MigrateEvent to `on_event` (for this
+        call; default: the Driver's on_migrate)."""
+        if not isinstance(through, str):
+            raise TypeError(f"through is a migration or file name (str), not {type(through).__name__}")
+        return DirectoryReport._from(json.loads(self._d.baseline(
+            _directory(directory), through, _migrate_event(on_event))))
 
     def status(self, name: Union[str, Migration]) -> MigrationStatus:
         """The stored status of `name`, with the driver holding it now and the

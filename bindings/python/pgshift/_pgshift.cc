@@ -1,6 +1,6 @@
 // pgshift._pgshift: the compiled half of the Python binding. A thin layer over
-// the C++ API (include/pgshift/): statuses, plans, progress and preflight
-// reports come back as the JSON text of pgshift::ToJson (json.h, the one
+// the C++ API (include/pgshift/): statuses, plans, directory and migrate
+// reports, progress, preflight and migrate events come back as the JSON text of pgshift::ToJson (json.h, the one
 // renderer the CLI and the C API use too), phases as their names, options go
 // in through the library's option list (SetOption), and errors become
 // pgshift.Error subclasses (through pgshift.errors._error_for). The Pythonic
@@ -86,21 +86,25 @@ pgshift::InstanceOptions InstanceArgs(const std::optional<std::string>& instance
   return o;
 }
 
-// The Python side of the progress and preflight callbacks. Shared (by
-// shared_ptr, so that copying the Options never touches Python reference
-// counts without the GIL) between the driver's Options and the wrapper.
+// The Python side of the progress, preflight and migrate-event callbacks.
+// Shared (by shared_ptr, so that copying the Options never touches Python
+// reference counts without the GIL) between the driver's Options and the
+// wrapper.
 struct CallbackSink {
   py::object progress;   // called with the progress JSON; None for no reports
   py::object preflight;  // called with the preflight JSON; None for no reports
+  py::object migrate;    // called with the migrate event JSON; None for no events
   py::object error;      // first exception a callback raised
   ~CallbackSink() {
     py::gil_scoped_acquire gil;
     progress = py::object();
     preflight = py::object();
+    migrate = py::object();
     error = py::object();
   }
 
-  // Calls progress (which = &CallbackSink::progress) or preflight with `json`.
+  // Calls progress (which = &CallbackSink::progress), preflight or migrate
+  // with `json`.
   void Report(py::object CallbackSink::*which, const std::string& json) {
     py::gil_scoped_acquire gil;
     py::object& callback = this->*which;
@@ -118,16 +122,20 @@ struct CallbackSink {
 class PyDriver {
  public:
   PyDriver(const std::string& dsn, pgshift::Options options, py::object progress,
-           py::object preflight)
+           py::object preflight, py::object migrate)
       : sink_(std::make_shared<CallbackSink>()) {
     sink_->progress = std::move(progress);
     sink_->preflight = std::move(preflight);
+    sink_->migrate = std::move(migrate);
     std::shared_ptr<CallbackSink> sink = sink_;
     options.on_progress = [sink](const pgshift::Progress& p) {
       sink->Report(&CallbackSink::progress, pgshift::ToJson(p));
     };
     options.on_preflight = [sink](const pgshift::PreflightReport& r) {
       sink->Report(&CallbackSink::preflight, pgshift::ToJson(r));
+    };
+    options.on_migrate = [sink](const pgshift::MigrateEvent& e) {
+      sink->Report(&CallbackSink::migrate, pgshift::ToJson(e));
     };
     absl::StatusOr<std::unique_ptr<pgshift::Driver>> d;
     {
@@ -199,6 +207,27 @@ class PyDriver {
     Call([&](pgshift::Driver& d) { return Done(d.Resume(name)); });
   }
 
+  std::string Migrate(const std::string& dir, std::optional<std::string> to, bool contract,
+                      bool allow_out_of_order, bool wait, py::object progress,
+                      py::object on_event) {
+    pgshift::MigrateOptions options;
+    if (to) options.to = PhaseArg(*to);
+    options.contract = contract;
+    options.allow_out_of_order = allow_out_of_order;
+    options.wait = wait;
+    return CallWithProgress(
+        progress, [&](pgshift::Driver& d) { return Json(d.Migrate(dir, options)); }, on_event);
+  }
+
+  std::string DirectoryStatus(const std::string& dir) {
+    return Call([&](pgshift::Driver& d) { return Json(d.DirectoryStatus(dir)); });
+  }
+
+  std::string Baseline(const std::string& dir, const std::string& through, py::object on_event) {
+    return CallWithProgress(
+        py::none(), [&](pgshift::Driver& d) { return Json(d.Baseline(dir, through)); }, on_event);
+  }
+
   std::string Status(const std::string& name) {
     return Call([&](pgshift::Driver& d) { return Json(d.Status(name)); });
   }
@@ -223,8 +252,8 @@ class PyDriver {
   auto Locked(Fn& fn) -> decltype(fn(std::declval<pgshift::Driver&>())) {
     if (owner_.load() == std::this_thread::get_id()) {
       return absl::FailedPreconditionError(
-          "a pgshift.Driver cannot be used from its own progress or preflight callback; use another "
-          "Driver");
+          "a pgshift.Driver cannot be used from its own progress, preflight or migrate-event "
+          "callback; use another Driver");
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (driver_ == nullptr) {
@@ -247,25 +276,29 @@ class PyDriver {
     return Value(std::move(r));
   }
 
-  // As Call, reporting progress to `progress` (None: the driver's default)
-  // and re-raising what a callback raised once the call is over.
+  // As Call, reporting progress to `progress` and migrate events to
+  // `on_event` (None: the driver's defaults) and re-raising what a callback
+  // raised once the call is over.
   template <typename Fn>
-  auto CallWithProgress(py::object progress, Fn fn)
+  auto CallWithProgress(py::object progress, Fn fn, py::object on_event = py::none())
       -> typename decltype(fn(std::declval<pgshift::Driver&>()))::value_type {
-    // The per-call callback is installed and removed while mu_ is held, so
-    // a concurrent call on this driver (waiting for mu_) never sees it.
-    py::object saved, error;
+    // The per-call callbacks are installed and removed while mu_ is held, so
+    // a concurrent call on this driver (waiting for mu_) never sees them.
+    py::object saved, saved_migrate, error;
     auto with_callback = [&](pgshift::Driver& d) {
       {
         py::gil_scoped_acquire gil;
         saved = sink_->progress;
+        saved_migrate = sink_->migrate;
         if (!progress.is_none()) sink_->progress = progress;
+        if (!on_event.is_none()) sink_->migrate = on_event;
         sink_->error = py::object();
       }
       auto result = fn(d);
       {
         py::gil_scoped_acquire gil;
         sink_->progress = saved;
+        sink_->migrate = saved_migrate;
         error = sink_->error;
         sink_->error = py::object();
       }
@@ -401,12 +434,12 @@ PYBIND11_MODULE(_pgshift, m) {
 
   py::class_<PyDriver>(m, "Driver")
       .def(py::init([](const std::string& dsn, const pgshift::Options& options, py::object progress,
-                       py::object preflight) {
+                       py::object preflight, py::object migrate) {
              return std::make_unique<PyDriver>(dsn, options, std::move(progress),
-                                               std::move(preflight));
+                                               std::move(preflight), std::move(migrate));
            }),
            py::arg("dsn"), py::arg("options"), py::arg("progress") = py::none(),
-           py::arg("preflight") = py::none())
+           py::arg("preflight") = py::none(), py::arg("migrate") = py::none())
       .def("close", &PyDriver::Close)
       .def_property_readonly("closed", &PyDriver::closed)
       .def_property_readonly("server_version", &PyDriver::server_version)
@@ -418,6 +451,13 @@ PYBIND11_MODULE(_pgshift, m) {
       .def("rollback", &PyDriver::Rollback, py::arg("name"), py::arg("progress") = py::none())
       .def("pause", &PyDriver::Pause, py::arg("name"))
       .def("resume", &PyDriver::Resume, py::arg("name"))
+      .def("migrate", &PyDriver::Migrate, py::arg("directory"), py::arg("to") = py::none(),
+           py::arg("contract") = false, py::arg("allow_out_of_order") = false,
+           py::arg("wait") = true, py::arg("progress") = py::none(),
+           py::arg("on_event") = py::none())
+      .def("directory_status", &PyDriver::DirectoryStatus, py::arg("directory"))
+      .def("baseline", &PyDriver::Baseline, py::arg("directory"), py::arg("through"),
+           py::arg("on_event") = py::none())
       .def("status", &PyDriver::Status, py::arg("name"))
       .def("list", &PyDriver::List)
       .def("current_phase", &PyDriver::CurrentPhase, py::arg("name"))

@@ -2,11 +2,14 @@
 rename_column migration with old/new application writes, the startup check,
 the exception class of every failure a caller has to tell apart, options
 checked by the library, pause/resume, the preflight callback, instance
-declarations and the contract guard, and result objects that carry every
-field of the library's JSON."""
+declarations and the contract guard, migration directories (migrate, its
+events, directory status, contract, refusals, baseline), and result objects
+that carry every field of the library's JSON."""
 
+import dataclasses
 import datetime
 import json
+import keyword
 import os
 import pathlib
 import threading
@@ -435,7 +438,7 @@ def test_driver_refuses_calls_from_its_own_progress_callback(db):
 
         assert d.advance(NAME, to="backfilled", progress=reenter).phase is pgshift.Phase.BACKFILLED
         assert isinstance(seen[0], pgshift.FailedPreconditionError)
-        assert "own progress or preflight callback" in str(seen[0])
+        assert "own progress, preflight or migrate-event callback" in str(seen[0])
 
 
 def test_exception_in_progress_callback_is_raised_after_the_step(db):
@@ -678,9 +681,10 @@ def assert_carries(obj, data, path="$"):
     recursively (Phase and Shape compare equal to their names)."""
     if isinstance(data, dict):
         for key, value in data.items():
-            assert hasattr(obj, key), \
+            attr = key + "_" if keyword.iskeyword(key) else key  # "from" is from_
+            assert hasattr(obj, attr), \
                 f"{path}.{key} is in the JSON but not on {type(obj).__name__}"
-            assert_carries(getattr(obj, key), value, f"{path}.{key}")
+            assert_carries(getattr(obj, attr), value, f"{path}.{key}")
     elif isinstance(data, list):
         assert isinstance(obj, list) and len(obj) == len(data), f"{path}: {obj!r}"
         for i, (o, d) in enumerate(zip(obj, data)):
@@ -717,3 +721,312 @@ def test_status_and_plan_objects_carry_every_json_field(db):
         assert_carries(d.plan(SPEC), plan_json)
         assert_carries(d.list(), list_json["migrations"])
         assert set(list_json) == {"migrations"}
+
+
+# ---- migration directories ------------------------------------------------------------
+
+DIR_FILES = {
+    # no "name": the file name is the name
+    "0001_create_audit.json": {"schema": "app", "operations": [{"create_table": {
+        "table": "audit", "columns": [{"name": "id", "type": "bigint"},
+                                      {"name": "msg", "type": "text", "not_null": True}],
+        "primary_key": ["id"]}}]},
+    "0002_add_users_email.json": {"name": "0002_add_users_email", "schema": "app", "operations": [
+        {"add_column": {"table": "users", "column": "email", "type": "text"}}]},
+    "0003_rename_users_note.json": {"schema": "app", "operations": [
+        {"rename_column": {"table": "users", "from": "note", "to": "remark"}}]},
+}
+DIR_NAMES = [f[:-len(".json")] for f in sorted(DIR_FILES)]
+
+
+def write_migrations(directory, files=DIR_FILES):
+    directory.mkdir(exist_ok=True)
+    for name, spec in files.items():
+        (directory / name).write_text(json.dumps(spec, indent=2) + "\n")
+    (directory / "README.md").write_text("not a migration\n")
+    return directory
+
+
+def add_column_spec(column, type_="text"):
+    return {"schema": "app", "operations": [
+        {"add_column": {"table": "users", "column": column, "type": type_}}]}
+
+
+def has_table(dsn, table):
+    with Conn(dsn) as c:
+        return c.value(f"SELECT count(*) FROM pg_tables WHERE schemaname = 'app' "
+                       f"AND tablename = '{table}'") == "1"
+
+
+def test_migrate_runs_a_directory_to_switched_then_contracts(db, tmp_path):
+    make_users(db, rows=200)
+    migrations = write_migrations(tmp_path / "migrations")
+    events = []
+    with pgshift.Driver(db, on_migrate=events.append, max_replication_lag=0) as d:
+        # before init: every file pending, README.md ignored
+        before = d.directory_status(migrations)
+        assert isinstance(before, pgshift.DirectoryReport)
+        assert before.directory.endswith("migrations")
+        assert [f.name for f in before.files] == DIR_NAMES
+        assert [f.file for f in before.files] == sorted(DIR_FILES)
+        assert [f.state for f in before.files] == ["pending"] * 3
+        assert all(f.migration is None and f.recorded_checksum is None and f.problem is None
+                   for f in before.files)
+        assert before.ignored == ["README.md"] and before.pending == 3 and before.ok
+
+        report = d.migrate(migrations)
+        assert isinstance(report, pgshift.MigrateReport)
+        assert [m.name for m in report.migrations] == DIR_NAMES
+        assert [m.file for m in report.migrations] == sorted(DIR_FILES)
+        assert all(m.from_ is pgshift.Phase.REGISTERED and m.to is pgshift.Phase.SWITCHED
+                   and m.registered for m in report.migrations)
+        assert report.stopped_at is None and report.stop_reason is None
+
+        # the events, in order, through the constructor's callback
+        assert all(isinstance(e, pgshift.MigrateEvent) for e in events)
+        assert "waiting" not in [e.action for e in events]
+        assert [e.migration for e in events if e.action == "register"] == DIR_NAMES
+        assert [e.file for e in events if e.action == "register"] == sorted(DIR_FILES)
+        assert [e.migration for e in events
+                if e.action == "reached" and e.phase == "switched"] == DIR_NAMES
+
+        # expanded: the new table and columns exist beside the old column
+        assert has_table(db, "audit")
+        assert {"note", "email", "remark"} <= set(columns(db))
+        with Conn(db) as c:
+            assert c.value("SELECT count(*) FROM app.users WHERE remark = 'note ' || id") == "200"
+
+        # each migration knows its file and the checksum recorded for it
+        st = d.status("0002_add_users_email")
+        assert st.phase is pgshift.Phase.SWITCHED
+        assert st.file == "0002_add_users_email.json"
+        assert st.baselined is False
+        after = d.directory_status(str(migrations))
+        assert [f.state for f in after.files] == ["applied"] * 3
+        assert after.pending == 0 and after.ok
+        by_name = {f.name: f for f in after.files}
+        assert by_name["0002_add_users_email"].recorded_checksum == st.file_checksum
+        assert len(st.file_checksum) == 64  # sha256, hex
+        assert by_name["0002_add_users_email"].checksum == st.file_checksum
+        assert all(f.migration.phase is pgshift.Phase.SWITCHED for f in after.files)
+
+        # again: nothing to do
+        assert d.migrate(migrations).migrations == []
+
+        # post-deploy, with a callback for this call only
+        per_call = []
+        seen_before = len(events)
+        report = d.migrate(os.fsencode(migrations), contract=True, on_event=per_call.append)
+        assert [m.name for m in report.migrations] == DIR_NAMES
+        assert all(m.from_ is pgshift.Phase.SWITCHED and m.to is pgshift.Phase.CONTRACTED
+                   and not m.registered for m in report.migrations)
+        assert [e.migration for e in per_call
+                if e.action == "reached" and e.phase == "contracted"] == DIR_NAMES
+        assert len(events) == seen_before  # the constructor's callback was not called
+        assert "note" not in columns(db) and "remark" in columns(db)
+        assert [m.phase for m in d.list()] == [pgshift.Phase.CONTRACTED] * 3
+
+
+def test_migrate_refuses_a_changed_or_out_of_order_file_and_changes_nothing(db, tmp_path):
+    make_users(db, rows=50)
+    migrations = write_migrations(tmp_path)
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        d.migrate(migrations)
+        changed = json.loads(json.dumps(DIR_FILES["0002_add_users_email.json"]))
+        changed["operations"][0]["add_column"]["type"] = "varchar(200)"
+        (migrations / "0002_add_users_email.json").write_text(json.dumps(changed))
+        (migrations / "0004_add_users_phone.json").write_text(json.dumps(add_column_spec("phone")))
+        events = []
+        with pytest.raises(pgshift.InvalidArgumentError) as e:
+            d.migrate(migrations, on_event=events.append)
+        assert "0002_add_users_email" in str(e.value)
+        assert e.value.code == pgshift.StatusCode.INVALID_ARGUMENT and e.value.exit_code == 2
+        assert [ev for ev in events if ev.action == "register"] == []
+        with pytest.raises(pgshift.NotFoundError):
+            d.status("0004_add_users_phone")
+        assert "phone" not in columns(db)
+        report = d.directory_status(migrations)
+        assert not report.ok
+        by_name = {f.name: f for f in report.files}
+        assert by_name["0002_add_users_email"].state == "changed"
+        assert "0002_add_users_email" in by_name["0002_add_users_email"].problem or \
+            "changed" in by_name["0002_add_users_email"].problem
+        assert by_name["0002_add_users_email"].checksum != \
+            by_name["0002_add_users_email"].recorded_checksum
+        assert by_name["0004_add_users_phone"].state == "pending"
+
+        # restored; a new file sorting before applied ones is refused unless allowed
+        write_migrations(migrations)
+        (migrations / "0000_add_users_age.json").write_text(json.dumps(add_column_spec("age", "int")))
+        with pytest.raises(pgshift.InvalidArgumentError, match="0000_add_users_age"):
+            d.migrate(migrations)
+        assert "phone" not in columns(db) and "age" not in columns(db)
+        first = d.directory_status(migrations).files[0]
+        assert first.name == "0000_add_users_age" and first.out_of_order and first.problem
+        report = d.migrate(migrations, to=pgshift.Phase.VALIDATED, allow_out_of_order=True)
+        assert [(m.name, m.to) for m in report.migrations] == [
+            ("0000_add_users_age", pgshift.Phase.VALIDATED),
+            ("0004_add_users_phone", pgshift.Phase.VALIDATED)]
+        assert {"phone", "age"} <= set(columns(db))
+
+
+def test_baseline_records_files_as_applied_without_running_them(db, tmp_path):
+    make_users(db, rows=20)
+    with Conn(db) as c:  # the schema already has what 0001 and 0002 do
+        c.query("CREATE TABLE app.audit (id bigint PRIMARY KEY, msg text NOT NULL);"
+                "ALTER TABLE app.users ADD COLUMN email text")
+    migrations = write_migrations(tmp_path)
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        with pytest.raises(pgshift.InvalidArgumentError, match="0009_nope"):
+            d.baseline(migrations, "0009_nope")
+        with pytest.raises(TypeError):
+            d.baseline(migrations, 2)
+        events = []
+        report = d.baseline(migrations, "0002_add_users_email", on_event=events.append)
+        assert isinstance(report, pgshift.DirectoryReport)
+        assert [(e.action, e.migration, e.phase) for e in events] == [
+            ("baseline", "0001_create_audit", "contracted"),
+            ("baseline", "0002_add_users_email", "contracted")]
+        assert [f.state for f in report.files] == ["baselined", "baselined", "pending"]
+        assert report.pending == 1
+        st = d.status("0001_create_audit")
+        assert st.phase is pgshift.Phase.CONTRACTED and st.baselined
+        assert st.file == "0001_create_audit.json"
+        assert report.files[0].migration.baselined
+        # baselined again through the file name: nothing changes
+        again = d.baseline(migrations, "0002_add_users_email.json", on_event=events.append)
+        assert [f.state for f in again.files] == ["baselined", "baselined", "pending"]
+        assert len(events) == 2
+        # migrate runs only what is left
+        result = d.migrate(migrations)
+        assert [m.name for m in result.migrations] == ["0003_rename_users_note"]
+        assert "remark" in columns(db)
+
+
+def test_migrate_errors(db, tmp_path):
+    make_users(db, rows=10)
+    missing = tmp_path / "no_such_dir"
+    migrations = write_migrations(tmp_path / "migrations")
+    with pgshift.Driver(db, max_replication_lag=0, driver_name="py-dir") as d, \
+            pgshift.Driver(db, max_replication_lag=0) as other:
+        for call in (lambda: d.migrate(missing), lambda: d.directory_status(missing),
+                     lambda: d.baseline(missing, "0001_create_audit")):
+            with pytest.raises(pgshift.NotFoundError) as e:
+                call()
+            assert "no_such_dir" in str(e.value)
+        with pytest.raises(pgshift.InvalidArgumentError, match="not a directory"):
+            d.directory_status(migrations / "README.md")
+        with pytest.raises(TypeError):
+            d.migrate(42)
+        with pytest.raises(pgshift.InvalidArgumentError, match="swiched"):
+            d.migrate(migrations, to="swiched")
+        with pytest.raises(pgshift.InvalidArgumentError):
+            d.migrate(migrations, to="switched", contract=True)
+        assert d.directory_status(migrations).pending == 3  # nothing ran
+
+        # another migrate of the same database while this one holds the lock;
+        # in a thread, so that a second migrate that waits (instead of
+        # refusing) fails the test rather than hanging it
+        busy = []
+
+        def run_other():
+            busy.append(_try(lambda: other.migrate(migrations, wait=False)))
+
+        threads = []
+
+        def try_other(event):
+            if event.action == "register" and not threads:  # the directory lock is held
+                threads.append(threading.Thread(target=run_other))
+                threads[0].start()
+                threads[0].join(timeout=20)
+
+        d.migrate(migrations, on_event=try_other)
+        threads[0].join()
+        assert isinstance(busy[0], pgshift.BusyError), busy
+        assert "py-dir" in str(busy[0]) and "nothing was changed" in str(busy[0])
+
+        # the driver cannot be used from its own event callback
+        reentered = []
+        d.migrate(migrations, contract=True,
+                  on_event=lambda e: reentered.append(_try(lambda: d.status("0001_create_audit"))))
+        assert reentered and isinstance(reentered[0], pgshift.FailedPreconditionError)
+        assert "migrate-event callback" in str(reentered[0])
+
+
+def test_second_migrate_waits_for_the_first_then_has_nothing_to_do(db, tmp_path):
+    """B's migrate waits (reporting "waiting", then "locked") while A's holds
+    the directory lock; A's runs in another thread, so this also shows that
+    migrate releases the GIL."""
+    make_users(db, rows=10)
+    migrations = write_migrations(tmp_path)
+    first_register = threading.Event()
+    events_a, events_b, errors = [], [], []
+
+    def slow(event):
+        events_a.append(event)
+        if event.action == "register" and not first_register.is_set():
+            first_register.set()
+            time.sleep(1)
+
+    with pgshift.Driver(db, max_replication_lag=0, driver_name="py-a") as a, \
+            pgshift.Driver(db, max_replication_lag=0, driver_name="py-b") as b:
+        t = threading.Thread(target=lambda: errors.append(_try(lambda: a.migrate(migrations,
+                                                                                 on_event=slow))))
+        t.start()
+        assert first_register.wait(timeout=30)
+        report = b.migrate(migrations, on_event=events_b.append)
+        t.join()
+    assert isinstance(errors[0], pgshift.MigrateReport), errors
+    assert [m.name for m in errors[0].migrations] == DIR_NAMES
+    assert report.migrations == []
+    actions = [e.action for e in events_b]
+    assert actions[:2] == ["waiting", "locked"], actions
+    assert "py-a" in events_b[0].message
+    assert [e.migration for e in events_b if e.action == "skip"] == DIR_NAMES
+
+
+def _try(fn):
+    try:
+        return fn()
+    except pgshift.Error as e:
+        return e
+
+
+def test_exception_in_migrate_callback_is_raised_after_the_call(db, tmp_path):
+    make_users(db, rows=10)
+    migrations = write_migrations(tmp_path)
+    calls = []
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        def explode(event):
+            calls.append(event)
+            raise RuntimeError("callback bug")
+
+        with pytest.raises(RuntimeError, match="callback bug"):
+            d.migrate(migrations, on_event=explode)
+        assert len(calls) == 1
+        # the migrate itself went through
+        assert [m.phase for m in d.list()] == [pgshift.Phase.SWITCHED] * 3
+        with pytest.raises(TypeError, match="on_migrate"):
+            d.migrate(migrations, on_event="not callable")
+
+
+def test_directory_objects_carry_every_json_field(db, tmp_path):
+    make_users(db, rows=10)
+    migrations = write_migrations(tmp_path)
+    events = []
+    with pgshift.Driver(db, max_replication_lag=0) as d:
+        d._d.migrate(str(migrations), on_event=lambda text: events.append(json.loads(text)))
+        assert events
+        fields = {f.name for f in dataclasses.fields(pgshift.MigrateEvent)}
+        for e in events:
+            assert e["event"] == "migrate"
+            assert set(e) - {"event"} == fields, e
+        raw = json.loads(d._d.migrate(str(migrations), contract=True))
+        assert raw["migrations"]
+        assert_carries(pgshift.MigrateReport._from(raw), raw)
+        status_json = json.loads(d._d.directory_status(str(migrations)))
+        assert all("migration" in f for f in status_json["files"])
+        assert_carries(d.directory_status(migrations), status_json)
+        st_json = json.loads(d._d.status("0002_add_users_email"))
+        assert {"file", "file_checksum", "baselined"} <= set(st_json)
+        assert_carries(d.status("0002_add_users_email"), st_json)
