@@ -878,7 +878,7 @@ static void on_migrate(void* arg, const pgshift_migrate_event_t* e) {
     s->reached_contracted++;
   }
   if (s->second_driver != NULL && s->second_code < 0 && s->registers > 0) {
-    char* r = pgshift_driver_migrate(s->second_driver, s->dir, NULL, PGSHIFT_MIGRATE_NO_WAIT,
+    char* r = pgshift_driver_migrate(s->second_driver, s->dir, -1, PGSHIFT_MIGRATE_NO_WAIT,
                                      &s->second_err);
     s->second_code = pgshift_last_code();
     pgshift_free(r);
@@ -1038,17 +1038,17 @@ static void test_migration_directory(void) {
   }
 
   /* Bad arguments: nothing runs. */
-  CHECK(pgshift_driver_migrate(d, NULL, NULL, 0, &err) == NULL);
+  CHECK(pgshift_driver_migrate(d, NULL, -1, 0, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
-  CHECK(pgshift_driver_migrate(d, dir, NULL, 8, &err) == NULL);
+  CHECK(pgshift_driver_migrate(d, dir, -1, 8, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
   CHECK(err != NULL && strstr(err, "PGSHIFT_MIGRATE_") != NULL);
-  CHECK(pgshift_driver_migrate(d, dir, "swiched", 0, &err) == NULL);
+  CHECK(pgshift_driver_migrate(d, dir, 99, 0, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
-  CHECK(err != NULL && strstr(err, "swiched") != NULL);
-  CHECK(pgshift_driver_migrate(d, dir, "switched", PGSHIFT_MIGRATE_CONTRACT, &err) == NULL);
+  CHECK(err != NULL && strstr(err, "99") != NULL);
+  CHECK(pgshift_driver_migrate(d, dir, PGSHIFT_PHASE_SWITCHED, PGSHIFT_MIGRATE_CONTRACT, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
-  CHECK(pgshift_driver_migrate(d, missing, NULL, 0, &err) == NULL);
+  CHECK(pgshift_driver_migrate(d, missing, -1, 0, &err) == NULL);
   CHECK_CODE(PGSHIFT_NOT_FOUND);
   CHECK(err != NULL && strstr(err, "no_such_dir") != NULL);
   CHECK(pgshift_driver_directory_status(d, missing, &err) == NULL);
@@ -1056,7 +1056,7 @@ static void test_migration_directory(void) {
   {
     char not_a_dir[320];
     snprintf(not_a_dir, sizeof not_a_dir, "%s/README.md", dir);
-    CHECK(pgshift_driver_migrate(d, not_a_dir, NULL, 0, &err) == NULL);
+    CHECK(pgshift_driver_migrate(d, not_a_dir, -1, 0, &err) == NULL);
     CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
     CHECK(err != NULL && strstr(err, "not a directory") != NULL);
   }
@@ -1083,7 +1083,7 @@ static void test_migration_directory(void) {
   /* Pre-deploy: every file to switched, in order; a second migrate of the
    * same directory meanwhile is told it is busy. */
   seen.second_driver = d2;
-  json = pgshift_driver_migrate(d, dir, NULL, 0, &err);
+  json = pgshift_driver_migrate(d, dir, -1, 0, &err);
   CHECK_CODE(PGSHIFT_OK);
   REQUIRE(json != NULL);
   seen.second_driver = NULL;
@@ -1142,14 +1142,14 @@ static void test_migration_directory(void) {
 
   /* Again: nothing to do. */
   seen.registers = 0;
-  json = pgshift_driver_migrate(d, dir, NULL, 0, &err);
+  json = pgshift_driver_migrate(d, dir, -1, 0, &err);
   CHECK_CODE(PGSHIFT_OK);
   CHECK(json != NULL && strstr(json, "\"migrations\":[]") != NULL);
   pgshift_free(json);
   CHECK(seen.registers == 0);
 
   /* Post-deploy: contract every one; the old column is gone. */
-  json = pgshift_driver_migrate(d, dir, NULL, PGSHIFT_MIGRATE_CONTRACT, &err);
+  json = pgshift_driver_migrate(d, dir, -1, PGSHIFT_MIGRATE_CONTRACT, &err);
   CHECK_CODE(PGSHIFT_OK);
   REQUIRE(json != NULL);
   CHECK(count_of(json, "\"to\":\"contracted\"") == 3);
@@ -1166,7 +1166,7 @@ static void test_migration_directory(void) {
   write_file(dir, "0002_add_users_email.json", k0002_changed);
   write_file(dir, "0004_add_users_phone.json", k0004);
   seen.registers = 0;
-  CHECK(pgshift_driver_migrate(d, dir, NULL, 0, &err) == NULL);
+  CHECK(pgshift_driver_migrate(d, dir, -1, 0, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
   CHECK(err != NULL && strstr(err, "0002_add_users_email") != NULL);
   CHECK(pgshift_exit_code(pgshift_last_code()) == 2);
@@ -1185,14 +1185,14 @@ static void test_migration_directory(void) {
    * refused unless allowed. */
   write_file(dir, "0002_add_users_email.json", k0002);
   write_file(dir, "0000_add_users_age.json", k0000);
-  CHECK(pgshift_driver_migrate(d, dir, NULL, 0, &err) == NULL);
+  CHECK(pgshift_driver_migrate(d, dir, -1, 0, &err) == NULL);
   CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
   CHECK(err != NULL && strstr(err, "0000_add_users_age") != NULL);
   CHECK(column_count(app, "users", "phone") == 0);
   json = pgshift_driver_directory_status(d, dir, &err);
   CHECK(json_value_is(json, "\"file\":\"0000_add_users_age.json\"", "out_of_order", "true"));
   pgshift_free(json);
-  json = pgshift_driver_migrate(d, dir, "validated", PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER, &err);
+  json = pgshift_driver_migrate(d, dir, PGSHIFT_PHASE_VALIDATED, PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER, &err);
   CHECK_CODE(PGSHIFT_OK);
   CHECK(json != NULL && count_of(json, "\"to\":\"validated\"") == 2 &&
         strstr(json, "0000_add_users_age") != NULL && strstr(json, "0004_add_users_phone") != NULL);
@@ -1230,7 +1230,7 @@ static void test_migration_directory(void) {
         pgshift_status_baselined(st) == 1 &&
         strcmp(pgshift_status_file(st), "0001_create_audit.json") == 0);
   pgshift_status_destroy(st);
-  json = pgshift_driver_migrate(d2, dir, NULL, 0, &err);
+  json = pgshift_driver_migrate(d2, dir, -1, 0, &err);
   CHECK_CODE(PGSHIFT_OK);
   CHECK(json != NULL && count_of(json, "\"registered\":true") == 1 &&
         json_value_is(json, "\"name\":\"0003_rename_users_note\"", "to", "\"switched\"") &&

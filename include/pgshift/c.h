@@ -530,7 +530,7 @@ PGSHIFT_C_EXPORT int pgshift_driver_require_phase(pgshift_driver_t* driver, cons
  *   char* err = NULL;
  *   pgshift_driver_t* d = pgshift_driver_connect("dbname=app", NULL, &err);
  *   if (d == NULL) { fprintf(stderr, "%s\n", err); return 1; }
- *   char* report = pgshift_driver_migrate(d, "migrations", NULL, 0, &err);
+ *   char* report = pgshift_driver_migrate(d, "migrations", -1, 0, &err);
  *   if (report == NULL) {
  *     fprintf(stderr, "%s: %s\n", pgshift_code_name(pgshift_last_code()), err);
  *     pgshift_free(err);
@@ -538,7 +538,7 @@ PGSHIFT_C_EXPORT int pgshift_driver_require_phase(pgshift_driver_t* driver, cons
  *     return pgshift_exit_code(pgshift_last_code());
  *   }
  *   pgshift_free(report);
- *   report = pgshift_driver_migrate(d, "migrations", NULL, PGSHIFT_MIGRATE_CONTRACT, &err);
+ *   report = pgshift_driver_migrate(d, "migrations", -1, PGSHIFT_MIGRATE_CONTRACT, &err);
  *   pgshift_free(report);
  *   pgshift_free(err);
  *   pgshift_driver_destroy(d);
@@ -548,7 +548,7 @@ PGSHIFT_C_EXPORT int pgshift_driver_require_phase(pgshift_driver_t* driver, cons
 enum {
   /* Post-deploy: contract, in order, every migration at switched whose
    * old-shape application instances are gone; stop at the first that is not
-   * at switched or may not be contracted. `to` must be NULL. */
+   * at switched or may not be contracted. `to` must be -1. */
   PGSHIFT_MIGRATE_CONTRACT = 1,
   /* Let a pending file that sorts before an applied one run. */
   PGSHIFT_MIGRATE_ALLOW_OUT_OF_ORDER = 2,
@@ -561,7 +561,7 @@ enum {
  * schema, then, holding the directory lock (one migrate or baseline per
  * database and control schema at a time), registers every pending file in
  * order, recording its checksum, and advances each migration to phase `to`
- * (a phase name such as "validated"; NULL means "switched"); with
+ * (a PGSHIFT_PHASE_* value; -1 means PGSHIFT_PHASE_SWITCHED); with
  * PGSHIFT_MIGRATE_CONTRACT it contracts instead. Returns the report as JSON:
  *   {"directory", "migrations": [{"name", "file", "from", "to",
  *    "registered"}], "stopped_at", "stop_reason"}
@@ -571,7 +571,7 @@ enum {
  * Events go to the callback of pgshift_options_set_migrate_callback,
  * backfill progress to that of pgshift_options_set_progress.
  * Errors (NULL returned):
- *   INVALID_ARGUMENT  nothing changed: an unknown phase name or flag, or a
+ *   INVALID_ARGUMENT  nothing changed: an unknown phase or flag, or a
  *                     `to` with PGSHIFT_MIGRATE_CONTRACT; a file
  *                     that does not parse; an applied file that changed or
  *                     is missing; a pending file that sorts before an
@@ -588,7 +588,7 @@ enum {
  * Safe to call again after any failure or crash: it continues where it
  * stopped. */
 PGSHIFT_C_EXPORT char* pgshift_driver_migrate(pgshift_driver_t* driver, const char* dir,
-                                              const char* to, int flags, char** errptr);
+                                              int to, int flags, char** errptr);
 
 /* Every file of `dir` with its state, as JSON:
  *   {"directory", "ok", "pending", "files": [{"file", "name", "state",

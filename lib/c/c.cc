@@ -530,7 +530,7 @@ int pgshift_driver_require_phase(pgshift_driver_t* d, const char* name, int at_l
 
 // ---- migration directories -------------------------------------------------------
 
-char* pgshift_driver_migrate(pgshift_driver_t* d, const char* dir, const char* to, int flags,
+char* pgshift_driver_migrate(pgshift_driver_t* d, const char* dir, int to, int flags,
                              char** errptr) {
   if (SaveError(errptr, NeedArg(dir, "migration directory"))) return nullptr;
   constexpr int kKnown =
@@ -543,8 +543,8 @@ char* pgshift_driver_migrate(pgshift_driver_t* d, const char* dir, const char* t
     return nullptr;
   }
   pgshift::MigrateOptions options;
-  if (to != nullptr) {
-    absl::StatusOr<Phase> phase = pgshift::ParsePhase(to);
+  if (to >= 0) {
+    absl::StatusOr<Phase> phase = ToPhase(to);
     if (SaveError(errptr, phase.status())) return nullptr;
     options.to = *phase;
   }

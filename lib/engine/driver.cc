@@ -990,16 +990,22 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
   if (!refusals.empty()) return refuse(refusals);
   std::set<std::string> registered;
   for (const auto& m : stored) registered.insert(m.status.name);
+  std::vector<const engine::MigrationFile*> recorded;
   RETURN_IF_ERROR(d.conn->Transaction([&]() -> absl::Status {
+    recorded.clear();
     for (const auto& f : scan.files) {
       if (f.file > last->file) break;
       if (registered.count(f.name)) continue;
-      ASSIGN_OR_RETURN(bool recorded, d.control.RecordBaselined(f.name, CanonicalJson(*f.spec),
+      ASSIGN_OR_RETURN(bool inserted, d.control.RecordBaselined(f.name, CanonicalJson(*f.spec),
                                                                 {f.file, f.checksum}));
-      if (recorded) d.Event(f.name, f.file, "baseline", PhaseName(Phase::kContracted));
+      if (inserted) recorded.push_back(&f);
     }
     return absl::OkStatus();
   }));
+  // Told once committed: a callback never runs inside the transaction.
+  for (const engine::MigrationFile* f : recorded) {
+    d.Event(f->name, f->file, "baseline", PhaseName(Phase::kContracted));
+  }
   ASSIGN_OR_RETURN(stored, d.control.LoadAll());
   return engine::Compare(scan, stored);
 }
