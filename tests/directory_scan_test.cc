@@ -94,6 +94,20 @@ TEST(ScanDirectory, ReadsJsonAndSqlFilesInByteOrderAndListsTheRestAsIgnored) {
   EXPECT_THAT(scan->files[2].spec.status().message(), HasSubstr("0003_c.sql: plain SQL"));
 }
 
+TEST(ScanDirectory, AByteOrderMarkIsNotPartOfTheJson) {
+  Dir d;
+  d.Write("0001_a.json", std::string("\xEF\xBB\xBF") + "{\r\n  \"operations\": [{\"create_table\": {\"table\": "
+                         "\"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int\"}]}}]\r\n}\r\n");
+  d.Write("0002_b.json", "{\n  \"operations\": [{\"create_table\": {\"table\": "
+                         "\"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int\"}]}}]\n}\n");
+  absl::StatusOr<DirectoryScan> scan = ScanDirectory(d.path());
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_EQ(scan->files.size(), 2u);
+  ASSERT_TRUE(scan->files[0].spec.ok()) << scan->files[0].spec.status();
+  EXPECT_EQ(scan->files[0].spec->name(), "0001_a");
+  EXPECT_EQ(scan->files[0].checksum, scan->files[1].checksum);
+}
+
 // An entry with a migration file's name that cannot be read is a file with
 // a problem (status shows it, migrate refuses), never passed over as
 // ignored; only a directory with such a name is ignored.

@@ -674,6 +674,31 @@ TEST_F(DirectoryTest, ContractWithoutForceGoesOnOnceTheOldInstanceIsGone) {
   EXPECT_EQ(PhaseOf("0002_check_items_label"), "contracted");
 }
 
+// A byte order mark (and CRLF line ends) as a Windows editor writes them:
+// the file parses, and an applied file saved so has not changed.
+TEST_F(DirectoryTest, FileWithAByteOrderMarkAndCrlfRunsAndIsNotAChange) {
+  const std::string bom = "\xEF\xBB\xBF";
+  auto windows = [&bom](const std::string& json) { return bom + absl::StrReplaceAll(json, {{"\n", "\r\n"}}); };
+  const std::string nickname =
+      "{\n  \"operations\": [\n    {\"add_column\": {\"table\": \"users\", \"column\": \"nickname\", "
+      "\"type\": \"text\"}}\n  ]\n}\n";
+  Put("0001_add_users_nickname.json", nickname);
+  Put("0002_index_users_email.json", windows(IndexEmail()));
+  CliResult r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "switched");
+
+  Put("0001_add_users_nickname.json", windows(nickname));
+  google::protobuf::Struct st = StatusJson();
+  EXPECT_EQ(Field(FileEntry(st, "0001_add_users_nickname"), "state"), "applied") << Field(st, "files");
+  EXPECT_EQ(Field(FileEntry(st, "0002_index_users_email"), "state"), "applied") << Field(st, "files");
+  EXPECT_EQ(Field(st, "ok"), "true");
+  r = Migrate({"--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "contracted");
+}
+
 // ---------------------------------------------------------------------------
 // The library: Driver::Migrate, DirectoryStatus, Baseline, on_migrate.
 

@@ -45,9 +45,9 @@ std::string FileChecksum(absl::string_view bytes);
 // and does not start with "." is a migration file unless it is a directory
 // (or a link to one); one that cannot be read (a broken symbolic link, no
 // permission, a FIFO) is listed with that as its problem, never passed over.
-// The rest is listed as ignored. NotFound when `dir` does not exist,
-// InvalidArgument when it is not a directory or cannot be listed. Touches
-// no database.
+// The rest is listed as ignored. A leading UTF-8 byte order mark is not
+// part of the JSON. NotFound when `dir` does not exist, InvalidArgument
+// when it is not a directory or cannot be listed. Touches no database.
 absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir);
 
 // Compares `scan` with the migrations the control schema holds (`stored`:
