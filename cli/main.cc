@@ -41,7 +41,8 @@ Migration directories (files applied in file-name order, recorded with their che
                                each migration to PHASE (default switched)
           [--allow-out-of-order] [--no-wait]
   migrate DIR --contract       after a deploy: contract, in order, every migration at switched
-                               whose old app instances are gone ([--force] as for advance)
+                               whose old app instances are gone ([--force] as for advance;
+                               also with --to contracted)
   status DIR                   every file of DIR: pending, applied (phase), changed, missing
   baseline DIR --through NAME  record the files up to NAME as applied without running them
 
@@ -147,9 +148,16 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
     absl::Status s = SetOption(o, info->name, value);
     if (!s.ok()) return s;
   }
-  if (o.force_contract && args.command != "advance" &&
-      !(args.command == "migrate" && args.flags.count("contract"))) {
-    return absl::InvalidArgumentError("--force goes with advance and migrate --contract");
+  // --force is for the commands that contract: advance, migrate --contract
+  // and migrate --to contracted (whose stops say "pass --force").
+  const bool migrate_contracts =
+      args.command == "migrate" &&
+      (args.flags.count("contract") ||
+       (args.flags.count("to") && ParsePhase(args.flags.at("to")).value_or(Phase::kRegistered) ==
+                                      Phase::kContracted));
+  if (o.force_contract && args.command != "advance" && !migrate_contracts) {
+    return absl::InvalidArgumentError(
+        "--force goes with advance, migrate --contract and migrate --to contracted");
   }
   absl::StatusOr<Options> checked = SanitizeOptions(std::move(o));
   if (!checked.ok()) return checked.status();

@@ -611,6 +611,70 @@ TEST_F(DirectoryTest, EarlierIndexIsContractedEarlyRatherThanStopping) {
             "CREATE INDEX users_email_idx ON public.users USING btree (contact)");
 }
 
+// A file that does not fit the catalog contracts nothing early: the earlier
+// migration stays at switched, where it may still be rolled back.
+TEST_F(DirectoryTest, RefusedFileDoesNotContractAnEarlierMigrationEarly) {
+  Put("0001_create_tt.json", Spec("0001_create_tt").CreateTable("tt").Column("id", "bigint")
+                                 .PrimaryKey({"id"}).Json());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  ASSERT_EQ(PhaseOf("0001_create_tt"), "switched");
+  // A foreign key on the new table, from a column it does not have.
+  Put("0002_fk_tt.json", Spec("0002_fk_tt").AddForeignKey("tt", "tt_user_fk", {"user_id"}, "users", {"id"}).Json());
+  CliResult r = Cli({"--json", "migrate", dir()});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  google::protobuf::Struct err = ParseJsonObject(r.out);
+  EXPECT_EQ(Field(err, "stopped_at"), "0002_fk_tt") << r.out;
+  EXPECT_EQ(Field(err, "stop"), "refused") << r.out;
+  EXPECT_THAT(Field(err, "error"), HasSubstr("user_id")) << r.out;
+  EXPECT_EQ(PhaseOf("0001_create_tt"), "switched") << "nothing is contracted for a file that is refused";
+  EXPECT_EQ(PhaseOf("0002_fk_tt"), "none");
+
+  // Below switched a run contracts nothing early, even for a file that fits:
+  // it stops at the conflict.
+  Put("0002_fk_tt.json", Spec("0002_fk_tt").AddForeignKey("tt", "tt_id_fk", {"id"}, "users", {"id"}).Json());
+  r = Migrate({"--to", "registered"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("0001_create_tt")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("without --to contracts it early")) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_create_tt"), "switched");
+  EXPECT_EQ(PhaseOf("0002_fk_tt"), "none");
+
+  // The earlier migration can still be rolled back ...
+  r = Cli({"rollback", "0001_create_tt"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(QueryValue(dsn(), "SELECT to_regclass('tt') IS NULL"), "t");
+  // ... and once run again, a plain migrate contracts it early and goes on.
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_create_tt"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_fk_tt"), "switched");
+}
+
+// A migration registered by hand (`pgshift register`) is not one that
+// `migrate --contract` contracts: a conflict with it says what does.
+TEST_F(DirectoryTest, ConflictWithAHandRegisteredMigrationSaysHowToContractIt) {
+  TempDir elsewhere("hand");
+  elsewhere.Write("hand_rename.json", Spec("hand_rename").RenameColumn("users", "name", "full_name").Json());
+  ASSERT_EQ(Cli({"init"}).exit_code, 0);
+  ASSERT_EQ(Cli({"register", elsewhere.Path("hand_rename.json")}).exit_code, 0);
+  ASSERT_EQ(Cli({"advance", "hand_rename", "--to", "switched"}).exit_code, 0);
+  Put("0001_full_name_not_null.json",
+      Spec("0001_full_name_not_null").SetNotNull("users", "full_name", "'anonymous'").Json());
+  CliResult r = Migrate();
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pgshift advance hand_rename --to contracted")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pgshift rollback hand_rename")) << Describe(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("--contract` after the deploy"))) << Describe(r);
+  // What it says works; `migrate --contract` would not have.
+  r = Migrate({"--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("hand_rename"), "switched") << "--contract leaves a hand-registered migration alone";
+  ASSERT_EQ(Cli({"advance", "hand_rename", "--to", "contracted"}).exit_code, 0);
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_full_name_not_null"), "switched");
+}
+
 // ---------------------------------------------------------------------------
 // --contract stops at the first migration it may not contract.
 
@@ -672,6 +736,51 @@ TEST_F(DirectoryTest, ContractWithoutForceGoesOnOnceTheOldInstanceIsGone) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(PhaseOf("0001_rename_users_name"), "contracted");
   EXPECT_EQ(PhaseOf("0002_check_items_label"), "contracted");
+}
+
+// A stop that says "pass --force" is one whose command takes it: `migrate
+// --to contracted` does; an early contract during a run to switched says
+// which command does.
+TEST_F(DirectoryTest, ForceGoesWithMigrateToContracted) {
+  Put("0001_rename_users_name.json", Spec("0001_rename_users_name").RenameColumn("users", "name", "full_name").Json());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  InstanceOptions io;
+  io.instance_id = "old-app-1";
+  ASSERT_TRUE(DeclareInstance(dsn(), "0001_rename_users_name", Shape::kOld, io).ok());
+  CliResult r = Migrate({"--to", "contracted"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("old-app-1")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pass --force")) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_rename_users_name"), "switched");
+  // Not with a run that contracts nothing.
+  ExpectRefused({"migrate", dir(), "--force"}, {"--force"});
+  ExpectRefused({"migrate", dir(), "--to", "validated", "--force"}, {"--force"});
+  r = Migrate({"--to", "contracted", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_rename_users_name"), "contracted");
+  EXPECT_FALSE(ColumnExists("users", "name"));
+}
+
+TEST_F(DirectoryTest, AnEarlyContractStoppedByOldInstancesSaysWhatContractsIt) {
+  Put("0001_index_users_email.json", IndexEmail("0001_index_users_email"));
+  ASSERT_EQ(Migrate().exit_code, 0);
+  InstanceOptions io;
+  io.instance_id = "old-app-2";
+  ASSERT_TRUE(DeclareInstance(dsn(), "0001_index_users_email", Shape::kOld, io).ok());
+  Put("0002_rename_users_email.json", Spec("0002_rename_users_email").RenameColumn("users", "email", "contact").Json());
+  CliResult r = Migrate();
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("old-app-2")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pgshift advance 0001_index_users_email --to contracted --force")) << Describe(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("pass --force"))) << "plain migrate does not take --force: " << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_index_users_email"), "switched");
+  EXPECT_EQ(PhaseOf("0002_rename_users_email"), "none");
+  // The advice works.
+  r = Cli({"advance", "0001_index_users_email", "--to", "contracted", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0002_rename_users_email"), "switched");
 }
 
 // A byte order mark (and CRLF line ends) as a Windows editor writes them:

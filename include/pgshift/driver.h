@@ -255,7 +255,10 @@ class Driver {
   // when a file does not parse, an applied file changed or is missing, or a
   // pending file sorts before an applied one (unless allow_out_of_order).
   // Stops with FailedPrecondition (nothing of that migration run) at a
-  // migration that conflicts with an earlier one not yet contracted, and
+  // migration that conflicts with an earlier one not yet contracted (an
+  // earlier one whose contract only removes pgshift's mark is contracted
+  // early instead, when the run goes to switched or beyond, every
+  // conflicting one is such a one, and the file fits the catalog), and
   // when contract is refused while old-shape instances are live; a step that
   // fails stops it as in Advance. Aborted when another Migrate holds the
   // directory lock and !options.wait; NotFound when `dir` does not exist
