@@ -385,11 +385,11 @@ int Run(int argc, char** argv) {
   if (usage.ok() && args.flags.count("through") && cmd != "baseline") {
     usage = absl::InvalidArgumentError("--through goes with baseline");
   }
-  if (usage.ok() && cmd == "migrate" && args.flags.count("contract") &&
-      (args.flags.count("to") || args.flags.count("allow-out-of-order"))) {
-    usage = absl::InvalidArgumentError(absl::StrCat(
-        "--", args.flags.count("to") ? "to" : "allow-out-of-order",
-        " does not go with --contract: migrate --contract takes migrations from switched to contracted"));
+  // (--allow-out-of-order is accepted with --contract, which needs no leave:
+  // it stops at the first pending file, in order or not.)
+  if (usage.ok() && cmd == "migrate" && args.flags.count("contract") && args.flags.count("to")) {
+    usage = absl::InvalidArgumentError(
+        "--to does not go with --contract: migrate --contract takes migrations from switched to contracted");
   }
   if (cmd == "check") {
     usage = Need(args, 1, "one migration NAME and --at-least PHASE");

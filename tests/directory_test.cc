@@ -738,6 +738,39 @@ TEST_F(DirectoryTest, ContractWithoutForceGoesOnOnceTheOldInstanceIsGone) {
   EXPECT_EQ(PhaseOf("0002_check_items_label"), "contracted");
 }
 
+// --contract stops at the first pending file anyway: one that sorts before
+// an applied file (rolled back, or merged late) does not keep it from
+// contracting the ones before it.
+TEST_F(DirectoryTest, ContractIsNotRefusedForAnOutOfOrderPendingFile) {
+  Put("0001_add_users_nickname.json", AddNickname());
+  Put("0002_index_users_email.json", IndexEmail());
+  Put("0003_check_items_label.json", CheckLabel());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  ASSERT_EQ(Cli({"rollback", "0002_index_users_email"}).exit_code, 0);
+  ASSERT_EQ(Field(FileEntry(StatusJson(), "0002_index_users_email"), "out_of_order"), "true");
+
+  CliResult r = Cli({"--json", "migrate", dir(), "--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  google::protobuf::Struct report = ParseJsonObject(r.out);
+  EXPECT_EQ(Field(report, "stopped_at"), "0002_index_users_email") << r.out;
+  EXPECT_THAT(Text(report, "stop_reason"), HasSubstr("--allow-out-of-order")) << r.out;
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "rolled_back");
+  EXPECT_EQ(PhaseOf("0003_check_items_label"), "switched") << "it stops at the pending file";
+  // --allow-out-of-order is harmless with --contract.
+  r = Migrate({"--contract", "--allow-out-of-order"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  // What is wrong with the files themselves is still refused.
+  Put("0001_add_users_nickname.json", AddNickname() + " ");
+  ExpectRefused({"migrate", dir(), "--contract"}, {"0001_add_users_nickname"});
+  Put("0001_add_users_nickname.json", AddNickname());
+  // Run again out of order, then everything contracts.
+  ASSERT_EQ(Migrate({"--allow-out-of-order"}).exit_code, 0);
+  ASSERT_EQ(Migrate({"--contract"}).exit_code, 0);
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "contracted");
+  EXPECT_EQ(PhaseOf("0003_check_items_label"), "contracted");
+}
+
 // A stop that says "pass --force" is one whose command takes it: `migrate
 // --to contracted` does; an early contract during a run to switched says
 // which command does.

@@ -168,7 +168,8 @@ struct MigrateOptions {
   // old-shape application instances are gone; stop at the first that is
   // not at switched, or may not be contracted.
   bool contract = false;
-  // Let a pending file that sorts before an applied one run.
+  // Let a pending file that sorts before an applied one run. (`contract`
+  // needs no leave: it stops at the first pending file, in order or not.)
   bool allow_out_of_order = false;
   // Wait while another migrate (or baseline) runs on the database; false:
   // Aborted (busy) at once, naming it.
@@ -253,7 +254,8 @@ class Driver {
   // Options::on_migrate (and the backfill's to on_progress).
   // Refuses with InvalidArgument, naming the files and changing nothing,
   // when a file does not parse, an applied file changed or is missing, or a
-  // pending file sorts before an applied one (unless allow_out_of_order).
+  // pending file sorts before an applied one (unless allow_out_of_order or
+  // contract), or cannot be read.
   // Stops with FailedPrecondition (nothing of that migration run) at a
   // migration that conflicts with an earlier one not yet contracted (an
   // earlier one whose contract only removes pgshift's mark is contracted

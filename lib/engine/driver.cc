@@ -851,13 +851,16 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
   };
   // What is wrong in the files themselves is refused before connecting
   // anything up.
-  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), mo.allow_out_of_order);
+  // --contract stops at the first pending file, out of order or not: only
+  // what is wrong with the files themselves stops it before it starts.
+  const bool allow_out_of_order = mo.allow_out_of_order || mo.contract;
+  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), allow_out_of_order);
   if (!refusals.empty()) return refuse(refusals);
   RETURN_IF_ERROR(d.control.Init());
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(mo.wait));
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
   const DirectoryReport now = engine::Compare(scan, stored);
-  refusals = engine::Refusals(now, mo.allow_out_of_order);
+  refusals = engine::Refusals(now, allow_out_of_order);
   if (!refusals.empty()) return refuse(refusals);
 
   std::map<std::string, const engine::MigrationFile*> files;
@@ -894,7 +897,12 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
       if (!registered || phase != Phase::kSwitched) {
         report.stopped_at = e.name;
         report.stop_reason =
-            !registered
+            !registered && e.out_of_order
+                ? absl::StrCat("\"", e.name, "\" is pending and sorts before an applied file; run `pgshift migrate ",
+                               dir, " --allow-out-of-order` (before the deploy) first, then contract after it",
+                               e.migration ? ", or remove its file if the rolled-back migration should not run again"
+                                           : "")
+            : !registered
                 ? absl::StrCat("\"", e.name, "\" is pending; run `pgshift migrate ", dir,
                                "` (before the deploy) first, then contract after it")
                 : absl::StrCat("\"", e.name, "\" is at ", PhaseName(phase),
