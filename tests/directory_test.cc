@@ -816,6 +816,40 @@ TEST_F(DirectoryTest, AnEarlyContractStoppedByOldInstancesSaysWhatContractsIt) {
   EXPECT_EQ(PhaseOf("0002_rename_users_email"), "switched");
 }
 
+// `status DIR` names the command that continues an interrupted step: plain
+// migrate leaves a migration at switched alone, so an interrupted contract
+// is continued by `migrate --contract`, a rollback by `pgshift rollback`.
+TEST_F(DirectoryTest, StatusNamesTheCommandThatContinuesAnInterruptedStep) {
+  Put("0001_add_users_nickname.json", AddNickname());
+  Put("0002_index_users_email.json", IndexEmail());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  Put("0003_check_items_label.json", CheckLabel());
+  ASSERT_EQ(Migrate({"--to", "validated"}).exit_code, 0);
+  // What a driver killed part-way through each step leaves.
+  Query(dsn(), "UPDATE pgshift.migrations SET running_step = 'contracted' WHERE name = '0001_add_users_nickname';"
+               "UPDATE pgshift.migrations SET running_step = 'rolled_back' WHERE name = '0002_index_users_email';"
+               "UPDATE pgshift.migrations SET running_step = 'switched' WHERE name = '0003_check_items_label'");
+  CliResult r = Cli({"status", dir()});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("interrupted while reaching contracted; `pgshift migrate ", dir(),
+                                            " --contract` continues it")))
+      << r.out;
+  EXPECT_THAT(r.out, HasSubstr("run `pgshift rollback 0002_index_users_email` to finish it")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("interrupted while reaching switched; `pgshift migrate ", dir(),
+                                            "` continues it")))
+      << r.out;
+  // Which is true: plain migrate continues 0003 and leaves 0001 as it is.
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0003_check_items_label"), "switched");
+  EXPECT_EQ(QueryValue(dsn(), "SELECT running_step FROM pgshift.migrations WHERE name = '0001_add_users_nickname'"),
+            "contracted");
+  ASSERT_EQ(Cli({"rollback", "0002_index_users_email"}).exit_code, 0);
+  r = Migrate({"--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "contracted");
+}
+
 // A byte order mark (and CRLF line ends) as a Windows editor writes them:
 // the file parses, and an applied file saved so has not changed.
 TEST_F(DirectoryTest, FileWithAByteOrderMarkAndCrlfRunsAndIsNotAChange) {
