@@ -1069,5 +1069,35 @@ TEST_F(DirectoryApi, BaselineThroughAFileName) {
   EXPECT_EQ(rep->migrations[0].name, "0002_index_users_email");
 }
 
+// A rolled-back file up to NAME is not recorded as applied (what it did is
+// undone): baseline says so and leaves it pending.
+TEST_F(DirectoryApi, BaselineTellsWhyItLeavesARolledBackFilePending) {
+  Put("0001_add_users_nickname.json", AddNickname());
+  Put("0002_index_users_email.json", IndexEmail());
+  std::unique_ptr<Driver> d = Connect();
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->Migrate(dir()).ok());
+  ASSERT_TRUE(d->Rollback("0001_add_users_nickname").ok());
+  Put("0003_check_items_label.json", CheckLabel());
+  events_.clear();
+  auto bl = d->Baseline(dir(), "0003_check_items_label");
+  ASSERT_TRUE(bl.ok()) << bl.status();
+  const int skip = EventIndex("skip", "0001_add_users_nickname", "rolled_back");
+  ASSERT_GE(skip, 0) << Events();
+  EXPECT_THAT(events_[skip].message, HasSubstr("rolled back")) << Events();
+  EXPECT_THAT(events_[skip].message, HasSubstr("migrate runs it again")) << Events();
+  EXPECT_EQ(events_[skip].file, "0001_add_users_nickname.json");
+  EXPECT_EQ(EventIndex("baseline", "0001_add_users_nickname"), -1) << Events();
+  EXPECT_GE(EventIndex("skip", "0002_index_users_email", "switched"), 0) << Events();
+  EXPECT_GE(EventIndex("baseline", "0003_check_items_label"), 0) << Events();
+  ASSERT_EQ(bl->files.size(), 3u);
+  EXPECT_EQ(bl->files[0].state, "pending");
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "rolled_back");
+  // The CLI says it in words too.
+  CliResult r = Cli({"baseline", dir(), "--through", "0003_check_items_label"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("0001_add_users_nickname: left as it is (rolled back")) << Describe(r);
+}
+
 }  // namespace
 }  // namespace pgshift

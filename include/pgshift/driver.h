@@ -278,7 +278,8 @@ class Driver {
   // (its name, or its file name) as applied, at phase contracted and marked
   // baselined, without running anything: for a database whose schema
   // already has what those files do. Files already registered are left as
-  // they are. InvalidArgument (nothing changed) when `through` is not a file
+  // they are, a rolled-back one too (it stays pending), each with a "skip"
+  // event saying why. InvalidArgument (nothing changed) when `through` is not a file
   // of `dir`, or a file up to it does not parse or changed. Returns the
   // directory as it stands after.
   absl::StatusOr<DirectoryReport> Baseline(const std::string& dir, const std::string& through);

@@ -1046,8 +1046,8 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
   refusals = engine::Refusals(engine::Compare(scan, stored), false, last->file);
   if (!refusals.empty()) return refuse(refusals);
-  std::set<std::string> registered;
-  for (const auto& m : stored) registered.insert(m.status.name);
+  std::map<std::string, const MigrationStatus*> registered;
+  for (const auto& m : stored) registered[m.status.name] = &m.status;
   std::vector<const engine::MigrationFile*> recorded;
   RETURN_IF_ERROR(d.conn->Transaction([&]() -> absl::Status {
     recorded.clear();
@@ -1063,6 +1063,19 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
   // Told once committed: a callback never runs inside the transaction.
   for (const engine::MigrationFile* f : recorded) {
     d.Event(f->name, f->file, "baseline", PhaseName(Phase::kContracted));
+  }
+  // And every file up to `through` it left as it was, with why. A
+  // rolled-back one is not recorded: what it did is undone, and `migrate`
+  // runs it again.
+  for (const auto& f : scan.files) {
+    if (f.file > last->file) break;
+    auto it = registered.find(f.name);
+    if (it == registered.end()) continue;
+    const MigrationStatus& m = *it->second;
+    d.Event(f.name, f.file, "skip", PhaseName(m.phase),
+            m.phase == Phase::kRolledBack ? "rolled back: not recorded as applied; migrate runs it again"
+            : m.baselined                 ? "baselined already"
+                                          : absl::StrCat("registered already (", PhaseName(m.phase), ")"));
   }
   ASSIGN_OR_RETURN(stored, d.control.LoadAll());
   return engine::Compare(scan, stored);
