@@ -1017,6 +1017,7 @@ TEST_F(DirectoryApi, RolledBackMigrationIsPendingAgain) {
   ASSERT_TRUE(rep.ok()) << rep.status() << Events();
   ASSERT_EQ(rep->migrations.size(), 1u);
   EXPECT_TRUE(rep->migrations[0].registered);
+  EXPECT_EQ(rep->migrations[0].from, Phase::kRolledBack) << "registered again from rolled_back";
   EXPECT_EQ(rep->migrations[0].to, Phase::kSwitched);
   EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "switched");
   EXPECT_EQ(QueryInt(dsn(), "SELECT count(*) FROM users WHERE nickname = 'nick ' || id"), 2000);

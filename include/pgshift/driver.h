@@ -180,7 +180,9 @@ struct MigrateOptions {
 struct MigratedFile {
   std::string name;
   std::string file;
-  Phase from = Phase::kRegistered;  // phase before the call (kRegistered when it was not registered)
+  // Phase before the call: kRegistered for a new file, kRolledBack for a
+  // rolled-back one registered again.
+  Phase from = Phase::kRegistered;
   Phase to = Phase::kRegistered;    // phase after it
   bool registered = false;          // registered by this call
 };

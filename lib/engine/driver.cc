@@ -890,7 +890,8 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
     moved.name = e.name;
     moved.file = e.file;
     Phase phase = registered ? e.migration->phase : Phase::kRegistered;
-    moved.from = phase;
+    // A rolled-back one is registered again from rolled_back.
+    moved.from = !registered && e.migration ? Phase::kRolledBack : phase;
 
     if (mo.contract) {
       if (phase == Phase::kContracted) continue;
