@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "cli/progress.h"
 #include "pgshift/pgshift.h"
 
@@ -35,6 +36,14 @@ Commands:
   check NAME --at-least PHASE  exit 0 if reached, 3 if not
   pause NAME                   pause a running backfill between batches (from any shell)
   resume NAME                  let a paused backfill go on
+
+Application instances (the contract guard: contract waits for old-shape instances):
+  declare NAME --shape old|new --instance-id ID [--ttl D] [--description TEXT]
+                               declare that instance ID needs the old or new shape of NAME,
+                               live for D (default 30s) unless declared again; --instance-id
+                               is required (a shell application names itself)
+  withdraw NAME --instance-id ID
+                               remove instance ID's declaration (clean shutdown)
 
 Migration directories (files applied in file-name order, recorded with their checksums):
   migrate DIR [--to PHASE]     before a deploy: register every new file of DIR in order and take
@@ -98,7 +107,9 @@ const std::map<std::string, bool>& KnownFlags() {
     auto* f = new std::map<std::string, bool>{{"dsn", true},      {"json", false},  {"to", true},
                                               {"at-least", true}, {"help", false}, {"version", false},
                                               {"contract", false}, {"allow-out-of-order", false},
-                                              {"no-wait", false}, {"through", true}};
+                                              {"no-wait", false}, {"through", true},
+                                              {"shape", true},    {"instance-id", true},
+                                              {"ttl", true},      {"description", true}};
     for (const OptionInfo& o : OptionList()) (*f)[o.flag] = std::string(o.kind) != "bool";
     return f;
   }();
@@ -357,7 +368,7 @@ int Run(int argc, char** argv) {
   }
   static const std::vector<std::string> commands = {"init",   "plan",  "register", "advance", "rollback",
                                                     "status", "check", "pause",    "resume",
-                                                    "migrate", "baseline"};
+                                                    "migrate", "baseline", "declare", "withdraw"};
   if (std::find(commands.begin(), commands.end(), args.command) == commands.end()) {
     return Fail(args, absl::InvalidArgumentError(absl::StrCat("unknown command \"", args.command,
                                                               "\"; commands are: ",
@@ -412,7 +423,54 @@ int Run(int argc, char** argv) {
       usage = absl::InvalidArgumentError("`check` needs --at-least PHASE");
     }
   }
+  if (usage.ok() && cmd == "declare") {
+    usage = Need(args, 1, "one migration NAME, --shape old|new and --instance-id ID");
+    if (usage.ok() && !args.flags.count("shape")) {
+      usage = absl::InvalidArgumentError(
+          "`declare` needs --shape old|new: the shape of the migration the instance needs");
+    }
+  }
+  if (usage.ok() && cmd == "withdraw") usage = Need(args, 1, "one migration NAME and --instance-id ID");
+  if (usage.ok() && (cmd == "declare" || cmd == "withdraw")) {
+    if (!args.flags.count("instance-id") || args.flags.at("instance-id").empty()) {
+      usage = absl::InvalidArgumentError(absl::StrCat(
+          "`", cmd, "` needs --instance-id ID: the name the application instance declares itself "
+          "under (the same for every refresh and for withdraw)"));
+    }
+  }
+  for (const char* flag : {"shape", "ttl", "description"}) {
+    if (usage.ok() && args.flags.count(flag) && cmd != "declare") {
+      usage = absl::InvalidArgumentError(absl::StrCat("--", flag, " goes with declare"));
+    }
+  }
+  if (usage.ok() && args.flags.count("instance-id") && cmd != "declare" && cmd != "withdraw") {
+    usage = absl::InvalidArgumentError("--instance-id goes with declare and withdraw");
+  }
   if (!usage.ok()) return Fail(args, usage, 2);
+  std::optional<Shape> shape;
+  absl::Duration ttl = InstanceOptions().ttl;
+  if (cmd == "declare") {
+    const std::string& text = args.flags.at("shape");
+    if (text == ShapeName(Shape::kOld)) shape = Shape::kOld;
+    if (text == ShapeName(Shape::kNew)) shape = Shape::kNew;
+    if (!shape) {
+      return Fail(args, absl::InvalidArgumentError(absl::StrCat(
+                            "--shape: \"", text, "\" is not old or new")), 2);
+    }
+    // The same text form as every duration option (SetOption reads them
+    // with absl::ParseDuration too; there is no public parser of its own).
+    if (args.flags.count("ttl")) {
+      const std::string& value = args.flags.at("ttl");
+      if (!absl::ParseDuration(value, &ttl)) {
+        return Fail(args, absl::InvalidArgumentError(absl::StrCat(
+                              "--ttl: \"", value, "\" is not a duration like 500ms, 1.5s or 2m")), 2);
+      }
+      if (ttl <= absl::ZeroDuration()) {
+        return Fail(args, absl::InvalidArgumentError(absl::StrCat(
+                              "--ttl must be positive, got ", absl::FormatDuration(ttl))), 2);
+      }
+    }
+  }
   if (args.flags.count("to")) {
     if (cmd != "advance" && cmd != "migrate") {
       return Fail(args, absl::InvalidArgumentError("--to goes with advance and migrate"), 2);
@@ -440,6 +498,49 @@ int Run(int argc, char** argv) {
                 << std::endl;
     }
     return reached ? 0 : 3;
+  }
+
+  if (cmd == "declare") {
+    // One round trip, as for the library (and its InstanceRegistration).
+    const std::string& name = args.positional[0];
+    InstanceOptions io;
+    io.instance_id = args.flags.at("instance-id");
+    io.description = args.flags.count("description") ? args.flags.at("description") : "";
+    io.ttl = ttl;
+    io.control_schema = options->control_schema;
+    absl::Status s = DeclareInstance(dsn, name, *shape, io);
+    if (!s.ok()) return Fail(args, s);
+    // The server computes the expiry with its own clock (now() + ttl); the
+    // time printed is this host's estimate of it.
+    const std::string until =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() + ttl, absl::UTCTimeZone());
+    if (args.json) {
+      std::cout << OkJson({{"name", name},
+                           {"instance_id", io.instance_id},
+                           {"shape", std::string(ShapeName(*shape))},
+                           {"description", io.description},
+                           {"ttl", absl::FormatDuration(ttl)},
+                           {"expires_at", until}})
+                << std::endl;
+    } else {
+      std::cout << name << ": instance \"" << io.instance_id << "\" declared it needs the "
+                << ShapeName(*shape) << " shape, live for " << absl::FormatDuration(ttl)
+                << " (until about " << until << ") unless declared again" << std::endl;
+    }
+    return 0;
+  }
+  if (cmd == "withdraw") {
+    const std::string& name = args.positional[0];
+    const std::string& id = args.flags.at("instance-id");
+    absl::Status s = WithdrawInstance(dsn, name, id, options->control_schema);
+    if (!s.ok()) return Fail(args, s);
+    if (args.json) {
+      std::cout << OkJson({{"name", name}, {"instance_id", id}}) << std::endl;
+    } else {
+      std::cout << name << ": instance \"" << id << "\" withdrawn (it no longer counts for contract)"
+                << std::endl;
+    }
+    return 0;
   }
 
   absl::StatusOr<std::unique_ptr<Driver>> driver = Driver::Connect(dsn, *options);
