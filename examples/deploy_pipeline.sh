@@ -11,8 +11,9 @@
 #                                                keeps running meanwhile)
 #   roll-out      a rolling restart: each new instance runs its startup check
 #                 (it refuses to start before its migrations are switched),
-#                 declares the shape it needs, starts writing; then one old
-#                 instance stops (and withdraws its declaration)
+#                 declares the shape it needs (pgshift declare), starts
+#                 writing; then one old instance stops (and withdraws its
+#                 declaration: pgshift withdraw)
 #   post-deploy   pgshift migrate DIR --contract contracts every switched
 #                                                migration whose old-shape
 #                                                instances are gone
@@ -94,35 +95,45 @@ trap cleanup EXIT
 # writes (0004: it writes NULL emails, which the fill trigger replaces until
 # contract; 0005; 0006), v2 the new shape of 0005 and 0006. An application
 # in C++, C or Python does this with pgshift::InstanceRegistration
-# (include/pgshift/check.h); this shell application has no library, so it
-# writes the same row that InstanceRegistration writes (and refreshes, and
-# deletes on a clean shutdown) into pgshift.instances.
+# (include/pgshift/check.h); this shell application does what it does with
+# the CLI: `pgshift declare` at startup and again every few seconds (a
+# declaration lives for its ttl without a refresh, so an instance that dies
+# stops counting by itself), `pgshift withdraw` at a clean shutdown.
 V1_OLD_SHAPE=(0004_customers_email_not_null 0005_rename_customers_name 0006_products_price_numeric)
 V2_NEEDS=(0001_create_reviews 0005_rename_customers_name 0006_products_price_numeric 0008_orders_add_status)
 V2_NEW_SHAPE=(0005_rename_customers_name 0006_products_price_numeric)
+TTL=30        # seconds a declaration lives without a refresh
+REFRESH=2     # seconds between refreshes: at most ttl/3 (InstanceRegistration's period);
+              # shorter here, so that the instances of this short run do refresh
 
-declare_sql() {  # declare_sql INSTANCE SHAPE DESCRIPTION MIGRATION...
-  local id=$1 shape=$2 description=$3 m
-  shift 3
-  for m in "$@"; do
-    echo "INSERT INTO pgshift.instances (migration, instance_id, shape, description, declared_at,
-            heartbeat_at, expires_at)
-          VALUES ('$m', '$id', '$shape', '$description', now(), now(), now() + interval '30 seconds')
-          ON CONFLICT (migration, instance_id) DO UPDATE SET shape = EXCLUDED.shape,
-            description = EXCLUDED.description, heartbeat_at = now(), expires_at = EXCLUDED.expires_at;"
+# declare_shape VERSION INSTANCE: declares (or refreshes) the shape INSTANCE
+# needs of each of its migrations; fails when one is refused.
+# withdraw_shape VERSION INSTANCE: withdraws them (a clean shutdown).
+declare_shape() {
+  local version=$1 id=$2 shape=old m
+  local -a migrations=("${V1_OLD_SHAPE[@]}")
+  if [[ $version == v2 ]]; then shape=new; migrations=("${V2_NEW_SHAPE[@]}"); fi
+  for m in "${migrations[@]}"; do
+    pgshift declare "$m" --shape "$shape" --instance-id "$id" --ttl "${TTL}s" \
+      --description "shop $version" >/dev/null || return 1
+  done
+}
+withdraw_shape() {
+  local version=$1 id=$2 m
+  local -a migrations=("${V1_OLD_SHAPE[@]}")
+  if [[ $version == v2 ]]; then migrations=("${V2_NEW_SHAPE[@]}"); fi
+  for m in "${migrations[@]}"; do
+    pgshift withdraw "$m" --instance-id "$id" >/dev/null || {
+      echo "instance $id: withdrawing its declaration of $m failed" >&2
+      return 1
+    }
   done
 }
 
 # writer VERSION INSTANCE K: the SQL stream of one instance, until its stop file
 # appears; ids are K*1000000 + n. Writes the number of iterations to count.INSTANCE.
 writer() {
-  local version=$1 id=$2 k=$3 n=0 row email shape_sql
-  if [[ $version == v1 ]]; then
-    shape_sql=$(declare_sql "$id" old "shop v1" "${V1_OLD_SHAPE[@]}")
-  else
-    shape_sql=$(declare_sql "$id" new "shop v2" "${V2_NEW_SHAPE[@]}")
-  fi
-  echo "$shape_sql"
+  local version=$1 id=$2 k=$3 n=0 row email refresh_at=$((SECONDS + REFRESH))
   while [[ ! -e $state/stop.$id ]]; do
     n=$((n + 1))
     row=$((k * 1000000 + n))
@@ -143,10 +154,14 @@ writer() {
       echo "UPDATE customers SET full_name = 'customer ' || id WHERE id = $(((n * 7919) % CUSTOMERS + 1));"
       echo "UPDATE products SET price = (id % 100000) / 100.0 WHERE id = $((n % 1000 + 1));"
     fi
-    ((n % 50 == 0)) && echo "$shape_sql"  # heartbeat: the declaration lives 30 s
+    if ((SECONDS >= refresh_at)); then  # heartbeat: the declaration lives $TTL s
+      # A failed refresh is tried again at the next period (the declaration
+      # is live until its ttl has passed), as InstanceRegistration does.
+      declare_shape "$version" "$id" || echo "instance $id: refreshing its declaration failed" >&2
+      refresh_at=$((SECONDS + REFRESH))
+    fi
     sleep 0.02
   done
-  echo "DELETE FROM pgshift.instances WHERE instance_id = '$id';"  # clean shutdown
   echo "$n" >"$state/count.$id"
 }
 
@@ -159,8 +174,10 @@ startup_check() {
   fi
 }
 
-# start_instance VERSION K: runs the startup check (v2), then the instance.
-# Fails when the instance refuses to start.
+# start_instance VERSION K: runs the startup check (v2), declares the shape
+# the instance needs, then runs the instance; once its writes are done (a
+# clean shutdown) it withdraws its declarations. Fails when the instance
+# refuses to start.
 start_instance() {
   local version=$1 k=$2 id="shop-$1-$2" m
   if [[ $version == v2 ]]; then
@@ -171,7 +188,12 @@ start_instance() {
       }
     done
   fi
-  (set -o pipefail; writer "$version" "$id" "$k" | psql_ >/dev/null) &
+  declare_shape "$version" "$id" || {
+    echo "instance $id refuses to start: its shape declaration was refused" >&2
+    return 1
+  }
+  # (&&, not errexit: roll_out calls this function under `||`, where -e is off.)
+  (set -o pipefail; writer "$version" "$id" "$k" | psql_ >/dev/null && withdraw_shape "$version" "$id") &
   app_pid[$id]=$!
   echo "started $id (pid ${app_pid[$id]})"
 }
