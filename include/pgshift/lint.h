@@ -50,12 +50,16 @@ struct LintedStatement {
   bool rewrites_table = false;      // as written, rewrites the table under its lock
   std::vector<LintFinding> findings;
   // The pgshift operation it becomes ("convert"), or one to write instead
-  // ("refuse", when there is one), as JSON: {"create_index": {...}}; "" otherwise.
+  // ("refuse", when there is one; "..." marks what only the author can
+  // write, such as a change_type's down), as JSON: {"create_index": {...}},
+  // or an array of them when the statement becomes several operations
+  // (ALTER TABLE ... DROP COLUMN a, DROP COLUMN b); "" otherwise.
   std::string operation_json;
   std::string instead;  // in words: what pgshift runs, or what to do
-  // A rule needed the live catalog (does the table exist, is the default
-  // volatile, does the type change rewrite) and, without a database, assumed
-  // the worst.
+  // A rule needed the live catalog (is the default volatile, does the type
+  // change rewrite) and, without a database, assumed the worst. (Without a
+  // database every table the script does not create is taken to exist and
+  // be in use; that is not marked.)
   bool assumed = false;
 };
 

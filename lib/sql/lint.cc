@@ -109,6 +109,35 @@ int Typmod(const pg_query::TypeName& type) {
   return LintCatalog::kUnknownTypmod;
 }
 
+// The columns `n` refers to, each once, in order.
+std::vector<std::string> ColumnsOf(const pg_query::Node& n) {
+  std::vector<std::string> out;
+  Walk(n, [&out](const google::protobuf::Message& m) {
+    if (m.GetDescriptor() == pg_query::ColumnRef::descriptor()) {
+      const auto& ref = static_cast<const pg_query::ColumnRef&>(m);
+      if (ref.fields_size() > 0 && ref.fields(ref.fields_size() - 1).has_string()) {
+        const std::string c = ref.fields(ref.fields_size() - 1).string().sval();
+        if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+      }
+    }
+    return true;
+  });
+  return out;
+}
+
+// The name PostgreSQL gives an unnamed object: "<table>_<addition>_<label>",
+// cut to 63 bytes (before a clash adds a number, which only the server
+// knows).
+std::string ServerName(absl::string_view table, absl::string_view addition, absl::string_view label) {
+  return absl::StrCat(table, addition.empty() ? "" : "_", addition, "_", label).substr(0, 63);
+}
+
+// A CHECK's server name: with the column when it reads exactly one.
+std::string CheckName(absl::string_view table, const pg_query::Node& expr) {
+  std::vector<std::string> columns = ColumnsOf(expr);
+  return ServerName(table, columns.size() == 1 ? columns[0] : "", "check");
+}
+
 struct Table {
   std::string schema, name;
   std::string Quoted() const { return absl::StrCat(Quote(schema), ".", Quote(name)); }
@@ -157,6 +186,7 @@ class Linter {
   // catalog says does not exist (nobody uses it yet).
   bool IsNew(const Table& t) {
     if (created_.count(t.Quoted())) return true;
+    if (renamed_.count(t.Quoted())) return false;  // an existing table under the name the script gave it
     std::optional<bool> exists = catalog_.TableExists(t.schema, t.name);
     if (exists.has_value() && !*exists) {
       Find("table-not-found", "warning",
@@ -257,6 +287,44 @@ class Linter {
                       "remove it: pgshift takes the locks each statement needs, with lock_timeout and "
                       "retries");
       }
+      case pg_query::Node::kTruncateStmt: {
+        out_.statement = "TRUNCATE";
+        for (const auto& r : n.truncate_stmt().relations()) {
+          if (r.has_range_var()) Lock(NameOf(r.range_var()), kAccessExclusive);
+        }
+        return;
+      }
+      case pg_query::Node::kReindexStmt: {
+        const pg_query::ReindexStmt& r = n.reindex_stmt();
+        bool concurrently = false;
+        for (const auto& p : r.params()) {
+          if (p.has_def_elem() && absl::AsciiStrToLower(p.def_elem().defname()) == "concurrently") {
+            concurrently = true;
+          }
+        }
+        out_.statement = concurrently ? "REINDEX CONCURRENTLY" : "REINDEX";
+        if (r.has_relation()) Lock(NameOf(r.relation()), concurrently ? kShareUpdateExclusive : kShare);
+        if (!concurrently) {
+          out_.scans_table = true;
+          Refuse("require-concurrent-reindex",
+                 "REINDEX blocks writes to the table (and reads that would use the index) for the "
+                 "whole rebuild",
+                 "write it as REINDEX ... CONCURRENTLY (safe as written)");
+        }
+        return;
+      }
+      case pg_query::Node::kRefreshMatViewStmt: {
+        const pg_query::RefreshMatViewStmt& r = n.refresh_mat_view_stmt();
+        out_.statement = r.concurrent() ? "REFRESH MATERIALIZED VIEW CONCURRENTLY" : "REFRESH MATERIALIZED VIEW";
+        Lock(NameOf(r.relation()), r.concurrent() ? "EXCLUSIVE" : kAccessExclusive);
+        if (!r.concurrent()) {
+          Refuse("require-concurrent-refresh",
+                 "REFRESH MATERIALIZED VIEW holds ACCESS EXCLUSIVE on the view for the whole refresh: "
+                 "every read of it waits",
+                 "write it as REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index on the view)");
+        }
+        return;
+      }
       case pg_query::Node::kUpdateStmt:
       case pg_query::Node::kDeleteStmt: return Dml(n);
       case pg_query::Node::kCommentStmt:
@@ -316,7 +384,16 @@ class Linter {
     out_.statement = "SET";
     out_.verdict = "control";
     const std::string name = absl::AsciiStrToLower(s.name());
-    if (name == "lock_timeout") lock_timeout_set_ = true;
+    if (name == "lock_timeout") {
+      // 0 (or DEFAULT, RESET) turns it off.
+      bool zero = s.kind() != pg_query::VAR_SET_VALUE || s.args_size() != 1 || !s.args(0).has_a_const();
+      if (!zero) {
+        const pg_query::A_Const& v = s.args(0).a_const();
+        zero = (v.has_ival() && v.ival().ival() == 0) ||
+               (v.has_sval() && (v.sval().sval() == "0" || v.sval().sval() == "0s" || v.sval().sval() == "0ms"));
+      }
+      lock_timeout_set_ = !zero;
+    }
     Find("session-setting", "note",
          name == "lock_timeout" || name == "statement_timeout"
              ? absl::StrCat("pgshift does not run it: it sets ", name,
@@ -356,7 +433,7 @@ class Linter {
     if (i.concurrent()) {
       Lock(t, kShareUpdateExclusive);
       if (in_transaction_) {
-        Find("concurrently-in-transaction", other_runner_ ? "error" : "note",
+        Find("concurrently-in-transaction", other_runner_ ? "warning" : "note",
              "CREATE INDEX CONCURRENTLY cannot run inside a transaction block; pgshift runs it "
              "outside any");
       }
@@ -373,7 +450,10 @@ class Linter {
         plain = false;
       }
       columns.push_back(e.name().empty() ? ExprText(e.expr()) : e.name());
-      words.push_back(e.name().empty() ? "expr" : e.name());
+      words.push_back(!e.name().empty() ? e.name()
+                      : e.expr().has_func_call() && e.expr().func_call().funcname_size() > 0
+                          ? StringOf(e.expr().func_call().funcname(e.expr().func_call().funcname_size() - 1))
+                          : "expr");
     }
     const std::string why =
         "CREATE INDEX holds a SHARE lock for the whole build: every write to the table waits";
@@ -383,7 +463,7 @@ class Linter {
                     "leaves an INVALID index to drop)");
     }
     std::string name = i.idxname();
-    if (name.empty()) name = absl::StrCat(t.name, "_", absl::StrJoin(words, "_"), "_idx").substr(0, 63);
+    if (name.empty()) name = ServerName(t.name, absl::StrJoin(words, "_"), "idx");
     util::JsonObject o;
     o.Str("table", t.name).Str("name", name).Raw("columns", Array(columns));
     if (i.unique()) o.Bool("unique", true);
@@ -437,14 +517,14 @@ class Linter {
       }
       const std::string why =
           "DROP TABLE breaks every application instance still running the old version, at once";
-      if (tables.size() != 1) {
-        return Refuse("ban-drop-table-without-contract", why,
-                      "drop one table per statement (drop_table)");
+      for (const Table& t : tables) {
+        if (IsNew(t)) continue;
+        Convert("ban-drop-table-without-contract", why,
+                Op("drop_table", util::JsonObject().Str("table", t.name)),
+                "drop_table: nothing until contract, when the old application version is gone; "
+                "refused while anything depends on the table", t);
       }
-      return Convert("ban-drop-table-without-contract", why,
-                     Op("drop_table", util::JsonObject().Str("table", tables[0].name)),
-                     "drop_table: nothing until contract, when the old application version is gone; "
-                     "refused while anything depends on the table", tables[0]);
+      return;
     }
     out_.statement = "DROP (not a table)";
   }
@@ -475,7 +555,7 @@ class Linter {
                      "rename_column: a new column kept in sync by a trigger until contract, so that "
                      "old and new application versions both work", t);
     }
-    created_.insert(Table{t.schema, r.newname()}.Quoted());
+    renamed_.insert(Table{t.schema, r.newname()}.Quoted());
     Convert("rename-breaks-old-app", why,
             Op("rename_table", util::JsonObject().Str("from", t.name).Str("to", r.newname())),
             "rename_table: renamed, with an updatable view under the old name until contract", t);
@@ -525,12 +605,29 @@ class Linter {
     const Table t = NameOf(a.relation());
     const bool fresh = IsNew(t);
     new_only_ = fresh;
-    std::vector<std::string> what;
+    std::vector<std::string> what, as_written;
     for (const auto& c : a.cmds()) {
       if (!c.has_alter_table_cmd()) continue;
+      const size_t ops_before = ops_.size();
+      const std::string verdict_before = out_.verdict;
+      out_.verdict.clear();
       what.push_back(Subcommand(t, fresh, c.alter_table_cmd()));
+      if (out_.verdict.empty() && ops_.size() == ops_before) as_written.push_back(what.back());
+      const std::string mine = out_.verdict;
+      out_.verdict = verdict_before;
+      Verdict(mine);
     }
     if (!what.empty()) out_.statement = absl::StrCat("ALTER TABLE ", absl::StrJoin(what, ", "));
+    // pgshift runs a converted statement as its operations: a subcommand
+    // it would have run as written must not be lost with it.
+    if (out_.verdict == "convert" && !as_written.empty()) {
+      out_.verdict = "refuse";
+      ops_.clear();
+      Find("split-alter-table", "error",
+           absl::StrCat("this ALTER TABLE mixes subcommands pgshift converts with ones it runs as "
+                        "written (", absl::StrJoin(as_written, ", "), ")"));
+      out_.instead = "put each subcommand pgshift converts in an ALTER TABLE statement of its own";
+    }
   }
 
   // One subcommand of ALTER TABLE `t`; returns its name.
@@ -590,6 +687,16 @@ class Linter {
       case pg_query::AT_DropConstraint:
         Lock(t, kAccessExclusive);
         return "DROP CONSTRAINT";
+      case pg_query::AT_SetLogged:
+      case pg_query::AT_SetUnLogged:
+        Lock(t, kAccessExclusive);
+        if (!fresh) {
+          out_.rewrites_table = true;
+          Refuse("table-rewrite",
+                 "SET LOGGED / UNLOGGED rewrites the whole table under ACCESS EXCLUSIVE",
+                 "leave it out of migrations, or run it in a maintenance window");
+        }
+        return "SET LOGGED/UNLOGGED";
       case pg_query::AT_AddIndexConstraint:
         Lock(t, kAccessExclusive);
         return "ADD CONSTRAINT USING INDEX";
@@ -725,7 +832,7 @@ class Linter {
         }
         util::JsonObject o;
         o.Str("table", t.name)
-            .Str("name", k.conname().empty() ? absl::StrCat(t.name, "_", absl::StrJoin(cols, "_"), "_fkey") : k.conname())
+            .Str("name", k.conname().empty() ? ServerName(t.name, absl::StrJoin(cols, "_"), "fkey") : k.conname())
             .Raw("columns", Array(cols))
             .Str("references_table", ref.name)
             .Raw("references_columns", Array(refs));
@@ -752,7 +859,7 @@ class Linter {
         return Convert("constraint-missing-not-valid", why,
                        Op("add_check", util::JsonObject()
                                            .Str("table", t.name)
-                                           .Str("name", k.conname().empty() ? absl::StrCat(t.name, "_check") : k.conname())
+                                           .Str("name", k.conname().empty() ? CheckName(t.name, k.raw_expr()) : k.conname())
                                            .Str("check", ExprText(k.raw_expr()))),
                        "add_check: added NOT VALID (a brief lock), then validated without blocking "
                        "writes", t);
@@ -773,7 +880,7 @@ class Linter {
         return Convert("unique-constraint-builds-index", why,
                        Op("add_unique", util::JsonObject()
                                             .Str("table", t.name)
-                                            .Str("name", k.conname().empty() ? absl::StrCat(t.name, "_", absl::StrJoin(cols, "_"), "_key") : k.conname())
+                                            .Str("name", k.conname().empty() ? ServerName(t.name, absl::StrJoin(cols, "_"), "key") : k.conname())
                                             .Raw("columns", Array(cols))),
                        "add_unique: the unique index built CONCURRENTLY, then attached as the "
                        "constraint with a brief lock", t);
@@ -805,7 +912,8 @@ class Linter {
   const std::string schema_;
   const bool other_runner_;
   LintCatalog& catalog_;
-  std::set<std::string> created_;  // quoted names of tables the script created or renamed to
+  std::set<std::string> created_;  // quoted names of tables the script created (or renamed a created one to)
+  std::set<std::string> renamed_;  // new names the script gave existing tables
   bool in_transaction_ = false;
   bool lock_timeout_set_ = false;
   bool new_only_ = false;  // the statement touches only tables nobody uses yet
