@@ -72,6 +72,14 @@ ALTER TABLE users ADD COLUMN bio text;
 CREATE INDEX users_bio_idx
   ON users (bio);
 
+-- case: a trailing comment belongs to the statement before
+-- verdict: convert
+-- rules: require-concurrent-index
+-- statements: 2
+-- line: 2
+ALTER TABLE users ADD COLUMN a text; -- the new column; nullable
+CREATE INDEX users_a_idx ON users (a);
+
 -- case: dollar-quoted function body
 -- verdict: convert
 -- rules: require-concurrent-index
