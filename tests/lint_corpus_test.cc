@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <ostream>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -124,6 +125,9 @@ std::vector<Case> LoadCorpus(std::vector<std::string>* errors) {
   }
   return cases;
 }
+
+// How GoogleTest prints a case (instead of its bytes).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.file << " \"" << c.name << "\""; }
 
 const std::vector<Case>& Corpus() {
   static const auto* corpus = [] {

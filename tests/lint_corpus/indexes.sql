@@ -29,11 +29,17 @@ CREATE INDEX orders_open_idx ON orders (user_id) WHERE status = 'open';
 -- operation: {"create_index": {"table": "users", "name": "users_email_lower", "columns": ["lower(email)"]}}
 CREATE INDEX Users_Email_Lower ON Users (LOWER(Email));
 
--- case: create index with a method and include columns
+-- case: create index with the default method and include columns
 -- verdict: convert
 -- rules: require-concurrent-index
--- operation: {"create_index": {"table": "orders", "name": "orders_user_cover", "columns": ["user_id"], "method": "btree", "include": ["total"]}}
+-- operation: {"create_index": {"table": "orders", "name": "orders_user_cover", "columns": ["user_id"], "include": ["total"]}}
 CREATE INDEX orders_user_cover ON orders USING btree (user_id) INCLUDE (total);
+
+-- case: create index with another method
+-- verdict: convert
+-- rules: require-concurrent-index
+-- operation: {"create_index": {"table": "orders", "name": "orders_code_hash", "columns": ["code"], "method": "hash"}}
+CREATE INDEX orders_code_hash ON orders USING hash (code);
 
 -- case: create index on a quoted table with spaces
 -- verdict: convert
