@@ -180,6 +180,16 @@ std::string Describe(const pgshift::LintReport& r) {
   return out;
 }
 
+// `json`, one operation ({"create_index": {...}}) or an array of them, as the
+// operations of a migration (so that two spellings of the same operations
+// compare equal).
+bool ParseOperations(const std::string& json, pgshift::v1::Migration* out) {
+  const std::string trimmed(absl::StripAsciiWhitespace(json));
+  if (trimmed.empty()) return false;
+  const std::string wrapped = "{\"operations\": " + (trimmed[0] == '[' ? trimmed : "[" + trimmed + "]") + "}";
+  return google::protobuf::util::JsonStringToMessage(wrapped, out).ok();
+}
+
 // What every report must satisfy, whatever the case.
 void CheckInvariants(const pgshift::LintReport& r) {
   bool unsafe = false;
@@ -202,9 +212,8 @@ void CheckInvariants(const pgshift::LintReport& r) {
       EXPECT_FALSE(error) << "a " << s.verdict << " statement has no finding of level error";
     }
     if (s.verdict == "convert") {
-      pgshift::v1::Operation op;
-      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(s.operation_json, &op).ok())
-          << "not an operation: " << s.operation_json;
+      pgshift::v1::Migration ops;
+      EXPECT_TRUE(ParseOperations(s.operation_json, &ops)) << "not an operation: " << s.operation_json;
     }
     if (s.verdict == "safe" || s.verdict == "control") EXPECT_EQ(s.operation_json, "");
     EXPECT_FALSE(s.lock.empty());
@@ -259,10 +268,9 @@ void CheckCase(const Case& c, Mode mode, const pgshift::LintReport& r) {
     EXPECT_EQ(std::to_string(s.line), it->second) << "line";
   }
   if (const std::string* op = Expect(c, "operation", mode); op != nullptr && s.verdict == "convert") {
-    pgshift::v1::Operation want, have;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(*op, &want).ok()) << "corpus: " << *op;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(s.operation_json, &have).ok())
-        << s.operation_json;
+    pgshift::v1::Migration want, have;
+    ASSERT_TRUE(ParseOperations(*op, &want)) << "corpus: " << *op;
+    ASSERT_TRUE(ParseOperations(s.operation_json, &have)) << s.operation_json;
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(want, have))
         << "operation: expected " << *op << "\n got " << s.operation_json;
   }
@@ -299,8 +307,8 @@ TEST(LintCorpus, IsWellFormedAndBigEnough) {
     }
     for (const char* key : {"operation", "operation-nodb", "operation-db"}) {
       if (auto it = c.header.find(key); it != c.header.end()) {
-        pgshift::v1::Operation op;
-        EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(it->second, &op).ok())
+        pgshift::v1::Migration op;
+        EXPECT_TRUE(ParseOperations(it->second, &op))
             << c.file << ": not a pgshift operation: " << it->second;
       }
     }

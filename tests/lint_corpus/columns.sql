@@ -104,6 +104,7 @@ ALTER TABLE users ADD COLUMN a text, ADD COLUMN b bigint DEFAULT 0;
 -- case: add column and set not null in one alter table
 -- verdict: convert|refuse
 -- rules: set-not-null-scans
+-- operation: [{"add_column": {"table": "users", "column": "c", "type": "text"}}, {"set_not_null": {"table": "users", "column": "email"}}]
 ALTER TABLE users ADD COLUMN c text, ALTER COLUMN email SET NOT NULL;
 
 -- case: drop not null and set default in one alter table
@@ -114,6 +115,7 @@ ALTER TABLE users ALTER COLUMN email DROP NOT NULL, ALTER COLUMN status SET DEFA
 -- case: add column and volatile default in one alter table
 -- verdict: convert|refuse
 -- rules: volatile-default-rewrites
+-- operation: [{"add_column": {"table": "users", "column": "d", "type": "text"}}, {"add_column": {"table": "users", "column": "e", "type": "uuid", "default": "gen_random_uuid()"}}]
 ALTER TABLE users ADD COLUMN d text, ADD COLUMN e uuid DEFAULT gen_random_uuid();
 
 -- case: set default
@@ -183,6 +185,12 @@ ALTER TABLE app.accounts RENAME COLUMN label TO title;
 -- rules: ban-drop-column-without-contract
 -- operation: {"drop_column": {"table": "users", "column": "legacy"}}
 ALTER TABLE users DROP COLUMN legacy;
+
+-- case: drop two columns in one alter table
+-- verdict: convert
+-- rules: ban-drop-column-without-contract
+-- operation: [{"drop_column": {"table": "users", "column": "legacy"}}, {"drop_column": {"table": "users", "column": "nickname"}}]
+ALTER TABLE users DROP COLUMN legacy, DROP COLUMN nickname;
 
 -- case: drop column if exists
 -- verdict: convert
