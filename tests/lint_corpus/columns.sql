@@ -21,6 +21,7 @@ ALTER TABLE users ADD COLUMN score bigint NOT NULL DEFAULT 0;
 ALTER TABLE orders ADD COLUMN currency text DEFAULT 'EUR'::text;
 
 -- case: add column with a stable default
+-- assumed: true
 -- verdict-nodb: convert
 -- rules-nodb: volatile-default-rewrites
 -- operation-nodb: {"add_column": {"table": "users", "column": "seen_at", "type": "timestamptz", "default": "now()"}}
@@ -217,6 +218,7 @@ ALTER TABLE orders ALTER COLUMN code TYPE bigint;
 ALTER TABLE users ALTER COLUMN status TYPE integer USING status::integer;
 
 -- case: varchar to text does not rewrite
+-- assumed: true
 -- verdict-nodb: refuse
 -- rules-nodb: type-change-rewrites
 -- verdict-db: safe
@@ -224,6 +226,7 @@ ALTER TABLE users ALTER COLUMN status TYPE integer USING status::integer;
 ALTER TABLE users ALTER COLUMN name TYPE text;
 
 -- case: longer varchar does not rewrite
+-- assumed: true
 -- verdict-nodb: refuse
 -- rules-nodb: type-change-rewrites
 -- verdict-db: safe
@@ -236,6 +239,7 @@ ALTER TABLE users ALTER COLUMN name SET DATA TYPE varchar(100);
 ALTER TABLE users ALTER COLUMN name TYPE varchar(20);
 
 -- case: varchar to text on a schema-qualified table
+-- assumed: true
 -- verdict-nodb: refuse
 -- rules-nodb: type-change-rewrites
 -- verdict-db: safe
@@ -243,6 +247,7 @@ ALTER TABLE users ALTER COLUMN name TYPE varchar(20);
 ALTER TABLE app.accounts ALTER COLUMN label TYPE text;
 
 -- case: numeric with more precision does not rewrite
+-- assumed: true
 -- verdict-nodb: refuse
 -- rules-nodb: type-change-rewrites
 -- verdict-db: safe

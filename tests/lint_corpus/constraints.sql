@@ -111,3 +111,8 @@ ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY USING INDEX events_id_
 -- rules: none
 CREATE TABLE sessions (id bigint NOT NULL, token text);
 ALTER TABLE sessions ADD PRIMARY KEY (id);
+
+-- case: add exclusion constraint
+-- verdict: refuse
+-- rules: exclusion-constraint-scans
+ALTER TABLE orders ADD CONSTRAINT orders_no_overlap EXCLUDE USING gist (user_id WITH =);

@@ -101,3 +101,10 @@ CREATE SEQUENCE invoice_numbers START 1000;
 -- verdict: safe
 -- rules: none
 CREATE TYPE mood AS ENUM ('happy', 'sad');
+
+-- case: a table that does not exist
+-- verdict-nodb: convert
+-- rules-nodb: require-concurrent-index
+-- verdict-db: safe
+-- rules-db: table-not-found
+CREATE INDEX ghosts_name_idx ON ghosts (name);
