@@ -316,10 +316,15 @@ TEST(LintCorpus, IsWellFormedAndBigEnough) {
 
 class LintCorpusTest : public ::testing::TestWithParam<Case> {
  protected:
-  // One scratch database with the fixtures for the whole binary.
-  static void SetUpTestSuite() {
-    db_ = new pt::ScratchDatabase("lint_corpus");
-    pt::Query(db_->dsn(), ReadAll(kCorpusDir + "/fixtures.sql"));
+  // One scratch database with the fixtures for the whole binary, made when
+  // a test first needs it (ctest runs each case in its own process: the
+  // cases without a database never touch the server).
+  static const std::string& Dsn() {
+    if (db_ == nullptr) {
+      db_ = new pt::ScratchDatabase("lint_corpus");
+      pt::Query(db_->dsn(), ReadAll(kCorpusDir + "/fixtures.sql"));
+    }
+    return db_->dsn();
   }
   static void TearDownTestSuite() {
     delete db_;
@@ -338,7 +343,7 @@ TEST_P(LintCorpusTest, WithoutDatabase) {
 
 TEST_P(LintCorpusTest, WithDatabase) {
   const Case& c = GetParam();
-  absl::StatusOr<std::unique_ptr<pgshift::Driver>> d = pgshift::Driver::Connect(db_->dsn(), {});
+  absl::StatusOr<std::unique_ptr<pgshift::Driver>> d = pgshift::Driver::Connect(Dsn(), {});
   ASSERT_TRUE(d.ok()) << d.status();
   absl::StatusOr<pgshift::LintReport> r = (*d)->Lint(c.sql, c.name, OptionsOf(c));
   ASSERT_TRUE(r.ok()) << c.file << ": " << r.status();
