@@ -53,13 +53,14 @@ Migration directories (files applied in file-name order, recorded with their che
   baseline DIR --through NAME  record the files up to NAME as applied without running them
 
 Plain SQL files:
-  lint FILE.sql...             every statement: its lock, whether it scans or rewrites a table, the
+  lint FILE.sql... [--other-runner] [--no-db]
+                               every statement: its lock, whether it scans or rewrites a table, the
                                rule ids it breaks and what pgshift runs instead; exit 1 if any is
-                               unsafe as written. With the live catalog when a database is given
-       [--other-runner]        (--dsn, PGSHIFT_DSN, PGHOST, PGHOSTADDR, PGPORT, PGDATABASE or
-       [--no-db]               PGSERVICE), else without one (worst case assumed). --other-runner:
-                               judge the file as another runner runs it (notes become warnings);
-                               --no-db: never connect
+                               unsafe as written. Uses the live catalog when a database is given
+                               (--dsn, PGSHIFT_DSN, PGHOST, PGHOSTADDR, PGPORT, PGDATABASE or
+                               PGSERVICE), else assumes the worst; --no-db: never connect;
+                               --other-runner: judge the file as another tool runs it (notes
+                               become warnings)
 
 Phases: registered column_added trigger_installed backfilled validated switched contracted
 
