@@ -225,6 +225,14 @@ class Linter {
       case pg_query::Node::kVariableSetStmt: return Setting(n.variable_set_stmt());
       case pg_query::Node::kCreateStmt: return CreateTable(n.create_stmt());
       case pg_query::Node::kIndexStmt: return CreateIndex(n.index_stmt());
+      case pg_query::Node::kCreateTableAsStmt: {
+        const pg_query::CreateTableAsStmt& c = n.create_table_as_stmt();
+        out_.statement = "CREATE TABLE AS";
+        if (c.objtype() == pg_query::OBJECT_TABLE && c.into().has_rel()) {
+          Created(NameOf(c.into().rel()), c.if_not_exists());
+        }
+        return;
+      }
       case pg_query::Node::kDropStmt: return Drop(n.drop_stmt());
       case pg_query::Node::kRenameStmt: return Rename(n.rename_stmt());
       case pg_query::Node::kAlterTableStmt: return AlterTable(n.alter_table_stmt());
@@ -316,10 +324,20 @@ class Linter {
              : "pgshift does not run it: each statement runs on its own, with pgshift's settings");
   }
 
+  // A table the script creates: nothing uses it yet. CREATE TABLE IF NOT
+  // EXISTS of a table that may exist already creates nothing.
+  void Created(const Table& t, bool if_not_exists) {
+    if (if_not_exists) {
+      std::optional<bool> exists = catalog_.TableExists(t.schema, t.name);
+      if (!exists.has_value() || *exists) return;
+    }
+    created_.insert(t.Quoted());
+  }
+
   void CreateTable(const pg_query::CreateStmt& c) {
     out_.statement = "CREATE TABLE";
     const Table t = NameOf(c.relation());
-    created_.insert(t.Quoted());
+    Created(t, c.if_not_exists());
     new_only_ = true;
     for (const auto& e : c.table_elts()) {
       if (e.has_column_def()) IntNote(e.column_def().type_name(), e.column_def().colname());
@@ -432,7 +450,8 @@ class Linter {
   }
 
   void Rename(const pg_query::RenameStmt& r) {
-    const bool column = r.rename_type() == pg_query::OBJECT_COLUMN;
+    const bool column =
+        r.rename_type() == pg_query::OBJECT_COLUMN && r.relation_type() == pg_query::OBJECT_TABLE;
     const bool table = r.rename_type() == pg_query::OBJECT_TABLE;
     if ((!column && !table) || !r.has_relation()) {
       out_.statement = "RENAME (not a table or column)";
