@@ -103,9 +103,8 @@ ALTER TABLE orders ADD COLUMN quantity integer;
 ALTER TABLE users ADD COLUMN a text, ADD COLUMN b bigint DEFAULT 0;
 
 -- case: add column and set not null in one alter table
--- verdict: convert|refuse
--- rules: set-not-null-scans
--- operation: [{"add_column": {"table": "users", "column": "c", "type": "text"}}, {"set_not_null": {"table": "users", "column": "email"}}]
+-- verdict: refuse
+-- rules: set-not-null-scans, split-alter-table
 ALTER TABLE users ADD COLUMN c text, ALTER COLUMN email SET NOT NULL;
 
 -- case: drop not null and set default in one alter table
@@ -114,10 +113,15 @@ ALTER TABLE users ADD COLUMN c text, ALTER COLUMN email SET NOT NULL;
 ALTER TABLE users ALTER COLUMN email DROP NOT NULL, ALTER COLUMN status SET DEFAULT 'new';
 
 -- case: add column and volatile default in one alter table
--- verdict: convert|refuse
--- rules: volatile-default-rewrites
--- operation: [{"add_column": {"table": "users", "column": "d", "type": "text"}}, {"add_column": {"table": "users", "column": "e", "type": "uuid", "default": "gen_random_uuid()"}}]
+-- verdict: refuse
+-- rules: volatile-default-rewrites, split-alter-table
 ALTER TABLE users ADD COLUMN d text, ADD COLUMN e uuid DEFAULT gen_random_uuid();
+
+-- case: two converted subcommands become two operations
+-- verdict: convert
+-- rules: set-not-null-scans, ban-drop-column-without-contract
+-- operation: [{"set_not_null": {"table": "users", "column": "email"}}, {"drop_column": {"table": "users", "column": "legacy"}}]
+ALTER TABLE users ALTER COLUMN email SET NOT NULL, DROP COLUMN legacy;
 
 -- case: set default
 -- verdict: safe
