@@ -48,7 +48,8 @@ Migration directories (files applied in file-name order, recorded with their che
                                each migration to PHASE (default switched)
           [--allow-out-of-order] [--no-wait]
   migrate DIR --contract       after a deploy: contract, in order, every migration at switched
-                               whose old app instances are gone ([--force] as for advance)
+                               whose old app instances are gone ([--force] as for advance;
+                               also with --to contracted)
   status DIR                   every file of DIR: pending, applied (phase), changed, missing
   baseline DIR --through NAME  record the files up to NAME as applied without running them
 
@@ -168,9 +169,16 @@ absl::StatusOr<Options> MakeOptions(const Args& args) {
     absl::Status s = SetOption(o, info->name, value);
     if (!s.ok()) return s;
   }
-  if (o.force_contract && args.command != "advance" &&
-      !(args.command == "migrate" && args.flags.count("contract"))) {
-    return absl::InvalidArgumentError("--force goes with advance and migrate --contract");
+  // --force is for the commands that contract: advance, migrate --contract
+  // and migrate --to contracted (whose stops say "pass --force").
+  const bool migrate_contracts =
+      args.command == "migrate" &&
+      (args.flags.count("contract") ||
+       (args.flags.count("to") && ParsePhase(args.flags.at("to")).value_or(Phase::kRegistered) ==
+                                      Phase::kContracted));
+  if (o.force_contract && args.command != "advance" && !migrate_contracts) {
+    return absl::InvalidArgumentError(
+        "--force goes with advance, migrate --contract and migrate --to contracted");
   }
   absl::StatusOr<Options> checked = SanitizeOptions(std::move(o));
   if (!checked.ok()) return checked.status();
@@ -263,6 +271,14 @@ std::string PlanText(const Plan& plan) {
   return out;
 }
 
+// `s` padded with spaces to `width` characters (UTF-8 code points, so that a
+// file name with accents lines up), followed by one space.
+std::string Column(const std::string& s, size_t width) {
+  size_t chars = 0;
+  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
+  return absl::StrCat(s, std::string(width > chars ? width - chars : 0, ' '), " ");
+}
+
 std::string DirectoryText(const DirectoryReport& r) {
   std::string out;
   if (r.files.empty()) absl::StrAppend(&out, "no migration files in ", r.directory, "\n");
@@ -272,13 +288,20 @@ std::string DirectoryText(const DirectoryReport& r) {
       absl::StrAppend(&state, " (", PhaseName(f.migration->phase), ")");
     }
     if (f.state == "pending" && f.migration) absl::StrAppend(&state, " (rolled back, runs again)");
-    absl::StrAppend(&out, absl::StrFormat("%-44s %s", f.file, state));
+    absl::StrAppend(&out, Column(f.file, 44), state);
     if (f.migration && !f.migration->driver.empty()) {
       absl::StrAppend(&out, "\n    being driven now by ", f.migration->driver, ", reaching ",
                       f.migration->running_step);
+    } else if (f.migration && f.migration->running_step == PhaseName(Phase::kRolledBack)) {
+      absl::StrAppend(&out, "\n    rollback in progress: it stopped part-way; run `pgshift rollback ",
+                      f.name, "` to finish it (migrate refuses to advance it until then)");
     } else if (f.migration && !f.migration->running_step.empty()) {
+      // Plain migrate leaves a migration at switched alone: only a run that
+      // contracts continues an interrupted contract.
       absl::StrAppend(&out, "\n    interrupted while reaching ", f.migration->running_step,
-                      "; migrate continues it");
+                      "; `pgshift migrate ", r.directory,
+                      f.migration->running_step == PhaseName(Phase::kContracted) ? " --contract" : "",
+                      "` continues it");
     }
     if (f.migration && f.migration->paused) {
       absl::StrAppend(&out, "\n    paused: the backfill waits between batches until `pgshift resume ",
@@ -290,7 +313,7 @@ std::string DirectoryText(const DirectoryReport& r) {
     if (!f.problem.empty()) absl::StrAppend(&out, "\n    ", f.out_of_order && f.problem.rfind("sorts", 0) == 0 ? "out of order: " : "problem: ", f.problem);
     absl::StrAppend(&out, "\n");
   }
-  for (const std::string& i : r.ignored) absl::StrAppend(&out, absl::StrFormat("%-44s ignored\n", i));
+  for (const std::string& i : r.ignored) absl::StrAppend(&out, Column(i, 44), "ignored\n");
   absl::StrAppend(&out, r.pending, " pending; ",
                   r.ok ? "migrate would run" : "migrate would refuse (see the problems above)");
   return out;
@@ -299,8 +322,8 @@ std::string DirectoryText(const DirectoryReport& r) {
 std::string MigrateText(const MigrateReport& r, bool contract) {
   std::string out;
   for (const MigratedFile& m : r.migrations) {
-    absl::StrAppend(&out, absl::StrFormat("%-44s %s -> %s%s\n", m.file, PhaseName(m.from),
-                                          PhaseName(m.to), m.registered ? " (registered by this run)" : ""));
+    absl::StrAppend(&out, Column(m.file, 44), PhaseName(m.from), " -> ", PhaseName(m.to),
+                    m.registered ? " (registered by this run)" : "", "\n");
   }
   if (r.migrations.empty()) {
     absl::StrAppend(&out, contract ? "nothing to contract" : "nothing to do: every file is applied", "\n");
@@ -548,11 +571,11 @@ int Run(int argc, char** argv) {
   if (usage.ok() && args.flags.count("through") && cmd != "baseline") {
     usage = absl::InvalidArgumentError("--through goes with baseline");
   }
-  if (usage.ok() && cmd == "migrate" && args.flags.count("contract") &&
-      (args.flags.count("to") || args.flags.count("allow-out-of-order"))) {
-    usage = absl::InvalidArgumentError(absl::StrCat(
-        "--", args.flags.count("to") ? "to" : "allow-out-of-order",
-        " does not go with --contract: migrate --contract takes migrations from switched to contracted"));
+  // (--allow-out-of-order is accepted with --contract, which needs no leave:
+  // it stops at the first pending file, in order or not.)
+  if (usage.ok() && cmd == "migrate" && args.flags.count("contract") && args.flags.count("to")) {
+    usage = absl::InvalidArgumentError(
+        "--to does not go with --contract: migrate --contract takes migrations from switched to contracted");
   }
   if (cmd == "check") {
     usage = Need(args, 1, "one migration NAME and --at-least PHASE");

@@ -71,10 +71,12 @@ PreflightCallback MakePreflightReporter(bool json) {
 MigrateCallback MakeMigrateReporter(bool json) {
   if (json) return [](const MigrateEvent& e) { std::fprintf(stderr, "%s\n", ToJson(e).c_str()); };
   return [](const MigrateEvent& e) {
-    // A file with nothing to do is not news: only --json reports it.
-    if (e.action == "skip") return;
+    // A file with nothing to do is not news: only --json reports it. But a
+    // rolled-back file that baseline leaves pending is.
+    if (e.action == "skip" && e.phase != PhaseName(Phase::kRolledBack)) return;
     std::string what;
-    if (e.action == "register") what = "registered";
+    if (e.action == "skip") what = "left as it is";
+    else if (e.action == "register") what = "registered";
     else if (e.action == "advance") what = absl::StrCat("advancing to ", e.phase);
     else if (e.action == "reached") what = absl::StrCat("reached ", e.phase);
     else if (e.action == "contract") what = "contracting";

@@ -4,6 +4,7 @@
 // against a real server is tested in directory_test.cc.
 #include "lib/engine/directory.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -91,6 +92,68 @@ TEST(ScanDirectory, ReadsJsonAndSqlFilesInByteOrderAndListsTheRestAsIgnored) {
   // until this version of pgshift runs them.
   EXPECT_FALSE(scan->files[2].spec.ok());
   EXPECT_THAT(scan->files[2].spec.status().message(), HasSubstr("0003_c.sql: plain SQL"));
+}
+
+TEST(ScanDirectory, AByteOrderMarkIsNotPartOfTheJson) {
+  Dir d;
+  d.Write("0001_a.json", std::string("\xEF\xBB\xBF") + "{\r\n  \"operations\": [{\"create_table\": {\"table\": "
+                         "\"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int\"}]}}]\r\n}\r\n");
+  d.Write("0002_b.json", "{\n  \"operations\": [{\"create_table\": {\"table\": "
+                         "\"t\", \"columns\": [{\"name\": \"id\", \"type\": \"int\"}]}}]\n}\n");
+  absl::StatusOr<DirectoryScan> scan = ScanDirectory(d.path());
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_EQ(scan->files.size(), 2u);
+  ASSERT_TRUE(scan->files[0].spec.ok()) << scan->files[0].spec.status();
+  EXPECT_EQ(scan->files[0].spec->name(), "0001_a");
+  EXPECT_EQ(scan->files[0].checksum, scan->files[1].checksum);
+}
+
+// An entry with a migration file's name that cannot be read is a file with
+// a problem (status shows it, migrate refuses), never passed over as
+// ignored; only a directory with such a name is ignored.
+TEST(ScanDirectory, AMigrationFileThatCannotBeReadIsAProblemNotIgnored) {
+  Dir d;
+  d.Write("0001_a.json", kCreate);
+  fs::create_symlink(fs::path(d.path()) / "nowhere.json", fs::path(d.path()) / "0002_gone.json");
+  fs::create_symlink(fs::path(d.path()) / "0001_a.json", fs::path(d.path()) / "0003_link.json");
+  ASSERT_EQ(mkfifo((fs::path(d.path()) / "0004_fifo.json").c_str(), 0600), 0);  // never opened
+  fs::create_directory(fs::path(d.path()) / "old.json");
+  fs::create_directory_symlink(fs::path(d.path()) / "old.json", fs::path(d.path()) / "older.json");
+  absl::StatusOr<DirectoryScan> scan = ScanDirectory(d.path());
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::vector<std::string> files;
+  for (const auto& f : scan->files) files.push_back(f.file);
+  EXPECT_THAT(files, ElementsAre("0001_a.json", "0002_gone.json", "0003_link.json", "0004_fifo.json"));
+  EXPECT_THAT(scan->ignored, ElementsAre("old.json", "older.json"));
+  EXPECT_TRUE(scan->files[2].spec.ok()) << "a link to a file is read: " << scan->files[2].spec.status();
+  EXPECT_EQ(scan->files[2].checksum, scan->files[0].checksum);
+  ASSERT_FALSE(scan->files[1].spec.ok());
+  EXPECT_EQ(scan->files[1].spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(scan->files[1].spec.status().message(),
+              HasSubstr("0002_gone.json: cannot read the file: broken symbolic link"));
+  ASSERT_FALSE(scan->files[3].spec.ok());
+  EXPECT_THAT(scan->files[3].spec.status().message(), HasSubstr("0004_fifo.json: cannot read the file: not a regular file"));
+
+  // Pending or applied, it is a problem migrate refuses.
+  DirectoryReport r = Compare(*scan, {Stored("0002_gone", Phase::kSwitched, "0002_gone.json", "abcd")});
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.files[1].state, "applied") << "not \"changed\": there is nothing to compare";
+  EXPECT_THAT(r.files[1].problem, HasSubstr("broken symbolic link"));
+  std::vector<std::string> refusals = Refusals(r, /*allow_out_of_order=*/true);
+  ASSERT_EQ(refusals.size(), 2u);
+  EXPECT_THAT(refusals[0], HasSubstr("0002_gone.json: cannot read the file"));
+  EXPECT_THAT(refusals[1], HasSubstr("0004_fifo.json: cannot read the file"));
+
+  // A file it has no permission to read (root reads everything).
+  if (geteuid() != 0) {
+    Dir p;
+    p.Write("0001_secret.json", kCreate);
+    fs::permissions(fs::path(p.path()) / "0001_secret.json", fs::perms::none);
+    absl::StatusOr<DirectoryScan> locked = ScanDirectory(p.path());
+    ASSERT_TRUE(locked.ok()) << "one unreadable file does not make the directory unreadable: " << locked.status();
+    ASSERT_EQ(locked->files.size(), 1u);
+    EXPECT_THAT(locked->files[0].spec.status().message(), HasSubstr("0001_secret.json: cannot read the file: Permission denied"));
+  }
 }
 
 TEST(ScanDirectory, ANameInTheFileMustBeTheFileName) {

@@ -611,6 +611,70 @@ TEST_F(DirectoryTest, EarlierIndexIsContractedEarlyRatherThanStopping) {
             "CREATE INDEX users_email_idx ON public.users USING btree (contact)");
 }
 
+// A file that does not fit the catalog contracts nothing early: the earlier
+// migration stays at switched, where it may still be rolled back.
+TEST_F(DirectoryTest, RefusedFileDoesNotContractAnEarlierMigrationEarly) {
+  Put("0001_create_tt.json", Spec("0001_create_tt").CreateTable("tt").Column("id", "bigint")
+                                 .PrimaryKey({"id"}).Json());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  ASSERT_EQ(PhaseOf("0001_create_tt"), "switched");
+  // A foreign key on the new table, from a column it does not have.
+  Put("0002_fk_tt.json", Spec("0002_fk_tt").AddForeignKey("tt", "tt_user_fk", {"user_id"}, "users", {"id"}).Json());
+  CliResult r = Cli({"--json", "migrate", dir()});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  google::protobuf::Struct err = ParseJsonObject(r.out);
+  EXPECT_EQ(Field(err, "stopped_at"), "0002_fk_tt") << r.out;
+  EXPECT_EQ(Field(err, "stop"), "refused") << r.out;
+  EXPECT_THAT(Field(err, "error"), HasSubstr("user_id")) << r.out;
+  EXPECT_EQ(PhaseOf("0001_create_tt"), "switched") << "nothing is contracted for a file that is refused";
+  EXPECT_EQ(PhaseOf("0002_fk_tt"), "none");
+
+  // Below switched a run contracts nothing early, even for a file that fits:
+  // it stops at the conflict.
+  Put("0002_fk_tt.json", Spec("0002_fk_tt").AddForeignKey("tt", "tt_id_fk", {"id"}, "users", {"id"}).Json());
+  r = Migrate({"--to", "registered"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("0001_create_tt")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("without --to contracts it early")) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_create_tt"), "switched");
+  EXPECT_EQ(PhaseOf("0002_fk_tt"), "none");
+
+  // The earlier migration can still be rolled back ...
+  r = Cli({"rollback", "0001_create_tt"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(QueryValue(dsn(), "SELECT to_regclass('tt') IS NULL"), "t");
+  // ... and once run again, a plain migrate contracts it early and goes on.
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_create_tt"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_fk_tt"), "switched");
+}
+
+// A migration registered by hand (`pgshift register`) is not one that
+// `migrate --contract` contracts: a conflict with it says what does.
+TEST_F(DirectoryTest, ConflictWithAHandRegisteredMigrationSaysHowToContractIt) {
+  TempDir elsewhere("hand");
+  elsewhere.Write("hand_rename.json", Spec("hand_rename").RenameColumn("users", "name", "full_name").Json());
+  ASSERT_EQ(Cli({"init"}).exit_code, 0);
+  ASSERT_EQ(Cli({"register", elsewhere.Path("hand_rename.json")}).exit_code, 0);
+  ASSERT_EQ(Cli({"advance", "hand_rename", "--to", "switched"}).exit_code, 0);
+  Put("0001_full_name_not_null.json",
+      Spec("0001_full_name_not_null").SetNotNull("users", "full_name", "'anonymous'").Json());
+  CliResult r = Migrate();
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pgshift advance hand_rename --to contracted")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pgshift rollback hand_rename")) << Describe(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("--contract` after the deploy"))) << Describe(r);
+  // What it says works; `migrate --contract` would not have.
+  r = Migrate({"--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("hand_rename"), "switched") << "--contract leaves a hand-registered migration alone";
+  ASSERT_EQ(Cli({"advance", "hand_rename", "--to", "contracted"}).exit_code, 0);
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_full_name_not_null"), "switched");
+}
+
 // ---------------------------------------------------------------------------
 // --contract stops at the first migration it may not contract.
 
@@ -672,6 +736,143 @@ TEST_F(DirectoryTest, ContractWithoutForceGoesOnOnceTheOldInstanceIsGone) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(PhaseOf("0001_rename_users_name"), "contracted");
   EXPECT_EQ(PhaseOf("0002_check_items_label"), "contracted");
+}
+
+// --contract stops at the first pending file anyway: one that sorts before
+// an applied file (rolled back, or merged late) does not keep it from
+// contracting the ones before it.
+TEST_F(DirectoryTest, ContractIsNotRefusedForAnOutOfOrderPendingFile) {
+  Put("0001_add_users_nickname.json", AddNickname());
+  Put("0002_index_users_email.json", IndexEmail());
+  Put("0003_check_items_label.json", CheckLabel());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  ASSERT_EQ(Cli({"rollback", "0002_index_users_email"}).exit_code, 0);
+  ASSERT_EQ(Field(FileEntry(StatusJson(), "0002_index_users_email"), "out_of_order"), "true");
+
+  CliResult r = Cli({"--json", "migrate", dir(), "--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  google::protobuf::Struct report = ParseJsonObject(r.out);
+  EXPECT_EQ(Field(report, "stopped_at"), "0002_index_users_email") << r.out;
+  EXPECT_THAT(Text(report, "stop_reason"), HasSubstr("--allow-out-of-order")) << r.out;
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "rolled_back");
+  EXPECT_EQ(PhaseOf("0003_check_items_label"), "switched") << "it stops at the pending file";
+  // --allow-out-of-order is harmless with --contract.
+  r = Migrate({"--contract", "--allow-out-of-order"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  // What is wrong with the files themselves is still refused.
+  Put("0001_add_users_nickname.json", AddNickname() + " ");
+  ExpectRefused({"migrate", dir(), "--contract"}, {"0001_add_users_nickname"});
+  Put("0001_add_users_nickname.json", AddNickname());
+  // Run again out of order, then everything contracts.
+  ASSERT_EQ(Migrate({"--allow-out-of-order"}).exit_code, 0);
+  ASSERT_EQ(Migrate({"--contract"}).exit_code, 0);
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "contracted");
+  EXPECT_EQ(PhaseOf("0003_check_items_label"), "contracted");
+}
+
+// A stop that says "pass --force" is one whose command takes it: `migrate
+// --to contracted` does; an early contract during a run to switched says
+// which command does.
+TEST_F(DirectoryTest, ForceGoesWithMigrateToContracted) {
+  Put("0001_rename_users_name.json", Spec("0001_rename_users_name").RenameColumn("users", "name", "full_name").Json());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  InstanceOptions io;
+  io.instance_id = "old-app-1";
+  ASSERT_TRUE(DeclareInstance(dsn(), "0001_rename_users_name", Shape::kOld, io).ok());
+  CliResult r = Migrate({"--to", "contracted"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("old-app-1")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pass --force")) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_rename_users_name"), "switched");
+  // Not with a run that contracts nothing.
+  ExpectRefused({"migrate", dir(), "--force"}, {"--force"});
+  ExpectRefused({"migrate", dir(), "--to", "validated", "--force"}, {"--force"});
+  r = Migrate({"--to", "contracted", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_rename_users_name"), "contracted");
+  EXPECT_FALSE(ColumnExists("users", "name"));
+}
+
+TEST_F(DirectoryTest, AnEarlyContractStoppedByOldInstancesSaysWhatContractsIt) {
+  Put("0001_index_users_email.json", IndexEmail("0001_index_users_email"));
+  ASSERT_EQ(Migrate().exit_code, 0);
+  InstanceOptions io;
+  io.instance_id = "old-app-2";
+  ASSERT_TRUE(DeclareInstance(dsn(), "0001_index_users_email", Shape::kOld, io).ok());
+  Put("0002_rename_users_email.json", Spec("0002_rename_users_email").RenameColumn("users", "email", "contact").Json());
+  CliResult r = Migrate();
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("old-app-2")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("pgshift advance 0001_index_users_email --to contracted --force")) << Describe(r);
+  EXPECT_THAT(r.err, Not(HasSubstr("pass --force"))) << "plain migrate does not take --force: " << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_index_users_email"), "switched");
+  EXPECT_EQ(PhaseOf("0002_rename_users_email"), "none");
+  // The advice works.
+  r = Cli({"advance", "0001_index_users_email", "--to", "contracted", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0002_rename_users_email"), "switched");
+}
+
+// `status DIR` names the command that continues an interrupted step: plain
+// migrate leaves a migration at switched alone, so an interrupted contract
+// is continued by `migrate --contract`, a rollback by `pgshift rollback`.
+TEST_F(DirectoryTest, StatusNamesTheCommandThatContinuesAnInterruptedStep) {
+  Put("0001_add_users_nickname.json", AddNickname());
+  Put("0002_index_users_email.json", IndexEmail());
+  ASSERT_EQ(Migrate().exit_code, 0);
+  Put("0003_check_items_label.json", CheckLabel());
+  ASSERT_EQ(Migrate({"--to", "validated"}).exit_code, 0);
+  // What a driver killed part-way through each step leaves.
+  Query(dsn(), "UPDATE pgshift.migrations SET running_step = 'contracted' WHERE name = '0001_add_users_nickname';"
+               "UPDATE pgshift.migrations SET running_step = 'rolled_back' WHERE name = '0002_index_users_email';"
+               "UPDATE pgshift.migrations SET running_step = 'switched' WHERE name = '0003_check_items_label'");
+  CliResult r = Cli({"status", dir()});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("interrupted while reaching contracted; `pgshift migrate ", dir(),
+                                            " --contract` continues it")))
+      << r.out;
+  EXPECT_THAT(r.out, HasSubstr("run `pgshift rollback 0002_index_users_email` to finish it")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("interrupted while reaching switched; `pgshift migrate ", dir(),
+                                            "` continues it")))
+      << r.out;
+  // Which is true: plain migrate continues 0003 and leaves 0001 as it is.
+  r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0003_check_items_label"), "switched");
+  EXPECT_EQ(QueryValue(dsn(), "SELECT running_step FROM pgshift.migrations WHERE name = '0001_add_users_nickname'"),
+            "contracted");
+  ASSERT_EQ(Cli({"rollback", "0002_index_users_email"}).exit_code, 0);
+  r = Migrate({"--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "contracted");
+}
+
+// A byte order mark (and CRLF line ends) as a Windows editor writes them:
+// the file parses, and an applied file saved so has not changed.
+TEST_F(DirectoryTest, FileWithAByteOrderMarkAndCrlfRunsAndIsNotAChange) {
+  const std::string bom = "\xEF\xBB\xBF";
+  auto windows = [&bom](const std::string& json) { return bom + absl::StrReplaceAll(json, {{"\n", "\r\n"}}); };
+  const std::string nickname =
+      "{\n  \"operations\": [\n    {\"add_column\": {\"table\": \"users\", \"column\": \"nickname\", "
+      "\"type\": \"text\"}}\n  ]\n}\n";
+  Put("0001_add_users_nickname.json", nickname);
+  Put("0002_index_users_email.json", windows(IndexEmail()));
+  CliResult r = Migrate();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "switched");
+
+  Put("0001_add_users_nickname.json", windows(nickname));
+  google::protobuf::Struct st = StatusJson();
+  EXPECT_EQ(Field(FileEntry(st, "0001_add_users_nickname"), "state"), "applied") << Field(st, "files");
+  EXPECT_EQ(Field(FileEntry(st, "0002_index_users_email"), "state"), "applied") << Field(st, "files");
+  EXPECT_EQ(Field(st, "ok"), "true");
+  r = Migrate({"--contract"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "contracted");
+  EXPECT_EQ(PhaseOf("0002_index_users_email"), "contracted");
 }
 
 // ---------------------------------------------------------------------------
@@ -816,6 +1017,7 @@ TEST_F(DirectoryApi, RolledBackMigrationIsPendingAgain) {
   ASSERT_TRUE(rep.ok()) << rep.status() << Events();
   ASSERT_EQ(rep->migrations.size(), 1u);
   EXPECT_TRUE(rep->migrations[0].registered);
+  EXPECT_EQ(rep->migrations[0].from, Phase::kRolledBack) << "registered again from rolled_back";
   EXPECT_EQ(rep->migrations[0].to, Phase::kSwitched);
   EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "switched");
   EXPECT_EQ(QueryInt(dsn(), "SELECT count(*) FROM users WHERE nickname = 'nick ' || id"), 2000);
@@ -866,6 +1068,36 @@ TEST_F(DirectoryApi, BaselineThroughAFileName) {
   ASSERT_TRUE(rep.ok()) << rep.status();
   ASSERT_EQ(rep->migrations.size(), 1u);
   EXPECT_EQ(rep->migrations[0].name, "0002_index_users_email");
+}
+
+// A rolled-back file up to NAME is not recorded as applied (what it did is
+// undone): baseline says so and leaves it pending.
+TEST_F(DirectoryApi, BaselineTellsWhyItLeavesARolledBackFilePending) {
+  Put("0001_add_users_nickname.json", AddNickname());
+  Put("0002_index_users_email.json", IndexEmail());
+  std::unique_ptr<Driver> d = Connect();
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(d->Migrate(dir()).ok());
+  ASSERT_TRUE(d->Rollback("0001_add_users_nickname").ok());
+  Put("0003_check_items_label.json", CheckLabel());
+  events_.clear();
+  auto bl = d->Baseline(dir(), "0003_check_items_label");
+  ASSERT_TRUE(bl.ok()) << bl.status();
+  const int skip = EventIndex("skip", "0001_add_users_nickname", "rolled_back");
+  ASSERT_GE(skip, 0) << Events();
+  EXPECT_THAT(events_[skip].message, HasSubstr("rolled back")) << Events();
+  EXPECT_THAT(events_[skip].message, HasSubstr("migrate runs it again")) << Events();
+  EXPECT_EQ(events_[skip].file, "0001_add_users_nickname.json");
+  EXPECT_EQ(EventIndex("baseline", "0001_add_users_nickname"), -1) << Events();
+  EXPECT_GE(EventIndex("skip", "0002_index_users_email", "switched"), 0) << Events();
+  EXPECT_GE(EventIndex("baseline", "0003_check_items_label"), 0) << Events();
+  ASSERT_EQ(bl->files.size(), 3u);
+  EXPECT_EQ(bl->files[0].state, "pending");
+  EXPECT_EQ(PhaseOf("0001_add_users_nickname"), "rolled_back");
+  // The CLI says it in words too.
+  CliResult r = Cli({"baseline", dir(), "--through", "0003_check_items_label"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("0001_add_users_nickname: left as it is (rolled back")) << Describe(r);
 }
 
 }  // namespace

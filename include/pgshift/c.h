@@ -575,8 +575,9 @@ enum {
  *                     `to` with PGSHIFT_MIGRATE_CONTRACT; a file
  *                     that does not parse; an applied file that changed or
  *                     is missing; a pending file that sorts before an
- *                     applied one (without ..._ALLOW_OUT_OF_ORDER). The
- *                     message names the files.
+ *                     applied one (without ..._ALLOW_OUT_OF_ORDER; a
+ *                     contract run stops at it instead). The message
+ *                     names the files.
  *   NOT_FOUND         `dir` does not exist (INVALID_ARGUMENT when it is not
  *                     a directory).
  *   FAILED_PRECONDITION  stopped at a migration that conflicts with an

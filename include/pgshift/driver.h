@@ -169,7 +169,8 @@ struct MigrateOptions {
   // old-shape application instances are gone; stop at the first that is
   // not at switched, or may not be contracted.
   bool contract = false;
-  // Let a pending file that sorts before an applied one run.
+  // Let a pending file that sorts before an applied one run. (`contract`
+  // needs no leave: it stops at the first pending file, in order or not.)
   bool allow_out_of_order = false;
   // Wait while another migrate (or baseline) runs on the database; false:
   // Aborted (busy) at once, naming it.
@@ -180,7 +181,9 @@ struct MigrateOptions {
 struct MigratedFile {
   std::string name;
   std::string file;
-  Phase from = Phase::kRegistered;  // phase before the call (kRegistered when it was not registered)
+  // Phase before the call: kRegistered for a new file, kRolledBack for a
+  // rolled-back one registered again.
+  Phase from = Phase::kRegistered;
   Phase to = Phase::kRegistered;    // phase after it
   bool registered = false;          // registered by this call
 };
@@ -254,9 +257,13 @@ class Driver {
   // Options::on_migrate (and the backfill's to on_progress).
   // Refuses with InvalidArgument, naming the files and changing nothing,
   // when a file does not parse, an applied file changed or is missing, or a
-  // pending file sorts before an applied one (unless allow_out_of_order).
+  // pending file sorts before an applied one (unless allow_out_of_order or
+  // contract), or cannot be read.
   // Stops with FailedPrecondition (nothing of that migration run) at a
-  // migration that conflicts with an earlier one not yet contracted, and
+  // migration that conflicts with an earlier one not yet contracted (an
+  // earlier one whose contract only removes pgshift's mark is contracted
+  // early instead, when the run goes to switched or beyond, every
+  // conflicting one is such a one, and the file fits the catalog), and
   // when contract is refused while old-shape instances are live; a step that
   // fails stops it as in Advance. Aborted when another Migrate holds the
   // directory lock and !options.wait; NotFound when `dir` does not exist
@@ -274,7 +281,8 @@ class Driver {
   // (its name, or its file name) as applied, at phase contracted and marked
   // baselined, without running anything: for a database whose schema
   // already has what those files do. Files already registered are left as
-  // they are. InvalidArgument (nothing changed) when `through` is not a file
+  // they are, a rolled-back one too (it stays pending), each with a "skip"
+  // event saying why. InvalidArgument (nothing changed) when `through` is not a file
   // of `dir`, or a file up to it does not parse or changed. Returns the
   // directory as it stands after.
   absl::StatusOr<DirectoryReport> Baseline(const std::string& dir, const std::string& through);

@@ -23,7 +23,8 @@ namespace pgshift {
 // database; the catalog checks happen in Driver::Plan/Register.
 // `file_name`, when not empty, is the migration's name as a file of a
 // migration directory (the file name without its extension): "name" may
-// then be omitted, and must equal it when given.
+// then be omitted, and must equal it when given. A leading UTF-8 byte order
+// mark is skipped.
 absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json,
                                                  absl::string_view origin = "migration",
                                                  absl::string_view file_name = "");

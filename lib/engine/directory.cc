@@ -3,10 +3,11 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <system_error>
 
 #include "absl/strings/match.h"
@@ -40,6 +41,42 @@ absl::StatusOr<v1::Migration> LoadFile(const std::string& file,
               "this migration as a JSON file (docs/operations/ has one page per operation)"));
   }
   return ParseMigrationJson(bytes, file, name);
+}
+
+// The bytes of the migration file at `path`, or InvalidArgument naming it
+// and saying why they cannot be read (a broken symbolic link, not a regular
+// file, no permission, ...). Never opens what is not a regular file (a FIFO
+// would block).
+absl::StatusOr<std::string> ReadMigrationFile(const fs::path& path) {
+  const std::string file = path.filename().string();
+  auto unreadable = [&file](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": cannot read the file: ", why));
+  };
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st)) {
+    if (fs::is_symlink(fs::symlink_status(path, ec))) {
+      const fs::path target = fs::read_symlink(path, ec);
+      return unreadable(absl::StrCat("broken symbolic link (to \"", target.string(),
+                                     "\", which does not exist); restore what it points to, or "
+                                     "remove the link"));
+    }
+    return unreadable(ec ? ec.message() : "it is gone");
+  }
+  if (!fs::is_regular_file(st)) {
+    return unreadable("not a regular file (a migration file holds JSON text); remove or rename it");
+  }
+  std::FILE* in = std::fopen(path.c_str(), "rb");
+  if (in == nullptr) return unreadable(std::strerror(errno));
+  std::string bytes;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) bytes.append(buf, n);
+  const bool failed = std::ferror(in) != 0;
+  const int err = errno;
+  std::fclose(in);
+  if (failed) return unreadable(std::strerror(err));
+  return bytes;
 }
 
 std::string Short(const std::string& checksum) { return checksum.substr(0, 12); }
@@ -88,24 +125,24 @@ absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir) {
     const std::string file = it->path().filename().string();
     const absl::string_view ext = MigrationExtension(file);
     std::error_code type_ec;
-    if (ext.empty() || !fs::is_regular_file(it->path(), type_ec)) {
+    // A directory (or a link to one) is never a migration, whatever its
+    // name; anything else with a migration file's name is one, and when it
+    // cannot be read that is its problem, not a reason to pass over it.
+    if (ext.empty() || fs::is_directory(it->path(), type_ec)) {
       scan.ignored.push_back(file);
       continue;
     }
     MigrationFile f;
     f.file = file;
     f.name = file.substr(0, file.size() - ext.size());
-    const std::string path = it->path().string();
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream bytes;
-    if (!in || !(bytes << in.rdbuf())) {
-      // An empty file reads nothing; anything else unreadable is an error.
-      if (fs::file_size(it->path(), type_ec) != 0 || type_ec) {
-        return absl::InvalidArgumentError(absl::StrCat("cannot read migration file \"", path, "\""));
-      }
+    absl::StatusOr<std::string> bytes = ReadMigrationFile(it->path());
+    if (bytes.ok()) {
+      f.checksum = FileChecksum(*bytes);
+      f.spec = LoadFile(file, ext, f.name, *bytes);
+    } else {
+      f.readable = false;
+      f.spec = bytes.status();
     }
-    f.checksum = FileChecksum(bytes.str());
-    f.spec = LoadFile(file, ext, f.name, bytes.str());
     scan.files.push_back(std::move(f));
   }
   if (ec) {
@@ -150,7 +187,9 @@ DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigra
       e.state = "pending";
     } else if (!m->status.file_checksum.empty()) {
       e.state = m->status.baselined ? "baselined" : "applied";
-      if (m->status.file_checksum != f.checksum) {
+      // An unreadable file has no checksum to compare: its problem is that
+      // it cannot be read.
+      if (f.readable && m->status.file_checksum != f.checksum) {
         e.state = "changed";
         e.problem = absl::StrCat(
             "changed since it was ", m->status.baselined ? "baselined" : "registered", " (checksum ",

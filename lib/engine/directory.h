@@ -23,9 +23,12 @@ namespace pgshift::engine {
 struct MigrationFile {
   std::string file;      // base name
   std::string name;      // file name without its extension
-  std::string checksum;  // FileChecksum of its bytes
-  // The migration it holds, or why it cannot be read (InvalidArgument,
-  // naming the file).
+  std::string checksum;  // FileChecksum of its bytes; "" when !readable
+  // False when its bytes could not be read (a broken symbolic link, no
+  // permission, not a regular file): `spec` says why.
+  bool readable = true;
+  // The migration it holds, or why it cannot be read or parsed
+  // (InvalidArgument, naming the file).
   absl::StatusOr<v1::Migration> spec;
 };
 
@@ -38,10 +41,13 @@ struct DirectoryScan {
 // Hex SHA-256 of `bytes`, normalized as described above.
 std::string FileChecksum(absl::string_view bytes);
 
-// Reads directory `dir`: every regular file (or link to one) whose name
-// ends in ".json" or ".sql" and does not start with "."; the rest is listed
-// as ignored. NotFound when `dir` does not exist, InvalidArgument when it is
-// not a directory or cannot be read. Touches no database.
+// Reads directory `dir`: every entry whose name ends in ".json" or ".sql"
+// and does not start with "." is a migration file unless it is a directory
+// (or a link to one); one that cannot be read (a broken symbolic link, no
+// permission, a FIFO) is listed with that as its problem, never passed over.
+// The rest is listed as ignored. A leading UTF-8 byte order mark is not
+// part of the JSON. NotFound when `dir` does not exist, InvalidArgument
+// when it is not a directory or cannot be listed. Touches no database.
 absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir);
 
 // Compares `scan` with the migrations the control schema holds (`stored`:

@@ -203,44 +203,56 @@ struct Driver::Impl {
   // Another active migration that changes a column (or a whole table) `m`
   // changes or reads too.
   struct Conflict {
-    std::string other;      // its name
-    Phase phase;            // its phase
-    std::string message;    // "column ... is already being changed by active migration ..."
+    std::string other;       // its name
+    Phase phase;             // its phase
+    std::string other_file;  // the directory file it was registered from, "" when by hand
+    std::string message;     // "column ... is already being changed by active migration ..."
   };
 
   // InvalidArgument when `m` conflicts with another active migration.
   absl::Status CheckConflicts(const v1::Migration& m) {
-    ASSIGN_OR_RETURN(std::optional<Conflict> c, FindConflict(m));
-    if (!c) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::vector<Conflict> c, FindConflicts(m));
+    if (c.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(
-        absl::StrCat(c->message, "; finish or roll back that migration first"));
+        absl::StrCat(c[0].message, "; finish or roll back that migration first"));
   }
 
-  absl::StatusOr<std::optional<Conflict>> FindConflict(const v1::Migration& m) {
+  // Every active migration `m` conflicts with, one entry each (the first
+  // touch found), in the order of control.Active().
+  absl::StatusOr<std::vector<Conflict>> FindConflicts(const v1::Migration& m) {
     ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> active, control.Active());
+    std::vector<Conflict> out;
     for (const auto& other : active) {
       if (other.status.name == m.name()) continue;
-      ASSIGN_OR_RETURN(v1::Migration spec, ParseMigrationJson(other.spec_json, other.status.name));
-      for (const v1::Operation& mine : m.operations()) {
-        ASSIGN_OR_RETURN(std::vector<ops::Touch> my_touches, ResolvedTouches(mine, m.schema()));
-        for (const ops::Touch& x : my_touches) {
-          for (const v1::Operation& theirs : spec.operations()) {
-            ASSIGN_OR_RETURN(std::vector<ops::Touch> their_touches, ResolvedTouches(theirs, spec.schema()));
-            for (const ops::Touch& y : their_touches) {
-              if (!x.Conflicts(y)) continue;
-              const ops::Touch& changed = x.read ? y : x;
-              const std::string what =
-                  changed.column.empty()
-                      ? absl::StrCat("table ", pg::QuoteQualified(x.schema, x.table))
-                      : absl::StrCat("column ", pg::QuoteQualified(x.schema, x.table), ".",
-                                     pg::QuoteIdent(changed.column));
-              const std::string how = y.read ? "is read by the expressions (and so the triggers) of"
-                                    : x.read ? "is read by this migration's expressions and is already being changed by"
-                                             : "is already being changed by";
-              return Conflict{other.status.name, other.status.phase,
-                              absl::StrCat(what, " ", how, " active migration \"", other.status.name,
-                                           "\" (phase ", PhaseName(other.status.phase), ")")};
-            }
+      ASSIGN_OR_RETURN(std::optional<Conflict> c, ConflictWith(m, other));
+      if (c) out.push_back(std::move(*c));
+    }
+    return out;
+  }
+
+  // How `m` conflicts with the active migration `other`, if it does.
+  absl::StatusOr<std::optional<Conflict>> ConflictWith(const v1::Migration& m,
+                                                       const engine::StoredMigration& other) {
+    ASSIGN_OR_RETURN(v1::Migration spec, ParseMigrationJson(other.spec_json, other.status.name));
+    for (const v1::Operation& mine : m.operations()) {
+      ASSIGN_OR_RETURN(std::vector<ops::Touch> my_touches, ResolvedTouches(mine, m.schema()));
+      for (const ops::Touch& x : my_touches) {
+        for (const v1::Operation& theirs : spec.operations()) {
+          ASSIGN_OR_RETURN(std::vector<ops::Touch> their_touches, ResolvedTouches(theirs, spec.schema()));
+          for (const ops::Touch& y : their_touches) {
+            if (!x.Conflicts(y)) continue;
+            const ops::Touch& changed = x.read ? y : x;
+            const std::string what =
+                changed.column.empty()
+                    ? absl::StrCat("table ", pg::QuoteQualified(x.schema, x.table))
+                    : absl::StrCat("column ", pg::QuoteQualified(x.schema, x.table), ".",
+                                   pg::QuoteIdent(changed.column));
+            const std::string how = y.read ? "is read by the expressions (and so the triggers) of"
+                                  : x.read ? "is read by this migration's expressions and is already being changed by"
+                                           : "is already being changed by";
+            return Conflict{other.status.name, other.status.phase, other.status.file,
+                            absl::StrCat(what, " ", how, " active migration \"", other.status.name,
+                                         "\" (phase ", PhaseName(other.status.phase), ")")};
           }
         }
       }
@@ -347,6 +359,11 @@ struct Driver::Impl {
     return ParseMigrationJson(stored.spec_json, stored.status.name);
   }
 
+  // How CheckOldInstances says to contract anyway when "pass --force" is not
+  // what the caller's command takes (an early contract in Migrate); empty:
+  // "pass --force".
+  std::string force_advice;
+
   // FailedPrecondition listing the live instances that declared they need
   // the old shape of `name`, unless options.force_contract; `forced` gets
   // them when forced.
@@ -370,8 +387,10 @@ struct Driver::Impl {
         " application instance(s) declared they need the old shape and are live: ",
         absl::StrJoin(items, "; "),
         ". Contract removes what they use. Stop or upgrade them first (a stopped instance stops "
-        "counting once its declaration expires), or pass --force (Options::force_contract) to "
-        "contract anyway. Nothing was changed"));
+        "counting once its declaration expires), or ",
+        force_advice.empty() ? "pass --force (Options::force_contract) to contract anyway"
+                             : force_advice,
+        ". Nothing was changed"));
   }
 
   // Before a step taking ACCESS EXCLUSIVE on `table`: looks for long
@@ -838,13 +857,16 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
   };
   // What is wrong in the files themselves is refused before connecting
   // anything up.
-  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), mo.allow_out_of_order);
+  // --contract stops at the first pending file, out of order or not: only
+  // what is wrong with the files themselves stops it before it starts.
+  const bool allow_out_of_order = mo.allow_out_of_order || mo.contract;
+  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), allow_out_of_order);
   if (!refusals.empty()) return refuse(refusals);
   RETURN_IF_ERROR(d.control.Init());
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(mo.wait));
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
   const DirectoryReport now = engine::Compare(scan, stored);
-  refusals = engine::Refusals(now, mo.allow_out_of_order);
+  refusals = engine::Refusals(now, allow_out_of_order);
   if (!refusals.empty()) return refuse(refusals);
 
   std::map<std::string, const engine::MigrationFile*> files;
@@ -874,14 +896,20 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
     moved.name = e.name;
     moved.file = e.file;
     Phase phase = registered ? e.migration->phase : Phase::kRegistered;
-    moved.from = phase;
+    // A rolled-back one is registered again from rolled_back.
+    moved.from = !registered && e.migration ? Phase::kRolledBack : phase;
 
     if (mo.contract) {
       if (phase == Phase::kContracted) continue;
       if (!registered || phase != Phase::kSwitched) {
         report.stopped_at = e.name;
         report.stop_reason =
-            !registered
+            !registered && e.out_of_order
+                ? absl::StrCat("\"", e.name, "\" is pending and sorts before an applied file; run `pgshift migrate ",
+                               dir, " --allow-out-of-order` (before the deploy) first, then contract after it",
+                               e.migration ? ", or remove its file if the rolled-back migration should not run again"
+                                           : "")
+            : !registered
                 ? absl::StrCat("\"", e.name, "\" is pending; run `pgshift migrate ", dir,
                                "` (before the deploy) first, then contract after it")
                 : absl::StrCat("\"", e.name, "\" is at ", PhaseName(phase),
@@ -900,34 +928,43 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
 
     const Phase target = mo.to.value_or(Phase::kSwitched);
     if (!registered) {
-      ASSIGN_OR_RETURN(std::optional<Impl::Conflict> conflict, d.FindConflict(spec));
+      ASSIGN_OR_RETURN(std::vector<Impl::Conflict> conflicts, d.FindConflicts(spec));
       // An earlier migration of the directory at switched whose contract
       // only removes pgshift's mark (a table, index or constraint it built)
-      // is contracted now: old app versions see no difference.
-      while (conflict) {
-        ASSIGN_OR_RETURN(bool early, d.ContractOnlyUnmarks(conflict->other));
-        if (!early) break;
-        d.Event(conflict->other, "", "contract", PhaseName(Phase::kContracted),
-                absl::StrCat("early: its contract only removes pgshift's mark, and \"", e.name,
-                             "\" changes what it built"));
-        absl::StatusOr<MigrationStatus> s = Advance(conflict->other, Phase::kContracted);
-        if (!s.ok()) return stopped(e, s.status(), "", "failed");
-        MigratedFile contracted;
-        contracted.name = conflict->other;
-        contracted.file = s->file;
-        contracted.from = Phase::kSwitched;
-        contracted.to = s->phase;
-        report.migrations.push_back(contracted);
-        d.Event(conflict->other, s->file, "reached", PhaseName(s->phase));
-        ASSIGN_OR_RETURN(conflict, d.FindConflict(spec));
+      // is contracted now: old app versions see no difference. Only when
+      // this run takes migrations to switched at least, when every migration
+      // the file conflicts with is such a one, and when the file fits the
+      // catalog; else the run stops at the file having contracted nothing
+      // (those migrations may still be rolled back).
+      const Impl::Conflict* blocking = nullptr;
+      for (const Impl::Conflict& c : conflicts) {
+        ASSIGN_OR_RETURN(bool early, d.ContractOnlyUnmarks(c.other));
+        if (!early) {
+          blocking = &c;
+          break;
+        }
       }
-      if (conflict) {
+      // Below switched, a run contracts nothing early.
+      const bool only_below = blocking == nullptr && !conflicts.empty() && Before(target, Phase::kSwitched);
+      if (only_below) blocking = &conflicts[0];
+      if (blocking != nullptr) {
+        const Impl::Conflict& c = *blocking;
+        const std::string how =
+            !c.other_file.empty()
+                ? absl::StrCat("contract \"", c.other, "\" after the old app version is gone (`pgshift migrate ",
+                               dir, " --contract` after the deploy), then run `pgshift migrate ", dir,
+                               "` again",
+                               only_below ? absl::StrCat(" (its contract only removes pgshift's mark: `pgshift migrate ",
+                                                         dir, "` without --to contracts it early and goes on)")
+                                          : "")
+                : absl::StrCat("\"", c.other, "\" was not registered from a file of this directory, so `pgshift migrate ",
+                               dir, " --contract` leaves it alone: contract it once the old app version is gone "
+                               "(`pgshift advance ", c.other, " --to contracted`), or roll it back (`pgshift rollback ",
+                               c.other, "`), then run `pgshift migrate ", dir, "` again");
         return stopped(e,
                        absl::FailedPreconditionError(absl::StrCat(
-                           conflict->message, ", which is not contracted yet: contract \"",
-                           conflict->other, "\" after the old app version is gone (`pgshift migrate ",
-                           dir, " --contract` after the deploy), then run `pgshift migrate ", dir,
-                           "` again. Nothing of \"", e.name, "\" was run")),
+                           c.message, ", which is not contracted yet: ", how, ". Nothing of \"", e.name,
+                           "\" was run")),
                        "", "conflict");
       }
       absl::Status valid = d.Validate(spec);
@@ -940,6 +977,28 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
                                     "applied yet, so it may change) and run `pgshift migrate ", dir,
                                     "` again"),
                        "refused");
+      }
+      for (const Impl::Conflict& c : conflicts) {
+        d.Event(c.other, c.other_file, "contract", PhaseName(Phase::kContracted),
+                absl::StrCat("early: its contract only removes pgshift's mark, and \"", e.name,
+                             "\" changes what it built"));
+        // A run to below contracted does not take --force: say what does.
+        if (target != Phase::kContracted) {
+          d.force_advice = absl::StrCat(
+              "contract it anyway with `pgshift advance ", c.other,
+              " --to contracted --force` (its contract only removes pgshift's mark, which old "
+              "versions do not see), then run `pgshift migrate ", dir, "` again");
+        }
+        absl::StatusOr<MigrationStatus> s = Advance(c.other, Phase::kContracted);
+        d.force_advice.clear();
+        if (!s.ok()) return stopped(e, s.status(), "", "failed");
+        MigratedFile contracted;
+        contracted.name = c.other;
+        contracted.file = s->file;
+        contracted.from = Phase::kSwitched;
+        contracted.to = s->phase;
+        report.migrations.push_back(contracted);
+        d.Event(c.other, s->file, "reached", PhaseName(s->phase));
       }
       const std::string json = CanonicalJson(spec);
       if (e.migration) {  // rolled back: pending again
@@ -994,8 +1053,8 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
   refusals = engine::Refusals(engine::Compare(scan, stored), false, last->file);
   if (!refusals.empty()) return refuse(refusals);
-  std::set<std::string> registered;
-  for (const auto& m : stored) registered.insert(m.status.name);
+  std::map<std::string, const MigrationStatus*> registered;
+  for (const auto& m : stored) registered[m.status.name] = &m.status;
   std::vector<const engine::MigrationFile*> recorded;
   RETURN_IF_ERROR(d.conn->Transaction([&]() -> absl::Status {
     recorded.clear();
@@ -1011,6 +1070,19 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
   // Told once committed: a callback never runs inside the transaction.
   for (const engine::MigrationFile* f : recorded) {
     d.Event(f->name, f->file, "baseline", PhaseName(Phase::kContracted));
+  }
+  // And every file up to `through` it left as it was, with why. A
+  // rolled-back one is not recorded: what it did is undone, and `migrate`
+  // runs it again.
+  for (const auto& f : scan.files) {
+    if (f.file > last->file) break;
+    auto it = registered.find(f.name);
+    if (it == registered.end()) continue;
+    const MigrationStatus& m = *it->second;
+    d.Event(f.name, f.file, "skip", PhaseName(m.phase),
+            m.phase == Phase::kRolledBack ? "rolled back: not recorded as applied; migrate runs it again"
+            : m.baselined                 ? "baselined already"
+                                          : absl::StrCat("registered already (", PhaseName(m.phase), ")"));
   }
   ASSIGN_OR_RETURN(stored, d.control.LoadAll());
   return engine::Compare(scan, stored);

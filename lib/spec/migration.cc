@@ -159,6 +159,10 @@ std::string ExplainJsonError(absl::string_view message) {
 
 absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::string_view origin,
                                                  absl::string_view file_name) {
+  // A UTF-8 byte order mark (which some Windows editors write) is not part
+  // of the JSON text (RFC 8259 §8.1 lets a parser ignore it); the directory
+  // checksum leaves it out too.
+  if (absl::StartsWith(json, "\xEF\xBB\xBF")) json.remove_prefix(3);
   // Protobuf's parser keeps the last of duplicate keys and is lenient about
   // JSON types; read the text strictly first.
   RETURN_IF_ERROR(util::Annotate(spec::CheckJsonShape(json, v1::Migration::descriptor()), origin));

@@ -770,7 +770,8 @@ class Driver:
         InvalidArgumentError, naming the files and changing nothing, when a
         file does not parse, an applied file changed or is missing, or a
         pending file sorts before an applied one (unless
-        ``allow_out_of_order``); FailedPreconditionError when it stops at a
+        ``allow_out_of_order``; a contract run stops at it instead);
+        FailedPreconditionError when it stops at a
         migration that conflicts with an earlier one not yet contracted, or a
         step fails (as advance); BusyError when another migrate holds the
         directory and ``wait`` is False. `progress` and `on_event` (for this
