@@ -4,15 +4,22 @@
 //
 // Exit codes: 0 ok, 1 a step failed (state consistent), 2 bad input (nothing
 // changed), 3 check not satisfied, 4 busy or locks not acquired in time.
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -55,6 +62,16 @@ Migration directories (files applied in file-name order, recorded with their che
   status DIR                   every file of DIR: pending, applied (phase), changed, missing
   baseline DIR --through NAME  record the files up to NAME as applied without running them
 
+Plain SQL files:
+  lint FILE.sql... [--other-runner] [--no-db]
+                               every statement: its lock, whether it scans or rewrites a table, the
+                               rule ids it breaks and what pgshift runs instead; exit 1 if any is
+                               unsafe as written. Uses the live catalog when a database is given
+                               (--dsn, PGSHIFT_DSN, PGHOST, PGHOSTADDR, PGPORT, PGDATABASE or
+                               PGSERVICE), else assumes the worst; --no-db: never connect;
+                               --other-runner: judge the file as another tool runs it (notes
+                               become warnings)
+
 Phases: registered column_added trigger_installed backfilled validated switched contracted
 
 Global options:
@@ -65,6 +82,9 @@ Global options:
 constexpr char kFooter[] = R"(
 Durations look like 500ms, 1.5s, 2m. Exit codes: 0 ok, 1 a step failed (state consistent),
 2 bad input (nothing changed), 3 check not satisfied, 4 busy / locks not acquired.
+lint: 0 every statement is safe as written, 1 some statement is unsafe as written (pgshift
+converts or refuses it), 2 the files could not be linted (unreadable, syntax error, server
+unreachable).
 )";
 
 // The usage text: the commands, then one line per option of OptionList().
@@ -109,7 +129,8 @@ const std::map<std::string, bool>& KnownFlags() {
                                               {"contract", false}, {"allow-out-of-order", false},
                                               {"no-wait", false}, {"through", true},
                                               {"shape", true},    {"instance-id", true},
-                                              {"ttl", true},      {"description", true}};
+                                              {"ttl", true},      {"description", true},
+                                              {"other-runner", false}, {"no-db", false}};
     for (const OptionInfo& o : OptionList()) (*f)[o.flag] = std::string(o.kind) != "bool";
     return f;
   }();
@@ -334,6 +355,148 @@ int Fail(const Args& args, const absl::Status& s, int code) {
 
 int Fail(const Args& args, const absl::Status& s) { return Fail(args, s, ExitCodeFor(s)); }
 
+// ---- lint ------------------------------------------------------------------
+
+// Whether `lint` lints against a database: --dsn or a non-empty PGSHIFT_DSN,
+// or one of libpq's variables that name a server or database. Without any
+// (or with --no-db) it lints without one, assuming the worst where a rule
+// needs the catalog. libpq alone would try the local socket, but a linter in
+// a CI job without a server must not fail for that.
+bool LintWithDatabase(const Args& args) {
+  if (args.flags.count("no-db")) return false;
+  if (args.flags.count("dsn")) return true;
+  for (const char* var : {"PGSHIFT_DSN", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE"}) {
+    const char* value = std::getenv(var);
+    if (value != nullptr && *value != '\0') return true;
+  }
+  return false;
+}
+
+// The bytes of `path`, or InvalidArgument saying why it cannot be read.
+absl::StatusOr<std::string> ReadSqlFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": it is a directory; give the .sql files"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  return text.str();
+}
+
+// One line of `sql` (the first), shortened to `width` characters.
+std::string OneLine(const std::string& sql, size_t width) {
+  std::string line = sql.substr(0, sql.find('\n'));
+  bool cut = line.size() < sql.size();
+  if (line.size() > width) {
+    line = line.substr(0, width - 3);
+    cut = true;
+  }
+  return cut ? absl::StrCat(line, "...") : line;
+}
+
+std::string LintText(const std::vector<LintReport>& reports, bool database) {
+  std::string out;
+  std::map<std::string, int> verdicts;
+  int statements = 0, errors = 0, warnings = 0, assumed = 0;
+  for (const LintReport& r : reports) {
+    for (const LintedStatement& s : r.statements) {
+      ++statements;
+      ++verdicts[s.verdict];
+      assumed += s.assumed ? 1 : 0;
+      absl::StrAppend(&out, r.origin, ":", s.line, "  ", s.verdict, "  ", s.lock, "  ", s.statement,
+                      s.tables.empty() ? "" : absl::StrCat(" ", absl::StrJoin(s.tables, ", ")),
+                      s.assumed ? "  (assumed: no database)" : "", "\n");
+      absl::StrAppend(&out, "  | ", OneLine(s.sql, 96), "\n");
+      for (const LintFinding& f : s.findings) {
+        absl::StrAppend(&out, "  ", f.rule, " (", f.level, "): ", f.message, "\n");
+        errors += f.level == "error" ? 1 : 0;
+        warnings += f.level == "warning" ? 1 : 0;
+      }
+      if (s.verdict == "convert" || s.verdict == "refuse") {
+        const char* lead = s.verdict == "convert" ? "pgshift runs instead" : "write instead";
+        if (!s.instead.empty()) absl::StrAppend(&out, "  ", lead, ": ", s.instead, "\n");
+        if (!s.operation_json.empty()) absl::StrAppend(&out, "    ", s.operation_json, "\n");
+      }
+    }
+  }
+  std::vector<std::string> counts;
+  for (const char* v : {"safe", "convert", "refuse", "control"}) {
+    if (verdicts.count(v)) counts.push_back(absl::StrCat(verdicts[v], " ", v));
+  }
+  const bool unsafe = verdicts.count("convert") || verdicts.count("refuse");
+  absl::StrAppend(&out, statements, statements == 1 ? " statement" : " statements", " in ", reports.size(),
+                  reports.size() == 1 ? " file" : " files",
+                  counts.empty() ? "" : absl::StrCat(" (", absl::StrJoin(counts, ", "), ")"), ", ", errors,
+                  errors == 1 ? " error, " : " errors, ", warnings, warnings == 1 ? " warning" : " warnings",
+                  ": ", unsafe ? "unsafe as written" : "safe as written",
+                  database ? "; checked against the live catalog"
+                  : assumed > 0
+                      ? absl::StrCat("; no database: ", assumed,
+                                     " assumed the worst (give --dsn to check the live catalog)")
+                      : "; no database",
+                  "\n");
+  return out;
+}
+
+// `pgshift lint FILE.sql...`: 0 safe as written, 1 unsafe, 2 not linted.
+int Lint(const Args& args, const Options& options) {
+  // Every file is read before anything else: a missing one changes nothing.
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const std::string& path : args.positional) {
+    absl::StatusOr<std::string> sql = ReadSqlFile(path);
+    if (!sql.ok()) return Fail(args, sql.status(), 2);
+    files.emplace_back(path, *std::move(sql));
+  }
+  LintOptions lint_options;
+  lint_options.other_runner = args.flags.count("other-runner") > 0;
+  // A database that was asked for but cannot be reached is an error, never
+  // a silent fallback to the worst case; exit 2 (not ExitCodeFor's 1, which
+  // lint gives to "unsafe as written").
+  auto fail = [&args](const absl::Status& s) {
+    int code = ExitCodeFor(s);
+    return Fail(args, s, code == 1 ? 2 : code);
+  };
+  const bool database = LintWithDatabase(args);
+  std::unique_ptr<Driver> driver;
+  if (database) {
+    absl::StatusOr<std::unique_ptr<Driver>> d = Driver::Connect(Dsn(args), options);
+    if (!d.ok()) return fail(d.status());
+    driver = *std::move(d);
+  }
+  std::vector<LintReport> reports;
+  for (const auto& [path, sql] : files) {
+    absl::StatusOr<LintReport> r =
+        driver ? driver->Lint(sql, path, lint_options) : LintSql(sql, path, lint_options);
+    if (!r.ok()) {
+      absl::Status s = r.status();
+      // The message names the file (the origin) with the line and column.
+      if (!absl::StartsWith(s.message(), path)) {
+        absl::Status named(s.code(), absl::StrCat(path, ": ", s.message()));
+        s.ForEachPayload([&named](absl::string_view url, const absl::Cord& p) { named.SetPayload(url, p); });
+        s = named;
+      }
+      return fail(s);
+    }
+    reports.push_back(*std::move(r));
+  }
+  bool unsafe = false;
+  for (const LintReport& r : reports) unsafe = unsafe || r.unsafe;
+  if (args.json) {
+    std::vector<std::string> objects;
+    for (const LintReport& r : reports) objects.push_back(ToJson(r));
+    std::cout << "{\"files\":[" << absl::StrJoin(objects, ",") << "],\"unsafe\":" << (unsafe ? "true" : "false")
+              << ",\"database\":" << (database ? "true" : "false") << "}" << std::endl;
+  } else {
+    std::cout << LintText(reports, database) << std::flush;
+  }
+  return unsafe ? 1 : 0;
+}
+
 bool IsDirectory(const std::string& path) {
   std::error_code ec;
   return std::filesystem::is_directory(path, ec);
@@ -368,7 +531,8 @@ int Run(int argc, char** argv) {
   }
   static const std::vector<std::string> commands = {"init",   "plan",  "register", "advance", "rollback",
                                                     "status", "check", "pause",    "resume",
-                                                    "migrate", "baseline", "declare", "withdraw"};
+                                                    "migrate", "baseline", "declare", "withdraw",
+                                                    "lint"};
   if (std::find(commands.begin(), commands.end(), args.command) == commands.end()) {
     return Fail(args, absl::InvalidArgumentError(absl::StrCat("unknown command \"", args.command,
                                                               "\"; commands are: ",
@@ -406,6 +570,14 @@ int Run(int argc, char** argv) {
   for (const char* flag : {"contract", "allow-out-of-order", "no-wait"}) {
     if (usage.ok() && args.flags.count(flag) && cmd != "migrate") {
       usage = absl::InvalidArgumentError(absl::StrCat("--", flag, " goes with migrate"));
+    }
+  }
+  if (cmd == "lint" && args.positional.empty()) {
+    usage = absl::InvalidArgumentError("`lint` takes one or more FILE.sql; see pgshift --help");
+  }
+  for (const char* flag : {"other-runner", "no-db"}) {
+    if (usage.ok() && args.flags.count(flag) && cmd != "lint") {
+      usage = absl::InvalidArgumentError(absl::StrCat("--", flag, " goes with lint"));
     }
   }
   if (usage.ok() && args.flags.count("through") && cmd != "baseline") {
@@ -484,6 +656,9 @@ int Run(int argc, char** argv) {
     if (!p.ok()) return Fail(args, p.status(), 2);
     at_least = *p;
   }
+
+  // lint reads files and, when a database is given, the catalog: no init.
+  if (cmd == "lint") return Lint(args, *options);
 
   const std::string dsn = Dsn(args);
   if (cmd == "check") {

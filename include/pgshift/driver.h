@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pgshift/check.h"
+#include "pgshift/lint.h"
 #include "pgshift/options.h"
 #include "pgshift/phase.h"
 #include "pgshift/v1/migration.pb.h"
@@ -285,6 +286,13 @@ class Driver {
   // of `dir`, or a file up to it does not parse or changed. Returns the
   // directory as it stands after.
   absl::StatusOr<DirectoryReport> Baseline(const std::string& dir, const std::string& through);
+
+  // Lints `sql` (LintSql in lint.h) with the live catalog: whether each
+  // table exists (a table the script creates is new: nothing else uses it
+  // yet), whether a default is volatile, whether a type change rewrites.
+  // Reads only; works before Init.
+  absl::StatusOr<LintReport> Lint(absl::string_view sql, absl::string_view origin,
+                                  const LintOptions& options = {});
 
   absl::StatusOr<MigrationStatus> Status(const std::string& name);
   absl::StatusOr<std::vector<MigrationStatus>> List();

@@ -29,6 +29,11 @@ std::string ToJson(const DirectoryReport& report);
 // {"directory", "migrations": [{"name", "file", "from", "to", "registered"}],
 //  "stopped_at", "stop_reason"}
 std::string ToJson(const MigrateReport& report);
+// {"origin", "unsafe", "statements": [{"sql", "line", "statement", "verdict",
+//   "lock", "tables", "scans_table", "rewrites_table", "findings": [{"rule",
+//   "level", "message"}], "operation", "instead", "assumed"}]}
+// ("operation": the operation's JSON object, an array of them, or null).
+std::string ToJson(const LintReport& report);
 // {"event": "migrate", "migration", "file", "action", "phase", "message"}
 std::string ToJson(const MigrateEvent& event);
 // {"migration", "server_version", "notes", "steps": [...], "rollback": [...]}

@@ -7,6 +7,7 @@
 #include "pgshift/driver.h"
 #include "pgshift/errors.h"
 #include "pgshift/json.h"
+#include "pgshift/lint.h"
 #include "pgshift/migration.h"
 #include "pgshift/options.h"
 #include "pgshift/phase.h"

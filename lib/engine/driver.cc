@@ -16,6 +16,7 @@
 #include "lib/engine/directory.h"
 #include "lib/engine/executor.h"
 #include "lib/engine/lease.h"
+#include "lib/engine/lint.h"
 #include "lib/engine/sessions.h"
 #include "lib/ops/operation.h"
 #include "lib/ops/registry.h"
@@ -738,6 +739,11 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
   RETURN_IF_ERROR(d.RunStep(name, ops, stored.status.phase, Phase::kRolledBack, *lease));
   ASSIGN_OR_RETURN(stored, d.control.Load(name));
   return stored.status;
+}
+
+absl::StatusOr<LintReport> Driver::Lint(absl::string_view sql, absl::string_view origin,
+                                        const LintOptions& options) {
+  return engine::Lint(impl_->conn.get(), sql, origin, options);
 }
 
 absl::Status Driver::Pause(const std::string& name) {

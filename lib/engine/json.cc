@@ -84,6 +84,30 @@ std::string ToJson(const MigrateReport& r) {
   return o.Build();
 }
 
+std::string ToJson(const LintReport& r) {
+  std::vector<std::string> statements;
+  for (const LintedStatement& s : r.statements) {
+    std::vector<std::string> findings;
+    for (const LintFinding& f : s.findings) {
+      findings.push_back(
+          util::JsonObject().Str("rule", f.rule).Str("level", f.level).Str("message", f.message).Build());
+    }
+    util::JsonObject o;
+    o.Str("sql", s.sql).Int("line", s.line).Str("statement", s.statement).Str("verdict", s.verdict);
+    o.Str("lock", s.lock).Raw("tables", util::JsonStringArray(s.tables));
+    o.Bool("scans_table", s.scans_table).Bool("rewrites_table", s.rewrites_table);
+    o.Raw("findings", absl::StrCat("[", absl::StrJoin(findings, ","), "]"));
+    if (s.operation_json.empty()) o.Null("operation"); else o.Raw("operation", s.operation_json);
+    o.Str("instead", s.instead).Bool("assumed", s.assumed);
+    statements.push_back(o.Build());
+  }
+  return util::JsonObject()
+      .Str("origin", r.origin)
+      .Bool("unsafe", r.unsafe)
+      .Raw("statements", absl::StrCat("[", absl::StrJoin(statements, ","), "]"))
+      .Build();
+}
+
 std::string ToJson(const MigrateEvent& e) {
   return util::JsonObject()
       .Str("event", "migrate")

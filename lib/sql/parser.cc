@@ -162,6 +162,30 @@ void Walk(const Message& root, const std::function<bool(const Message&)>& visit)
 
 absl::Status CheckSyntax(absl::string_view sql) { return Parse(sql).status(); }
 
+namespace {
+
+// Where the first token of `body` that is not a comment starts, read by the
+// parser's own scanner; npos when there is none (only comments).
+size_t FirstTokenStart(absl::string_view body) {
+  const std::string text(body);
+  PgQueryScanResult r = pg_query_scan(text.c_str());
+  size_t start = std::string::npos;
+  pg_query::ScanResult scan;
+  if (r.error == nullptr && scan.ParseFromArray(r.pbuf.data, static_cast<int>(r.pbuf.len))) {
+    for (const pg_query::ScanToken& t : scan.tokens()) {
+      if (t.token() == pg_query::SQL_COMMENT || t.token() == pg_query::C_COMMENT) continue;
+      start = static_cast<size_t>(t.start());
+      break;
+    }
+  } else {
+    start = 0;  // the split parsed it: keep it whole rather than lose it
+  }
+  pg_query_free_scan_result(r);
+  return start;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<Statement>> Split(absl::string_view script) {
   RETURN_IF_ERROR(RefuseNul(script));
   const std::string text(script);
@@ -178,6 +202,11 @@ absl::StatusOr<std::vector<Statement>> Split(absl::string_view script) {
                                                   : text.size() - start;
       absl::string_view raw = absl::string_view(text).substr(start, len);
       absl::string_view body = absl::StripAsciiWhitespace(raw);
+      // Comments before a statement are not part of it: its text and line
+      // start at its first token.
+      const size_t first = FirstTokenStart(body);
+      if (first == std::string::npos) continue;
+      body.remove_prefix(first);
       if (body.empty()) continue;
       Statement s;
       s.text = std::string(body);

@@ -23,7 +23,9 @@ namespace pgshift::sql {
 
 // One statement of a script.
 struct Statement {
-  std::string text;  // as written, without the terminating ';' and surrounding blanks
+  // As written, from its first token (comments before it are not part of
+  // it) to before the terminating ';'.
+  std::string text;
   int offset = 0;    // byte offset of its first character in the script
   int line = 1;      // line of its first character, from 1
 };
