@@ -416,7 +416,10 @@ class MigrateCrash : public DeployTest {
 
 TEST_F(MigrateCrash, KillInTheMiddleOfTheBackfillThenMigrateAgain) {
   MakeUsers(3000);
-  ChildProcess cli(Args({"--json", "--batch-rows", "50", "--batch-delay", "20ms", "migrate", dir()}));
+  // At most 50 rows a batch, 20 ms apart (the size would otherwise grow and
+  // the backfill could finish before the kill on a fast machine).
+  ChildProcess cli(Args({"--json", "--batch-rows", "50", "--batch-max-rows", "50", "--batch-delay", "20ms",
+                         "migrate", dir()}));
   ASSERT_TRUE(WaitUntil([&] { return RowsDone("0002_rename_users_name") >= 1000 || !cli.Running(); }))
       << cli.CurrentErr();
   ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
@@ -578,8 +581,11 @@ TEST_F(DeployTest, PauseAndResumeABackfillThatMigrateRuns) {
                "INSERT INTO users SELECT g, 'user ' || g FROM generate_series(1, 3000) g; ANALYZE users;");
   const std::string name = "0001_rename_users_name";
   Put(Spec(name).RenameColumn("users", "name", "full_name"));
-  ChildProcess cli(Args({"--json", "--batch-rows", "50", "--batch-delay", "20ms", "--poll-interval", "100ms",
-                         "migrate", dir()}));
+  // Batches of 50 rows at most, 20 ms apart: about 1.2 s of backfill, so
+  // that the pause lands in the middle (the batch size would otherwise grow
+  // to its target time and finish first on a fast machine).
+  ChildProcess cli(Args({"--json", "--batch-rows", "50", "--batch-max-rows", "50", "--batch-delay", "20ms",
+                         "--poll-interval", "100ms", "migrate", dir()}));
   ASSERT_TRUE(WaitUntil([&] { return RowsDone(name) >= 300 || !cli.Running(); })) << cli.CurrentErr();
   ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
   CliResult r = Cli({"pause", name});
