@@ -15,6 +15,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/support/cli.h"
+#include "tests/support/json_assert.h"
 #include "tests/support/session.h"
 #include "tests/support/spec_builder.h"
 #include "tests/support/test_db.h"
@@ -36,20 +37,7 @@ pt::CliResult Cli(const std::string& dsn, const std::vector<std::string>& args,
   return pt::RunCli(dsn, args, env);
 }
 
-// Parses `text` as exactly one JSON object (surrounding whitespace allowed).
-::testing::AssertionResult OneJsonObject(const std::string& text, google::protobuf::Struct* out) {
-  std::string trimmed = text;
-  while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) trimmed.pop_back();
-  if (trimmed.empty() || trimmed.front() != '{') {
-    return ::testing::AssertionFailure() << "not a JSON object: " << text;
-  }
-  if (trimmed.find('\n') != std::string::npos) {
-    return ::testing::AssertionFailure() << "more than one line: " << text;
-  }
-  auto st = google::protobuf::util::JsonStringToMessage(trimmed, out);
-  if (!st.ok()) return ::testing::AssertionFailure() << st.ToString() << " in: " << text;
-  return ::testing::AssertionSuccess();
-}
+using ::pgshift::testing::OneJsonObject;
 
 std::string Str(const google::protobuf::Struct& s, const std::string& key) {
   auto it = s.fields().find(key);

@@ -15,6 +15,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/support/cli.h"
+#include "tests/support/json_assert.h"
 #include "tests/support/test_db.h"
 
 namespace {
@@ -41,20 +42,7 @@ pt::CliResult Cli(const std::string& dsn, const std::vector<std::string>& args,
 
 std::string SqlFile(const std::string& sql) { return pt::WriteTempFile(sql, ".sql"); }
 
-// Parses `text` as exactly one JSON object on one line.
-::testing::AssertionResult OneJsonObject(const std::string& text, google::protobuf::Struct* out) {
-  std::string trimmed = text;
-  while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) trimmed.pop_back();
-  if (trimmed.empty() || trimmed.front() != '{') {
-    return ::testing::AssertionFailure() << "not a JSON object: " << text;
-  }
-  if (trimmed.find('\n') != std::string::npos) {
-    return ::testing::AssertionFailure() << "more than one line: " << text;
-  }
-  auto st = google::protobuf::util::JsonStringToMessage(trimmed, out);
-  if (!st.ok()) return ::testing::AssertionFailure() << st.ToString() << " in: " << text;
-  return ::testing::AssertionSuccess();
-}
+using ::pgshift::testing::OneJsonObject;
 
 const google::protobuf::Value& Field(const google::protobuf::Struct& s, const std::string& key) {
   static const google::protobuf::Value* missing = new google::protobuf::Value;
