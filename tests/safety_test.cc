@@ -698,6 +698,35 @@ TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   EXPECT_TRUE(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).ok());
 }
 
+// An upgrade (migrate runs it in deploy pipelines) alters the control
+// tables every startup check reads: behind a session holding them it gives
+// up after lock_timeout (exit 4, nothing changed) instead of queueing, with
+// every startup check queued behind it, for as long as that session lasts.
+TEST(ControlSchema, AnUpgradeBehindAReaderGivesUpAfterLockTimeout) {
+  ScratchDatabase db("control_upgrade_lock");
+  MakeUsers(db.dsn(), 10);
+  Registered(db.dsn(), "0016_rename");
+  Query(db.dsn(), "ALTER TABLE pgshift.migrations DROP COLUMN source_file, DROP COLUMN source_checksum,"
+                  " DROP COLUMN baselined;"
+                  "UPDATE pgshift.meta SET value = '3' WHERE key = 'schema_version'");
+  pgshift::testing::Session reader(db.dsn(), "pg_dump-like reader");
+  reader.Exec("BEGIN; SELECT count(*) FROM pgshift.migrations");
+  CliResult r = pgshift::testing::RunCli(db.dsn(), {"--lock-timeout", "200ms", "init"});
+  EXPECT_EQ(r.exit_code, 4) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("lock_timeout (200ms)")) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("Nothing was changed")) << Describe(r);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                                 "'pgshift.migrations'::regclass AND attname = 'source_file'"),
+            "0");
+  // The startup check still answers meanwhile.
+  EXPECT_EQ(pgshift::testing::RunCli(db.dsn(), {"check", "0016_rename", "--at-least", "registered"}).exit_code, 0);
+  reader.Exec("COMMIT");
+  r = pgshift::testing::RunCli(db.dsn(), {"init"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "4");
+}
+
 // ---------------------------------------------------------------------------
 // No superuser
 

@@ -207,7 +207,10 @@ class Driver {
   ~Driver();
 
   // Creates or upgrades the control schema. Idempotent; needs CREATE on the
-  // database (or on an existing control schema), not superuser.
+  // database (or on an existing control schema), not superuser. An upgrade
+  // waits for the locks of the control tables at most options.lock_timeout
+  // (so startup checks never queue behind it longer): Aborted, nothing
+  // changed, when another session holds them longer.
   absl::Status Init();
 
   // Validates `migration` against the live catalog and renders every step

@@ -7,6 +7,7 @@
 #include "lib/engine/lease.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
+#include "lib/util/status.h"
 #include "lib/util/status_macros.h"
 
 namespace pgshift::engine {
@@ -23,7 +24,7 @@ Control::Control(pg::Connection& conn, std::string schema) : conn_(conn), schema
 
 std::string Control::Table(absl::string_view name) const { return pg::QuoteQualified(schema_, name); }
 
-absl::Status Control::Init() {
+absl::Status Control::Init(absl::Duration lock_timeout) {
   // Fast path: already at this version, nothing to create (and no CREATE
   // privilege needed).
   auto version = conn_.Exec(absl::StrCat("SELECT value FROM ", Table("meta"),
@@ -33,9 +34,14 @@ absl::Status Control::Init() {
     return absl::OkStatus();
   }
   const std::string s = pg::QuoteIdent(schema_);
-  return conn_.Transaction([&]() -> absl::Status {
+  absl::Status done = conn_.Transaction([&]() -> absl::Status {
     // Two init runs serialize on the advisory lock key reserved for it.
     RETURN_IF_ERROR(conn_.Run(absl::StrCat("SELECT pg_advisory_xact_lock(", kAdvisoryClassKey, ", 0)")));
+    // An upgrade alters the control tables, which every startup check
+    // reads: it never waits for their locks longer than lock_timeout, so
+    // that no startup check queues behind it longer either.
+    RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, true)",
+                              {absl::StrCat(absl::ToInt64Milliseconds(lock_timeout), "ms")}));
     const std::string ddl[] = {
         absl::StrCat("CREATE SCHEMA IF NOT EXISTS ", s),
         absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("meta"),
@@ -103,6 +109,16 @@ absl::Status Control::Init() {
     for (const std::string& stmt : ddl) RETURN_IF_ERROR(conn_.Run(stmt));
     return absl::OkStatus();
   });
+  if (util::SqlStateOf(done) == "55P03") {  // lock_not_available
+    return util::WithCode(
+        util::Annotate(done, absl::StrCat(
+            "creating or upgrading control schema \"", schema_, "\" needs a brief lock on its tables, "
+            "and another session held them for longer than lock_timeout (", absl::FormatDuration(lock_timeout),
+            "): a long query or an open transaction on them (pg_dump, an idle transaction). Nothing was "
+            "changed, and no startup check waited longer than that; run the command again once it is gone")),
+        absl::StatusCode::kAborted);
+  }
+  return done;
 }
 
 absl::StatusOr<bool> Control::Exists() {

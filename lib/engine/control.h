@@ -58,7 +58,9 @@ class Control {
   std::string Table(absl::string_view name) const;
 
   // Creates or upgrades the control schema; idempotent and safe to race.
-  absl::Status Init();
+  // Waits for the locks of the control tables at most `lock_timeout`:
+  // Aborted (nothing changed) when another session holds them longer.
+  absl::Status Init(absl::Duration lock_timeout = absl::Seconds(1));
   // FailedPrecondition telling the user to run `pgshift init` when missing
   // or older than this library.
   absl::Status RequireInitialized();

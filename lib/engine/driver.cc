@@ -573,7 +573,7 @@ absl::StatusOr<std::unique_ptr<Driver>> Driver::Connect(const std::string& dsn, 
 
 int Driver::server_version() const { return impl_->conn->server_version(); }
 
-absl::Status Driver::Init() { return impl_->control.Init(); }
+absl::Status Driver::Init() { return impl_->control.Init(impl_->options.lock_timeout); }
 
 absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
   Impl& d = *impl_;
@@ -862,7 +862,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
   const bool allow_out_of_order = mo.allow_out_of_order || mo.contract;
   std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), allow_out_of_order);
   if (!refusals.empty()) return refuse(refusals);
-  RETURN_IF_ERROR(d.control.Init());
+  RETURN_IF_ERROR(d.control.Init(d.options.lock_timeout));
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(mo.wait));
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
   const DirectoryReport now = engine::Compare(scan, stored);
@@ -1048,7 +1048,7 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
   };
   std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), false, last->file);
   if (!refusals.empty()) return refuse(refusals);
-  RETURN_IF_ERROR(d.control.Init());
+  RETURN_IF_ERROR(d.control.Init(d.options.lock_timeout));
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(true));
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
   refusals = engine::Refusals(engine::Compare(scan, stored), false, last->file);
