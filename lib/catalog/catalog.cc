@@ -604,8 +604,7 @@ absl::Status CheckAssignment(pg::Connection& conn, const Table& table, const std
   if (default_expr == nullptr && up == nullptr) return absl::OkStatus();
   const std::string probe = "pg_temp.pgshift_probe", col = Q(column);
   ASSIGN_OR_RETURN(pg::Result who, conn.Exec("SELECT current_user, current_database()"));
-  RETURN_IF_ERROR(conn.Run("BEGIN"));
-  absl::Status s = [&]() -> absl::Status {
+  absl::Status s = conn.RolledBack([&]() -> absl::Status {
     absl::Status created =
         conn.Run(absl::StrCat("CREATE TEMP TABLE pgshift_probe (", col, " ", type, ") ON COMMIT DROP"));
     if (!created.ok()) {
@@ -642,10 +641,8 @@ absl::Status CheckAssignment(pg::Connection& conn, const Table& table, const std
       }
     }
     return absl::OkStatus();
-  }();
-  absl::Status rolled_back = conn.Run("ROLLBACK");
-  RETURN_IF_ERROR(s);
-  return rolled_back;
+  });
+  return s;
 }
 
 }  // namespace pgshift::catalog

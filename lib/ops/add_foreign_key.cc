@@ -211,8 +211,7 @@ class AddForeignKey : public Operation {
   absl::Status CheckWithTheServer(pg::Connection& conn, const catalog::Table& table,
                                   const catalog::Table& ref) const {
     ASSIGN_OR_RETURN(pg::Result who, conn.Exec("SELECT current_user, current_database()"));
-    RETURN_IF_ERROR(conn.Run("BEGIN"));
-    absl::Status s = [&]() -> absl::Status {
+    absl::Status s = conn.RolledBack([&]() -> absl::Status {
       absl::Status created = conn.Run(absl::StrCat(
           "CREATE TEMP TABLE pgshift_probe_ref (LIKE ", ref.Qualified(), " INCLUDING INDEXES) ON COMMIT DROP"));
       if (created.ok()) {
@@ -235,10 +234,8 @@ class AddForeignKey : public Operation {
             ref.Qualified(), " (", QuotedList(spec_.references_columns()), "): ", added.message()));
       }
       return absl::OkStatus();
-    }();
-    absl::Status rolled_back = conn.Run("ROLLBACK");
-    RETURN_IF_ERROR(s);
-    return rolled_back;
+    });
+    return s;
   }
 
   v1::AddForeignKey spec_;

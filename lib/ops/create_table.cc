@@ -189,8 +189,7 @@ class CreateTable : public Operation {
   // evaluated once and stored, as INSERT does), then the whole table.
   absl::Status TryDefinition(pg::Connection& conn) const {
     ASSIGN_OR_RETURN(pg::Result who, conn.Exec("SELECT current_user, current_database()"));
-    RETURN_IF_ERROR(conn.Run("BEGIN"));
-    absl::Status s = [&]() -> absl::Status {
+    absl::Status s = conn.RolledBack([&]() -> absl::Status {
       for (size_t i = 0; i < columns_.size(); ++i) {
         const ColumnDef& c = columns_[i];
         const std::string field = absl::StrCat("create_table: columns[", i, "]");
@@ -240,10 +239,8 @@ class CreateTable : public Operation {
                          " is refused by the server: ", whole.message()));
       }
       return absl::OkStatus();
-    }();
-    absl::Status rolled_back = conn.Run("ROLLBACK");
-    RETURN_IF_ERROR(s);
-    return rolled_back;
+    });
+    return s;
   }
 
   v1::CreateTable spec_;

@@ -52,14 +52,15 @@ std::string CreateIndexSql(const IndexDefinition& def, const std::string& table,
 
 absl::Status DryRunIndex(pg::Connection& conn, const catalog::Table& t, const IndexDefinition& def,
                          const std::string& what) {
-  RETURN_IF_ERROR(conn.Run("BEGIN"));
-  absl::Status made = conn.Run(absl::StrCat("CREATE TEMP TABLE pgshift_index_probe (LIKE ", t.Qualified(),
-                                            ") ON COMMIT DROP"));
   absl::Status built = absl::OkStatus();
-  if (made.ok()) {
-    built = conn.Run(CreateIndexSql(def, "pg_temp.pgshift_index_probe", "", /*concurrently=*/false));
-  }
-  RETURN_IF_ERROR(conn.Run("ROLLBACK"));
+  RETURN_IF_ERROR(conn.RolledBack([&]() -> absl::Status {
+    absl::Status made = conn.Run(absl::StrCat("CREATE TEMP TABLE pgshift_index_probe (LIKE ",
+                                              t.Qualified(), ") ON COMMIT DROP"));
+    if (made.ok()) {
+      built = conn.Run(CreateIndexSql(def, "pg_temp.pgshift_index_probe", "", /*concurrently=*/false));
+    }
+    return absl::OkStatus();
+  }));
   if (built.ok()) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat(what, ": PostgreSQL refuses this index on ", t.Qualified(), ": ", built.message()));

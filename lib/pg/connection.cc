@@ -315,6 +315,16 @@ absl::Status Connection::Transaction(const std::function<absl::Status()>& body) 
   return s;
 }
 
+absl::Status Connection::RolledBack(const std::function<absl::Status()>& body) {
+  const bool nested = PQtransactionStatus(conn_) != PQTRANS_IDLE;
+  absl::Status s = Run(nested ? "SAVEPOINT pgshift_scratch" : "BEGIN");
+  if (!s.ok()) return s;
+  s = body();
+  absl::Status undone = Run(nested ? "ROLLBACK TO SAVEPOINT pgshift_scratch" : "ROLLBACK");
+  if (nested && undone.ok()) undone = Run("RELEASE SAVEPOINT pgshift_scratch");
+  return s.ok() ? undone : s;
+}
+
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
 int Connection::server_version() const { return PQserverVersion(conn_); }
 bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }

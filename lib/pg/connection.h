@@ -97,6 +97,12 @@ class Connection {
   // Runs `body` inside BEGIN ... COMMIT; rolls back when it fails.
   absl::Status Transaction(const std::function<absl::Status()>& body);
 
+  // Runs `body` and undoes whatever it did: inside BEGIN ... ROLLBACK, or,
+  // when a transaction is open already, between a SAVEPOINT and a ROLLBACK
+  // TO it (so that a probe nests in a rehearsal, Driver's InspectAll).
+  // Returns the body's status, else the rollback's.
+  absl::Status RolledBack(const std::function<absl::Status()>& body);
+
   int backend_pid() const;
   int server_version() const;  // server_version_num, e.g. 150004
   // True when the connection is usable; false after the server went away.
