@@ -155,6 +155,10 @@ class Linter {
   Linter(std::string schema, bool other_runner, LintCatalog& catalog)
       : schema_(std::move(schema)), other_runner_(other_runner), catalog_(catalog) {}
 
+  void CreatedBefore(const std::string& schema, const std::string& table) {
+    created_.insert(Table{schema, table}.Quoted());
+  }
+
   absl::StatusOr<LintedStatement> One(const Statement& st) {
     out_ = LintedStatement();
     out_.sql = st.text;
@@ -213,6 +217,18 @@ class Linter {
     if (std::find(out_.tables.begin(), out_.tables.end(), t.Quoted()) == out_.tables.end()) {
       out_.tables.push_back(t.Quoted());
     }
+    for (auto& l : out_.locks) {
+      if (l.schema == t.schema && l.table == t.name) {
+        if (LockRank(lock) > LockRank(l.mode)) l.mode = std::string(lock);
+        return;
+      }
+    }
+    out_.locks.push_back(LintedStatement::TableLock{t.schema, t.name, std::string(lock)});
+  }
+
+  // It changes `column` of `t` (a whole table it creates: "").
+  void Changes(const Table& t, const std::string& column) {
+    out_.changes.push_back(LintedStatement::Change{t.schema, t.name, column});
   }
 
   void Instead(const std::string& what) {
@@ -226,6 +242,7 @@ class Linter {
     Verdict("convert");
     Find(rule, "error", std::move(why));
     ops_.push_back(std::move(op));
+    if (out_.operation_schema.empty() || t.schema != schema_) out_.operation_schema = t.schema;
     Instead(t.schema == schema_ ? runs
                                 : absl::StrCat(runs, " (in a migration whose \"schema\" is \"", t.schema, "\")"));
   }
@@ -248,8 +265,30 @@ class Linter {
     }
   }
 
+  // Statements PostgreSQL refuses to run inside a transaction block.
+  static bool OutsideTransaction(const pg_query::Node& n) {
+    switch (n.node_case()) {
+      case pg_query::Node::kIndexStmt: return n.index_stmt().concurrent();
+      case pg_query::Node::kDropStmt: return n.drop_stmt().concurrent();
+      case pg_query::Node::kVacuumStmt: return n.vacuum_stmt().is_vacuumcmd();
+      case pg_query::Node::kReindexStmt:
+        for (const auto& p : n.reindex_stmt().params()) {
+          if (p.has_def_elem() && absl::AsciiStrToLower(p.def_elem().defname()) == "concurrently") return true;
+        }
+        return n.reindex_stmt().kind() == pg_query::REINDEX_OBJECT_SYSTEM ||
+               n.reindex_stmt().kind() == pg_query::REINDEX_OBJECT_DATABASE;
+      case pg_query::Node::kCreatedbStmt:
+      case pg_query::Node::kDropdbStmt:
+      case pg_query::Node::kAlterSystemStmt:
+      case pg_query::Node::kCreateTableSpaceStmt:
+      case pg_query::Node::kDropTableSpaceStmt: return true;
+      default: return false;
+    }
+  }
+
   void Judge(const pg_query::Node& n) {
     new_only_ = false;
+    out_.outside_transaction = OutsideTransaction(n);
     switch (n.node_case()) {
       case pg_query::Node::kTransactionStmt: return Transaction(n.transaction_stmt());
       case pg_query::Node::kVariableSetStmt: return Setting(n.variable_set_stmt());
@@ -260,6 +299,7 @@ class Linter {
         out_.statement = "CREATE TABLE AS";
         if (c.objtype() == pg_query::OBJECT_TABLE && c.into().has_rel()) {
           Created(NameOf(c.into().rel()), c.if_not_exists());
+          Changes(NameOf(c.into().rel()), "");
         }
         return;
       }
@@ -337,6 +377,10 @@ class Linter {
       case pg_query::Node::kCreateFunctionStmt:
         out_.statement = "CREATE FUNCTION";
         return;
+      case pg_query::Node::kCreateTrigStmt:
+        out_.statement = "CREATE TRIGGER";
+        if (n.create_trig_stmt().has_relation()) Lock(NameOf(n.create_trig_stmt().relation()), kShareRowExclusive);
+        return;
       case pg_query::Node::kViewStmt:
         out_.statement = "CREATE VIEW";
         return;
@@ -384,6 +428,20 @@ class Linter {
     out_.statement = "SET";
     out_.verdict = "control";
     const std::string name = absl::AsciiStrToLower(s.name());
+    // A setting the statements after it would depend on (search_path, role,
+    // ...): pgshift runs each statement on its own and cannot keep it.
+    static const std::set<std::string> kHarmless = {
+        "lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout", "client_min_messages",
+        "client_encoding", "application_name", "standard_conforming_strings", "check_function_bodies"};
+    if (s.kind() != pg_query::VAR_RESET_ALL && !kHarmless.count(name)) {
+      out_.verdict.clear();
+      return Refuse("session-setting-not-kept",
+                    absl::StrCat("SET ", name.empty() ? "(this setting)" : name,
+                                 " changes how the statements after it run, but pgshift runs every statement "
+                                 "in its own transaction and does not carry it over"),
+                    name == "search_path" ? "qualify the names with their schema instead"
+                                          : "remove it, and write each statement so that it needs no setting");
+    }
     if (name == "lock_timeout") {
       // 0 (or DEFAULT, RESET) turns it off.
       bool zero = s.kind() != pg_query::VAR_SET_VALUE || s.args_size() != 1 || !s.args(0).has_a_const();
@@ -415,39 +473,36 @@ class Linter {
     out_.statement = "CREATE TABLE";
     const Table t = NameOf(c.relation());
     Created(t, c.if_not_exists());
-    new_only_ = true;
+    Changes(t, "");
+    // A foreign key to another table locks that table (SHARE ROW EXCLUSIVE).
+    auto references = [this, &t](const pg_query::Constraint& k) {
+      if (k.contype() != pg_query::CONSTR_FOREIGN || !k.has_pktable()) return;
+      const Table ref = NameOf(k.pktable());
+      if (ref.Quoted() != t.Quoted()) Lock(ref, kShareRowExclusive);
+    };
     for (const auto& e : c.table_elts()) {
-      if (e.has_column_def()) IntNote(e.column_def().type_name(), e.column_def().colname());
+      if (e.has_column_def()) {
+        IntNote(e.column_def().type_name(), e.column_def().colname());
+        for (const auto& k : e.column_def().constraints()) {
+          if (k.has_constraint()) references(k.constraint());
+        }
+      }
+      if (e.has_constraint()) references(e.constraint());
     }
+    new_only_ = !std::any_of(out_.locks.begin(), out_.locks.end(),
+                             [this](const LintedStatement::TableLock& l) { return !IsNew(Table{l.schema, l.table}); });
   }
 
-  void CreateIndex(const pg_query::IndexStmt& i) {
-    out_.statement = i.concurrent() ? "CREATE INDEX CONCURRENTLY" : "CREATE INDEX";
-    const Table t = NameOf(i.relation());
-    if (IsNew(t)) {
-      new_only_ = true;
-      Lock(t, i.concurrent() ? kShareUpdateExclusive : kShare);
-      return;
-    }
-    out_.scans_table = true;
-    if (i.concurrent()) {
-      Lock(t, kShareUpdateExclusive);
-      if (in_transaction_) {
-        Find("concurrently-in-transaction", other_runner_ ? "warning" : "note",
-             "CREATE INDEX CONCURRENTLY cannot run inside a transaction block; pgshift runs it "
-             "outside any");
-      }
-      return;
-    }
-    Lock(t, kShare);
+  // The create_index operation of `i` on `t`, or "" when it cannot say
+  // what `i` says (operator classes, collations, orderings, storage options).
+  static std::string IndexOperation(const pg_query::IndexStmt& i, const Table& t) {
     std::vector<std::string> columns;
     std::vector<std::string> words;
-    bool plain = true;
     for (const auto& p : i.index_params()) {
       const pg_query::IndexElem& e = p.index_elem();
       if (e.collation_size() || e.opclass_size() || e.ordering() > pg_query::SORTBY_DEFAULT ||
           e.nulls_ordering() > pg_query::SORTBY_NULLS_DEFAULT) {
-        plain = false;
+        return "";
       }
       columns.push_back(e.name().empty() ? ExprText(e.expr()) : e.name());
       words.push_back(!e.name().empty() ? e.name()
@@ -455,13 +510,7 @@ class Linter {
                           ? StringOf(e.expr().func_call().funcname(e.expr().func_call().funcname_size() - 1))
                           : "expr");
     }
-    const std::string why =
-        "CREATE INDEX holds a SHARE lock for the whole build: every write to the table waits";
-    if (!plain || i.nulls_not_distinct() || !i.options().empty()) {
-      return Refuse("require-concurrent-index", why,
-                    "write it as CREATE INDEX CONCURRENTLY (safe as written; an interrupted build "
-                    "leaves an INVALID index to drop)");
-    }
+    if (i.nulls_not_distinct() || !i.options().empty() || !i.table_space().empty()) return "";
     std::string name = i.idxname();
     if (name.empty()) name = ServerName(t.name, absl::StrJoin(words, "_"), "idx");
     util::JsonObject o;
@@ -474,7 +523,44 @@ class Linter {
       for (const auto& p : i.index_including_params()) include.push_back(p.index_elem().name());
       o.Raw("include", Array(include));
     }
-    Convert("require-concurrent-index", why, Op("create_index", o),
+    return Op("create_index", o);
+  }
+
+  void CreateIndex(const pg_query::IndexStmt& i) {
+    out_.statement = i.concurrent() ? "CREATE INDEX CONCURRENTLY" : "CREATE INDEX";
+    const Table t = NameOf(i.relation());
+    if (IsNew(t)) {
+      new_only_ = true;
+      Lock(t, i.concurrent() ? kShareUpdateExclusive : kShare);
+      if (!i.idxname().empty()) created_indexes_.insert(Table{t.schema, i.idxname()}.Quoted());
+      return;
+    }
+    out_.scans_table = true;
+    const std::string op = IndexOperation(i, t);
+    if (i.concurrent()) {
+      Lock(t, kShareUpdateExclusive);
+      if (in_transaction_) {
+        Find("concurrently-in-transaction", other_runner_ ? "warning" : "note",
+             "CREATE INDEX CONCURRENTLY cannot run inside a transaction block; pgshift runs it "
+             "outside any");
+      }
+      // An operation runs in its migration's schema.
+      if (t.schema == schema_) out_.run_as_json = op;
+      if (!out_.run_as_json.empty()) {
+        Instead("pgshift runs it as create_index, which drops and builds again an INVALID index "
+                "left by an interrupted build");
+      }
+      return;
+    }
+    Lock(t, kShare);
+    const std::string why =
+        "CREATE INDEX holds a SHARE lock for the whole build: every write to the table waits";
+    if (op.empty()) {
+      return Refuse("require-concurrent-index", why,
+                    "write it as CREATE INDEX CONCURRENTLY (safe as written; an interrupted build "
+                    "leaves an INVALID index to drop)");
+    }
+    Convert("require-concurrent-index", why, op,
             "create_index: CREATE INDEX CONCURRENTLY outside a transaction (writes go on); an "
             "INVALID leftover of an interrupted build is dropped and rebuilt", t);
   }
@@ -495,6 +581,10 @@ class Linter {
       }
       std::vector<std::string> parts = Strings(d.objects(0).list().items());
       const Table index{parts.size() > 1 ? parts[parts.size() - 2] : schema_, parts.back()};
+      if (created_indexes_.count(index.Quoted())) {  // on a table the script created
+        new_only_ = true;
+        return;
+      }
       return Convert("require-concurrent-index-drop", why,
                      Op("drop_index", util::JsonObject().Str("name", parts.back())),
                      "drop_index: DROP INDEX CONCURRENTLY at contract, outside a transaction", index);
@@ -517,6 +607,17 @@ class Linter {
       }
       const std::string why =
           "DROP TABLE breaks every application instance still running the old version, at once";
+      if (d.behavior() == pg_query::DROP_CASCADE) {
+        return Refuse("ban-drop-table-without-contract",
+                      absl::StrCat(why, "; with CASCADE it also drops whatever depends on the table"),
+                      "drop what depends on the table in statements of their own, then the table "
+                      "without CASCADE (drop_table refuses while anything depends on it)");
+      }
+      if (std::any_of(tables.begin(), tables.end(), [this](const Table& t) { return IsNew(t); })) {
+        return Refuse("ban-drop-table-without-contract", why,
+                      "drop the tables this script created and the ones in use in separate "
+                      "DROP TABLE statements (the first run as written, the others at contract)");
+      }
       for (const Table& t : tables) {
         if (IsNew(t)) continue;
         Convert("ban-drop-table-without-contract", why,
@@ -589,7 +690,7 @@ class Linter {
     const bool where = update ? n.update_stmt().has_where_clause() : n.delete_stmt().has_where_clause();
     if (!where && !IsNew(t)) {
       Find("unbatched-update", "warning",
-           absl::StrCat("an ", out_.statement,
+           absl::StrCat(update ? "an " : "a ", out_.statement,
                         " of every row runs in one transaction: it locks every row it changes until "
                         "it commits and bloats the table; change many rows in batches (a column's "
                         "values: add_column with up, change_type)"));
@@ -633,6 +734,17 @@ class Linter {
   // One subcommand of ALTER TABLE `t`; returns its name.
   std::string Subcommand(const Table& t, bool fresh, const pg_query::AlterTableCmd& c) {
     switch (c.subtype()) {
+      case pg_query::AT_AddColumn:
+        if (c.def().has_column_def()) Changes(t, c.def().column_def().colname());
+        break;
+      case pg_query::AT_DropColumn:
+      case pg_query::AT_AlterColumnType:
+      case pg_query::AT_SetNotNull:
+      case pg_query::AT_DropNotNull:
+      case pg_query::AT_ColumnDefault: Changes(t, c.name()); break;
+      default: break;
+    }
+    switch (c.subtype()) {
       case pg_query::AT_AddColumn: {
         Lock(t, kAccessExclusive);
         AddColumn(t, fresh, c.def().column_def());
@@ -640,6 +752,14 @@ class Linter {
       }
       case pg_query::AT_DropColumn: {
         Lock(t, kAccessExclusive);
+        if (!fresh && c.behavior() == pg_query::DROP_CASCADE) {
+          Refuse("ban-drop-column-without-contract",
+                 "dropping a column breaks every application instance still running the old "
+                 "version the moment it commits; with CASCADE it also drops whatever depends on it",
+                 "drop what depends on the column (views, constraints, indexes) in statements of "
+                 "their own, then the column without CASCADE (drop_column)");
+          return "DROP COLUMN";
+        }
         if (!fresh) {
           {
             Convert("ban-drop-column-without-contract",
@@ -825,7 +945,10 @@ class Linter {
             "ADD FOREIGN KEY checks every row while holding SHARE ROW EXCLUSIVE on both tables: "
             "writes to both wait for the scan";
         std::vector<std::string> cols = Strings(k.fk_attrs()), refs = Strings(k.pk_attrs());
-        if (refs.empty() || ref.schema != t.schema) {
+        // add_foreign_key has no field for these: converting would lose them.
+        const bool unconvertible = k.deferrable() || k.initdeferred() || k.fk_matchtype() == "f" ||
+                                   k.fk_del_set_cols_size() > 0;
+        if (refs.empty() || ref.schema != t.schema || unconvertible) {
           return Refuse("constraint-missing-not-valid", why,
                         "add it NOT VALID, then VALIDATE CONSTRAINT in its own statement (both safe "
                         "as written), or an add_foreign_key naming the referenced columns");
@@ -872,7 +995,8 @@ class Linter {
         const std::string why =
             "ADD UNIQUE builds its index under ACCESS EXCLUSIVE: every query on the table waits "
             "for the build";
-        if (k.including_size() || k.nulls_not_distinct()) {
+        if (k.including_size() || k.nulls_not_distinct() || k.deferrable() || k.initdeferred() ||
+            !k.indexspace().empty()) {
           return Refuse("unique-constraint-builds-index", why,
                         "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING "
                         "INDEX (both safe as written)");
@@ -914,6 +1038,7 @@ class Linter {
   LintCatalog& catalog_;
   std::set<std::string> created_;  // quoted names of tables the script created (or renamed a created one to)
   std::set<std::string> renamed_;  // new names the script gave existing tables
+  std::set<std::string> created_indexes_;  // quoted names of indexes it built on tables it created
   bool in_transaction_ = false;
   bool lock_timeout_set_ = false;
   bool new_only_ = false;  // the statement touches only tables nobody uses yet
@@ -923,10 +1048,12 @@ class Linter {
 
 }  // namespace
 
-absl::StatusOr<std::vector<LintedStatement>> Lint(absl::string_view script, const std::string& schema,
-                                                  bool other_runner, LintCatalog& catalog) {
+absl::StatusOr<std::vector<LintedStatement>> Lint(
+    absl::string_view script, const std::string& schema, bool other_runner, LintCatalog& catalog,
+    const std::vector<std::pair<std::string, std::string>>& created_before) {
   ASSIGN_OR_RETURN(std::vector<Statement> statements, Split(script));
   Linter linter(schema, other_runner, catalog);
+  for (const auto& [s, t] : created_before) linter.CreatedBefore(s, t);
   std::vector<LintedStatement> out;
   for (const Statement& st : statements) {
     ASSIGN_OR_RETURN(LintedStatement l, linter.One(st));

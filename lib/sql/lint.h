@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -63,12 +64,40 @@ struct LintedStatement {
   std::string operation_json;
   std::string instead;
   bool assumed = false;
+
+  // For running it (lib/ops/sql.cc, lib/spec/sql_migration.cc); not part of
+  // the public report.
+  struct TableLock {
+    std::string schema, table, mode;  // mode as in `lock`
+  };
+  std::vector<TableLock> locks;  // every table it locks, the strongest mode on each
+  // What it changes, for conflicts between migrations: a column it adds or
+  // alters, or a whole table it creates (column "").
+  struct Change {
+    std::string schema, table, column;
+  };
+  std::vector<Change> changes;
+  // It cannot run inside a transaction block (CREATE INDEX CONCURRENTLY,
+  // VACUUM, ...).
+  bool outside_transaction = false;
+  // A statement safe as written that pgshift still runs as an operation,
+  // which can be resumed: CREATE INDEX CONCURRENTLY on a table in use runs
+  // as create_index (an INVALID leftover of an interrupted build is dropped
+  // and built again). "" otherwise.
+  std::string run_as_json;
+  // The schema of the table (or index) the operation it is converted into
+  // works on: an operation runs in its migration's schema.
+  std::string operation_schema;
 };
 
 // Lints every statement of `script`; unqualified names are in `schema`.
 // InvalidArgument (with line and column) when it does not parse.
-absl::StatusOr<std::vector<LintedStatement>> Lint(absl::string_view script, const std::string& schema,
-                                                  bool other_runner, LintCatalog& catalog);
+// `created_before`: tables (schema, name) that statements before the script
+// created (earlier operations of the same migration): new, like the ones it
+// creates itself.
+absl::StatusOr<std::vector<LintedStatement>> Lint(
+    absl::string_view script, const std::string& schema, bool other_runner, LintCatalog& catalog,
+    const std::vector<std::pair<std::string, std::string>>& created_before = {});
 
 }  // namespace pgshift::sql
 

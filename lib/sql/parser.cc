@@ -164,27 +164,70 @@ absl::Status CheckSyntax(absl::string_view sql) { return Parse(sql).status(); }
 
 namespace {
 
-// Where the first token of `body` that is not a comment starts, read by the
-// parser's own scanner; npos when there is none (only comments).
-size_t FirstTokenStart(absl::string_view body) {
+// Where the first token of `body` that is not a comment starts and where
+// the last one ends, read by the parser's own scanner; npos when there is
+// none (only comments).
+std::pair<size_t, size_t> TokenSpan(absl::string_view body) {
   const std::string text(body);
   PgQueryScanResult r = pg_query_scan(text.c_str());
-  size_t start = std::string::npos;
+  size_t start = std::string::npos, end = std::string::npos;
   pg_query::ScanResult scan;
   if (r.error == nullptr && scan.ParseFromArray(r.pbuf.data, static_cast<int>(r.pbuf.len))) {
     for (const pg_query::ScanToken& t : scan.tokens()) {
       if (t.token() == pg_query::SQL_COMMENT || t.token() == pg_query::C_COMMENT) continue;
-      start = static_cast<size_t>(t.start());
-      break;
+      if (start == std::string::npos) start = static_cast<size_t>(t.start());
+      end = static_cast<size_t>(t.end());
     }
   } else {
-    start = 0;  // the split parsed it: keep it whole rather than lose it
+    // the split parsed it: keep it whole rather than lose it
+    start = 0;
+    end = text.size();
   }
   pg_query_free_scan_result(r);
-  return start;
+  return {start, end};
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<LineComment>> LineComments(absl::string_view script) {
+  RETURN_IF_ERROR(RefuseNul(script));
+  const std::string text(script);
+  PgQueryScanResult r = pg_query_scan(text.c_str());
+  absl::StatusOr<std::vector<LineComment>> out = std::vector<LineComment>();
+  pg_query::ScanResult scan;
+  if (r.error != nullptr) {
+    out = SyntaxError(script, r.error->message, r.error->cursorpos);
+  } else if (!scan.ParseFromArray(r.pbuf.data, static_cast<int>(r.pbuf.len))) {
+    out = absl::InternalError("the scanner's output does not parse");
+  } else {
+    for (const pg_query::ScanToken& t : scan.tokens()) {
+      if (t.token() != pg_query::SQL_COMMENT) continue;
+      const size_t start = static_cast<size_t>(t.start());
+      // Alone on its line: only blanks before it.
+      const size_t nl = start == 0 ? std::string::npos : text.rfind('\n', start - 1);
+      const size_t line_start = nl == std::string::npos ? 0 : nl + 1;
+      if (!absl::StripAsciiWhitespace(absl::string_view(text).substr(line_start, start - line_start)).empty()) {
+        continue;
+      }
+      LineComment c;
+      c.offset = start;
+      c.text = std::string(absl::StripAsciiWhitespace(
+          absl::string_view(text).substr(start, static_cast<size_t>(t.end()) - start)));
+      c.line = LineOf(text, start);
+      out->push_back(std::move(c));
+    }
+  }
+  pg_query_free_scan_result(r);
+  return out;
+}
+
+absl::StatusOr<std::optional<size_t>> FindLineComment(absl::string_view script, absl::string_view comment) {
+  ASSIGN_OR_RETURN(std::vector<LineComment> all, LineComments(script));
+  for (const LineComment& c : all) {
+    if (c.text == comment) return std::optional<size_t>(c.offset);
+  }
+  return std::optional<size_t>();
+}
 
 absl::StatusOr<std::vector<Statement>> Split(absl::string_view script) {
   RETURN_IF_ERROR(RefuseNul(script));
@@ -204,9 +247,11 @@ absl::StatusOr<std::vector<Statement>> Split(absl::string_view script) {
       absl::string_view body = absl::StripAsciiWhitespace(raw);
       // Comments before a statement are not part of it: its text and line
       // start at its first token.
-      const size_t first = FirstTokenStart(body);
+      // Nor are comments after its last token (one that ends the text
+      // would swallow a ';' put after it).
+      const auto [first, last] = TokenSpan(body);
       if (first == std::string::npos) continue;
-      body.remove_prefix(first);
+      body = body.substr(first, last - first);
       if (body.empty()) continue;
       Statement s;
       s.text = std::string(body);

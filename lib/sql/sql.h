@@ -12,6 +12,7 @@
 #ifndef PGSHIFT_LIB_SQL_SQL_H_
 #define PGSHIFT_LIB_SQL_SQL_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,8 @@ namespace pgshift::sql {
 
 // One statement of a script.
 struct Statement {
-  // As written, from its first token (comments before it are not part of
-  // it) to before the terminating ';'.
+  // As written, from its first token to its last (comments before and
+  // after it are not part of it), without the terminating ';'.
   std::string text;
   int offset = 0;    // byte offset of its first character in the script
   int line = 1;      // line of its first character, from 1
@@ -34,6 +35,24 @@ struct Statement {
 // literals, dollar-quoted bodies, comments and quoted identifiers never cut a
 // statement. InvalidArgument with the position of the first syntax error.
 absl::StatusOr<std::vector<Statement>> Split(absl::string_view script);
+
+// A `--` comment alone on its line (blanks aside), found with the parser's
+// scanner (one inside a literal or a dollar-quoted body is not a comment).
+struct LineComment {
+  size_t offset = 0;  // where its "--" starts
+  int line = 1;
+  std::string text;   // "-- ...", blanks around it stripped
+};
+// Every such comment of `script`. InvalidArgument when the script does not
+// scan (an unterminated literal).
+absl::StatusOr<std::vector<LineComment>> LineComments(absl::string_view script);
+
+// Where the first `--` comment of `script` that reads exactly `comment`
+// (blanks around it aside) and stands alone on its line starts, found with
+// the parser's scanner (so that one inside a literal or a dollar-quoted
+// body is not seen); nullopt when there is none. InvalidArgument when the
+// script does not scan (an unterminated literal).
+absl::StatusOr<std::optional<size_t>> FindLineComment(absl::string_view script, absl::string_view comment);
 
 // OK when `sql` parses. Otherwise InvalidArgument reading
 //   syntax error at or near "x" (line 2, column 7)

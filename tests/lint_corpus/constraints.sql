@@ -116,3 +116,18 @@ ALTER TABLE sessions ADD PRIMARY KEY (id);
 -- verdict: refuse
 -- rules: exclusion-constraint-scans
 ALTER TABLE orders ADD CONSTRAINT orders_no_overlap EXCLUDE USING gist (user_id WITH =);
+
+-- case: deferrable foreign key is refused, not converted without its deferral
+-- verdict: refuse
+-- rules: constraint-missing-not-valid
+ALTER TABLE orders ADD CONSTRAINT orders_user_deferred FOREIGN KEY (user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED;
+
+-- case: match full foreign key is refused, not converted without MATCH FULL
+-- verdict: refuse
+-- rules: constraint-missing-not-valid
+ALTER TABLE orders ADD CONSTRAINT orders_user_full FOREIGN KEY (user_id) REFERENCES users (id) MATCH FULL;
+
+-- case: deferrable unique constraint is refused
+-- verdict: refuse
+-- rules: unique-constraint-builds-index
+ALTER TABLE users ADD CONSTRAINT users_email_deferred UNIQUE (email) DEFERRABLE;

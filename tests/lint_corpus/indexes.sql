@@ -158,3 +158,16 @@ CREATE INDEX CONCURRENTLY users_created_idx ON users (created_at);
 -- verdict: convert
 -- rules: require-concurrent-index, require-lock-timeout
 CREATE INDEX users_status_idx ON users (status);
+
+-- case: index in a tablespace is refused, not converted without it
+-- verdict: refuse
+-- rules: require-concurrent-index
+CREATE INDEX users_email_ts ON users (email) TABLESPACE pg_default;
+
+-- case: dropping an index the script built on a table it created is safe
+-- verdict: safe
+-- rules: none
+-- statements: 3
+CREATE TABLE scratch (id bigint);
+CREATE INDEX scratch_id_idx ON scratch (id);
+DROP INDEX scratch_id_idx;

@@ -108,3 +108,19 @@ CREATE TYPE mood AS ENUM ('happy', 'sad');
 -- verdict-db: safe
 -- rules-db: table-not-found
 CREATE INDEX ghosts_name_idx ON ghosts (name);
+
+-- case: drop table with cascade is refused
+-- verdict: refuse
+-- rules: ban-drop-table-without-contract
+DROP TABLE orders CASCADE;
+
+-- case: one drop table of a created table and one in use is refused, not half converted
+-- verdict: refuse
+-- rules: ban-drop-table-without-contract
+CREATE TABLE scratch (id bigint);
+DROP TABLE scratch, orders;
+
+-- case: drop column with cascade is refused
+-- verdict: refuse
+-- rules: ban-drop-column-without-contract
+ALTER TABLE users DROP COLUMN email CASCADE;
