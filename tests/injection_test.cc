@@ -48,6 +48,9 @@ std::vector<std::string> Payloads(v1::FieldKind kind) {
     case v1::FIELD_TYPE:
       return {"int; DROP TABLE victim", "int) FROM victim; DROP TABLE victim; --",
               "int DEFAULT 1; DROP TABLE victim"};
+    case v1::FIELD_SQL:  // statements by design: what does not parse, or ends a literal, is refused
+      return {"SELECT 1); DROP TABLE victim; --(", "COMMENT ON TABLE users IS 'x'' ; DROP TABLE victim; --",
+              "SELECT $$ ; DROP TABLE victim"};
     case v1::FIELD_INDEX_ELEMENT:  // a column name (quoted) or an expression: both kinds of payload
       return {"1); DROP TABLE victim; --", "(SELECT count(*) FROM victim)", "0 /* */ ; DROP TABLE victim",
               "users\"; DROP TABLE victim; --", "name) WITH (fillfactor=10"};

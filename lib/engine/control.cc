@@ -162,7 +162,7 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
   ASSIGN_OR_RETURN(pg::Result cp,
                    conn_.Exec(absl::StrCat("SELECT operation, rows_done, rows_estimate, done FROM ",
                                            Table("checkpoints"),
-                                           " WHERE migration = $1 ORDER BY operation"),
+                                           " WHERE migration = $1 AND operation >= 0 ORDER BY operation"),
                               {m.status.name}));
   for (int i = 0; i < cp.rows(); ++i) {
     BackfillStatus b;
@@ -527,6 +527,26 @@ std::unique_ptr<backfill::CheckpointStore> Control::Checkpoints(const std::strin
 absl::Status Control::ClearCheckpoints(const std::string& name) {
   return conn_.Run(absl::StrCat("DELETE FROM ", Table("checkpoints"), " WHERE migration = $1"),
                    {name});
+}
+
+absl::StatusOr<int> Control::StatementsDone(const std::string& name, int op, const std::string& list) {
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn_.Exec(absl::StrCat("SELECT coalesce((last_key->>$3)::int, 0) FROM ",
+                                           Table("checkpoints"),
+                                           " WHERE migration = $1 AND operation = $2"),
+                              {name, std::to_string(-(op + 1)), list}));
+  return r.rows() == 0 ? 0 : static_cast<int>(r.GetInt(0, 0));
+}
+
+absl::Status Control::RecordStatementDone(const std::string& name, int op, const std::string& list,
+                                          int number) {
+  return conn_.Run(
+      absl::StrCat("INSERT INTO ", Table("checkpoints"),
+                   " AS c (migration, operation, last_key, done, updated_at)"
+                   " VALUES ($1, $2, jsonb_build_object($3::text, $4::int), true, now())"
+                   " ON CONFLICT (migration, operation) DO UPDATE SET"
+                   " last_key = coalesce(c.last_key, '{}'::jsonb) || EXCLUDED.last_key, updated_at = now()"),
+      {name, std::to_string(-(op + 1)), list, std::to_string(number)});
 }
 
 }  // namespace pgshift::engine

@@ -128,6 +128,15 @@ class Control {
   absl::StatusOr<std::vector<StoredMigration>> Active();
 
   absl::Status ClearCheckpoints(const std::string& name);
+  // How many statements of list `list` ("up", "down") of operation `op` of
+  // migration `name` (a sql operation) are recorded as done: the highest
+  // number recorded. Kept in checkpoints under operation -(op + 1), which
+  // status does not read as a backfill.
+  absl::StatusOr<int> StatementsDone(const std::string& name, int op, const std::string& list);
+  // Records statement `number` of that list as done (in the caller's
+  // transaction, when there is one).
+  absl::Status RecordStatementDone(const std::string& name, int op, const std::string& list,
+                                   int number);
 
   // Where the backfill of operation `operation` of migration `name` keeps
   // its checkpoint (and reads the migration's pause request). Uses this

@@ -111,9 +111,9 @@ absl::Status Executor::RunAction(const ops::Action& action, const ops::Context& 
   switch (action.kind) {
     case ops::Action::Kind::kTransaction:
       RETURN_IF_ERROR(CheckLockedScan(conn_, action, options_));
-      return RunTransaction(action, stats);
+      return RunTransaction(action, ctx, stats);
     case ops::Action::Kind::kConcurrently:
-      return RunConcurrently(action, ctx.names.prefix(), stats);
+      return RunConcurrently(action, ctx, stats);
     case ops::Action::Kind::kBackfill:
       return RunBackfill(action, ctx, stats);
     case ops::Action::Kind::kAssert:
@@ -258,7 +258,18 @@ absl::Status Executor::WithRetry(const std::string& table, const std::string& wh
   }
 }
 
-absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stats) {
+absl::StatusOr<bool> Executor::MarkSaysDone(const ops::Action& action, const ops::Context& ctx) {
+  const ops::StatementMark& m = action.mark;
+  if (m.list.empty()) return false;
+  ASSIGN_OR_RETURN(int done, control_.StatementsDone(ctx.migration, ctx.index, m.list));
+  if (done >= m.number) return true;
+  if (m.after.empty()) return false;
+  ASSIGN_OR_RETURN(int before, control_.StatementsDone(ctx.migration, ctx.index, m.after));
+  return before == 0;
+}
+
+absl::Status Executor::RunTransaction(const ops::Action& action, const ops::Context& ctx,
+                                      StepStats* stats) {
   if (action.long_running && action.strongest_lock() >= pg::LockMode::kAccessExclusive) {
     return absl::InternalError(absl::StrCat(
         action.description, ": planned as long work under an ACCESS EXCLUSIVE lock, which pgshift "
@@ -289,6 +300,9 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
                                              : options_.statement_timeout)}));
       const int backend = static_cast<int>(me.GetInt(0, 0));
       ASSIGN_OR_RETURN(bool done, Evaluate(conn_, action.done_if));
+      if (!done) {
+        ASSIGN_OR_RETURN(done, MarkSaysDone(action, ctx));
+      }
       if (done) {
         skipped = true;
         return absl::OkStatus();
@@ -330,6 +344,10 @@ absl::Status Executor::RunTransaction(const ops::Action& action, StepStats* stat
           RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, true)", {Ms(left)}));
         }
         RETURN_IF_ERROR(conn_.Run(action.statements[i]));
+      }
+      if (!action.mark.list.empty()) {
+        RETURN_IF_ERROR(control_.RecordStatementDone(ctx.migration, ctx.index, action.mark.list,
+                                                     action.mark.number));
       }
       watch.reset();
       for (size_t i = 0; i < action.locks.size(); ++i) {
@@ -508,13 +526,18 @@ absl::Status Executor::RunOutsideTransaction(const ops::Action& action, const st
   return s;
 }
 
-absl::Status Executor::RunConcurrently(const ops::Action& action, const std::string& prefix,
+absl::Status Executor::RunConcurrently(const ops::Action& action, const ops::Context& ctx,
                                        StepStats* stats) {
   bool skipped = false;
   auto attempt = [&]() -> absl::Status {
     skipped = false;
+    ASSIGN_OR_RETURN(bool marked, MarkSaysDone(action, ctx));
+    if (marked) {
+      skipped = true;
+      return absl::OkStatus();
+    }
     if (!action.index_name.empty()) {
-      ASSIGN_OR_RETURN(bool built, PrepareIndex(action, prefix));
+      ASSIGN_OR_RETURN(bool built, PrepareIndex(action, ctx.names.prefix()));
       if (built) {
         skipped = true;
         return absl::OkStatus();
@@ -528,7 +551,13 @@ absl::Status Executor::RunConcurrently(const ops::Action& action, const std::str
     // CREATE/DROP INDEX CONCURRENTLY take SHARE UPDATE EXCLUSIVE, which never
     // blocks application reads or writes; they may wait for it (and for
     // older transactions) up to the retry deadline.
-    return RunOutsideTransaction(action, action.statements.at(0));
+    RETURN_IF_ERROR(RunOutsideTransaction(action, action.statements.at(0)));
+    // Recorded after it: a kill in between runs it again (docs/operations/sql.md).
+    if (!action.mark.list.empty()) {
+      return control_.RecordStatementDone(ctx.migration, ctx.index, action.mark.list,
+                                          action.mark.number);
+    }
+    return absl::OkStatus();
   };
   RETURN_IF_ERROR(WithRetry(action.table(), action.description, attempt, stats,
                             pg::LockMode::kShareUpdateExclusive));

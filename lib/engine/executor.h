@@ -78,9 +78,11 @@ class Executor {
  private:
   absl::Status RunAction(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
   absl::Status LeaseCheck() const { return lease_check_ ? lease_check_() : absl::OkStatus(); }
-  absl::Status RunTransaction(const ops::Action& action, StepStats* stats);
-  absl::Status RunConcurrently(const ops::Action& action, const std::string& prefix,
-                               StepStats* stats);
+  absl::Status RunTransaction(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
+  absl::Status RunConcurrently(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
+  // Whether the action's statement mark (ops::StatementMark) says to skip
+  // it: recorded done already, or its list's `after` never ran.
+  absl::StatusOr<bool> MarkSaysDone(const ops::Action& action, const ops::Context& ctx);
   absl::Status RunBackfill(const ops::Action& action, const ops::Context& ctx, StepStats* stats);
   absl::Status RunAssert(const ops::Action& action, StepStats* stats);
 

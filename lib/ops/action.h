@@ -95,6 +95,18 @@ struct AssertSpec {
   static const char kSettingsSql[];
 };
 
+// One statement of a sql operation's list (lib/ops/sql.cc), recorded as
+// done in the control schema by the executor in the transaction that runs
+// it (just after it, for one that runs outside a transaction), so that a
+// re-run after a crash skips it instead of running it twice.
+struct StatementMark {
+  std::string list;  // "up" or "down"; "": the action has no mark
+  int number = 0;    // its number in the list, from 1
+  // Skip the action unless some statement of list `after` is recorded
+  // (a down statement when nothing of up ran).
+  std::string after;
+};
+
 struct Action {
   enum class Kind {
     kTransaction,    // statements in one short transaction under lock_timeout
@@ -126,6 +138,7 @@ struct Action {
   std::vector<std::string> hazards;
   BackfillSpec backfill;
   AssertSpec assert_spec;
+  StatementMark mark;  // kTransaction, kConcurrently
 
   // The table the action is about (the first it locks), or "".
   const std::string& table() const;

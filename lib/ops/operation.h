@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "lib/ops/action.h"
 #include "lib/ops/names.h"
 #include "lib/pg/connection.h"
@@ -29,6 +30,10 @@ struct Context {
   int index = 0;           // operation index in the spec
   int server_version = 0;  // server_version_num
   Names names;             // what it names the objects it creates
+  // Tables (schema, name) that operations before this one in the migration
+  // create: nobody uses them yet (a sql operation's statements on them are
+  // safe as written).
+  std::vector<std::pair<std::string, std::string>> tables_created_before;
 };
 
 // What an operation changes or reads, for conflicts between migrations: a
@@ -83,6 +88,24 @@ class Operation {
   // the catalog but never refuses over what it finds: rollback must work
   // from every phase and when re-run.
   virtual absl::StatusOr<std::vector<Action>> Rollback(pg::Connection& conn) const = 0;
+
+  // Whether Rehearse does anything: then register and plan inspect the
+  // operations of the migration in one transaction they roll back, each
+  // after the ones before it were rehearsed.
+  virtual bool rehearses() const { return false; }
+  // Makes, inside the caller's transaction (rolled back after), what this
+  // operation's steps make, so that the operations after it are inspected
+  // against it (a sql operation's ALTER TABLE ... ADD COLUMN before a
+  // create_index on that column). InvalidArgument when that fails;
+  // DeadlineExceeded when it does not end by `deadline` (it holds the locks
+  // of what it made until the caller rolls back).
+  virtual absl::Status Rehearse(pg::Connection& conn, absl::Time deadline) const { return absl::OkStatus(); }
+  // After every operation of the migration rehearsed, in reverse order:
+  // what its rollback would run, so that a rollback that would fail is
+  // found at register. Same errors as Rehearse.
+  virtual absl::Status RehearseRollback(pg::Connection& conn, absl::Time deadline) const {
+    return absl::OkStatus();
+  }
 
   const Context& context() const { return ctx_; }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "lib/sql/lint.h"
 #include "lib/sql/sql.h"
 
 namespace pgshift::ops {
@@ -22,7 +23,8 @@ namespace pgshift::ops {
   X(kAddUniqueType)                \
   X(kRenameTableType)              \
   X(kCreateTableType)              \
-  X(kDropTableType)
+  X(kDropTableType)                \
+  X(kSqlType)
 
 #define PGSHIFT_DECLARE_TYPE(row) extern const OperationType row;
 PGSHIFT_OPERATION_TYPES(PGSHIFT_DECLARE_TYPE)
@@ -78,6 +80,22 @@ absl::StatusOr<std::unique_ptr<Operation>> MakeOperation(const v1::Operation& op
   ctx.index = index;
   ctx.server_version = server_version;
   ctx.names = Names(migration.name(), index);
+  for (int i = 0; i < index && i < migration.operations_size(); ++i) {
+    const v1::Operation& before = migration.operations(i);
+    if (before.has_create_table()) {
+      ctx.tables_created_before.emplace_back(migration.schema(), before.create_table().table());
+    }
+    if (!before.has_sql()) continue;
+    sql::NoCatalog none;
+    absl::StatusOr<std::vector<sql::LintedStatement>> linted =
+        sql::Lint(before.sql().up(), migration.schema(), false, none, ctx.tables_created_before);
+    if (!linted.ok()) continue;
+    for (const sql::LintedStatement& st : *linted) {
+      for (const auto& c : st.changes) {
+        if (c.column.empty()) ctx.tables_created_before.emplace_back(c.schema, c.table);
+      }
+    }
+  }
   return type->make(op, std::move(ctx));
 }
 

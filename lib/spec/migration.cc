@@ -50,6 +50,11 @@ absl::Status CheckValue(absl::string_view origin, const std::string& path, v1::F
       if (as_expr.ok() || as_name.ok()) return absl::OkStatus();
       return util::Annotate(as_name.ok() ? as_expr : as_name, origin);
     }
+    case v1::FIELD_SQL: {
+      absl::Status parsed = sql::Split(value).status();
+      if (parsed.ok()) return parsed;
+      return Bad(origin, absl::StrCat(path, ": ", parsed.message()));
+    }
     default:
       return absl::InternalError(absl::StrCat(path, " has no (kind) in migration.proto"));
   }
@@ -203,6 +208,10 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
   for (int i = 0; i < m.operations_size(); ++i) {
     RETURN_IF_ERROR(CheckOperation(origin, i, m.operations(i)));
     touches.push_back(ops::TouchesOf(m.operations(i), m.schema()));
+    // A sql operation's changes are done at once (at column_added) and never
+    // undone at contract: a later operation may change or read what it
+    // added (ALTER TABLE ... ADD COLUMN, then CREATE INDEX on it).
+    if (m.operations(i).has_sql()) continue;
     for (const ops::Touch& t : touches.back()) {
       if (t.column.empty() || t.read) continue;
       if (!seen.emplace(t.table, t.column).second) {
@@ -218,6 +227,9 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
   for (size_t i = 0; i < touches.size(); ++i) {
     for (size_t j = 0; j < touches.size(); ++j) {
       if (i == j) continue;
+      // A table a sql operation creates is there, for good, before any later
+      // operation's first step (a sql operation runs at column_added, in order).
+      if (m.operations(i).has_sql() && i < j) continue;
       for (const ops::Touch& whole : touches[i]) {
         if (!whole.column.empty() || whole.read) continue;
         for (const ops::Touch& other : touches[j]) {
@@ -236,7 +248,8 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json, absl::s
   // gone.
   for (size_t i = 0; i < touches.size(); ++i) {
     for (size_t j = 0; j < touches.size(); ++j) {
-      if (i == j) continue;
+      // A sql operation has no trigger, and nothing of it goes at contract.
+      if (i == j || m.operations(i).has_sql() || m.operations(j).has_sql()) continue;
       for (const ops::Touch& reads : touches[i]) {
         if (!reads.read) continue;
         for (const ops::Touch& changes : touches[j]) {
@@ -268,6 +281,16 @@ std::string CanonicalJson(const v1::Migration& migration) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(migration, &out, options);
+  return out;
+}
+
+std::string MigrationFileJson(const v1::Migration& migration) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.add_whitespace = true;
+  (void)google::protobuf::util::MessageToJsonString(migration, &out, options);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }
 

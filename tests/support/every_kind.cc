@@ -30,6 +30,8 @@ const std::map<std::string, std::string>& BaseOperations() {
                           {"name": "total", "type": "numeric(12,2)", "default": "0"}],
                           "primary_key": ["id"]}})op"},
       {"drop_table", R"({"drop_table": {"table": "users"}})"},
+      {"sql", R"({"sql": {"up": "CREATE TABLE audit (id bigint, note text); COMMENT ON TABLE users IS 'members'",
+                          "down": "DROP TABLE IF EXISTS audit"}})"},
   };
   return *ops;
 }

@@ -140,6 +140,21 @@ Spec& Spec::DropTable(std::string table) {
   return *this;
 }
 
+Spec& Spec::Sql(std::string up) {
+  m_.add_operations()->mutable_sql()->set_up(std::move(up));
+  return *this;
+}
+
+Spec& Spec::SqlDown(std::string down) {
+  Last(v1::Operation::kSql, v1::Operation::kSql, "down").mutable_sql()->set_down(std::move(down));
+  return *this;
+}
+
+Spec& Spec::Unsafe() {
+  Last(v1::Operation::kSql, v1::Operation::kSql, "unsafe").mutable_sql()->set_unsafe(true);
+  return *this;
+}
+
 v1::Operation& Spec::Last(v1::Operation::KindCase a, v1::Operation::KindCase b, const char* field) {
   if (m_.operations_size() == 0) {
     throw std::logic_error(std::string("Spec: \"") + field + "\" before any operation");

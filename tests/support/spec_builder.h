@@ -57,6 +57,10 @@ class Spec {
   // A table without columns yet: add them with Column, its key with PrimaryKey.
   Spec& CreateTable(std::string table);
   Spec& DropTable(std::string table);
+  // Hand-written statements; SqlDown and Unsafe apply to the sql added last.
+  Spec& Sql(std::string up);
+  Spec& SqlDown(std::string down);
+  Spec& Unsafe();
 
   // A column of the create_table added last; Default and NotNull then apply
   // to this column.
