@@ -62,7 +62,10 @@ Migration directories (files applied in file-name order, recorded with their che
   status DIR                   every file of DIR: pending, applied (phase), changed, missing
   baseline DIR --through NAME  record the files up to NAME as applied without running them
 
-Plain SQL files:
+Plain SQL files (a .sql file is also a migration FILE for plan and register, and of a DIR):
+  convert FILE.sql [--no-db]   print the migration (JSON) pgshift runs for FILE.sql: statements
+                               safe as written as sql operations, unsafe ones as the operations
+                               with the same end state; exit 2 when it refuses a statement
   lint FILE.sql... [--other-runner] [--no-db]
                                every statement: its lock, whether it scans or rewrites a table, the
                                rule ids it breaks and what pgshift runs instead; exit 1 if any is
@@ -497,6 +500,34 @@ int Lint(const Args& args, const Options& options) {
   return unsafe ? 1 : 0;
 }
 
+// A .sql file's migration name: its file name without the extension.
+std::string SqlFileName(const std::string& path) {
+  return std::filesystem::path(path).stem().string();
+}
+
+// `pgshift convert FILE.sql`: the migration JSON, exit 0; 2 when a
+// statement is refused or the file cannot be read or parsed.
+int Convert(const Args& args, const Options& options) {
+  const std::string& path = args.positional[0];
+  absl::StatusOr<std::string> text = ReadSqlFile(path);
+  if (!text.ok()) return Fail(args, text.status(), 2);
+  auto fail = [&args](const absl::Status& s) {
+    int code = ExitCodeFor(s);
+    return Fail(args, s, code == 1 ? 2 : code);
+  };
+  absl::StatusOr<v1::Migration> m;
+  if (LintWithDatabase(args)) {
+    absl::StatusOr<std::unique_ptr<Driver>> d = Driver::Connect(Dsn(args), options);
+    if (!d.ok()) return fail(d.status());
+    m = (*d)->ConvertSql(*text, path, SqlFileName(path));
+  } else {
+    m = ConvertSql(*text, path, SqlFileName(path));
+  }
+  if (!m.ok()) return fail(m.status());
+  std::cout << MigrationFileJson(*m) << std::endl;
+  return 0;
+}
+
 bool IsDirectory(const std::string& path) {
   std::error_code ec;
   return std::filesystem::is_directory(path, ec);
@@ -532,7 +563,7 @@ int Run(int argc, char** argv) {
   static const std::vector<std::string> commands = {"init",   "plan",  "register", "advance", "rollback",
                                                     "status", "check", "pause",    "resume",
                                                     "migrate", "baseline", "declare", "withdraw",
-                                                    "lint"};
+                                                    "lint", "convert"};
   if (std::find(commands.begin(), commands.end(), args.command) == commands.end()) {
     return Fail(args, absl::InvalidArgumentError(absl::StrCat("unknown command \"", args.command,
                                                               "\"; commands are: ",
@@ -548,14 +579,22 @@ int Run(int argc, char** argv) {
   std::optional<Phase> to, at_least;
   const std::string& cmd = args.command;
   if (cmd == "init") usage = Need(args, 0, "no arguments");
+  // A .sql file is converted once connected (the catalog decides some
+  // statements); its syntax is checked now.
+  std::optional<std::string> sql_text;
   if (cmd == "plan" || cmd == "register") {
     usage = Need(args, 1, "one migration FILE");
-    if (usage.ok()) {
+    if (usage.ok() && absl::EndsWith(args.positional[0], ".sql")) {
+      absl::StatusOr<std::string> text = ReadSqlFile(args.positional[0]);
+      if (!text.ok()) return Fail(args, text.status(), 2);
+      sql_text = *std::move(text);
+    } else if (usage.ok()) {
       absl::StatusOr<v1::Migration> m = LoadMigrationFile(args.positional[0]);
       if (!m.ok()) return Fail(args, m.status(), 2);
       spec = *m;
     }
   }
+  if (cmd == "convert") usage = Need(args, 1, "one FILE.sql");
   if (cmd == "advance" || cmd == "rollback" || cmd == "pause" || cmd == "resume") {
     usage = Need(args, 1, "one migration NAME");
   }
@@ -575,10 +614,11 @@ int Run(int argc, char** argv) {
   if (cmd == "lint" && args.positional.empty()) {
     usage = absl::InvalidArgumentError("`lint` takes one or more FILE.sql; see pgshift --help");
   }
-  for (const char* flag : {"other-runner", "no-db"}) {
-    if (usage.ok() && args.flags.count(flag) && cmd != "lint") {
-      usage = absl::InvalidArgumentError(absl::StrCat("--", flag, " goes with lint"));
-    }
+  if (usage.ok() && args.flags.count("other-runner") && cmd != "lint") {
+    usage = absl::InvalidArgumentError("--other-runner goes with lint");
+  }
+  if (usage.ok() && args.flags.count("no-db") && cmd != "lint" && cmd != "convert") {
+    usage = absl::InvalidArgumentError("--no-db goes with lint and convert");
   }
   if (usage.ok() && args.flags.count("through") && cmd != "baseline") {
     usage = absl::InvalidArgumentError("--through goes with baseline");
@@ -657,8 +697,10 @@ int Run(int argc, char** argv) {
     at_least = *p;
   }
 
-  // lint reads files and, when a database is given, the catalog: no init.
+  // lint and convert read files and, when a database is given, the
+  // catalog: no init.
   if (cmd == "lint") return Lint(args, *options);
+  if (cmd == "convert") return Convert(args, *options);
 
   const std::string dsn = Dsn(args);
   if (cmd == "check") {
@@ -771,6 +813,12 @@ int Run(int argc, char** argv) {
     if (!r.ok()) return Fail(args, r.status());
     std::cout << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
     return 0;
+  }
+  if (sql_text) {
+    const std::string& path = args.positional[0];
+    absl::StatusOr<v1::Migration> m = d.ConvertSql(*sql_text, path, SqlFileName(path));
+    if (!m.ok()) return Fail(args, m.status(), 2);
+    spec = *std::move(m);
   }
   if (cmd == "plan") {
     absl::StatusOr<Plan> plan = d.PlanMigration(*spec);

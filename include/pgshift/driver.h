@@ -297,6 +297,11 @@ class Driver {
   absl::StatusOr<LintReport> Lint(absl::string_view sql, absl::string_view origin,
                                   const LintOptions& options = {});
 
+  // The migration a plain SQL file becomes (ConvertSql in lint.h), judged
+  // with the live catalog. Reads only; works before Init.
+  absl::StatusOr<v1::Migration> ConvertSql(absl::string_view sql, absl::string_view origin,
+                                           const std::string& name);
+
   absl::StatusOr<MigrationStatus> Status(const std::string& name);
   absl::StatusOr<std::vector<MigrationStatus>> List();
 

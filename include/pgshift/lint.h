@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "pgshift/v1/migration.pb.h"
 
 namespace pgshift {
 
@@ -84,6 +85,16 @@ struct LintOptions {
 // live catalog.
 absl::StatusOr<LintReport> LintSql(absl::string_view sql, absl::string_view origin,
                                    const LintOptions& options = {});
+
+// The migration `pgshift migrate` runs for a plain SQL migration file
+// (docs/sql.md) named `name`, without a database (catalog-dependent rules
+// assume the worst; Driver::ConvertSql asks the live catalog): statements
+// safe as written become `sql` operations, unsafe ones the operations with
+// the same end state; transaction control is left out. InvalidArgument
+// naming the file and, for every statement it refuses, the line, the reason
+// and what to write instead; or the position of a syntax error.
+absl::StatusOr<v1::Migration> ConvertSql(absl::string_view sql, absl::string_view origin,
+                                         const std::string& name);
 
 }  // namespace pgshift
 

@@ -36,6 +36,10 @@ absl::StatusOr<v1::Migration> LoadMigrationFile(const std::string& path);
 // order, schema filled in): what is stored and checksummed at register.
 std::string CanonicalJson(const v1::Migration& migration);
 
+// `migration` as a migration file holds it: the canonical JSON, indented
+// (what `pgshift convert` prints).
+std::string MigrationFileJson(const v1::Migration& migration);
+
 // The name of an operation's kind: "rename_column", "set_not_null", ...
 absl::string_view OperationKind(const v1::Operation& op);
 

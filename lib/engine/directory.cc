@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "lib/spec/sql_migration.h"
 #include "pgshift/migration.h"
 
 namespace pgshift::engine {
@@ -32,13 +33,11 @@ absl::string_view MigrationExtension(absl::string_view file) {
   return "";
 }
 
-absl::StatusOr<v1::Migration> LoadFile(const std::string& file,
-                                       absl::string_view ext, const std::string& name,
-                                       const std::string& bytes) {
+absl::StatusOr<v1::Migration> LoadFile(const std::string& file, absl::string_view ext, const std::string& name,
+                                       const std::string& bytes, sql::LintCatalog* catalog) {
   if (ext == ".sql") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file, ": plain SQL migration files are not supported by this version of pgshift; write "
-              "this migration as a JSON file (docs/operations/ has one page per operation)"));
+    sql::NoCatalog none;
+    return ConvertSqlMigration(bytes, file, name, catalog != nullptr ? *catalog : none);
   }
   return ParseMigrationJson(bytes, file, name);
 }
@@ -103,7 +102,7 @@ std::string FileChecksum(absl::string_view bytes) {
   return out;
 }
 
-absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir) {
+absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir, sql::LintCatalog* catalog) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
   if (ec || !fs::exists(st)) {
@@ -138,7 +137,9 @@ absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir) {
     absl::StatusOr<std::string> bytes = ReadMigrationFile(it->path());
     if (bytes.ok()) {
       f.checksum = FileChecksum(*bytes);
-      f.spec = LoadFile(file, ext, f.name, *bytes);
+      f.sql = ext == ".sql";
+      if (f.sql) f.text = *bytes;
+      f.spec = LoadFile(file, ext, f.name, *bytes, catalog);
     } else {
       f.readable = false;
       f.spec = bytes.status();
@@ -155,7 +156,8 @@ absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir) {
   return scan;
 }
 
-DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigration>& stored) {
+DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigration>& stored,
+                        bool judge_sql) {
   DirectoryReport report;
   report.directory = scan.directory;
   report.ignored = scan.ignored;
@@ -177,7 +179,8 @@ DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigra
       e.migration = m->status;
       e.recorded_checksum = m->status.file_checksum;
     }
-    if (!f.spec.ok()) e.problem = std::string(f.spec.status().message());
+    const bool judged = !f.sql || !f.readable || (judge_sql && !applied(m));
+    if (!f.spec.ok() && judged) e.problem = std::string(f.spec.status().message());
     if (stems.at(f.name) > 1) {
       e.problem = absl::StrCat("more than one file is named \"", f.name,
                                "\" (without the extension); a migration's name must be unique: "

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "lib/engine/control.h"
+#include "lib/sql/lint.h"
 #include "pgshift/driver.h"
 #include "pgshift/v1/migration.pb.h"
 
@@ -28,8 +29,11 @@ struct MigrationFile {
   // permission, not a regular file): `spec` says why.
   bool readable = true;
   // The migration it holds, or why it cannot be read or parsed
-  // (InvalidArgument, naming the file).
+  // (InvalidArgument, naming the file). A .sql file's is converted
+  // (lib/spec/sql_migration.h) with the catalog ScanDirectory was given.
   absl::StatusOr<v1::Migration> spec;
+  bool sql = false;  // a plain SQL file
+  std::string text;  // a plain SQL file's text, to convert it again later
 };
 
 struct DirectoryScan {
@@ -47,14 +51,20 @@ std::string FileChecksum(absl::string_view bytes);
 // permission, a FIFO) is listed with that as its problem, never passed over.
 // The rest is listed as ignored. A leading UTF-8 byte order mark is not
 // part of the JSON. NotFound when `dir` does not exist, InvalidArgument
-// when it is not a directory or cannot be listed. Touches no database.
-absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir);
+// when it is not a directory or cannot be listed. `.sql` files are judged
+// with `catalog` (none: the linter assumes the worst where the catalog
+// matters); nothing else touches a database.
+absl::StatusOr<DirectoryScan> ScanDirectory(const std::string& dir, sql::LintCatalog* catalog = nullptr);
 
 // Compares `scan` with the migrations the control schema holds (`stored`:
 // all of them; empty before init) and says, for each file and for each
 // migration registered from a file that is gone, where it stands
-// (DirectoryFile::state) and what is wrong with it (problem). Pure.
-DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigration>& stored);
+// (DirectoryFile::state) and what is wrong with it (problem). Pure. A .sql
+// file that does not convert is a problem only while it is pending, and
+// only with `judge_sql`: one applied (or baselined) is never judged again,
+// and before the control schema was read nobody knows which are applied.
+DirectoryReport Compare(const DirectoryScan& scan, const std::vector<StoredMigration>& stored,
+                        bool judge_sql = true);
 
 // The problems of `report` migrate refuses to run with, one line per file
 // ("0003_x.json: ..."), all out-of-order ones left out with

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "lib/backfill/statements.h"
+#include "lib/catalog/lint_catalog.h"
 #include "lib/engine/control.h"
 #include "lib/engine/directory.h"
 #include "lib/engine/executor.h"
@@ -22,6 +23,7 @@
 #include "lib/ops/registry.h"
 #include "lib/pg/connection.h"
 #include "lib/pg/quote.h"
+#include "lib/spec/sql_migration.h"
 #include "lib/util/json.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
@@ -260,13 +262,47 @@ struct Driver::Impl {
     return std::optional<Conflict>();
   }
 
-  // Every step of `ops`, inspected at registered.
+  // Every step of `ops`, inspected at registered. When an operation
+  // rehearses (sql), all are inspected in one transaction rolled back at the
+  // end, each after the ones before it were rehearsed: an operation after a
+  // sql statement adding a column sees that column.
   absl::StatusOr<std::vector<std::unique_ptr<ops::Steps>>> InspectAll(OpList& ops) {
     std::vector<std::unique_ptr<ops::Steps>> out;
-    for (auto& op : ops) {
-      ASSIGN_OR_RETURN(std::unique_ptr<ops::Steps> steps, op->Inspect(*conn, Phase::kRegistered));
-      out.push_back(std::move(steps));
+    const bool rehearse = std::any_of(ops.begin(), ops.end(), [](const auto& op) { return op->rehearses(); });
+    if (!rehearse) {
+      for (auto& op : ops) {
+        ASSIGN_OR_RETURN(std::unique_ptr<ops::Steps> steps, op->Inspect(*conn, Phase::kRegistered));
+        out.push_back(std::move(steps));
+      }
+      return out;
     }
+    RETURN_IF_ERROR(conn->RolledBack([&]() -> absl::Status {
+      // The app waits behind a rehearsed statement's lock at most one
+      // lock_timeout; no statement runs longer than statement_timeout.
+      RETURN_IF_ERROR(conn->Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+                                {absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.lock_timeout)), "ms"),
+                                 absl::StrCat(absl::ToInt64Milliseconds(options.statement_timeout), "ms")}));
+      // From the first rehearsal on, locks are held until the rollback: the
+      // rest takes at most one lock_timeout (each statement gets what is left).
+      std::optional<absl::Time> deadline;
+      for (auto& op : ops) {
+        if (deadline) {
+          const int64_t left = std::max<int64_t>(1, absl::ToInt64Milliseconds(*deadline - absl::Now()));
+          RETURN_IF_ERROR(conn->Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)",
+                                    {absl::StrCat(left, "ms")}));
+        }
+        ASSIGN_OR_RETURN(std::unique_ptr<ops::Steps> steps, op->Inspect(*conn, Phase::kRegistered));
+        out.push_back(std::move(steps));
+        if (op->rehearses() && !deadline) deadline = absl::Now() + options.lock_timeout;
+        RETURN_IF_ERROR(op->Rehearse(*conn, deadline.value_or(absl::Now())));
+      }
+      return conn->RolledBack([&]() -> absl::Status {
+        for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
+          RETURN_IF_ERROR((*it)->RehearseRollback(*conn, deadline.value_or(absl::Now())));
+        }
+        return absl::OkStatus();
+      });
+    }));
     return out;
   }
 
@@ -734,6 +770,19 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
         "write a new migration to change it back"));
   }
   ASSIGN_OR_RETURN(v1::Migration spec, d.StoredSpec(stored));
+  // Hand-written statements without a down cannot be undone: refused
+  // before anything is, once some of them ran.
+  for (int i = 0; i < spec.operations_size(); ++i) {
+    if (!spec.operations(i).has_sql() || !spec.operations(i).sql().down().empty()) continue;
+    ASSIGN_OR_RETURN(int ran, d.control.StatementsDone(name, i, "up"));
+    if (ran == 0) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "migration \"", name, "\" cannot be rolled back: operations[", i, "] (sql) ran ", ran,
+        " statement(s) as written and has no down to undo them",
+        stored.status.file.empty() ? "" : absl::StrCat(" (a `-- pgshift:down` section in ", stored.status.file, ")"),
+        ". Nothing was rolled back. Undo them by hand and take the migration forward with a new "
+        "one, or advance it (`pgshift advance ", name, "`)"));
+  }
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(spec));
   std::reverse(ops.begin(), ops.end());
   RETURN_IF_ERROR(d.RunStep(name, ops, stored.status.phase, Phase::kRolledBack, *lease));
@@ -744,6 +793,12 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
 absl::StatusOr<LintReport> Driver::Lint(absl::string_view sql, absl::string_view origin,
                                         const LintOptions& options) {
   return engine::Lint(impl_->conn.get(), sql, origin, options);
+}
+
+absl::StatusOr<v1::Migration> Driver::ConvertSql(absl::string_view sql, absl::string_view origin,
+                                                 const std::string& name) {
+  catalog::ServerLintCatalog lint_catalog(*impl_->conn);
+  return ConvertSqlMigration(sql, origin, name, lint_catalog);
 }
 
 absl::Status Driver::Pause(const std::string& name) {
@@ -821,7 +876,8 @@ std::string DoneSoFar(const MigrateReport& report) {
 
 absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) {
   Impl& d = *impl_;
-  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
+  catalog::ServerLintCatalog lint_catalog(*d.conn);
+  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir, &lint_catalog));
   std::vector<engine::StoredMigration> stored;
   ASSIGN_OR_RETURN(bool initialized, d.control.Exists());
   if (initialized) {
@@ -849,7 +905,8 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
     return absl::InvalidArgumentError(
         "migrate takes migrations forward; to undo one, use `pgshift rollback NAME`");
   }
-  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
+  catalog::ServerLintCatalog lint_catalog(*d.conn);
+  ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir, &lint_catalog));
   auto refuse = [&dir](const std::vector<std::string>& refusals) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing to migrate \"", dir, "\": ", absl::StrJoin(refusals, "; "),
@@ -860,7 +917,9 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
   // --contract stops at the first pending file, out of order or not: only
   // what is wrong with the files themselves stops it before it starts.
   const bool allow_out_of_order = mo.allow_out_of_order || mo.contract;
-  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), allow_out_of_order);
+  // (A .sql file is judged once the control schema says it is pending.)
+  std::vector<std::string> refusals =
+      engine::Refusals(engine::Compare(scan, {}, /*judge_sql=*/false), allow_out_of_order);
   if (!refusals.empty()) return refuse(refusals);
   RETURN_IF_ERROR(d.control.Init(d.options.lock_timeout));
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(mo.wait));
@@ -885,7 +944,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
 
   for (const DirectoryFile& e : now.files) {
     RETURN_IF_ERROR(runner->Check());
-    const v1::Migration& spec = *files.at(e.file)->spec;
+    const engine::MigrationFile& f = *files.at(e.file);
     const engine::SourceFile source{e.file, e.checksum};
     const bool registered = e.state != "pending";
     if (registered && e.recorded_checksum.empty()) {
@@ -928,6 +987,20 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
 
     const Phase target = mo.to.value_or(Phase::kSwitched);
     if (!registered) {
+      // A .sql file is judged again against the catalog as the files
+      // before it left it (a table one of them created is in use now).
+      absl::StatusOr<v1::Migration> judged = f.spec;
+      if (f.sql) judged = ConvertSqlMigration(f.text, f.file, f.name, lint_catalog);
+      if (!judged.ok()) {
+        absl::Status refused = judged.status();
+        if (!report.migrations.empty()) refused = util::WithCode(refused, absl::StatusCode::kFailedPrecondition);
+        return stopped(e, refused,
+                       absl::StrCat(" Nothing of \"", e.name, "\" was run; fix the file (it is not "
+                                    "applied yet, so it may change) and run `pgshift migrate ", dir,
+                                    "` again"),
+                       "refused");
+      }
+      const v1::Migration& spec = *judged;
       ASSIGN_OR_RETURN(std::vector<Impl::Conflict> conflicts, d.FindConflicts(spec));
       // An earlier migration of the directory at switched whose contract
       // only removes pgshift's mark (a table, index or constraint it built)
@@ -1046,12 +1119,15 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
                                                    absl::StrJoin(refusals, "; "),
                                                    ". Nothing was changed"));
   };
-  std::vector<std::string> refusals = engine::Refusals(engine::Compare(scan, {}), false, last->file);
+  // A baselined .sql file is never run, so never judged: it is recorded as
+  // its statements (RecordedSqlMigration).
+  std::vector<std::string> refusals =
+      engine::Refusals(engine::Compare(scan, {}, /*judge_sql=*/false), false, last->file);
   if (!refusals.empty()) return refuse(refusals);
   RETURN_IF_ERROR(d.control.Init(d.options.lock_timeout));
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Lease> runner, d.TakeRunnerLock(true));
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> stored, d.control.LoadAll());
-  refusals = engine::Refusals(engine::Compare(scan, stored), false, last->file);
+  refusals = engine::Refusals(engine::Compare(scan, stored, /*judge_sql=*/false), false, last->file);
   if (!refusals.empty()) return refuse(refusals);
   std::map<std::string, const MigrationStatus*> registered;
   for (const auto& m : stored) registered[m.status.name] = &m.status;
@@ -1061,7 +1137,13 @@ absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const s
     for (const auto& f : scan.files) {
       if (f.file > last->file) break;
       if (registered.count(f.name)) continue;
-      ASSIGN_OR_RETURN(bool inserted, d.control.RecordBaselined(f.name, CanonicalJson(*f.spec),
+      v1::Migration spec;
+      if (f.sql) {
+        ASSIGN_OR_RETURN(spec, RecordedSqlMigration(f.text, f.file, f.name));
+      } else {
+        spec = *f.spec;
+      }
+      ASSIGN_OR_RETURN(bool inserted, d.control.RecordBaselined(f.name, CanonicalJson(spec),
                                                                 {f.file, f.checksum}));
       if (inserted) recorded.push_back(&f);
     }
