@@ -88,10 +88,12 @@ TEST(ScanDirectory, ReadsJsonAndSqlFilesInByteOrderAndListsTheRestAsIgnored) {
   EXPECT_THAT(scan->ignored, ElementsAre(".0000_hidden.json", "README.md", "old.json"));
   ASSERT_TRUE(scan->files[0].spec.ok()) << scan->files[0].spec.status();
   EXPECT_EQ(scan->files[0].spec->name(), "0001_a");  // the name comes from the file
-  // Plain SQL files are read as migrations (never skipped), and refused
-  // until this version of pgshift runs them.
-  EXPECT_FALSE(scan->files[2].spec.ok());
-  EXPECT_THAT(scan->files[2].spec.status().message(), HasSubstr("0003_c.sql: plain SQL"));
+  // Plain SQL files are migrations: their statements, converted.
+  ASSERT_TRUE(scan->files[2].spec.ok()) << scan->files[2].spec.status();
+  EXPECT_TRUE(scan->files[2].sql);
+  EXPECT_EQ(scan->files[2].spec->name(), "0003_c");
+  ASSERT_EQ(scan->files[2].spec->operations_size(), 1);
+  EXPECT_EQ(scan->files[2].spec->operations(0).sql().up(), "ALTER TABLE t ADD COLUMN x int");
 }
 
 TEST(ScanDirectory, AByteOrderMarkIsNotPartOfTheJson) {
