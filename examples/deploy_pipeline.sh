@@ -340,7 +340,7 @@ expect() {  # expect WHAT SQL VALUE
 }
 expect "every migration of the directory is contracted" \
   "SELECT count(*) FILTER (WHERE phase = 'contracted') || '/' || count(*) FROM pgshift.migrations" \
-  "$(find "$DIR" -maxdepth 1 -name '*.json' | wc -l)/$(find "$DIR" -maxdepth 1 -name '*.json' | wc -l)"
+  "$(find "$DIR" -maxdepth 1 \( -name '*.json' -o -name '*.sql' \) | wc -l)/$(find "$DIR" -maxdepth 1 \( -name '*.json' -o -name '*.sql' \) | wc -l)"
 expect "no customer was lost" "SELECT count(*) FROM customers" "$((CUSTOMERS + written))"
 expect "no order was lost" "SELECT count(*) FROM orders" "$((2 * CUSTOMERS + written))"
 expect "customers: id, email NOT NULL, created_at, full_name" \
