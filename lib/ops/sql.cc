@@ -41,6 +41,16 @@ using sql::LintedStatement;
 
 bool Unsafe(const LintedStatement& st) { return st.verdict == "convert" || st.verdict == "refuse"; }
 
+// "line 2 (ALTER TABLE ADD COLUMN: ALTER TABLE users ADD COLUMN ...)", for
+// messages: the statement's own words, so that it is found in a file whose
+// statements were regrouped into several sql operations.
+std::string Where(const LintedStatement& st) {
+  std::string text = st.sql.substr(0, st.sql.find('\n'));
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  else if (text.size() < st.sql.size()) text += " ...";
+  return absl::StrCat("line ", st.line, " (", st.statement, ": ", text, ")");
+}
+
 // The first finding of level error, for messages.
 std::string Why(const LintedStatement& st) {
   for (const auto& f : st.findings) {
@@ -60,7 +70,7 @@ absl::Status CheckUp(const std::vector<LintedStatement>& up, const std::string& 
             ? absl::StrCat("Write the operation ", st.operation_json, " instead (", st.instead, ")")
             : st.instead;
     return absl::InvalidArgumentError(absl::StrCat(
-        where, ".up: the statement at line ", st.line, " (", st.statement, ") is unsafe as written: ",
+        where, ".up: the statement at ", Where(st), " is unsafe as written: ",
         Why(st), ". ", instead, "; or, to run it as written anyway, set \"unsafe\": true"));
   }
   return absl::OkStatus();
@@ -204,8 +214,7 @@ class Sql : public Operation {
             sqlstate);
       }
       return absl::InvalidArgumentError(absl::StrCat(
-          "operations[", ctx_.index, "].sql: the statement at line ", st.line, " (", st.statement,
-          ") fails: ", ran.message(),
+          "operations[", ctx_.index, "].sql: the statement at ", Where(st), " fails: ", ran.message(),
           " (found by trying the statements, after those of the operations before it, in a "
           "transaction that was rolled back; nothing was changed)"));
     }
@@ -224,8 +233,8 @@ class Sql : public Operation {
       absl::Status ran = conn.Run(st.sql);
       if (ran.ok()) continue;
       return absl::InvalidArgumentError(absl::StrCat(
-          "operations[", ctx_.index, "].sql: the down statement at line ", st.line, " (", st.statement,
-          ") fails when tried after up: ", ran.message(),
+          "operations[", ctx_.index, "].sql: the down statement at ", Where(st),
+          " fails when tried after up: ", ran.message(),
           " (found in a transaction that was rolled back; nothing was changed). A rollback would stop "
           "there: fix the down"));
     }

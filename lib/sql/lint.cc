@@ -433,7 +433,7 @@ class Linter {
     static const std::set<std::string> kHarmless = {
         "lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout", "client_min_messages",
         "client_encoding", "application_name", "standard_conforming_strings", "check_function_bodies"};
-    if (s.kind() != pg_query::VAR_RESET_ALL && !kHarmless.count(name)) {
+    if (s.kind() != pg_query::VAR_RESET_ALL && !kHarmless.count(name) && !other_runner_) {
       out_.verdict.clear();
       return Refuse("session-setting-not-kept",
                     absl::StrCat("SET ", name.empty() ? "(this setting)" : name,

@@ -225,3 +225,18 @@ ALTER TABLE tags ADD COLUMN name text;
 -- verdict: safe
 -- rules: none
 CREATE INDEX CONCURRENTLY users_created_idx ON users (created_at);
+
+-- case: set search_path is refused: pgshift cannot carry it to the statements after it
+-- verdict: refuse
+-- rules: session-setting-not-kept
+-- statement: 1
+SET search_path TO app;
+CREATE TABLE widgets (id bigint);
+
+-- case: set search_path for another runner is only noted
+-- verdict: control
+-- rules: none
+-- options: other-runner
+-- statement: 1
+SET search_path TO app;
+CREATE TABLE widgets (id bigint);
