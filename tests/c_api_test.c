@@ -413,6 +413,45 @@ static void test_specs_without_server(void) {
   pgshift_free(err);
 }
 
+static int json_value_is(const char* json, const char* anchor, const char* key, const char* value);
+static int count_of(const char* s, const char* needle);
+
+static void test_plain_sql_without_server(void) {
+  char* err = NULL;
+  char* json = pgshift_lint_json("BEGIN;\nCREATE INDEX users_email ON users (email);\nCOMMIT;", "0042.sql", 0, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(json_value_is(json, "{", "unsafe", "true"));
+  CHECK(strstr(json, "\"rule\":\"require-concurrent-index\"") != NULL);
+  CHECK(count_of(json, "\"verdict\":\"control\"") == 2);
+  pgshift_free(json);
+  /* Another runner: the lock_timeout note becomes a warning. */
+  json = pgshift_lint_json("ALTER TABLE users ADD COLUMN c text;", NULL, PGSHIFT_LINT_OTHER_RUNNER, &err);
+  REQUIRE(json != NULL);
+  CHECK(strstr(json, "\"level\":\"warning\"") != NULL);
+  pgshift_free(json);
+  CHECK(pgshift_lint_json("CREATE INDEXX i ON t (c);", "bad.sql", 0, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "line 1, column 8") != NULL);
+  CHECK(pgshift_lint_json("SELECT 1;", NULL, 8, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+
+  json = pgshift_convert_sql("ALTER TABLE users RENAME COLUMN name TO full_name;\nCREATE TABLE t (id int);", NULL,
+                             "0043_rename", &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(strstr(json, "\"name\":\"0043_rename\"") != NULL);
+  CHECK(strstr(json, "\"rename_column\":{\"table\":\"users\",\"from\":\"name\",\"to\":\"full_name\"}") != NULL);
+  CHECK(strstr(json, "\"sql\":{\"up\":\"CREATE TABLE t (id int)\"}") != NULL);
+  pgshift_free(json);
+  CHECK(pgshift_convert_sql("VACUUM FULL users;", "0044.sql", "0044", &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && strstr(err, "line 1 (VACUUM FULL)") != NULL);
+  CHECK(pgshift_convert_sql("SELECT 1;", NULL, NULL, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  pgshift_free(err);
+}
+
 static void test_unreachable_server(void) {
   char* err = NULL;
   pgshift_driver_t* d =
@@ -1067,6 +1106,20 @@ static void test_migration_directory(void) {
   CHECK(seen.registers == 0);
   CHECK(column_count(app, "users", "email") == 0);
 
+  /* Plain SQL with the live catalog, before init too. */
+  json = pgshift_driver_lint_json(d, "CREATE INDEX users_note_idx ON app.users (note);", "x.sql", 0, &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(strstr(json, "\"verdict\":\"convert\"") != NULL);
+  pgshift_free(json);
+  /* A table that does not exist is new to the catalog (without one it is
+     taken to be in use): the index is built as written. */
+  json = pgshift_driver_convert_sql(d, "CREATE INDEX nosuch_idx ON nosuch (x);", NULL, "0009_idx", &err);
+  CHECK_CODE(PGSHIFT_OK);
+  REQUIRE(json != NULL);
+  CHECK(strstr(json, "\"sql\":{\"up\":\"CREATE INDEX nosuch_idx ON nosuch (x)\"}") != NULL);
+  pgshift_free(json);
+
   /* Before init: every file is pending; README.md is ignored. */
   json = pgshift_driver_directory_status(d, dir, &err);
   CHECK_CODE(PGSHIFT_OK);
@@ -1260,6 +1313,7 @@ int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   test_codes_and_phases();
   test_specs_without_server();
+  test_plain_sql_without_server();
   test_unreachable_server();
   test_options_without_server();
   find_server();

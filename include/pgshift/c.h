@@ -616,6 +616,44 @@ PGSHIFT_C_EXPORT char* pgshift_driver_directory_status(pgshift_driver_t* driver,
 PGSHIFT_C_EXPORT char* pgshift_driver_baseline(pgshift_driver_t* driver, const char* dir,
                                                const char* through, char** errptr);
 
+/* ---- Plain SQL ------------------------------------------------------------
+ * docs/sql.md. `origin` names the text in messages (a file path; NULL means
+ * "sql"). The plain functions judge without a database (catalog-dependent
+ * rules assume the worst); the pgshift_driver_ ones ask the live catalog
+ * and work before pgshift_driver_init. Both read only. */
+
+/* Flags of pgshift_lint_json. */
+enum {
+  /* Judge the script as another migration runner would run it: notes that
+     are moot inside pgshift (require-lock-timeout, ...) become warnings. */
+  PGSHIFT_LINT_OTHER_RUNNER = 1
+};
+
+/* Every statement of `sql`, linted: the JSON object `pgshift lint --json`
+ * prints for one file, {"origin", "unsafe", "statements": [{"sql", "line",
+ * "statement", "verdict", "lock", "tables", "scans_table", "rewrites_table",
+ * "findings": [{"rule", "level", "message"}], "operation", "instead",
+ * "assumed"}]}. INVALID_ARGUMENT with the line and column when it does not
+ * parse. Example:
+ *   char* err = NULL;
+ *   char* report = pgshift_lint_json("CREATE INDEX i ON users (email);", "0042.sql", 0, &err);
+ *   if (report == NULL) { fprintf(stderr, "%s\n", err); pgshift_free(err); }
+ *   pgshift_free(report);
+ */
+PGSHIFT_C_EXPORT char* pgshift_lint_json(const char* sql, const char* origin, int flags, char** errptr);
+PGSHIFT_C_EXPORT char* pgshift_driver_lint_json(pgshift_driver_t* driver, const char* sql, const char* origin,
+                                                int flags, char** errptr);
+
+/* The migration (its canonical JSON) that a plain SQL migration file
+ * holding `sql` and named `name` (the file name without ".sql") becomes, as
+ * `pgshift convert` prints it. INVALID_ARGUMENT naming every statement it
+ * refuses (line, reason, what to write instead), or the position of a
+ * syntax error. */
+PGSHIFT_C_EXPORT char* pgshift_convert_sql(const char* sql, const char* origin, const char* name,
+                                           char** errptr);
+PGSHIFT_C_EXPORT char* pgshift_driver_convert_sql(pgshift_driver_t* driver, const char* sql,
+                                                  const char* origin, const char* name, char** errptr);
+
 /* ---- Startup checks (no driver) ------------------------------------------
  * One connection and one round trip each, for application startup.
  * `control_schema` NULL means "pgshift". Thread-safe. */

@@ -573,6 +573,62 @@ char* pgshift_driver_baseline(pgshift_driver_t* d, const char* dir, const char* 
   return CopyString(pgshift::ToJson(*r));
 }
 
+// ---- plain SQL -------------------------------------------------------------------
+
+namespace {
+
+absl::StatusOr<pgshift::LintOptions> LintFlags(int flags) {
+  if ((flags & ~PGSHIFT_LINT_OTHER_RUNNER) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown lint flags ", flags & ~PGSHIFT_LINT_OTHER_RUNNER, "; use PGSHIFT_LINT_OTHER_RUNNER"));
+  }
+  pgshift::LintOptions options;
+  options.other_runner = (flags & PGSHIFT_LINT_OTHER_RUNNER) != 0;
+  return options;
+}
+
+char* Lint(pgshift::Driver* driver, const char* sql, const char* origin, int flags, char** errptr) {
+  if (SaveError(errptr, NeedArg(sql, "SQL text"))) return nullptr;
+  absl::StatusOr<pgshift::LintOptions> options = LintFlags(flags);
+  if (SaveError(errptr, options.status())) return nullptr;
+  const std::string where = origin ? origin : "sql";
+  absl::StatusOr<pgshift::LintReport> r = driver ? driver->Lint(sql, where, *options)
+                                                 : pgshift::LintSql(sql, where, *options);
+  if (SaveError(errptr, r.status())) return nullptr;
+  return CopyString(pgshift::ToJson(*r));
+}
+
+char* Convert(pgshift::Driver* driver, const char* sql, const char* origin, const char* name, char** errptr) {
+  absl::Status arg = NeedArg(sql, "SQL text");
+  if (arg.ok()) arg = NeedArg(name, "migration name");
+  if (SaveError(errptr, arg)) return nullptr;
+  const std::string where = origin ? origin : "sql";
+  absl::StatusOr<pgshift::v1::Migration> m = driver ? driver->ConvertSql(sql, where, name)
+                                                    : pgshift::ConvertSql(sql, where, name);
+  if (SaveError(errptr, m.status())) return nullptr;
+  return CopyString(pgshift::CanonicalJson(*m));
+}
+
+}  // namespace
+
+char* pgshift_lint_json(const char* sql, const char* origin, int flags, char** errptr) {
+  return Lint(nullptr, sql, origin, flags, errptr);
+}
+
+char* pgshift_driver_lint_json(pgshift_driver_t* d, const char* sql, const char* origin, int flags,
+                               char** errptr) {
+  return Lint(d->rep.get(), sql, origin, flags, errptr);
+}
+
+char* pgshift_convert_sql(const char* sql, const char* origin, const char* name, char** errptr) {
+  return Convert(nullptr, sql, origin, name, errptr);
+}
+
+char* pgshift_driver_convert_sql(pgshift_driver_t* d, const char* sql, const char* origin, const char* name,
+                                 char** errptr) {
+  return Convert(d->rep.get(), sql, origin, name, errptr);
+}
+
 // ---- startup checks ------------------------------------------------------------
 
 int pgshift_current_phase(const char* dsn, const char* name, const char* control_schema,

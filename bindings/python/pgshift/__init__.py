@@ -100,6 +100,8 @@ __all__ = [
     "PlannedLock",
     "InstanceRegistration",
     "load_migration",
+    "lint",
+    "convert_sql",
     "current_phase",
     "require_phase",
     "declare_instance",
@@ -462,6 +464,26 @@ def load_migration(migration: MigrationLike) -> Migration:
         f"{type(migration).__name__}")
 
 
+def lint(sql: str, origin: str = "sql", *, other_runner: bool = False) -> dict:
+    """Lints the statements of `sql` as pgshift would run them (docs/sql.md),
+    without a database (catalog-dependent rules assume the worst;
+    Driver.lint asks the live catalog). Returns the object ``pgshift lint
+    --json`` prints for one file: {"origin", "unsafe", "statements": [...]}.
+    InvalidArgumentError, with the line and column, when it does not parse.
+    """
+    return json.loads(_pgshift.lint_json(sql, origin, bool(other_runner)))
+
+
+def convert_sql(sql: str, name: str, origin: Optional[str] = None) -> Migration:
+    """The migration a plain SQL migration file holding `sql` and named
+    `name` (its file name without ".sql") becomes, as ``pgshift convert``
+    prints it (docs/sql.md), judged without a database (Driver.convert_sql
+    asks the live catalog). InvalidArgumentError naming every statement it
+    refuses (line, reason, what to write instead) or a syntax error's
+    position."""
+    return _pgshift.convert_sql(sql, origin or f"{name}.sql", name)
+
+
 @dataclasses.dataclass(frozen=True)
 class OptionInfo:
     """One driver option, from the library's option list (options.h)."""
@@ -782,6 +804,17 @@ class Driver:
         return MigrateReport._from(json.loads(self._d.migrate(
             _directory(directory), target, bool(contract), bool(allow_out_of_order), bool(wait),
             _progress(progress), _migrate_event(on_event))))
+
+    def lint(self, sql: str, origin: str = "sql", *, other_runner: bool = False) -> dict:
+        """pgshift.lint() with the live catalog: whether each table exists,
+        a default is volatile, a type change rewrites. Reads only; works
+        before init()."""
+        return json.loads(self._d.lint_json(sql, origin, bool(other_runner)))
+
+    def convert_sql(self, sql: str, name: str, origin: Optional[str] = None) -> Migration:
+        """pgshift.convert_sql() with the live catalog. Reads only; works
+        before init()."""
+        return self._d.convert_sql(sql, origin or f"{name}.sql", name)
 
     def directory_status(self, directory: DirectoryLike) -> DirectoryReport:
         """Every file of `directory` with its state (pending, applied,

@@ -219,6 +219,16 @@ class PyDriver {
         progress, [&](pgshift::Driver& d) { return Json(d.Migrate(dir, options)); }, on_event);
   }
 
+  std::string LintJson(const std::string& sql, const std::string& origin, bool other_runner) {
+    pgshift::LintOptions options;
+    options.other_runner = other_runner;
+    return Call([&](pgshift::Driver& d) { return Json(d.Lint(sql, origin, options)); });
+  }
+
+  pgshift::v1::Migration ConvertSql(const std::string& sql, const std::string& origin, const std::string& name) {
+    return Call([&](pgshift::Driver& d) { return d.ConvertSql(sql, origin, name); });
+  }
+
   std::string DirectoryStatus(const std::string& dir) {
     return Call([&](pgshift::Driver& d) { return Json(d.DirectoryStatus(dir)); });
   }
@@ -397,6 +407,20 @@ PYBIND11_MODULE(_pgshift, m) {
 
   m.def("parse_migration", &ParseSpec, py::arg("json"), py::arg("origin") = "migration");
   m.def("load_migration", &LoadSpec, py::arg("path"));
+  m.def(
+      "lint_json",
+      [](const std::string& sql, const std::string& origin, bool other_runner) {
+        pgshift::LintOptions options;
+        options.other_runner = other_runner;
+        return Value(Json(pgshift::LintSql(sql, origin, options)));
+      },
+      py::arg("sql"), py::arg("origin"), py::arg("other_runner"));
+  m.def(
+      "convert_sql",
+      [](const std::string& sql, const std::string& origin, const std::string& name) {
+        return Value(pgshift::ConvertSql(sql, origin, name));
+      },
+      py::arg("sql"), py::arg("origin"), py::arg("name"));
 
   // pgshift::OptionList(): what every surface's options are built from.
   m.def("option_list", []() {
@@ -456,6 +480,8 @@ PYBIND11_MODULE(_pgshift, m) {
            py::arg("wait") = true, py::arg("progress") = py::none(),
            py::arg("on_event") = py::none())
       .def("directory_status", &PyDriver::DirectoryStatus, py::arg("directory"))
+      .def("lint_json", &PyDriver::LintJson, py::arg("sql"), py::arg("origin"), py::arg("other_runner"))
+      .def("convert_sql", &PyDriver::ConvertSql, py::arg("sql"), py::arg("origin"), py::arg("name"))
       .def("baseline", &PyDriver::Baseline, py::arg("directory"), py::arg("through"),
            py::arg("on_event") = py::none())
       .def("status", &PyDriver::Status, py::arg("name"))

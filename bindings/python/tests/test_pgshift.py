@@ -1033,3 +1033,38 @@ def test_directory_objects_carry_every_json_field(db, tmp_path):
         st_json = json.loads(d._d.status("0002_add_users_email"))
         assert {"file", "file_checksum", "baselined"} <= set(st_json)
         assert_carries(d.status("0002_add_users_email"), st_json)
+
+
+def test_lint_and_convert_plain_sql_without_and_with_a_database(db):
+    report = pgshift.lint("BEGIN;\nCREATE INDEX users_email ON users (email);\nCOMMIT;", "0042.sql")
+    assert report["unsafe"] is True
+    assert [s["verdict"] for s in report["statements"]] == ["control", "convert", "control"]
+    assert report["statements"][1]["findings"][0]["rule"] == "require-concurrent-index"
+    assert report["statements"][1]["line"] == 2
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.lint("CREATE INDEXX i ON t (c);", "bad.sql")
+    assert "line 1, column 8" in str(e.value)
+
+    m = pgshift.convert_sql("ALTER TABLE users RENAME COLUMN name TO full_name;\nCREATE TABLE t (id int);",
+                            "0043_rename")
+    assert m.name == "0043_rename"
+    assert json.loads(m.canonical_json())["operations"] == [
+        {"rename_column": {"table": "users", "from": "name", "to": "full_name"}},
+        {"sql": {"up": "CREATE TABLE t (id int)"}},
+    ]
+    with pytest.raises(pgshift.InvalidArgumentError) as e:
+        pgshift.convert_sql("VACUUM FULL users;", "0044")
+    assert "line 1 (VACUUM FULL)" in str(e.value)
+    assert "0044.sql" in str(e.value)
+
+    # With the live catalog: a table that does not exist is new, so an index
+    # on it is safe as written; one in use is converted.
+    with Conn(db) as c:
+        c.query("CREATE TABLE users (id bigint PRIMARY KEY, email text)")
+    d = pgshift.Driver(db)
+    try:
+        assert d.lint("CREATE INDEX i ON users (email);")["statements"][0]["verdict"] == "convert"
+        assert d.lint("CREATE INDEX i ON nosuch (email);")["statements"][0]["verdict"] == "safe"
+        assert "create_index" in d.convert_sql("CREATE INDEX i ON users (email);", "0045_i").canonical_json()
+    finally:
+        d.close()
