@@ -7,7 +7,9 @@
 // an old application version writes, contracted after the deploy, with a
 // refused file and a syntax error stopping the run before any statement of
 // theirs ran. Conversion without a database is in sql_convert_test.cc.
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -127,6 +129,34 @@ TEST_F(SqlOperationTest, WhatTheCatalogDecidesIsJudgedWithIt) {
                            .Sql("CREATE INDEX tags_name_idx ON tags (name)")
                            .Json())
                   .ok());
+}
+
+TEST_F(SqlOperationTest, TryingTheStatementsWaitsForALockLikeAStepDoes) {
+  Options options;
+  options.lock_timeout = absl::Milliseconds(100);
+  options.retry_deadline = absl::Seconds(20);
+  auto d = Driver::Connect(dsn(), options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const v1::Migration m = Load(Spec("w").Sql("ALTER TABLE orders ADD COLUMN note text").Json());
+  Session reader(dsn());
+  reader.Exec("BEGIN; LOCK TABLE orders IN ACCESS SHARE MODE");
+  std::thread release([&reader] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    reader.Exec("ROLLBACK");
+  });
+  absl::StatusOr<MigrationStatus> st = (*d)->Register(m);
+  release.join();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_FALSE(HasColumn("orders", "note")) << "tried in a transaction rolled back";
+  // Past the retry deadline: busy (exit 4), nothing changed.
+  options.retry_deadline = absl::Milliseconds(300);
+  auto impatient = Driver::Connect(dsn(), options);
+  ASSERT_TRUE(impatient.ok()) << impatient.status();
+  reader.Exec("BEGIN; LOCK TABLE orders IN ACCESS SHARE MODE");
+  absl::Status s = (*impatient)->PlanMigration(Load(Spec("w2").Sql("ALTER TABLE orders ADD COLUMN x int").Json())).status();
+  reader.Exec("ROLLBACK");
+  EXPECT_EQ(ExitCodeFor(s), 4) << s;
+  EXPECT_FALSE(HasColumn("orders", "x"));
 }
 
 TEST_F(SqlOperationTest, ADownThatWouldFailIsRefusedAtRegister) {

@@ -7,6 +7,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/random/random.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -276,7 +277,24 @@ struct Driver::Impl {
       }
       return out;
     }
-    RETURN_IF_ERROR(conn->RolledBack([&]() -> absl::Status {
+    // A statement that could not take its lock within lock_timeout is tried
+    // again, with backoff, until retry_deadline (as the executor does).
+    const absl::Time give_up = absl::Now() + options.retry_deadline;
+    absl::Duration backoff = std::max(options.retry_initial_backoff, absl::Milliseconds(1));
+    absl::BitGen gen;
+    while (true) {
+      out.clear();
+      absl::Status s = Rehearse(ops, out);
+      if (s.ok()) return out;
+      if (util::SqlStateOf(s) != "55P03" || absl::Now() + backoff >= give_up) return s;
+      absl::SleepFor(absl::Milliseconds(absl::Uniform<double>(gen, 0.5, 1.0) * absl::ToDoubleMilliseconds(backoff)));
+      backoff = std::min(backoff * 2, std::max(options.retry_max_backoff, absl::Milliseconds(1)));
+    }
+  }
+
+  // One attempt of InspectAll's rehearsal.
+  absl::Status Rehearse(OpList& ops, std::vector<std::unique_ptr<ops::Steps>>& out) {
+    return conn->RolledBack([&]() -> absl::Status {
       // The app waits behind a rehearsed statement's lock at most one
       // lock_timeout; no statement runs longer than statement_timeout.
       RETURN_IF_ERROR(conn->Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
@@ -288,8 +306,8 @@ struct Driver::Impl {
       for (auto& op : ops) {
         if (deadline) {
           const int64_t left = std::max<int64_t>(1, absl::ToInt64Milliseconds(*deadline - absl::Now()));
-          RETURN_IF_ERROR(conn->Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)",
-                                    {absl::StrCat(left, "ms")}));
+          RETURN_IF_ERROR(conn->Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+                                    {absl::StrCat(left, "ms"), absl::StrCat(left + 250, "ms")}));
         }
         ASSIGN_OR_RETURN(std::unique_ptr<ops::Steps> steps, op->Inspect(*conn, Phase::kRegistered));
         out.push_back(std::move(steps));
@@ -302,8 +320,7 @@ struct Driver::Impl {
         }
         return absl::OkStatus();
       });
-    }));
-    return out;
+    });
   }
 
   // Every action of every step passes the locked-scan guard; InvalidArgument
@@ -1041,6 +1058,10 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
                        "", "conflict");
       }
       absl::Status valid = d.Validate(spec);
+      if (absl::IsDeadlineExceeded(valid) || absl::IsAborted(valid)) {
+        return stopped(e, valid,
+                       absl::StrCat(" Nothing of \"", e.name, "\" was run.", again), "failed");
+      }
       if (!valid.ok()) {
         // Refused against the catalog: bad input, but once earlier files ran
         // something has changed.

@@ -259,8 +259,10 @@ class Sql : public Operation {
           "took longer than lock_timeout while holding their locks. Nothing was changed; run the command "
           "again, or raise --lock-timeout"));
     }
-    return conn.Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)",
-                    {absl::StrCat(left, "ms")});
+    // statement_timeout a little later, so that a lock not granted in time
+    // fails as a lock timeout (tried again), not as a slow statement.
+    return conn.Run("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+                    {absl::StrCat(left, "ms"), absl::StrCat(left + 250, "ms")});
   }
 
   absl::StatusOr<std::vector<LintedStatement>> Lint(const std::string& script, sql::LintCatalog& catalog) const {
