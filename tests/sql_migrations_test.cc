@@ -159,6 +159,15 @@ TEST_F(SqlOperationTest, TryingTheStatementsWaitsForALockLikeAStepDoes) {
   EXPECT_FALSE(HasColumn("orders", "x"));
 }
 
+TEST_F(SqlOperationTest, AnEnumValueAddedThenUsedRunsAsEachStatementInItsOwnTransaction) {
+  Sql("CREATE TYPE mood AS ENUM ('a', 'b'); ALTER TABLE users ADD COLUMN m mood");
+  const std::string json = Spec("e").Sql("ALTER TYPE mood ADD VALUE 'c';\nUPDATE users SET m = 'c' WHERE id = 1").Json();
+  ASSERT_TRUE(Register(json).ok());
+  absl::Status s = Advance("e", Phase::kSwitched);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Value("SELECT m FROM users WHERE id = 1"), "c");
+}
+
 TEST_F(SqlOperationTest, ADownThatWouldFailIsRefusedAtRegister) {
   ExpectRefused(Spec("d")
                     .Sql("ALTER TABLE users ADD COLUMN phone text")

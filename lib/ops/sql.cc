@@ -193,9 +193,16 @@ class Sql : public Operation {
       const bool data = st.statement == "UPDATE" || st.statement == "DELETE" || st.statement == "INSERT" ||
                         st.statement == "SELECT";
       RETURN_IF_ERROR(bound());
+      RETURN_IF_ERROR(conn.Run("SAVEPOINT pgshift_try"));
       absl::Status ran = data ? conn.Check(st.sql) : conn.Run(st.sql);
-      if (ran.ok()) continue;
       const std::string sqlstate = util::SqlStateOf(ran);
+      // A value ALTER TYPE ... ADD VALUE added cannot be used in the
+      // transaction that added it, as it can once each statement runs in its
+      // own: such a statement is not tried.
+      if (ran.ok() || sqlstate == "55P04") {
+        RETURN_IF_ERROR(conn.Run(ran.ok() ? "RELEASE SAVEPOINT pgshift_try" : "ROLLBACK TO SAVEPOINT pgshift_try"));
+        continue;
+      }
       if (sqlstate == "55P03") {
         return util::WithSqlState(
             absl::DeadlineExceededError(absl::StrCat(
