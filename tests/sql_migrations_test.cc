@@ -168,6 +168,28 @@ TEST_F(SqlOperationTest, AnEnumValueAddedThenUsedRunsAsEachStatementInItsOwnTran
   EXPECT_EQ(Value("SELECT m FROM users WHERE id = 1"), "c");
 }
 
+TEST_F(SqlOperationTest, UnqualifiedNamesAreInTheMigrationsSchemaUpAndDown) {
+  Sql("CREATE SCHEMA app; CREATE TABLE app.users (id bigint PRIMARY KEY)");
+  const std::string json = Spec("s").Schema("app")
+                               .Sql("CREATE TABLE widgets (id bigint);\nALTER TABLE users ADD COLUMN nick text")
+                               .SqlDown("DROP TABLE widgets;\nALTER TABLE users DROP COLUMN nick")
+                               .Json();
+  absl::Status s = Register(json);
+  ASSERT_TRUE(s.ok()) << s;
+  s = Advance("s", Phase::kSwitched);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Value("SELECT to_regclass('app.widgets') IS NOT NULL AND to_regclass('public.widgets') IS NULL"), "t");
+  EXPECT_TRUE(HasColumn("app.users", "nick"));
+  EXPECT_FALSE(HasColumn("public.users", "nick"));
+  s = RollbackMigration("s");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Value("SELECT to_regclass('app.widgets') IS NULL"), "t");
+  EXPECT_FALSE(HasColumn("app.users", "nick"));
+  // What runs outside a transaction cannot be given that schema: refused.
+  ExpectRefused(Spec("v").Schema("app").Sql("VACUUM users").Json(), absl::StatusCode::kInvalidArgument,
+                {"runs outside a transaction", "\"app\""}, "app");
+}
+
 TEST_F(SqlOperationTest, ADownThatWouldFailIsRefusedAtRegister) {
   ExpectRefused(Spec("d")
                     .Sql("ALTER TABLE users ADD COLUMN phone text")

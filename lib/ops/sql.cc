@@ -215,9 +215,10 @@ class Sql : public Operation {
         return util::WithSqlState(
             absl::DeadlineExceededError(absl::StrCat(
                 "operations[", ctx_.index, "].sql: trying the statement at line ", st.line,
-                " (in a transaction rolled back at once) took longer than statement_timeout: ", ran.message(),
+                " (in a transaction rolled back at once) ran past the trial's time (one lock_timeout from the "
+                "first statement tried, as the trial holds their locks until it ends): ", ran.message(),
                 ". Nothing was changed. A statement that long does not belong in a sql operation; raise "
-                "--statement-timeout only if it must")),
+                "--lock-timeout only if it must")),
             sqlstate);
       }
       return absl::InvalidArgumentError(absl::StrCat(
@@ -234,6 +235,11 @@ class Sql : public Operation {
   absl::Status RehearseRollback(pg::Connection& conn, absl::Time deadline) const override {
     sql::NoCatalog none;
     ASSIGN_OR_RETURN(std::vector<LintedStatement> down, Lint(spec_.down(), none));
+    // (Inside the caller's savepoint: the search_path set here goes with it.)
+    if (ctx_.schema != "public") {
+      RETURN_IF_ERROR(conn.Run("SELECT set_config('search_path', $1, true)",
+                               {absl::StrCat(pg::QuoteIdent(ctx_.schema), ", public")}));
+    }
     for (const LintedStatement& st : down) {
       if (st.verdict == "control" || st.outside_transaction) continue;
       RETURN_IF_ERROR(Bound(conn, deadline));
