@@ -469,7 +469,7 @@ TEST_F(MigrateCrash, KillAtAPhaseWriteThenMigrateAgain) {
   ChildProcess cli(Args({"migrate", dir()}));
   auto paused_backend = [&] {
     return QueryInt(dsn(), absl::StrCat("SELECT coalesce(max(pid), 0) FROM pg_locks WHERE locktype = "
-                                        "'advisory' AND NOT granted AND objid = ", kPauseKey));
+                                        "'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = ", kPauseKey));
   };
   ASSERT_TRUE(WaitUntil([&] { return paused_backend() != 0 || !cli.Running(); })) << cli.CurrentErr();
   ASSERT_TRUE(cli.Running()) << Describe(cli.Wait());
@@ -506,7 +506,7 @@ TEST_F(DeployTest, SecondMigrateWaitsThenFindsNothingToDo) {
   ChildProcess first(Args({"--driver-name", "deploy-A", "migrate", dir()}));
   ASSERT_TRUE(WaitUntil([&] {
     return QueryInt(dsn(), absl::StrCat("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-                                        "NOT granted AND objid = ", kPauseKey)) > 0 ||
+                                        "NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = ", kPauseKey)) > 0 ||
            !first.Running();
   })) << first.CurrentErr();
   ASSERT_TRUE(first.Running()) << Describe(first.Wait());

@@ -163,7 +163,7 @@ class ConstraintFaults : public ::testing::Test {
 
   int PausedBackend() {
     return IntValue(absl::StrCat("SELECT coalesce(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' "
-                                 "AND NOT granted AND objid = ", kPauseKey));
+                                 "AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = ", kPauseKey));
   }
 
   int BackendRunning(const std::string& like) {

@@ -161,7 +161,7 @@ class Faults : public ::testing::Test {
   // pid of the driver backend waiting at the pause point, or 0.
   int PausedBackend() {
     return std::atoi(QueryValue(dsn(), absl::StrCat("SELECT coalesce(max(pid), 0) FROM pg_locks WHERE "
-                                                    "locktype = 'advisory' AND NOT granted AND objid = ",
+                                                    "locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = ",
                                                     kPauseKey))
                          .c_str());
   }
@@ -169,7 +169,7 @@ class Faults : public ::testing::Test {
   // pid of the backend running a statement that starts with `prefix`.
   int BackendRunning(const std::string& like) {
     return std::atoi(QueryValue(dsn(), absl::StrCat("SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
-                                                    "WHERE state = 'active' AND query LIKE ", Lit(like),
+                                                    "WHERE state = 'active' AND datname = current_database() AND query LIKE ", Lit(like),
                                                     " AND pid <> pg_backend_pid()"))
                          .c_str());
   }
