@@ -3,6 +3,7 @@
 // what is left out, the `-- pgshift:down` section, and every refusal with
 // the line it names. The same with the live catalog is in
 // sql_migrations_test.cc.
+#include <cstdio>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -208,6 +209,20 @@ TEST(ConvertSql, ANearMissOfTheDownMarkerIsRefusedNotTakenForAComment) {
   }
   EXPECT_THAT(std::string(Refused("CREATE TABLE w (id int);\n-- pgshift:down\nDROP TABLE w;\n-- pgshift:down\n").message()),
               HasSubstr("a second"));
+}
+
+TEST(ConvertSql, LoadMigrationFileTakesASqlFileNamedAfterIt) {
+  const std::string path = ::testing::TempDir() + "0050_rename.sql";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fputs("ALTER TABLE users RENAME COLUMN name TO full_name;\n", f);
+  std::fclose(f);
+  absl::StatusOr<v1::Migration> m = LoadMigrationFile(path);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->name(), "0050_rename");
+  ASSERT_EQ(m->operations_size(), 1);
+  EXPECT_TRUE(m->operations(0).has_rename_column());
+  std::remove(path.c_str());
 }
 
 TEST(SqlOperation, StatementsAreJudgedAtRegisterAndSyntaxWhenTheFileLoads) {

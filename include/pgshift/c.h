@@ -355,7 +355,9 @@ PGSHIFT_C_EXPORT void pgshift_options_set_migrate_callback(pgshift_options_t* op
 typedef struct pgshift_migration_t pgshift_migration_t;
 
 /* Reads and parses a migration file; NOT_FOUND when it cannot be read,
- * INVALID_ARGUMENT when it is not a valid migration. */
+ * INVALID_ARGUMENT when it is not a valid migration. A path ending in ".sql"
+ * is a plain SQL migration, converted without a database
+ * (pgshift_convert_sql). */
 PGSHIFT_C_EXPORT pgshift_migration_t* pgshift_migration_load_file(const char* path,
                                                                   char** errptr);
 /* Parses `len` bytes of migration JSON; INVALID_ARGUMENT when invalid. */

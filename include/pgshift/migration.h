@@ -29,7 +29,10 @@ absl::StatusOr<v1::Migration> ParseMigrationJson(absl::string_view json,
                                                  absl::string_view origin = "migration",
                                                  absl::string_view file_name = "");
 
-// Reads and parses a migration file; NotFound when it cannot be read.
+// Reads and parses a migration file; NotFound when it cannot be read. A
+// path ending in ".sql" is a plain SQL migration (ConvertSql in lint.h,
+// judged without a database; Driver::ConvertSql asks the live catalog),
+// named after the file.
 absl::StatusOr<v1::Migration> LoadMigrationFile(const std::string& path);
 
 // The canonical JSON of `migration` (snake_case names, fields in declaration

@@ -7,9 +7,14 @@ namespace pgshift::catalog {
 namespace {
 
 // `sql`'s result, or nullopt when it fails (a type name that does not
-// exist, ...), undone either way so that a failure does not end a
-// transaction the caller has open (a rehearsal).
+// exist, ...). Inside a transaction the caller has open (a rehearsal) it
+// runs in a savepoint, so that a failure does not end that transaction.
 std::optional<pg::Result> Ask(pg::Connection& conn, const std::string& sql, const pg::Params& params) {
+  if (!conn.in_transaction()) {
+    absl::StatusOr<pg::Result> r = conn.Exec(sql, params);
+    if (!r.ok()) return std::nullopt;
+    return std::move(*r);
+  }
   std::optional<pg::Result> out;
   absl::Status s = conn.RolledBack([&]() -> absl::Status {
     absl::StatusOr<pg::Result> r = conn.Exec(sql, params);

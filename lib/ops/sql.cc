@@ -51,14 +51,6 @@ std::string Where(const LintedStatement& st) {
   return absl::StrCat("line ", st.line, " (", st.statement, ": ", text, ")");
 }
 
-// The first finding of level error, for messages.
-std::string Why(const LintedStatement& st) {
-  for (const auto& f : st.findings) {
-    if (f.level == "error") return absl::StrCat(f.message, " (rule ", f.rule, ")");
-  }
-  return "it is unsafe as written";
-}
-
 // OK when pgshift may run every statement of `up` as written (judged with
 // the live catalog: without one the linter assumes the worst).
 absl::Status CheckUp(const std::vector<LintedStatement>& up, const std::string& where, bool unsafe) {
@@ -71,7 +63,7 @@ absl::Status CheckUp(const std::vector<LintedStatement>& up, const std::string& 
             : st.instead;
     return absl::InvalidArgumentError(absl::StrCat(
         where, ".up: the statement at ", Where(st), " is unsafe as written: ",
-        Why(st), ". ", instead, "; or, to run it as written anyway, set \"unsafe\": true"));
+        sql::WhyUnsafe(st), ". ", instead, "; or, to run it as written anyway, set \"unsafe\": true"));
   }
   return absl::OkStatus();
 }
@@ -117,7 +109,7 @@ std::vector<Action> StatementActions(const std::vector<LintedStatement>& stateme
       a.scans_table = st.scans_table;
       a.rewrites_table = st.rewrites_table;
       if (unsafe && Unsafe(st)) {
-        a.hazards.push_back(absl::StrCat("run as written although it is unsafe (\"unsafe\": true): ", Why(st)));
+        a.hazards.push_back(absl::StrCat("run as written although it is unsafe (\"unsafe\": true): ", sql::WhyUnsafe(st)));
       }
     }
     if (st.outside_transaction) {
@@ -156,7 +148,12 @@ class Sql : public Operation {
   }
 
   absl::StatusOr<std::unique_ptr<Steps>> Inspect(pg::Connection& conn, Phase phase) const override {
-    catalog::ServerLintCatalog catalog(conn);
+    // Only the step from registered runs statements (and whether one scans
+    // or rewrites depends on the catalog): the later ones need no question.
+    catalog::ServerLintCatalog server(conn);
+    sql::NoCatalog none;
+    sql::LintCatalog& catalog =
+        phase == Phase::kRegistered ? static_cast<sql::LintCatalog&>(server) : static_cast<sql::LintCatalog&>(none);
     ASSIGN_OR_RETURN(std::vector<LintedStatement> up, Lint(spec_.up(), catalog));
     if (phase == Phase::kRegistered) {
       const std::string where = absl::StrCat("operations[", ctx_.index, "].sql");
@@ -254,9 +251,10 @@ class Sql : public Operation {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<Action>> Rollback(pg::Connection& conn) const override {
-    catalog::ServerLintCatalog catalog(conn);
-    ASSIGN_OR_RETURN(std::vector<LintedStatement> down, Lint(spec_.down(), catalog));
+  absl::StatusOr<std::vector<Action>> Rollback(pg::Connection&) const override {
+    // down's actions need its locks and texts, which no catalog changes.
+    sql::NoCatalog none;
+    ASSIGN_OR_RETURN(std::vector<LintedStatement> down, Lint(spec_.down(), none));
     return StatementActions(down, "down", ctx_, spec_.unsafe());
   }
 

@@ -315,8 +315,10 @@ absl::Status Connection::Transaction(const std::function<absl::Status()>& body) 
   return s;
 }
 
+bool Connection::in_transaction() const { return PQtransactionStatus(conn_) != PQTRANS_IDLE; }
+
 absl::Status Connection::RolledBack(const std::function<absl::Status()>& body) {
-  const bool nested = PQtransactionStatus(conn_) != PQTRANS_IDLE;
+  const bool nested = in_transaction();
   absl::Status s = Run(nested ? "SAVEPOINT pgshift_scratch" : "BEGIN");
   if (!s.ok()) return s;
   s = body();

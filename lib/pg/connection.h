@@ -107,6 +107,8 @@ class Connection {
   int server_version() const;  // server_version_num, e.g. 150004
   // True when the connection is usable; false after the server went away.
   bool ok() const;
+  // True inside BEGIN ... COMMIT (or a failed transaction not yet ended).
+  bool in_transaction() const;
   // Asks the server to cancel the running statement (thread-safe).
   void Cancel();
 

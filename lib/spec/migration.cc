@@ -12,6 +12,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "lib/ops/registry.h"
 #include "lib/pg/quote.h"
+#include "lib/spec/sql_migration.h"
 #include "lib/spec/strict_json.h"
 #include "lib/sql/sql.h"
 #include "lib/util/status.h"
@@ -273,6 +274,14 @@ absl::StatusOr<v1::Migration> LoadMigrationFile(const std::string& path) {
   }
   std::stringstream buf;
   buf << in.rdbuf();
+  if (absl::EndsWith(path, ".sql")) {
+    // A plain SQL file, judged without a database (Driver::ConvertSql asks
+    // the catalog); its name is the file name without ".sql".
+    sql::NoCatalog none;
+    std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+    name.resize(name.size() - 4);
+    return ConvertSqlMigration(buf.str(), path, name, none);
+  }
   return ParseMigrationJson(buf.str(), path);
 }
 

@@ -40,13 +40,6 @@ std::vector<std::string> OtherSchemas(const sql::LintedStatement& st, const std:
   return out;
 }
 
-std::string ErrorFinding(const sql::LintedStatement& st) {
-  for (const auto& f : st.findings) {
-    if (f.level == "error") return absl::StrCat(f.message, " [", f.rule, "]");
-  }
-  return "unsafe as written";
-}
-
 struct Sections {
   absl::string_view up;
   std::optional<std::string> down;  // after the marker line, when there is one
@@ -123,7 +116,7 @@ absl::StatusOr<v1::Migration> ConvertSqlMigration(absl::string_view text, absl::
     if (st.verdict == "control") continue;
     const std::string where = absl::StrCat("line ", st.line, " (", st.statement, ")");
     if (st.verdict == "refuse") {
-      refused.push_back(absl::StrCat(where, ": ", ErrorFinding(st), "; instead, ", st.instead,
+      refused.push_back(absl::StrCat(where, ": ", sql::WhyUnsafe(st), "; instead, ", st.instead,
                                      st.operation_json.empty() ? "" : absl::StrCat(": ", st.operation_json)));
       continue;
     }

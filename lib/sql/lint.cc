@@ -1048,6 +1048,13 @@ class Linter {
 
 }  // namespace
 
+std::string WhyUnsafe(const LintedStatement& st) {
+  for (const auto& f : st.findings) {
+    if (f.level == "error") return absl::StrCat(f.message, " [", f.rule, "]");
+  }
+  return "unsafe as written";
+}
+
 absl::StatusOr<std::vector<LintedStatement>> Lint(
     absl::string_view script, const std::string& schema, bool other_runner, LintCatalog& catalog,
     const std::vector<std::pair<std::string, std::string>>& created_before) {

@@ -90,6 +90,10 @@ struct LintedStatement {
   std::string operation_schema;
 };
 
+// Why `st` is unsafe as written: its first finding of level error,
+// "<message> [<rule>]", for messages that refuse it.
+std::string WhyUnsafe(const LintedStatement& st);
+
 // Lints every statement of `script`; unqualified names are in `schema`.
 // InvalidArgument (with line and column) when it does not parse.
 // `created_before`: tables (schema, name) that statements before the script

@@ -442,8 +442,10 @@ def load_migration(migration: MigrationLike) -> Migration:
 
     `migration` is a file path (str or os.PathLike), JSON text (a str
     starting with "{", or bytes), a dict in the file's JSON form, or an
-    already loaded Migration. NotFoundError when the file cannot be read,
-    InvalidArgumentError when the spec is invalid.
+    already loaded Migration. A path ending in ".sql" is a plain SQL
+    migration, converted without a database (convert_sql).
+    NotFoundError when the file cannot be read, InvalidArgumentError when
+    the spec is invalid.
     """
     if isinstance(migration, Migration):
         return migration
