@@ -100,6 +100,8 @@ struct Config {
   // Backfill settings of the migration run under load (section 3); negative:
   // pgshift's defaults.
   double batch_time_ms = -1, batch_delay_ms = -1;
+  std::string latency_guard;  // --latency-guard of the default pgshift run; "": the default
+  bool quick_latency = false;  // section 3: only the baseline and the default pgshift run (tuning)
 };
 
 Config ParseArgs(int argc, char** argv) {
@@ -133,12 +135,16 @@ Config ParseArgs(int argc, char** argv) {
     else if (a == "--rate") c.rate = std::stod(value(i));
     else if (a == "--write-seconds") c.write_seconds = std::stod(value(i));
     else if (a == "--baseline-seconds") c.baseline_seconds = std::stod(value(i));
+    else if (a == "--latency-rows") c.latency_rows = std::stoi(value(i));
+    else if (a == "--latency-guard") c.latency_guard = value(i);
+    else if (a == "--quick-latency") c.quick_latency = true;
     else if (a == "--help" || a == "-h") {
       std::cout << "usage: e2e_bench [--dsn DSN] [--out FILE] [--large] [--smoke] "
                    "[--op rename_column|change_type|auto] [--clients N] [--rate TX_PER_S] "
                    "[--write-seconds S] [--write-rounds N] [--baseline-seconds S] "
                    "[--only backfill|writes|latency] [--sizes N,N,...] [--batch-time-ms MS] "
-                   "[--batch-delay-ms MS]\n";
+                   "[--batch-delay-ms MS] [--latency-rows N] [--latency-guard R|off] "
+                   "[--quick-latency]\n";
       std::exit(0);
     } else {
       Die(absl::StrCat("unknown argument ", a, "; see --help"));
@@ -637,6 +643,19 @@ struct LatencyStats {
   };
   std::vector<Step> steps;  // pgshift: latency while each step ran
   std::string first_error;
+  // pgshift: the backfill's progress reports (seconds since the start, pace,
+  // probe p90 working / resting), and how long the backfill step took.
+  struct Pace {
+    double t = 0, pace = 1, working_ms = 0, resting_ms = 0;
+  };
+  std::vector<Pace> paces;
+  double backfill_seconds = 0;
+  // Per bucket of the timeline: seconds since the start, p99 and max (ms).
+  struct Point {
+    double t = 0, p99 = 0, max = 0;
+  };
+  std::vector<Point> timeline;
+  std::vector<std::pair<std::string, double>> marks;  // step name, seconds since the start
 };
 
 // A steady, rate-limited application load: each client runs
@@ -658,6 +677,27 @@ class Load {
       if (t.joinable()) t.join();
     }
   }
+  // p99 and max of the queries that started in each 500 ms of [from, to).
+  std::vector<LatencyStats::Point> Timeline(Clock::time_point from, Clock::time_point to) {
+    std::lock_guard<std::mutex> lock(mu_);
+    constexpr double kBucket = 0.5;
+    const size_t n = static_cast<size_t>(std::max(1.0, std::ceil(Seconds(to - from) / kBucket)));
+    std::vector<std::vector<float>> buckets(n);
+    for (const auto& x : samples_) {
+      if (x.start < from || x.start >= to) continue;
+      buckets[std::min(n - 1, static_cast<size_t>(Seconds(x.start - from) / kBucket))].push_back(x.ms);
+    }
+    std::vector<LatencyStats::Point> out;
+    for (size_t i = 0; i < n; ++i) {
+      auto& b = buckets[i];
+      if (b.empty()) continue;
+      std::sort(b.begin(), b.end());
+      out.push_back({(static_cast<double>(i) + 0.5) * kBucket,
+                     b[std::min(b.size() - 1, static_cast<size_t>(b.size() * 0.99))], b.back()});
+    }
+    return out;
+  }
+
   // Samples of queries that started within [from, to).
   LatencyStats Stats(const std::string& scenario, Clock::time_point from, Clock::time_point to) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -777,13 +817,14 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
   auto c = Connect(dsn);
   Log(absl::StrCat("latency: loading 3 x ", cfg.latency_rows, " rows (with an index on a)"));
   CreateTable(*c, "l_shift", cfg.latency_rows, true);
-  CreateTable(*c, "l_naive", cfg.latency_rows, true);
-  CreateTable(*c, "l_gentle", cfg.latency_rows, true);
+  CreateTable(*c, "l_naive", cfg.quick_latency ? 1 : cfg.latency_rows, true);
+  CreateTable(*c, "l_gentle", cfg.quick_latency ? 1 : cfg.latency_rows, true);
   Check(c->Run("CHECKPOINT"), "checkpoint");
   LatencyResult r;
   Options options;  // defaults, as a deploy would run, unless asked otherwise
   if (cfg.batch_time_ms >= 0) options.backfill_target_batch_time = absl::Milliseconds(cfg.batch_time_ms);
   if (cfg.batch_delay_ms >= 0) options.backfill_batch_delay = absl::Milliseconds(cfg.batch_delay_ms);
+  if (!cfg.latency_guard.empty()) Check(SetOption(options, "latency_guard", cfg.latency_guard), "--latency-guard");
   r.lock_timeout_ms = absl::ToDoubleMilliseconds(options.lock_timeout);
   const auto settle = std::chrono::milliseconds(cfg.smoke ? 200 : 1000);
 
@@ -805,7 +846,13 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
     Log(absl::StrCat("latency: ", label, " through every phase under the same load"));
     Load load(dsn, table, cfg.clients, cfg.rate, cfg.latency_rows);
     std::this_thread::sleep_for(settle);
-    auto d = Check(Driver::Connect(dsn, o), "driver");
+    std::vector<LatencyStats::Pace> paces;
+    Options with_progress = o;
+    const auto start = Clock::now();
+    with_progress.on_progress = [&](const Progress& p) {
+      paces.push_back({Seconds(Clock::now() - start), p.pace, p.probe_working_ms, p.probe_resting_ms});
+    };
+    auto d = Check(Driver::Connect(dsn, with_progress), "driver");
     Check(d->Init(), "init");
     auto from = Clock::now();
     Check(d->Register(Spec(op, name, table)).status(), "register");
@@ -825,18 +872,23 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
       auto end = i + 1 < marks.size() ? marks[i + 1].second : to;
       LatencyStats x = load.Stats(marks[i].first, marks[i].second, end);
       out.steps.push_back({marks[i].first, x.seconds, x.queries, x.p50, x.p99, x.max});
+      if (marks[i].first == "backfilled") out.backfill_seconds = x.seconds;
+      out.marks.push_back({marks[i].first, Seconds(marks[i].second - from)});
     }
+    for (auto& p : paces) p.t -= Seconds(from - start);
+    out.paces = std::move(paces);
+    out.timeline = load.Timeline(from, to);
     return out;
   };
   r.pgshift = run_pgshift("l_shift", "latency", options, absl::StrCat("pgshift ", op.kind));
-  {
+  if (!cfg.quick_latency) {
     Options gentle = options;
     gentle.backfill_batch_delay = gentle.backfill_target_batch_time;
     r.gentle = run_pgshift("l_gentle", "latency_gentle", gentle,
                            absl::StrCat("pgshift, --batch-delay ",
                                         absl::FormatDuration(gentle.backfill_batch_delay)));
   }
-  {
+  if (!cfg.quick_latency) {
     const double seconds = std::max(1.0, r.pgshift.seconds);
     Log(absl::StrFormat("latency: control, one CPU-bound query for %.0fs under the same load", seconds));
     Load load(dsn, "l_naive", cfg.clients, cfg.rate, cfg.latency_rows);  // identical table
@@ -853,7 +905,7 @@ LatencyResult BenchLatency(const Config& cfg, const std::string& dsn, const OpUn
     load.Stop();
     r.busy = load.Stats("one busy backend (control)", from, to);
   }
-  {
+  if (!cfg.quick_latency) {
     const std::string ddl = "ALTER TABLE l_naive ALTER COLUMN a TYPE bigint";
     Log(absl::StrCat("latency: naive `", ddl, "` under the same load"));
     Load load(dsn, "l_naive", cfg.clients, cfg.rate, cfg.latency_rows);
@@ -969,6 +1021,14 @@ int Main(int argc, char** argv) {
       for (const auto& x : l.pgshift.steps) {
         Log(absl::StrFormat("  %s: %.1fs, p50 %.2f p99 %.2f max %.1f ms", x.step, x.seconds, x.p50,
                             x.p99, x.max));
+      }
+      double pace_sum = 0;
+      for (const auto& p : l.pgshift.paces) pace_sum += p.pace;
+      if (!l.pgshift.paces.empty()) {
+        const auto& last = l.pgshift.paces[l.pgshift.paces.size() / 2];
+        Log(absl::StrFormat("  mean pace %.2f over %d reports; mid-way probe %.3f ms working, %.3f resting",
+                            pace_sum / l.pgshift.paces.size(), l.pgshift.paces.size(), last.working_ms,
+                            last.resting_ms));
       }
     } else {
       Die("--only takes backfill, writes or latency");

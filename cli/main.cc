@@ -215,6 +215,16 @@ std::string StatusText(const MigrationStatus& m) {
   for (const auto& b : m.backfill) {
     absl::StrAppendFormat(&out, "\n  backfill op %d: %d/%s%d rows%s", b.operation, b.rows_done,
                           b.rows_estimated ? "~" : "", b.rows_estimate, b.done ? " (done)" : "");
+    // Why it holds back, while a driver is at it (what a killed driver last
+    // recorded means nothing).
+    if (!b.done && !m.driver.empty()) {
+      if (b.waiting == "latency") {
+        absl::StrAppendFormat(&out, ", held back by the latency guard (working %.0f%% of the time)",
+                              b.pace * 100);
+      } else if (!b.waiting.empty()) {
+        absl::StrAppend(&out, ", waiting: ", b.waiting);
+      }
+    }
   }
   const bool rolling_back = m.running_step == PhaseName(Phase::kRolledBack);
   if (!m.driver.empty()) {

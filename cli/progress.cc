@@ -36,8 +36,17 @@ ProgressCallback MakeProgressReporter(bool json) {
     int filled = static_cast<int>(frac * width);
     std::string bar(filled, '#');
     bar.append(width - filled, '.');
-    std::string state = p.waiting.empty() ? absl::StrFormat("ETA %s", Eta(p.eta_seconds))
-                                          : absl::StrFormat("waiting: %s", p.waiting);
+    std::string state;
+    if (p.waiting == "latency") {
+      // Working, but resting between batches: say how much and why.
+      state = absl::StrFormat("ETA %s, held back: pace %.0f%% (probe %.2f ms working vs %.2f ms at rest)",
+                              Eta(p.eta_seconds), p.pace * 100, p.probe_working_ms, p.probe_resting_ms);
+    } else if (p.waiting.empty()) {
+      state = absl::StrFormat("ETA %s", Eta(p.eta_seconds));
+      if (p.pace < 1) state += absl::StrFormat(", pace %.0f%%", p.pace * 100);
+    } else {
+      state = absl::StrFormat("waiting: %s", p.waiting);
+    }
     // \033[K clears what a longer previous line left behind. "~": the
     // total is an estimate.
     std::fprintf(stderr, "\r  backfill op %d [%s] %3.0f%% %lld/%s%lld rows  %.0f rows/s  %s\033[K",

@@ -87,6 +87,11 @@ std::vector<std::string> ValuesOfKind(const pgshift::OptionInfo& o) {
   if (kind == "duration") return {"soon", "-1s", "0", "1.5s", "250ms"};
   if (kind == "integer") return {"ten", "1.5", "-1", "0", "7"};
   if (kind == "bool") return {"yes", "", "true", "false"};
+  if (kind == "ratio") return {"fast", "0.5", "1", "1001", "off", "2.5"};
+  // The throttle query must be one read-only SELECT.
+  if (o.name == std::string("throttle_query")) {
+    return {"parity_x", "DELETE FROM t", "SELECT 1 FOR UPDATE", "SELECT now() < now()"};
+  }
   if (kind == "choice") {
     std::vector<std::string> out = {"sometimes"};
     for (const char* c : o.choices) out.push_back(c);
@@ -102,10 +107,13 @@ void SetKeyword(Case& c) {
   const std::string kind = c.option->kind;
   absl::Duration d;
   int64_t n;
+  double x;
   if (kind == "duration" && absl::ParseDuration(c.text, &d) && c.text != "0") {
     c.keyword_json = absl::StrCat(absl::ToDoubleSeconds(d));  // seconds, e.g. 1.5
   } else if (kind == "duration" && c.text == "0") {
     c.keyword_json = "0";
+  } else if (kind == "ratio" && c.text != "off" && absl::SimpleAtod(c.text, &x)) {
+    c.keyword_json = c.text;  // a number, e.g. 2.5
   } else if (kind == "integer" && absl::SimpleAtoi(c.text, &n)) {
     c.keyword_json = c.text;
   } else if (kind == "bool" && (c.text == "true" || c.text == "false")) {

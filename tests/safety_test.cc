@@ -691,7 +691,7 @@ TEST(ControlSchema, VersionOneIsUpgradedByInit) {
   o.instance_id = "x";
   EXPECT_EQ(DeclareInstance(db.dsn(), "0015_rename", Shape::kOld, o).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
-  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "4");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "5");
   EXPECT_EQ(PhaseOf(db.dsn(), "0015_rename"), "registered");
   CliResult r = RunCli(db.dsn(), {"advance", "0015_rename"});
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
@@ -724,7 +724,7 @@ TEST(ControlSchema, AnUpgradeBehindAReaderGivesUpAfterLockTimeout) {
   reader.Exec("COMMIT");
   r = pgshift::testing::RunCli(db.dsn(), {"init"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "4");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "5");
 }
 
 // ---------------------------------------------------------------------------

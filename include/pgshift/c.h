@@ -161,7 +161,8 @@ typedef struct pgshift_options_t pgshift_options_t;
 /* One progress report of a long step (the backfill). The strings and the
  * struct are valid only during the callback. Fields may be appended in later
  * versions: never allocate this struct yourself. (0.x: the fields from
- * rows_updated on were appended in 0.1, rows_estimated in 0.1 too; the ABI
+ * rows_updated on were appended in 0.1, rows_estimated in 0.1 too, pace and
+ * the probe figures in 0.2; the ABI
  * may still change.) */
 typedef struct pgshift_progress_t {
   const char* migration;
@@ -176,9 +177,17 @@ typedef struct pgshift_progress_t {
   int64_t batch_rows;     /* size of the next batch, in rows */
   int64_t lock_wait_ms;   /* time this call lost to lock timeouts and deadlocks */
   /* "" while working; else why the backfill waits right now: "paused",
-   * "replication_lag" or "lock_contention". */
+   * "replication_lag", "lock_contention", "throttle_query", or "latency"
+   * (the latency guard rests between batches: see pace). */
   const char* waiting;
   int rows_estimated;     /* 1 while rows_estimate is an estimate (until finished) */
+  /* Share of time the backfill works: 1 at full speed, lower while the
+   * latency guard rests between batches (waiting is then "latency"). */
+  double pace;
+  /* The latency guard's probe, 95th percentile in ms, while batches ran and
+   * while the backfill rested; 0 when the guard is off or has no samples. */
+  double probe_working_ms;
+  double probe_resting_ms;
 } pgshift_progress_t;
 
 typedef void (*pgshift_progress_fn)(void* arg, const pgshift_progress_t* progress);
@@ -246,7 +255,7 @@ PGSHIFT_C_EXPORT size_t pgshift_option_count(void);
 PGSHIFT_C_EXPORT const char* pgshift_option_name(size_t i);
 /* The CLI flag without "--": "lock-timeout". */
 PGSHIFT_C_EXPORT const char* pgshift_option_flag(size_t i);
-/* "duration", "integer", "bool", "text" or "choice". */
+/* "duration", "integer", "ratio", "bool", "text" or "choice". */
 PGSHIFT_C_EXPORT const char* pgshift_option_kind(size_t i);
 /* One line, with the default. */
 PGSHIFT_C_EXPORT const char* pgshift_option_help(size_t i);
@@ -297,6 +306,16 @@ PGSHIFT_C_EXPORT void pgshift_options_set_backfill_batch_delay_ms(pgshift_option
  * 0 disables. Default 10000. */
 PGSHIFT_C_EXPORT void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* options,
                                                                  int64_t ms);
+/* The latency guard: the backfill rests between batches while they make a
+ * probe query more than `ratio` times slower than at rest; 0 turns it off.
+ * Default 1.5. A ratio not above 1 (other than 0) is refused by
+ * pgshift_driver_connect with INVALID_ARGUMENT. */
+PGSHIFT_C_EXPORT void pgshift_options_set_latency_guard(pgshift_options_t* options, double ratio);
+/* A SELECT returning one boolean: the backfill waits while it returns true.
+ * NULL or "" for none (default). Anything but one read-only SELECT is
+ * refused by pgshift_driver_connect with INVALID_ARGUMENT. */
+PGSHIFT_C_EXPORT void pgshift_options_set_throttle_query(pgshift_options_t* options,
+                                                        const char* sql);
 /* Stop after this many backfill batches per call (0 = no limit); the step
  * resumes from its checkpoint on the next call. Default 0. */
 PGSHIFT_C_EXPORT void pgshift_options_set_backfill_max_batches(pgshift_options_t* options,
@@ -421,6 +440,12 @@ PGSHIFT_C_EXPORT int pgshift_status_backfill_done(const pgshift_status_t* status
 /* 1 while rows_estimate is an estimate (until done), else 0. */
 PGSHIFT_C_EXPORT int pgshift_status_backfill_rows_estimated(const pgshift_status_t* status,
                                                             size_t i);
+/* Why the backfill held back when it last reported (as
+ * pgshift_progress_t.waiting; "" while working), and its pace then. Valid
+ * as long as `status`. */
+PGSHIFT_C_EXPORT const char* pgshift_status_backfill_waiting(const pgshift_status_t* status,
+                                                             size_t i);
+PGSHIFT_C_EXPORT double pgshift_status_backfill_pace(const pgshift_status_t* status, size_t i);
 
 /* Every registered migration (pgshift_driver_list). */
 typedef struct pgshift_status_list_t pgshift_status_list_t;

@@ -89,6 +89,10 @@ struct BackfillStatus {
   int64_t rows_estimate = 0;   // as Progress::rows_estimate: the estimate when the last batch committed
   bool done = false;
   bool rows_estimated = true;  // rows_estimate is an estimate (until done)
+  // As Progress::waiting when the backfill last reported (a batch committed,
+  // or it started waiting): "" while working.
+  std::string waiting;
+  double pace = 1;  // as Progress::pace when the last batch committed
 };
 
 // An application instance that declared the shape it needs (check.h) and

@@ -52,8 +52,18 @@ struct Progress {
   int64_t batch_rows = 0;      // size of the next batch, in rows (adapts to the target time)
   int64_t lock_wait_ms = 0;    // time this call lost to lock timeouts and deadlocks
   // "" while working; otherwise why the backfill is waiting right now:
-  // "paused" (pause requested), "replication_lag" or "lock_contention".
+  // "paused" (pause requested), "replication_lag", "lock_contention",
+  // "throttle_query" (the throttle query returned true), or "latency" (the
+  // latency guard rests between batches: see pace).
   std::string waiting;
+  // Share of time the backfill works: 1 at full speed, lower while the
+  // latency guard holds it back (Options::latency_guard).
+  double pace = 1;
+  // The latency guard's probe (95th percentile, ms) while batches ran and
+  // while the backfill rested (or before it started); 0 when the guard is
+  // off or has no samples yet.
+  double probe_working_ms = 0;
+  double probe_resting_ms = 0;
   // True while rows_estimate is an estimate (until finished): shown as
   // "~12000" by the CLI.
   bool rows_estimated = true;
@@ -179,8 +189,25 @@ struct Options {
   absl::Duration max_replication_lag = absl::Seconds(10);
 
   // How often a paused or throttled backfill checks again (pause request,
-  // replication lag). Default 1 s.
+  // replication lag, throttle query). Default 1 s.
   absl::Duration backfill_poll_interval = absl::Seconds(1);
+
+  // The latency guard (docs/performance.md): while the backfill runs, a
+  // second connection times a trivial query every few milliseconds; when the
+  // query is more than this many times slower while a batch runs than while
+  // the backfill rests, the backfill is hurting the application, and it
+  // rests between batches (working as little as 5% of the time), speeding
+  // back up once the probe is calm again. It does not slow a backfill on an
+  // idle server. 0 turns it off (full speed whatever the load). Backfills of
+  // fewer than ten initial batches (backfill_batch_rows) run unguarded.
+  // Default 1.5.
+  double latency_guard = 1.5;
+
+  // SQL returning one boolean: while it returns true, the backfill waits
+  // (gh-ost's throttle query), asked before the first batch and then at most
+  // once per backfill_poll_interval, in a read-only transaction under
+  // statement_timeout. One SELECT; empty for none. Default none.
+  std::string throttle_query;
 
   // Stop after this many backfill batches in one call (0 = no limit); the
   // step is left unfinished and resumes from its checkpoint on the next call.

@@ -200,6 +200,12 @@ struct Backfill::State {
   // that the first batch checks), and when replication lag is due a check.
   bool paused = true;
   absl::Time next_lag_check = absl::InfinitePast();
+  absl::Time next_throttle_check = absl::InfinitePast();
+  std::string recorded_waiting;  // what status shows now (SetWaiting / the checkpoint)
+
+  // The latency guard, when on.
+  std::optional<Pacer> pacer;
+  double pace = 1;
 
   double rows_per_page = 1;  // ctid: the table's density, to count rows from pages
   // ctid: whether the server's scan counts can be read (track_counts), and
@@ -217,14 +223,16 @@ struct Backfill::State {
 Backfill::Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
                    std::string migration, int operation,
                    std::function<std::string(const std::string&)> describe_lock_holders,
-                   std::function<absl::Status()> keep_going)
+                   std::function<absl::Status()> keep_going,
+                   std::function<pg::Connection*()> probe_connection)
     : conn_(conn),
       options_(options),
       store_(store),
       migration_(std::move(migration)),
       operation_(operation),
       describe_lock_holders_(std::move(describe_lock_holders)),
-      keep_going_(std::move(keep_going)) {}
+      keep_going_(std::move(keep_going)),
+      probe_connection_(std::move(probe_connection)) {}
 
 absl::Status Backfill::LoadCheckpoint(const ops::BackfillSpec& spec, State* st) {
   ASSIGN_OR_RETURN(std::optional<Checkpoint> cp, store_.Load());
@@ -254,10 +262,16 @@ void Backfill::Report(const State& st, const std::string& waiting) {
   p.rows_estimate = st.done ? st.rows_done : std::max(st.rows_estimate, st.rows_done);
   p.rows_estimated = !st.done;
   p.rows_per_second = st.meter.rows_per_second();
+  p.pace = st.pace;
+  if (st.pacer) {
+    p.probe_working_ms = st.pacer->working_ms();
+    p.probe_resting_ms = st.pacer->resting_ms();
+  }
   if (st.done) {
     p.eta_seconds = 0;
   } else if (p.rows_per_second > 0 && st.rows_estimate > st.rows_done) {
-    p.eta_seconds = static_cast<double>(st.rows_estimate - st.rows_done) / p.rows_per_second;
+    // The rate is over working time; the guard's rests stretch it.
+    p.eta_seconds = static_cast<double>(st.rows_estimate - st.rows_done) / (p.rows_per_second * st.pace);
   }
   p.finished = st.done;
   p.rows_updated = st.rows_updated;
@@ -279,21 +293,75 @@ constexpr char kLagSql[] =
     "count(*) FILTER (WHERE state IS NULL) FROM pg_stat_replication";
 }  // namespace
 
+absl::Status Backfill::Waiting(State* st, const std::string& waiting) {
+  if (waiting != st->recorded_waiting) {
+    RETURN_IF_ERROR(store_.SetWaiting(waiting, st->pace));
+    st->recorded_waiting = waiting;
+  }
+  Report(*st, waiting);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Backfill::ThrottleQuery() {
+  bool wait = false;
+  absl::Status s = conn_.Transaction([&]() -> absl::Status {
+    // Read-only, and bounded: a throttle query that hangs or writes must not
+    // hold the backfill (or the database) hostage.
+    RETURN_IF_ERROR(conn_.Run("SELECT set_config('transaction_read_only', 'on', true), "
+                              "set_config('statement_timeout', $1, true)",
+                              {absl::StrCat(absl::ToInt64Milliseconds(options_.statement_timeout), "ms")}));
+    ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(options_.throttle_query));
+    if (r.rows() > 1 || r.cols() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "it returned ", r.rows(), " row(s) of ", r.cols(), " column(s); it must return one boolean"));
+    }
+    if (r.rows() == 0 || r.IsNull(0, 0)) return absl::OkStatus();  // nothing to say: go on
+    const std::string v = r.Get(0, 0);
+    if (v != "t" && v != "f") {
+      return absl::InvalidArgumentError(absl::StrCat("it returned \"", v, "\", not a boolean"));
+    }
+    wait = v == "t";
+    return absl::OkStatus();
+  });
+  if (!s.ok()) {
+    // The step stops (FailedPrecondition once the engine has it, exit 1:
+    // batches may have committed), resumable once the query is fixed.
+    return util::WithCode(
+        util::Annotate(s, "the throttle query (--throttle-query, Options::throttle_query) failed; "
+                          "fix it or leave it out"),
+        absl::StatusCode::kFailedPrecondition);
+  }
+  return wait;
+}
+
 absl::Status Backfill::WaitWhileThrottled(State* st) {
   const bool lag_limit = options_.max_replication_lag > absl::ZeroDuration();
+  const bool throttle_query = !options_.throttle_query.empty();
   while (true) {
     if (keep_going_) RETURN_IF_ERROR(keep_going_());
-    // The pause request comes back with every checkpoint write; the lag is
-    // read at most once per poll interval (pg_stat_replication is not free).
-    const bool check_lag = lag_limit && absl::Now() >= st->next_lag_check;
-    if (!st->paused && !check_lag) return absl::OkStatus();
+    // The pause request comes back with every checkpoint write; the lag and
+    // the throttle query are asked at most once per poll interval
+    // (pg_stat_replication is not free, the user's query may not be).
+    const absl::Time now = absl::Now();
+    const bool check_lag = lag_limit && now >= st->next_lag_check;
+    const bool check_throttle = throttle_query && now >= st->next_throttle_check;
+    if (!st->paused && !check_lag && !check_throttle) return absl::OkStatus();
     if (st->paused) {
       ASSIGN_OR_RETURN(st->paused, store_.PauseRequested());
     }
     if (st->paused) {
-      Report(*st, "paused");
+      RETURN_IF_ERROR(Waiting(st, "paused"));
       absl::SleepFor(options_.backfill_poll_interval);
       continue;
+    }
+    if (check_throttle) {
+      ASSIGN_OR_RETURN(bool wait, ThrottleQuery());
+      st->next_throttle_check = absl::Now() + options_.backfill_poll_interval;
+      if (wait) {
+        RETURN_IF_ERROR(Waiting(st, "throttle_query"));
+        absl::SleepFor(options_.backfill_poll_interval);
+        continue;
+      }
     }
     if (check_lag) {
       ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(kLagSql));
@@ -309,7 +377,7 @@ absl::Status Backfill::WaitWhileThrottled(State* st) {
       double seconds = 0;
       if (!absl::SimpleAtod(r.Get(0, 0), &seconds)) seconds = 0;
       if (absl::Seconds(seconds) > options_.max_replication_lag) {
-        Report(*st, "replication_lag");
+        RETURN_IF_ERROR(Waiting(st, "replication_lag"));
         absl::SleepFor(options_.backfill_poll_interval);
         st->next_lag_check = absl::InfinitePast();
         continue;
@@ -336,6 +404,10 @@ absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch) {
   cp.rows_done = st.rows_done + batch->examined;
   batch->estimate = EstimateAfter(st, *batch);
   cp.rows_estimate = batch->estimate;
+  // What status shows until the next report: the guard's state as the last
+  // batch left it (waiting is cleared: this batch is working).
+  cp.pace = st.pace;
+  cp.waiting = st.pace < 1 ? "latency" : "";
   ASSIGN_OR_RETURN(batch->paused, store_.Save(cp));
   return absl::OkStatus();
 }
@@ -492,6 +564,24 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
   st.batch_rows = batch_rows();
   Report(st, "");
 
+  // The latency guard, for backfills long enough to matter (ten initial
+  // batches or more): a baseline of the probe before the first batch, then
+  // a decision after every batch.
+  std::optional<Prober> prober;
+  pg::Connection* probe = nullptr;
+  if (options_.latency_guard > 0 && probe_connection_ &&
+      st.rows_estimate - st.rows_done >= 10 * options_.backfill_batch_rows) {
+    probe = probe_connection_();
+  }
+  if (probe != nullptr) {
+    constexpr absl::Duration kProbeInterval = absl::Milliseconds(5);
+    constexpr absl::Duration kBaseline = absl::Milliseconds(500);
+    prober.emplace(*probe, kProbeInterval);
+    st.pacer.emplace(options_.latency_guard);
+    absl::SleepFor(kBaseline);
+    st.pacer->Add(prober->Take());
+  }
+
   // After the plain set clause fails on a batch, this many batches use the
   // fallback before the plain one is tried again.
   constexpr int kFallbackBatches = 8;
@@ -520,6 +610,7 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
     const absl::Time t0 = absl::Now();
     const bool fallback = fallback_left > 0;
     Batch batch;
+    if (prober) prober->SetWorking(true);
     absl::Status s = conn_.Transaction([&]() -> absl::Status {
       batch = Batch();
       const Updates& updates = fallback ? sql.fallback : sql.plain;
@@ -527,6 +618,7 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
                      : RunKeysetBatch(sql, updates, st, units, &batch);
     });
     const absl::Time t1 = absl::Now();
+    if (prober) prober->SetWorking(false);
     if (!s.ok() && !fallback && has_fallback && IsDataError(s)) {
       // The plain expression raised on some row of this batch: the same
       // batch (and the next few) with the fallback clause.
@@ -566,7 +658,7 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
                          ". Committed batches are kept: run advance again to resume"));
         return util::WithSqlState(out, util::SqlStateOf(s).empty() ? "55P03" : util::SqlStateOf(s));
       }
-      Report(st, "lock_contention");
+      RETURN_IF_ERROR(Waiting(&st, "lock_contention"));
       absl::Duration pause = absl::Milliseconds(absl::Uniform<double>(gen, 0.5, 1.0) *
                                                 absl::ToDoubleMilliseconds(backoff));
       absl::SleepFor(pause);
@@ -599,8 +691,25 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
     st.batch_rows = batch_rows();
     st.meter.Add(batch.examined, t1 - busy_since);
     busy_since = t1;
-    Report(st, "");
+    st.recorded_waiting = st.pace < 1 ? "latency" : "";  // what the checkpoint recorded
+    absl::Duration rest;
+    if (st.pacer && !st.done) {
+      if (prober->failed()) {
+        // The probe connection is gone (the server will tell the batches
+        // soon enough): nothing to pace by, so full speed.
+        st.pacer.reset();
+        st.pace = 1;
+      } else {
+        st.pacer->Add(prober->Take());
+        // A rest never exceeds 20 target batch times (2 s by default),
+        // whatever one slow batch took.
+        rest = std::min(st.pacer->After(t1 - t0), 20 * options_.backfill_target_batch_time);
+        st.pace = st.pacer->pace();
+      }
+    }
+    Report(st, rest > absl::ZeroDuration() ? "latency" : "");
     if (st.done) return absl::OkStatus();
+    if (rest > absl::ZeroDuration()) absl::SleepFor(rest);
     if (options_.backfill_batch_delay > absl::ZeroDuration()) {
       absl::SleepFor(options_.backfill_batch_delay);
     }

@@ -38,7 +38,9 @@
 // replication lag above Options::max_replication_lag, lock contention (a
 // batch that hits backfill_lock_timeout or a deadlock is rolled back, the
 // batch size halves and the next attempt waits with jittered exponential
-// backoff), and Options::backfill_batch_delay.
+// backoff), the throttle query (Options::throttle_query), the latency guard
+// (guard.h: rests between batches while they slow other sessions' queries)
+// and Options::backfill_batch_delay.
 //
 // Not thread-safe: one Backfill per connection.
 #ifndef PGSHIFT_LIB_BACKFILL_BACKFILL_H_
@@ -56,6 +58,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/backfill/guard.h"
 #include "lib/backfill/statements.h"
 #include "lib/ops/action.h"
 #include "lib/pg/connection.h"
@@ -124,6 +127,8 @@ struct Checkpoint {
   bool done = false;
   int64_t rows_done = 0;
   int64_t rows_estimate = 0;
+  std::string waiting;  // why the backfill holds back ("" while working), for status
+  double pace = 1;      // share of time it works (the latency guard)
 };
 
 // Where one backfill keeps its checkpoint and reads pause requests.
@@ -137,6 +142,9 @@ class CheckpointStore {
   virtual absl::StatusOr<bool> Save(const Checkpoint& checkpoint) = 0;
   // Whether a pause is requested now.
   virtual absl::StatusOr<bool> PauseRequested() = 0;
+  // Records, in a transaction of its own, why the backfill waits now (see
+  // Progress::waiting) and its pace, for status read by other processes.
+  virtual absl::Status SetWaiting(const std::string& waiting, double pace) = 0;
 };
 
 // What one Run did.
@@ -164,11 +172,14 @@ class Backfill {
   // message given when lock contention outlasts options.retry_deadline.
   // `keep_going()` is asked before every batch and while the backfill
   // waits: once it is not OK (the driver lost its lease) the backfill stops
-  // with its error; empty: always OK.
+  // with its error; empty: always OK. `probe_connection()` gives the
+  // connection the latency guard probes on (guard.h; one nothing else uses
+  // while the backfill runs); empty or null: no guard.
   Backfill(pg::Connection& conn, const Options& options, CheckpointStore& store,
            std::string migration, int operation,
            std::function<std::string(const std::string&)> describe_lock_holders,
-           std::function<absl::Status()> keep_going = nullptr);
+           std::function<absl::Status()> keep_going = nullptr,
+           std::function<pg::Connection*()> probe_connection = nullptr);
 
   // Runs `spec` from its checkpoint to the end. Returns OK once every batch
   // has committed (the checkpoint then says done); Cancelled when
@@ -182,6 +193,10 @@ class Backfill {
   struct State;
   absl::Status LoadCheckpoint(const ops::BackfillSpec& spec, State* st);
   absl::Status WaitWhileThrottled(State* st);
+  // Runs the throttle query (Options::throttle_query): whether to wait.
+  absl::StatusOr<bool> ThrottleQuery();
+  // Reports `waiting` and, when it changed, records it for status.
+  absl::Status Waiting(State* st, const std::string& waiting);
   // One batch inside the caller's transaction, with the `plain` or the
   // `fallback` updates of `sql`; `out` is applied to the state only after
   // COMMIT.
@@ -204,6 +219,7 @@ class Backfill {
   int operation_;
   std::function<std::string(const std::string&)> describe_lock_holders_;
   std::function<absl::Status()> keep_going_;
+  std::function<pg::Connection*()> probe_connection_;
 };
 
 }  // namespace pgshift::backfill

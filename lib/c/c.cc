@@ -269,6 +269,12 @@ void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* o, int64_t m
 void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* o, int64_t ms) {
   SetMs(o, "max_replication_lag", ms);
 }
+void pgshift_options_set_latency_guard(pgshift_options_t* o, double ratio) {
+  SetTyped(o, "latency_guard", ratio == 0 ? std::string("off") : absl::StrCat(ratio));
+}
+void pgshift_options_set_throttle_query(pgshift_options_t* o, const char* sql) {
+  SetTyped(o, "throttle_query", sql ? sql : "");
+}
 void pgshift_options_set_backfill_max_batches(pgshift_options_t* o, int64_t batches) {
   SetTyped(o, "backfill_max_batches", absl::StrCat(batches));
 }
@@ -302,6 +308,9 @@ void pgshift_options_set_progress(pgshift_options_t* o, pgshift_progress_fn fn, 
     c.lock_wait_ms = p.lock_wait_ms;
     c.waiting = p.waiting.c_str();
     c.rows_estimated = p.rows_estimated ? 1 : 0;
+    c.pace = p.pace;
+    c.probe_working_ms = p.probe_working_ms;
+    c.probe_resting_ms = p.probe_resting_ms;
     fn(arg, &c);
   };
 }
@@ -404,6 +413,12 @@ int pgshift_status_backfill_done(const pgshift_status_t* s, size_t i) {
 }
 int pgshift_status_backfill_rows_estimated(const pgshift_status_t* s, size_t i) {
   return i < s->rep.backfill.size() && s->rep.backfill[i].rows_estimated ? 1 : 0;
+}
+const char* pgshift_status_backfill_waiting(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() ? s->rep.backfill[i].waiting.c_str() : "";
+}
+double pgshift_status_backfill_pace(const pgshift_status_t* s, size_t i) {
+  return i < s->rep.backfill.size() ? s->rep.backfill[i].pace : 1;
 }
 
 void pgshift_status_list_destroy(pgshift_status_list_t* l) { delete l; }

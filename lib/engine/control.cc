@@ -103,6 +103,11 @@ absl::Status Control::Init(absl::Duration lock_timeout) {
                      " ADD COLUMN IF NOT EXISTS source_file text,"
                      " ADD COLUMN IF NOT EXISTS source_checksum text,"
                      " ADD COLUMN IF NOT EXISTS baselined boolean NOT NULL DEFAULT false"),
+        // Version 5: why a backfill holds back now, and its pace (the
+        // latency guard), for `status` from another process.
+        absl::StrCat("ALTER TABLE ", Table("checkpoints"),
+                     " ADD COLUMN IF NOT EXISTS waiting text NOT NULL DEFAULT '',"
+                     " ADD COLUMN IF NOT EXISTS pace real NOT NULL DEFAULT 1"),
         absl::StrCat("INSERT INTO ", Table("meta"), " VALUES ('schema_version', '",
                      kControlSchemaVersion, "') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
     };
@@ -160,7 +165,7 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
   m.status.file_checksum = r.Get(row, 10);
   m.status.baselined = r.GetBool(row, 11);
   ASSIGN_OR_RETURN(pg::Result cp,
-                   conn_.Exec(absl::StrCat("SELECT operation, rows_done, rows_estimate, done FROM ",
+                   conn_.Exec(absl::StrCat("SELECT operation, rows_done, rows_estimate, done, waiting, pace FROM ",
                                            Table("checkpoints"),
                                            " WHERE migration = $1 AND operation >= 0 ORDER BY operation"),
                               {m.status.name}));
@@ -171,6 +176,8 @@ absl::StatusOr<StoredMigration> Control::FromRow(const pg::Result& r, int row) {
     b.rows_estimate = cp.GetInt(i, 2);
     b.done = cp.GetBool(i, 3);
     b.rows_estimated = !b.done;
+    b.waiting = cp.Get(i, 4);
+    if (!absl::SimpleAtod(cp.Get(i, 5), &b.pace)) b.pace = 1;
     m.status.backfill.push_back(b);
   }
   return m;
@@ -493,15 +500,27 @@ class ControlCheckpoints : public backfill::CheckpointStore {
         pg::Result r,
         conn_.Exec(absl::StrCat(
                        "INSERT INTO ", checkpoints_,
-                       " (migration, operation, last_key, rows_done, rows_estimate, done, updated_at)"
-                       " VALUES ($1, $2, $3::jsonb, $4, $5, $6, now())"
+                       " (migration, operation, last_key, rows_done, rows_estimate, done, waiting,"
+                       " pace, updated_at)"
+                       " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, now())"
                        " ON CONFLICT (migration, operation) DO UPDATE SET last_key = EXCLUDED.last_key,"
                        " rows_done = EXCLUDED.rows_done, rows_estimate = EXCLUDED.rows_estimate,"
-                       " done = EXCLUDED.done, updated_at = now()"
+                       " done = EXCLUDED.done, waiting = EXCLUDED.waiting, pace = EXCLUDED.pace,"
+                       " updated_at = now()"
                        " RETURNING (SELECT paused FROM ", migrations_, " WHERE name = $1)"),
                    {name_, std::to_string(operation_), last_key, std::to_string(c.rows_done),
-                    std::to_string(c.rows_estimate), c.done ? "true" : "false"}));
+                    std::to_string(c.rows_estimate), c.done ? "true" : "false", c.waiting,
+                    absl::StrCat(c.pace)}));
     return r.rows() > 0 && r.GetBool(0, 0);
+  }
+
+  absl::Status SetWaiting(const std::string& waiting, double pace) override {
+    return conn_.Run(absl::StrCat("INSERT INTO ", checkpoints_,
+                                  " (migration, operation, waiting, pace, updated_at)"
+                                  " VALUES ($1, $2, $3, $4, now())"
+                                  " ON CONFLICT (migration, operation) DO UPDATE SET"
+                                  " waiting = EXCLUDED.waiting, pace = EXCLUDED.pace, updated_at = now()"),
+                     {name_, std::to_string(operation_), waiting, absl::StrCat(pace)});
   }
 
   absl::StatusOr<bool> PauseRequested() override {

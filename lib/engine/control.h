@@ -22,7 +22,7 @@ namespace pgshift::engine {
 // 2: history.report (preflight, lock waits, locks taken); instances.
 // 3: migrations.paused (pause requests honoured by the backfill).
 // 4: migrations.source_file, source_checksum, baselined (migration directories).
-inline constexpr int kControlSchemaVersion = 4;
+inline constexpr int kControlSchemaVersion = 5;
 
 // The file of a migration directory a migration comes from, and its
 // checksum (directory.h); empty for a migration registered otherwise.

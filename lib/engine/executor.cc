@@ -599,7 +599,8 @@ absl::Status Executor::RunBackfill(const ops::Action& action, const ops::Context
   std::unique_ptr<backfill::CheckpointStore> store = control_.Checkpoints(ctx.migration, ctx.index);
   backfill::Backfill runner(conn_, options_, *store, ctx.migration, ctx.index,
                             [this](const std::string& table) { return DescribeLockHolders(table); },
-                            [this] { return LeaseCheck(); });
+                            [this] { return LeaseCheck(); },
+                            [this] { return monitor_ ? monitor_() : nullptr; });
   const backfill::Statements sql = backfill::BuildStatements(
       action.backfill, backfill::WalksByPages(action.backfill, options_, conn_.server_version()),
       conn_.server_version());

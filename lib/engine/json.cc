@@ -19,6 +19,8 @@ std::string ToJson(const MigrationStatus& m) {
                      .Int("rows_estimate", b.rows_estimate)
                      .Bool("done", b.done)
                      .Bool("rows_estimated", b.rows_estimated)
+                     .Str("waiting", b.waiting)
+                     .Num("pace", b.pace)
                      .Build());
   }
   util::JsonObject o;
@@ -184,6 +186,9 @@ std::string ToJson(const Progress& p) {
       .Int("lock_wait_ms", p.lock_wait_ms)
       .Str("waiting", p.waiting)
       .Bool("rows_estimated", p.rows_estimated)
+      .Num("pace", p.pace)
+      .Num("probe_working_ms", p.probe_working_ms)
+      .Num("probe_resting_ms", p.probe_resting_ms)
       .Build();
 }
 

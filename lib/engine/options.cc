@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "lib/pg/quote.h"
+#include "lib/sql/sql.h"
 #include "pgshift/options.h"
 
 namespace pgshift {
@@ -82,6 +83,28 @@ Entry Bool(const char* name, const char* flag, const char* help, bool Options::*
   return e;
 }
 
+// A ratio above 1, or "off" (stored as 0).
+Entry Ratio(const char* name, const char* flag, const char* help, double Options::*field) {
+  Entry e{{name, flag, "ratio", help, {}}, nullptr, nullptr};
+  const OptionInfo info = e.info;
+  e.set = [info, field](Options& o, absl::string_view v) {
+    double x = 0;
+    if (v == "off" || v == "0") {
+      o.*field = 0;
+      return absl::OkStatus();
+    }
+    if (!absl::SimpleAtod(v, &x) || !(x > 1) || x > 1000) {
+      return NotA(info, v, "a ratio above 1 (e.g. 1.5) up to 1000, or off");
+    }
+    o.*field = x;
+    return absl::OkStatus();
+  };
+  e.get = [field](const Options& o) {
+    return o.*field == 0 ? std::string("off") : absl::StrCat(o.*field);
+  };
+  return e;
+}
+
 // An enum option: `names[i]` is the text of enum value i.
 template <typename Enum>
 Entry Choice(const char* name, const char* flag, const char* help, Enum Options::*field,
@@ -144,6 +167,13 @@ const std::vector<Entry>& Entries() {
       Duration("backfill_poll_interval", "poll-interval",
                "how often a paused or throttled backfill looks again (default 1s)",
                &Options::backfill_poll_interval),
+      Ratio("latency_guard", "latency-guard",
+            "rest between backfill batches while they make a probe query this many times slower "
+            "than at rest; off for full speed (default 1.5)",
+            &Options::latency_guard),
+      Text("throttle_query", "throttle-query",
+           "SELECT returning a boolean; the backfill waits while it returns true (default none)",
+           &Options::throttle_query),
       Integer("backfill_max_batches", "max-batches",
               "stop the backfill after this many batches, to resume later; 0 for no limit (default 0)",
               &Options::backfill_max_batches),
@@ -248,6 +278,15 @@ absl::StatusOr<Options> SanitizeOptions(Options o) {
   }
   if (o.backfill_max_batches < 0) {
     return bad("backfill_max_batches", "zero or positive", std::to_string(o.backfill_max_batches));
+  }
+  if (o.latency_guard != 0 && !(o.latency_guard > 1 && o.latency_guard <= 1000)) {
+    return bad("latency_guard", "above 1 and at most 1000, or 0 for off", absl::StrCat(o.latency_guard));
+  }
+  if (!o.throttle_query.empty()) {
+    absl::Status q = sql::CheckReadQuery(o.throttle_query);
+    if (!q.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(Who(Info("throttle_query")), ": ", q.message()));
+    }
   }
   if (o.retry_max_backoff < o.retry_initial_backoff) {
     return bad("retry_max_backoff",

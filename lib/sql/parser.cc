@@ -162,6 +162,31 @@ void Walk(const Message& root, const std::function<bool(const Message&)>& visit)
 
 absl::Status CheckSyntax(absl::string_view sql) { return Parse(sql).status(); }
 
+absl::Status CheckReadQuery(absl::string_view sql) {
+  ASSIGN_OR_RETURN(pg_query::ParseResult tree, Parse(sql));
+  if (tree.stmts_size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected one SELECT statement, got ", tree.stmts_size(), " statements"));
+  }
+  if (!tree.stmts(0).stmt().has_select_stmt()) {
+    return absl::InvalidArgumentError("expected a SELECT statement, got another kind of statement");
+  }
+  std::string refused;
+  Walk(tree, [&](const google::protobuf::Message& m) {
+    const std::string& type = m.GetDescriptor()->name();
+    if (type == "IntoClause") refused = "SELECT ... INTO creates a table";
+    if (type == "LockingClause") refused = "FOR UPDATE/SHARE locks rows";
+    if (type == "InsertStmt" || type == "UpdateStmt" || type == "DeleteStmt" || type == "MergeStmt") {
+      refused = "a data-modifying WITH writes";
+    }
+    return refused.empty();
+  });
+  if (!refused.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("expected a query that only reads: ", refused));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Where the first token of `body` that is not a comment starts and where

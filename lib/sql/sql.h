@@ -58,6 +58,11 @@ absl::StatusOr<std::optional<size_t>> FindLineComment(absl::string_view script, 
 //   syntax error at or near "x" (line 2, column 7)
 absl::Status CheckSyntax(absl::string_view sql);
 
+// OK when `sql` is one SELECT (or VALUES) that only reads: no INTO, no
+// FOR UPDATE/SHARE, no data-modifying WITH. Otherwise InvalidArgument saying
+// what it is. (Functions it calls are not looked into: run it read-only.)
+absl::Status CheckReadQuery(absl::string_view sql);
+
 // An SQL expression written by a user (up, down, fill, default, check):
 // exactly one value expression, without sub-SELECTs, statements, parameter
 // references ($1), "*" or table-qualified column references. Its text is the

@@ -188,6 +188,8 @@ class BackfillStatus:
     rows_estimate: int  # estimated total rows; equals rows_done once done
     done: bool
     rows_estimated: bool  # rows_estimate is an estimate (until done)
+    waiting: str  # why it held back when it last reported, as Progress.waiting
+    pace: float  # share of time it worked then (the latency guard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,8 +252,13 @@ class Progress:
     rows_updated: int  # rows changed by this call
     batch_rows: int  # size of the next batch
     lock_wait_ms: int  # time this call lost to lock timeouts and deadlocks
-    waiting: str  # "" while working, else "paused", "replication_lag" or "lock_contention"
+    # "" while working, else "paused", "replication_lag", "lock_contention",
+    # "throttle_query" or "latency" (the latency guard rests between batches)
+    waiting: str
     rows_estimated: bool  # rows_estimate is an estimate (until finished)
+    pace: float  # share of time the backfill works (1: full speed)
+    probe_working_ms: float  # latency guard probe p90 while batches ran (0: no guard)
+    probe_resting_ms: float  # ... and while the backfill rested
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,6 +547,12 @@ def _option_text(info: OptionInfo, value: Any) -> str:
         if isinstance(value, bool):
             text = "true" if value else "false"
         expected = "a bool"
+    elif info.kind == "ratio":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = "off" if value == 0 else repr(float(value)) if isinstance(value, float) else str(value)
+        elif isinstance(value, str):
+            text = value
+        expected = 'a number above 1 (int or float) or "off"'
     elif info.kind in ("text", "choice"):
         if isinstance(value, str):
             text = value
@@ -559,7 +572,8 @@ class Options:
     ``Options(**options)`` takes every option of :func:`option_list` as a
     keyword argument, converted by its kind: a duration is seconds (int or
     float), a ``datetime.timedelta`` or a string like ``"500ms"``; an
-    integer an ``int``; a bool a ``bool``; text and choices a ``str``. A value
+    integer an ``int``; a ratio a number (``0`` or ``"off"`` for off); a
+    bool a ``bool``; text and choices a ``str``. A value
     of the wrong Python type raises TypeError. Every value then goes through
     the library's SetOption, so a value that is not of its kind, or an option
     that does not exist, raises InvalidArgumentError with the library's

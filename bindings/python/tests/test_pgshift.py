@@ -211,7 +211,7 @@ def test_option_list_describes_every_option():
     assert by_name["preflight"].choices == ["wait", "refuse", "off"]
     assert by_name["force_contract"].flag == "force" and by_name["force_contract"].kind == "bool"
     assert by_name["lock_timeout"].kind == "duration" and "1s" in by_name["lock_timeout"].help
-    assert {o.kind for o in options} == {"duration", "integer", "bool", "text", "choice"}
+    assert {o.kind for o in options} == {"duration", "integer", "ratio", "bool", "text", "choice"}
 
 
 def test_unreachable_server_is_unavailable():
@@ -1068,3 +1068,19 @@ def test_lint_and_convert_plain_sql_without_and_with_a_database(db):
         assert "create_index" in d.convert_sql("CREATE INDEX i ON users (email);", "0045_i").canonical_json()
     finally:
         d.close()
+
+
+def test_latency_guard_and_throttle_query_options():
+    """The latency guard takes a number above 1 or "off"; the throttle query
+    must be one SELECT that only reads: checked before connecting."""
+    assert pgshift.Options(latency_guard=2).get_text("latency_guard") == "2"
+    assert pgshift.Options(latency_guard=2.5).get_text("latency_guard") == "2.5"
+    assert pgshift.Options(latency_guard=0).get_text("latency_guard") == "off"
+    assert pgshift.Options(latency_guard="off").get_text("latency_guard") == "off"
+    assert pgshift.Options().get_text("latency_guard") == "1.5"
+    with pytest.raises(pgshift.InvalidArgumentError, match="latency_guard"):
+        pgshift.Options(latency_guard=1)
+    with pytest.raises(TypeError):
+        pgshift.Options(latency_guard=True)
+    with pytest.raises(pgshift.InvalidArgumentError, match="throttle_query"):
+        pgshift.Driver("host=127.0.0.1 port=1 connect_timeout=1", throttle_query="DELETE FROM t")

@@ -1,0 +1,90 @@
+#include "lib/backfill/guard.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/time/clock.h"
+
+namespace pgshift::backfill {
+
+// ---- Pacer --------------------------------------------------------------------
+
+double Pacer::P95(const std::deque<double>& xs) {
+  if (xs.empty()) return 0;
+  std::vector<double> v(xs.begin(), xs.end());
+  const size_t k = (v.size() * 95) / 100;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min(k, v.size() - 1)), v.end());
+  return v[std::min(k, v.size() - 1)];
+}
+
+void Pacer::Add(const std::vector<ProbeSample>& samples) {
+  for (const ProbeSample& s : samples) {
+    std::deque<double>& into = s.working ? working_ : resting_;
+    into.push_back(s.ms);
+    if (into.size() > kWindow) into.pop_front();
+    if (s.working) ++fresh_;
+  }
+}
+
+absl::Duration Pacer::After(absl::Duration worked) {
+  if (resting_.empty() || fresh_ < kMinSamples) {
+    // Nothing new to judge by: keep the pace.
+  } else {
+    fresh_ = 0;
+    // A floor of 50 µs on the reference: below it the comparison would be
+    // timer noise.
+    const double reference = std::max(P95(resting_), 0.05);
+    hurting_ = P95(working_) > ratio_ * reference;
+    if (hurting_) {
+      pace_ = std::max(kMinPace, pace_ * 0.7);
+    } else {
+      pace_ = std::min(1.0, pace_ + 0.05);
+    }
+  }
+  if (pace_ >= 1) return absl::ZeroDuration();
+  return worked * ((1 - pace_) / pace_);
+}
+
+// ---- Prober -------------------------------------------------------------------
+
+Prober::Prober(pg::Connection& conn, absl::Duration interval) : conn_(conn), interval_(interval) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Prober::~Prober() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+std::vector<ProbeSample> Prober::Take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ProbeSample> out;
+  out.swap(samples_);
+  return out;
+}
+
+void Prober::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto wait = std::chrono::microseconds(absl::ToInt64Microseconds(interval_));
+  while (!cv_.wait_for(lock, wait, [this] { return stop_; })) {
+    lock.unlock();
+    const bool before = working_.load();
+    const absl::Time t0 = absl::Now();
+    const bool ok = conn_.RunSimple("SELECT 1").ok();
+    const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+    const bool after = working_.load();
+    lock.lock();
+    if (!ok) {
+      failed_.store(true);
+      return;
+    }
+    // The first samples after a start of the thread are as good as any.
+    if (before == after) samples_.push_back({ms, before});
+  }
+}
+
+}  // namespace pgshift::backfill
