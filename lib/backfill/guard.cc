@@ -47,7 +47,8 @@ absl::Duration Pacer::After(absl::Duration worked) {
 
 // ---- Prober -------------------------------------------------------------------
 
-Prober::Prober(pg::Connection& conn, absl::Duration interval) : conn_(conn), interval_(interval) {
+Prober::Prober(pg::Connection& conn, absl::Duration interval)
+    : conn_(conn), interval_us_(absl::ToInt64Microseconds(interval)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -69,8 +70,7 @@ std::vector<ProbeSample> Prober::Take() {
 
 void Prober::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
-  const auto wait = std::chrono::microseconds(absl::ToInt64Microseconds(interval_));
-  while (!cv_.wait_for(lock, wait, [this] { return stop_; })) {
+  while (!cv_.wait_for(lock, std::chrono::microseconds(interval_us_.load()), [this] { return stop_; })) {
     lock.unlock();
     const bool before = working_.load();
     const absl::Time t0 = absl::Now();

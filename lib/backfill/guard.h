@@ -103,6 +103,8 @@ class Prober {
   Prober& operator=(const Prober&) = delete;
 
   void SetWorking(bool working) { working_.store(working); }
+  // Probes every `interval` from the next one on.
+  void SetInterval(absl::Duration interval) { interval_us_.store(absl::ToInt64Microseconds(interval)); }
   // The samples since the last Take. Empty once the probe connection
   // failed (the guard then has nothing to go by: see failed()).
   std::vector<ProbeSample> Take();
@@ -111,7 +113,7 @@ class Prober {
  private:
   void Loop();
   pg::Connection& conn_;
-  absl::Duration interval_;
+  std::atomic<int64_t> interval_us_;
   std::atomic<bool> working_{false};
   std::atomic<bool> failed_{false};
   std::mutex mu_;
