@@ -97,6 +97,22 @@ TEST(Pacer, ComparesWithRecentRestsSoALoadThatGrewIsNotBlamedOnTheBackfill) {
   EXPECT_NEAR(p.resting_ms(), 1.0, 1e-9);
 }
 
+TEST(Pacer, FullSpeedWhileNoOtherSessionIsActive) {
+  Pacer p(1.5);
+  p.Add(Samples(0.2, false, 60));
+  p.Add(Samples(0.9, true, kBatch));  // the backfill's own writing slows the probe
+  EXPECT_EQ(p.After(absl::Milliseconds(100), /*others_active=*/false), absl::ZeroDuration());
+  EXPECT_EQ(p.pace(), 1);
+  EXPECT_FALSE(p.hurting());
+  // Someone connects and works: now it counts.
+  p.Add(Samples(0.9, true, kBatch));
+  EXPECT_GT(p.After(absl::Milliseconds(100), /*others_active=*/true), absl::ZeroDuration());
+  EXPECT_LT(p.pace(), 1);
+  // They are gone again: back to full speed at once.
+  EXPECT_EQ(p.After(absl::Milliseconds(100), /*others_active=*/false), absl::ZeroDuration());
+  EXPECT_EQ(p.pace(), 1);
+}
+
 TEST(Pacer, DecidesNothingOnTooFewSamples) {
   Pacer p(1.5);
   p.Add(Samples(0.2, true, kBatch));  // no resting reference yet

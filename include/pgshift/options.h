@@ -197,8 +197,9 @@ struct Options {
   // query is more than this many times slower while a batch runs than while
   // the backfill rests, the backfill is hurting the application, and it
   // rests between batches (working as little as 5% of the time), speeding
-  // back up once the probe is calm again. It does not slow a backfill on an
-  // idle server. 0 turns it off (full speed whatever the load). Backfills of
+  // back up once the probe is calm again. While no other client session
+  // (one not named "pgshift ...") has been active in the last two seconds it
+  // holds nothing back: it does not slow a backfill on an idle server. 0 turns it off (full speed whatever the load). Backfills of
   // fewer than ten initial batches (backfill_batch_rows) run unguarded.
   // Default 1.5.
   double latency_guard = 1.5;

@@ -578,7 +578,7 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
     constexpr absl::Duration kProbeInterval = absl::Milliseconds(5);
     constexpr absl::Duration kBaselineInterval = absl::Milliseconds(1);
     constexpr absl::Duration kBaseline = absl::Milliseconds(60);
-    prober.emplace(*probe, kBaselineInterval);
+    prober.emplace(*probe, kBaselineInterval, conn_.backend_pid());
     st.pacer.emplace(options_.latency_guard);
     absl::SleepFor(kBaseline);
     prober->SetInterval(kProbeInterval);
@@ -706,7 +706,8 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
         st.pacer->Add(prober->Take());
         // A rest never exceeds 20 target batch times (2 s by default),
         // whatever one slow batch took.
-        rest = std::min(st.pacer->After(t1 - t0), 20 * options_.backfill_target_batch_time);
+        rest = std::min(st.pacer->After(t1 - t0, prober->others_active()),
+                        20 * options_.backfill_target_batch_time);
         st.pace = st.pacer->pace();
       }
     }

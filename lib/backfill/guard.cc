@@ -26,8 +26,13 @@ void Pacer::Add(const std::vector<ProbeSample>& samples) {
   }
 }
 
-absl::Duration Pacer::After(absl::Duration worked) {
-  if (resting_.empty() || fresh_ < kMinSamples) {
+absl::Duration Pacer::After(absl::Duration worked, bool others_active) {
+  if (!others_active) {
+    // Nobody to hold back for.
+    hurting_ = false;
+    pace_ = 1;
+    fresh_ = 0;
+  } else if (resting_.empty() || fresh_ < kMinSamples) {
     // Nothing new to judge by: keep the pace.
   } else {
     fresh_ = 0;
@@ -47,8 +52,8 @@ absl::Duration Pacer::After(absl::Duration worked) {
 
 // ---- Prober -------------------------------------------------------------------
 
-Prober::Prober(pg::Connection& conn, absl::Duration interval)
-    : conn_(conn), interval_us_(absl::ToInt64Microseconds(interval)) {
+Prober::Prober(pg::Connection& conn, absl::Duration interval, int backfill_pid)
+    : conn_(conn), interval_us_(absl::ToInt64Microseconds(interval)), backfill_pid_(backfill_pid) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -68,10 +73,28 @@ std::vector<ProbeSample> Prober::Take() {
   return out;
 }
 
+namespace {
+// Client sessions other than this one, the backfill's and pgshift's own
+// (application_name "pgshift ..."), active or changing state lately. A
+// session of another role shows no state without pg_read_all_stats: it
+// counts as active.
+constexpr char kOthersSql[] =
+    "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'client backend' "
+    "AND pid <> pg_backend_pid() AND pid <> $1 "
+    "AND coalesce(application_name, '') NOT LIKE 'pgshift %' "
+    "AND (state IS NULL OR state <> 'idle' OR state_change > now() - interval '2 seconds')";
+}  // namespace
+
 void Prober::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
+  absl::Time next_look = absl::InfinitePast();
   while (!cv_.wait_for(lock, std::chrono::microseconds(interval_us_.load()), [this] { return stop_; })) {
     lock.unlock();
+    if (absl::Now() >= next_look) {
+      next_look = absl::Now() + absl::Milliseconds(250);
+      auto r = conn_.Exec(kOthersSql, {std::to_string(backfill_pid_)});
+      others_active_.store(!r.ok() || r->GetBool(0, 0));
+    }
     const bool before = working_.load();
     const absl::Time t0 = absl::Now();
     const bool ok = conn_.RunSimple("SELECT 1").ok();

@@ -20,8 +20,11 @@
 // when it does not, the pace climbs back additively, to full speed. After a
 // batch that worked for t, the backfill rests t * (1 - pace) / pace.
 //
-// On an idle server working and resting probe the same, so the pace stays 1:
-// the guard does not slow an idle run. The pace never drops below
+// Nobody to protect, nothing to hold back for: while no other client session
+// (one not named "pgshift ...") has been active in the last two seconds, the
+// pace is 1 whatever the probe says (on a small server the backfill's own
+// WAL and page writing slow the probe down too). And on an idle server
+// working and resting probe alike anyway: the guard does not slow an idle run. The pace never drops below
 // Pacer::kMinPace, so a backfill under constant load still finishes (in at
 // most 1 / kMinPace times as long); an explicit pause (Driver::Pause) or a
 // throttle query stops it outright.
@@ -70,9 +73,10 @@ class Pacer {
   // Whether there is a resting reference to compare with.
   bool has_baseline() const { return !resting_.empty(); }
 
-  // Decides after a batch that worked for `worked`: returns how long to rest
-  // before the next one (zero at full pace).
-  absl::Duration After(absl::Duration worked);
+  // Decides after a batch that worked for `worked`, knowing whether other
+  // sessions were active lately: returns how long to rest before the next
+  // one (zero at full pace).
+  absl::Duration After(absl::Duration worked, bool others_active = true);
 
   double pace() const { return pace_; }
   // Whether the last decision found the probe too slow while working.
@@ -97,7 +101,8 @@ class Pacer {
 // change between working and resting is dropped.
 class Prober {
  public:
-  Prober(pg::Connection& conn, absl::Duration interval);
+  // `backfill_pid`: the backend of the backfill, not an "other" session.
+  Prober(pg::Connection& conn, absl::Duration interval, int backfill_pid);
   ~Prober();
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;
@@ -109,6 +114,10 @@ class Prober {
   // failed (the guard then has nothing to go by: see failed()).
   std::vector<ProbeSample> Take();
   bool failed() const { return failed_.load(); }
+  // Whether a client session other than pgshift's own was active (or
+  // changed state) in the last two seconds, as last looked (every 250 ms).
+  // True when it cannot tell (the look failed): then the guard guards.
+  bool others_active() const { return others_active_.load(); }
 
  private:
   void Loop();
@@ -116,6 +125,8 @@ class Prober {
   std::atomic<int64_t> interval_us_;
   std::atomic<bool> working_{false};
   std::atomic<bool> failed_{false};
+  std::atomic<bool> others_active_{true};
+  int backfill_pid_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
