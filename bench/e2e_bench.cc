@@ -1064,8 +1064,8 @@ void DrawTimeline(const Config& cfg, const LatencyResult& l, const OpUnderTest& 
     for (const auto& [step, t] : s.marks) {
       if (step == "switched" || step == "contracted") continue;  // instants; would overlap
       absl::StrAppend(&out, absl::StrFormat(
-                                "set arrow from %.2f, graph 0 to %.2f, graph 1 nohead dt 2 lc rgb '#888888'\n"
-                                "set label '%s' at %.2f, graph 0.97 rotate by 90 right font ',9' tc rgb '#555555'\n",
+                                "set arrow from first %.2f, graph 0 to first %.2f, graph 1 nohead dt 2 lc rgb '#888888'\n"
+                                "set label '%s' at first %.2f, graph 0.97 rotate by 90 right font ',9' tc rgb '#555555'\n",
                                 t, t, step, t + 0.3));
     }
     return out;
@@ -1073,18 +1073,18 @@ void DrawTimeline(const Config& cfg, const LatencyResult& l, const OpUnderTest& 
   const double base = l.baseline.p99;
   const double guarded_end = l.pgshift.seconds, unguarded_end = std::max(l.unguarded.seconds, 5.0);
   std::string script = absl::StrCat(
-      "set terminal svg size 960,720 dynamic font 'sans,11' background '#ffffff'\n",
+      "set terminal svg size 960,760 dynamic noenhanced font 'sans,11' background '#ffffff'\n",
       "set output '", cfg.svg, "'\n",
-      "set multiplot layout 2,1 title '", op.kind, " of a ", cfg.latency_rows, "-row table under ",
-      cfg.clients, " clients x ", absl::StrFormat("%.0f", cfg.rate),
-      " tx/s (UPDATE + SELECT by key): application p99 per 0.5 s'\n",
+      "set multiplot layout 2,1 title '", op.kind, ", ", cfg.latency_rows, " rows, ", cfg.clients,
+      " clients x ", absl::StrFormat("%.0f", cfg.rate),
+      " tx/s (UPDATE + SELECT by key): application p99 per 0.5 s' font ',13'\n",
       "set logscale y\nset yrange [0.1:5000]\nset ylabel 'p99 latency (ms)'\nset grid ytics\n",
       "set key top left\n",
       // Panel 1: defaults.
       absl::StrFormat("set title 'pgshift with its defaults (latency guard on): %.0f s'\n", guarded_end),
       "set xlabel 'seconds since register'\n",
       absl::StrFormat("set xrange [0:%.1f]\n", guarded_end),
-      "set y2range [0:105]\nset y2tics 0,25,100\nset y2label 'backfill pace (%% of time working)'\n",
+      "set y2range [0:105]\nset y2tics 0,25,100\nset y2label 'backfill pace (% of time working)'\n",
       marks(l.pgshift),
       absl::StrFormat("plot %.4f w l lw 2 lc rgb '#999999' t 'no migration (p99 %.2f ms)', ", base, base),
       "'", dir, "/guarded.dat' u 1:2 w l lw 1.5 lc rgb '#1f77b4' t 'pgshift, app p99', ",
