@@ -189,6 +189,9 @@ static void on_progress(void* arg, const pgshift_progress_t* p) {
     }
   }
   if (p->rows_estimated != !p->finished) s->bad_estimated++;
+  if (!(p->pace >= 0.05 && p->pace <= 1) || p->probe_working_ms < 0 || p->probe_resting_ms < 0) {
+    s->bad_strings++;
+  }
   if (p->finished) {
     s->finished++;
     s->rows_done_at_finish = (long)p->rows_done;
@@ -321,8 +324,25 @@ static void test_options_without_server(void) {
   CHECK(err != NULL &&
         strcmp(err, "backfill_walk (--backfill-walk): \"-1\" is not one of auto, key, pages") == 0);
 
+  pgshift_options_set_latency_guard(opt, 2.5);
+  CHECK(take_equals(pgshift_options_get(opt, "latency_guard", &err), "2.5"));
+  pgshift_options_set_latency_guard(opt, 0);
+  CHECK(take_equals(pgshift_options_get(opt, "latency_guard", &err), "off"));
+  pgshift_options_set_throttle_query(opt, "SELECT false");
+  CHECK(take_equals(pgshift_options_get(opt, "throttle_query", &err), "SELECT false"));
+
   /* Ranges are checked at connect, before connecting: INVALID_ARGUMENT with
    * the library's message, not UNAVAILABLE. */
+  pgshift_options_set_latency_guard(opt, 0.5);
+  CHECK(pgshift_driver_connect(unreachable, opt, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && starts_with(err, "latency_guard (--latency-guard) must be above 1"));
+  pgshift_options_set_latency_guard(opt, 1.5);
+  pgshift_options_set_throttle_query(opt, "DELETE FROM t");
+  CHECK(pgshift_driver_connect(unreachable, opt, &err) == NULL);
+  CHECK_CODE(PGSHIFT_INVALID_ARGUMENT);
+  CHECK(err != NULL && starts_with(err, "throttle_query (--throttle-query): "));
+  pgshift_options_set_throttle_query(opt, NULL);
   pgshift_options_set_lock_timeout_ms(opt, 0);
   d = pgshift_driver_connect(unreachable, opt, &err);
   CHECK(d == NULL);
@@ -676,6 +696,9 @@ static void test_whole_migration(void) {
     CHECK(pgshift_status_backfill_rows_estimated(st, 0) == 0); /* exact once done */
     CHECK(pgshift_status_backfill_rows_done(st, 0) >= 3001);
     CHECK(pgshift_status_backfill_rows_done(st, 7) == 0); /* out of range */
+    CHECK(strcmp(pgshift_status_backfill_waiting(st, 0), "") == 0); /* done: not holding back */
+    CHECK(pgshift_status_backfill_pace(st, 0) > 0 && pgshift_status_backfill_pace(st, 0) <= 1);
+    CHECK(strcmp(pgshift_status_backfill_waiting(st, 7), "") == 0);
   }
   pgshift_status_destroy(st);
   CHECK(seen.calls >= 3); /* 3001 rows in batches of at most 500 */

@@ -236,6 +236,20 @@ TEST(ThrottleQuery, RunsReadOnlyAndAFailureStopsTheStepResumably) {
   EXPECT_EQ(pt::QueryInt(db.dsn(), "SELECT count(*) FROM t WHERE a_new IS DISTINCT FROM a::bigint"), 0);
 }
 
+TEST(ThrottleQuery, LeavesNothingOnTheBackfillsSession) {
+  pt::ScratchDatabase db("throttle_session");
+  Prepare(db.dsn(), "throttle_session", 500);
+  // A session-level setting made by the query (set_config(..., false))
+  // would make every later batch fail in a read-only transaction, were it
+  // kept: the query's transaction is rolled back.
+  Options o = Small();
+  o.throttle_query = "SELECT set_config('default_transaction_read_only', 'on', false) = 'x'";
+  auto d = Connect(db.dsn(), o);
+  absl::StatusOr<MigrationStatus> s = d->Advance("throttle_session", Phase::kBackfilled);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(pt::QueryInt(db.dsn(), "SELECT count(*) FROM t WHERE a_new IS DISTINCT FROM a::bigint"), 0);
+}
+
 TEST(ThrottleQuery, OnlyAQueryThatReadsIsAcceptedInEverySurface) {
   for (const char* bad : {"DELETE FROM gate", "SELECT 1; SELECT 2", "SELECT * FROM gate FOR UPDATE",
                           "WITH x AS (DELETE FROM gate RETURNING 1) SELECT true", "SELECT 1 INTO y",

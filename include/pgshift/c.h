@@ -308,8 +308,8 @@ PGSHIFT_C_EXPORT void pgshift_options_set_max_replication_lag_ms(pgshift_options
                                                                  int64_t ms);
 /* The latency guard: the backfill rests between batches while they make a
  * probe query more than `ratio` times slower than at rest; 0 turns it off.
- * Default 1.5. A ratio not above 1 (other than 0) is refused by
- * pgshift_driver_connect with INVALID_ARGUMENT. */
+ * Default 1.5. A ratio not above 1 (other than 0) or above 1000 is refused
+ * by pgshift_driver_connect with INVALID_ARGUMENT. */
 PGSHIFT_C_EXPORT void pgshift_options_set_latency_guard(pgshift_options_t* options, double ratio);
 /* A SELECT returning one boolean: the backfill waits while it returns true.
  * NULL or "" for none (default). Anything but one read-only SELECT is

@@ -270,8 +270,9 @@ void Backfill::Report(const State& st, const std::string& waiting) {
   if (st.done) {
     p.eta_seconds = 0;
   } else if (p.rows_per_second > 0 && st.rows_estimate > st.rows_done) {
-    // The rate is over working time; the guard's rests stretch it.
-    p.eta_seconds = static_cast<double>(st.rows_estimate - st.rows_done) / (p.rows_per_second * st.pace);
+    // The rate counts the guard's rests (a batch's time runs from the end of
+    // the one before): the ETA needs no correction for the pace.
+    p.eta_seconds = static_cast<double>(st.rows_estimate - st.rows_done) / p.rows_per_second;
   }
   p.finished = st.done;
   p.rows_updated = st.rows_updated;
@@ -295,7 +296,7 @@ constexpr char kLagSql[] =
 
 absl::Status Backfill::Waiting(State* st, const std::string& waiting) {
   if (waiting != st->recorded_waiting) {
-    RETURN_IF_ERROR(store_.SetWaiting(waiting, st->pace));
+    RETURN_IF_ERROR(store_.SetWaiting(waiting, st->pace, st->rows_estimate));
     st->recorded_waiting = waiting;
   }
   Report(*st, waiting);
@@ -304,12 +305,16 @@ absl::Status Backfill::Waiting(State* st, const std::string& waiting) {
 
 absl::StatusOr<bool> Backfill::ThrottleQuery() {
   bool wait = false;
-  absl::Status s = conn_.Transaction([&]() -> absl::Status {
-    // Read-only, and bounded: a throttle query that hangs or writes must not
-    // hold the backfill (or the database) hostage.
+  // Read-only, bounded, and rolled back: a throttle query that writes, hangs
+  // or changes session settings (set_config(..., false)) must not hold the
+  // backfill hostage nor leave anything on its session. Its timeout is
+  // statement_timeout, or 30 s when that is 0 (none).
+  const absl::Duration timeout =
+      options_.statement_timeout > absl::ZeroDuration() ? options_.statement_timeout : absl::Seconds(30);
+  absl::Status s = conn_.RolledBack([&]() -> absl::Status {
     RETURN_IF_ERROR(conn_.Run("SELECT set_config('transaction_read_only', 'on', true), "
-                              "set_config('statement_timeout', $1, true)",
-                              {absl::StrCat(absl::ToInt64Milliseconds(options_.statement_timeout), "ms")}));
+                              "set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)",
+                              {Ms(timeout), Ms(options_.lock_timeout)}));
     ASSIGN_OR_RETURN(pg::Result r, conn_.Exec(options_.throttle_query));
     if (r.rows() > 1 || r.cols() != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -406,8 +411,8 @@ absl::Status Backfill::SaveCheckpoint(const State& st, Batch* batch) {
   cp.rows_estimate = batch->estimate;
   // What status shows until the next report: the guard's state as the last
   // batch left it (waiting is cleared: this batch is working).
-  cp.pace = st.pace;
-  cp.waiting = st.pace < 1 ? "latency" : "";
+  cp.pace = batch->finished ? 1 : st.pace;
+  cp.waiting = !batch->finished && st.pace < 1 ? "latency" : "";
   ASSIGN_OR_RETURN(batch->paused, store_.Save(cp));
   return absl::OkStatus();
 }
@@ -713,7 +718,13 @@ absl::Status Backfill::Run(const ops::BackfillSpec& spec, Stats* stats) {
     }
     Report(st, rest > absl::ZeroDuration() ? "latency" : "");
     if (st.done) return absl::OkStatus();
-    if (rest > absl::ZeroDuration()) absl::SleepFor(rest);
+    // No rest when the batch limit stops the loop next; a rest is slept in
+    // slices that notice a lost lease.
+    if (options_.backfill_max_batches > 0 && batches >= options_.backfill_max_batches) continue;
+    for (absl::Time until = absl::Now() + rest; absl::Now() < until;) {
+      absl::SleepFor(std::min(until - absl::Now(), options_.backfill_poll_interval));
+      if (keep_going_) RETURN_IF_ERROR(keep_going_());
+    }
     if (options_.backfill_batch_delay > absl::ZeroDuration()) {
       absl::SleepFor(options_.backfill_batch_delay);
     }

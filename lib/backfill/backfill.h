@@ -144,7 +144,8 @@ class CheckpointStore {
   virtual absl::StatusOr<bool> PauseRequested() = 0;
   // Records, in a transaction of its own, why the backfill waits now (see
   // Progress::waiting) and its pace, for status read by other processes.
-  virtual absl::Status SetWaiting(const std::string& waiting, double pace) = 0;
+  // `rows_estimate` fills a checkpoint written before the first batch.
+  virtual absl::Status SetWaiting(const std::string& waiting, double pace, int64_t rows_estimate) = 0;
 };
 
 // What one Run did.

@@ -105,8 +105,9 @@ void Prober::Loop() {
       failed_.store(true);
       return;
     }
-    // The first samples after a start of the thread are as good as any.
-    if (before == after) samples_.push_back({ms, before});
+    // The first few probes of a fresh session are slow (caches warming up):
+    // not a measure of the server.
+    if (before == after && ++probes_ > kWarmUp) samples_.push_back({ms, before});
   }
 }
 

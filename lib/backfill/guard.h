@@ -131,6 +131,8 @@ class Prober {
   std::condition_variable cv_;
   bool stop_ = false;
   std::vector<ProbeSample> samples_;
+  static constexpr int kWarmUp = 5;
+  int probes_ = 0;
   std::thread thread_;
 };
 

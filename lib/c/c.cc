@@ -270,7 +270,9 @@ void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* o, int64_t ms
   SetMs(o, "max_replication_lag", ms);
 }
 void pgshift_options_set_latency_guard(pgshift_options_t* o, double ratio) {
-  SetTyped(o, "latency_guard", ratio == 0 ? std::string("off") : absl::StrCat(ratio));
+  // The field itself, so that a ratio out of range is refused at connect
+  // (SetOption would refuse it here, silently for a shorthand).
+  if (o != nullptr) o->rep.latency_guard = ratio;
 }
 void pgshift_options_set_throttle_query(pgshift_options_t* o, const char* sql) {
   SetTyped(o, "throttle_query", sql ? sql : "");

@@ -514,13 +514,14 @@ class ControlCheckpoints : public backfill::CheckpointStore {
     return r.rows() > 0 && r.GetBool(0, 0);
   }
 
-  absl::Status SetWaiting(const std::string& waiting, double pace) override {
+  absl::Status SetWaiting(const std::string& waiting, double pace, int64_t rows_estimate) override {
     return conn_.Run(absl::StrCat("INSERT INTO ", checkpoints_,
-                                  " (migration, operation, waiting, pace, updated_at)"
-                                  " VALUES ($1, $2, $3, $4, now())"
+                                  " (migration, operation, rows_estimate, waiting, pace, updated_at)"
+                                  " VALUES ($1, $2, $3, $4, $5, now())"
                                   " ON CONFLICT (migration, operation) DO UPDATE SET"
                                   " waiting = EXCLUDED.waiting, pace = EXCLUDED.pace, updated_at = now()"),
-                     {name_, std::to_string(operation_), waiting, absl::StrCat(pace)});
+                     {name_, std::to_string(operation_), std::to_string(rows_estimate), waiting,
+                      absl::StrCat(pace)});
   }
 
   absl::StatusOr<bool> PauseRequested() override {

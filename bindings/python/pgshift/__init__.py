@@ -257,7 +257,7 @@ class Progress:
     waiting: str
     rows_estimated: bool  # rows_estimate is an estimate (until finished)
     pace: float  # share of time the backfill works (1: full speed)
-    probe_working_ms: float  # latency guard probe p90 while batches ran (0: no guard)
+    probe_working_ms: float  # latency guard probe p95 while batches ran (0: no guard)
     probe_resting_ms: float  # ... and while the backfill rested
 
 
