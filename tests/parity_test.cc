@@ -84,7 +84,9 @@ std::string JsonString(const std::string& s) {
 // test does not know (EveryOptionHasTestValues fails then).
 std::vector<std::string> ValuesOfKind(const pgshift::OptionInfo& o) {
   const std::string kind = o.kind;
-  if (kind == "duration") return {"soon", "-1s", "0", "1.5s", "250ms"};
+  // 1000h and inf are past PostgreSQL's int-milliseconds timeouts, 500us
+  // would reach the server as 0 (no timeout) for the timeouts.
+  if (kind == "duration") return {"soon", "-1s", "0", "1.5s", "250ms", "1000h", "inf", "500us"};
   if (kind == "integer") return {"ten", "1.5", "-1", "0", "7"};
   if (kind == "bool") return {"yes", "", "true", "false"};
   if (kind == "ratio") return {"fast", "0.5", "1", "1001", "off", "2.5"};
@@ -108,7 +110,9 @@ void SetKeyword(Case& c) {
   absl::Duration d;
   int64_t n;
   double x;
-  if (kind == "duration" && absl::ParseDuration(c.text, &d) && c.text != "0") {
+  if (kind == "duration" && c.text == "inf") {
+    c.keyword_json = "Infinity";  // float("inf"): Python's json reads Infinity
+  } else if (kind == "duration" && absl::ParseDuration(c.text, &d) && c.text != "0") {
     c.keyword_json = absl::StrCat(absl::ToDoubleSeconds(d));  // seconds, e.g. 1.5
   } else if (kind == "duration" && c.text == "0") {
     c.keyword_json = "0";
@@ -185,7 +189,9 @@ TEST(OptionParity, EveryOptionHasTestValues) {
   // The range rules are reached too, not only the parse errors.
   const std::vector<std::pair<std::string, std::string>> ranges = {
       {"lock_timeout", "0"}, {"backfill_batch_rows", "0"}, {"retry_deadline", "-1s"},
-      {"control_schema", std::string(64, 'a')}};
+      {"control_schema", std::string(64, 'a')}, {"lock_timeout", "1000h"},
+      {"statement_timeout", "inf"}, {"retry_deadline", "inf"}, {"lock_timeout", "500us"},
+      {"backfill_lock_timeout", "500us"}};
   for (const auto& [name, text] : ranges) {
     bool found = false;
     for (const Case& c : Cases()) {

@@ -267,9 +267,26 @@ absl::StatusOr<Options> SanitizeOptions(Options o) {
     const absl::Duration d = o.*(Find(name)->duration);
     if (d <= absl::ZeroDuration()) return bad(name, "positive", absl::FormatDuration(d));
   }
+  // PostgreSQL's timeouts are int milliseconds: a longer one fails at the
+  // server mid-step (SQLSTATE 22023), a shorter one than 1ms would be sent
+  // as 0, which turns the timeout off. Every duration keeps to the same
+  // ceiling, so that no pause, deadline or TTL is silently infinite.
+  constexpr int64_t kMaxMs = 2147483647;
   for (const Entry& e : Entries()) {
-    if (e.duration != nullptr && o.*e.duration < absl::ZeroDuration()) {
-      return bad(e.info.name, "zero or positive", absl::FormatDuration(o.*e.duration));
+    if (e.duration == nullptr) continue;
+    const absl::Duration d = o.*e.duration;
+    if (d < absl::ZeroDuration()) return bad(e.info.name, "zero or positive", absl::FormatDuration(d));
+    if (d > absl::Milliseconds(kMaxMs)) {
+      return bad(e.info.name, "at most 2147483647ms (24d20h31m23.647s, PostgreSQL's longest timeout)",
+                 absl::FormatDuration(d));
+    }
+  }
+  for (const char* name : {"lock_timeout", "statement_timeout", "long_statement_timeout",
+                           "backfill_lock_timeout"}) {
+    const absl::Duration d = o.*(Find(name)->duration);
+    if (d > absl::ZeroDuration() && d < absl::Milliseconds(1)) {
+      return bad(name, "at least 1ms (PostgreSQL counts it in milliseconds; 0 would turn it off)",
+                 absl::FormatDuration(d));
     }
   }
   for (const char* name : {"backfill_batch_rows", "backfill_min_batch_rows", "backfill_max_batch_rows"}) {
