@@ -357,10 +357,17 @@ std::string MigrateText(const MigrateReport& r, bool contract) {
   return out;
 }
 
+// stdout, once an unfinished progress bar on the terminal has its line ended.
+std::ostream& Out() {
+  EndProgressLine();
+  return std::cout;
+}
+
 int Fail(const Args& args, const absl::Status& s, int code) {
   if (args.json) {
-    std::cout << ErrorJson(s, code) << std::endl;
+    Out() << ErrorJson(s, code) << std::endl;
   } else {
+    EndProgressLine();
     std::cerr << "pgshift: " << s.message() << std::endl;
   }
   return code;
@@ -502,10 +509,10 @@ int Lint(const Args& args, const Options& options) {
   if (args.json) {
     std::vector<std::string> objects;
     for (const LintReport& r : reports) objects.push_back(ToJson(r));
-    std::cout << "{\"files\":[" << absl::StrJoin(objects, ",") << "],\"unsafe\":" << (unsafe ? "true" : "false")
+    Out() << "{\"files\":[" << absl::StrJoin(objects, ",") << "],\"unsafe\":" << (unsafe ? "true" : "false")
               << ",\"database\":" << (database ? "true" : "false") << "}" << std::endl;
   } else {
-    std::cout << LintText(reports, database) << std::flush;
+    Out() << LintText(reports, database) << std::flush;
   }
   return unsafe ? 1 : 0;
 }
@@ -534,7 +541,7 @@ int Convert(const Args& args, const Options& options) {
     m = ConvertSql(*text, path, SqlFileName(path));
   }
   if (!m.ok()) return fail(m.status());
-  std::cout << MigrationFileJson(*m) << std::endl;
+  Out() << MigrationFileJson(*m) << std::endl;
   return 0;
 }
 
@@ -554,8 +561,11 @@ absl::Status Need(const Args& args, size_t n, const char* what) {
 int Run(int argc, char** argv) {
   absl::StatusOr<Args> parsed = Parse(argc, argv);
   if (!parsed.ok()) {
-    std::cerr << "pgshift: " << parsed.status().message() << std::endl;
-    return 2;
+    // The arguments did not parse, but a --json among them still asks for
+    // one JSON object on stdout.
+    Args partial;
+    for (int i = 1; i < argc; ++i) partial.json |= std::string(argv[i]) == "--json";
+    return Fail(partial, parsed.status(), 2);
   }
   Args args = *parsed;
   if (args.flags.count("help") || args.command == "help") {
@@ -567,6 +577,7 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (args.command.empty()) {
+    if (args.json) return Fail(args, absl::InvalidArgumentError("no command given; see pgshift --help"), 2);
     std::cerr << Usage();
     return 2;
   }
@@ -718,9 +729,9 @@ int Run(int argc, char** argv) {
     bool reached = s.ok();
     if (!reached && !absl::IsFailedPrecondition(s) && !absl::IsNotFound(s)) return Fail(args, s);
     if (args.json) {
-      std::cout << CheckJson(args.positional[0], *at_least, s) << std::endl;
+      Out() << CheckJson(args.positional[0], *at_least, s) << std::endl;
     } else {
-      std::cout << (reached ? absl::StrCat(args.positional[0], " has reached ", PhaseName(*at_least))
+      Out() << (reached ? absl::StrCat(args.positional[0], " has reached ", PhaseName(*at_least))
                             : std::string(s.message()))
                 << std::endl;
     }
@@ -742,7 +753,7 @@ int Run(int argc, char** argv) {
     const std::string until =
         absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() + ttl, absl::UTCTimeZone());
     if (args.json) {
-      std::cout << OkJson({{"name", name},
+      Out() << OkJson({{"name", name},
                            {"instance_id", io.instance_id},
                            {"shape", std::string(ShapeName(*shape))},
                            {"description", io.description},
@@ -750,7 +761,7 @@ int Run(int argc, char** argv) {
                            {"expires_at", until}})
                 << std::endl;
     } else {
-      std::cout << name << ": instance \"" << io.instance_id << "\" declared it needs the "
+      Out() << name << ": instance \"" << io.instance_id << "\" declared it needs the "
                 << ShapeName(*shape) << " shape, live for " << absl::FormatDuration(ttl)
                 << " (until about " << until << ") unless declared again" << std::endl;
     }
@@ -762,9 +773,9 @@ int Run(int argc, char** argv) {
     absl::Status s = WithdrawInstance(dsn, name, id, options->control_schema);
     if (!s.ok()) return Fail(args, s);
     if (args.json) {
-      std::cout << OkJson({{"name", name}, {"instance_id", id}}) << std::endl;
+      Out() << OkJson({{"name", name}, {"instance_id", id}}) << std::endl;
     } else {
-      std::cout << name << ": instance \"" << id << "\" withdrawn (it no longer counts for contract)"
+      Out() << name << ": instance \"" << id << "\" withdrawn (it no longer counts for contract)"
                 << std::endl;
     }
     return 0;
@@ -778,9 +789,9 @@ int Run(int argc, char** argv) {
     absl::Status s = d.Init();
     if (!s.ok()) return Fail(args, s);
     if (args.json) {
-      std::cout << OkJson({{"control_schema", options->control_schema}}) << std::endl;
+      Out() << OkJson({{"control_schema", options->control_schema}}) << std::endl;
     } else {
-      std::cout << "control schema \"" << options->control_schema << "\" is ready" << std::endl;
+      Out() << "control schema \"" << options->control_schema << "\" is ready" << std::endl;
     }
     return 0;
   }
@@ -791,9 +802,9 @@ int Run(int argc, char** argv) {
     if (args.json) {
       absl::StatusOr<MigrationStatus> now = d.Status(name);
       if (!now.ok()) return Fail(args, now.status());
-      std::cout << ToJson(*now) << std::endl;
+      Out() << ToJson(*now) << std::endl;
     } else {
-      std::cout << (cmd == "pause" ? absl::StrCat(name, ": pause requested; a running backfill stops "
+      Out() << (cmd == "pause" ? absl::StrCat(name, ": pause requested; a running backfill stops "
                                                         "between batches and waits (pgshift resume ",
                                                   name, " lets it go on)")
                                    : absl::StrCat(name, ": resumed"))
@@ -809,19 +820,19 @@ int Run(int argc, char** argv) {
     mo.wait = args.flags.count("no-wait") == 0;
     absl::StatusOr<MigrateReport> r = d.Migrate(args.positional[0], mo);
     if (!r.ok()) return Fail(args, r.status());
-    std::cout << (args.json ? ToJson(*r) : MigrateText(*r, mo.contract)) << std::endl;
+    Out() << (args.json ? ToJson(*r) : MigrateText(*r, mo.contract)) << std::endl;
     return 0;
   }
   if (cmd == "baseline") {
     absl::StatusOr<DirectoryReport> r = d.Baseline(args.positional[0], args.flags.at("through"));
     if (!r.ok()) return Fail(args, r.status());
-    std::cout << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
+    Out() << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
     return 0;
   }
   if (cmd == "status" && args.positional.size() == 1 && IsDirectory(args.positional[0])) {
     absl::StatusOr<DirectoryReport> r = d.DirectoryStatus(args.positional[0]);
     if (!r.ok()) return Fail(args, r.status());
-    std::cout << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
+    Out() << (args.json ? ToJson(*r) : DirectoryText(*r)) << std::endl;
     return 0;
   }
   if (sql_text) {
@@ -833,7 +844,7 @@ int Run(int argc, char** argv) {
   if (cmd == "plan") {
     absl::StatusOr<Plan> plan = d.PlanMigration(*spec);
     if (!plan.ok()) return Fail(args, plan.status());
-    std::cout << (args.json ? ToJson(*plan) : PlanText(*plan)) << std::endl;
+    Out() << (args.json ? ToJson(*plan) : PlanText(*plan)) << std::endl;
     return 0;
   }
   absl::StatusOr<MigrationStatus> result;
@@ -845,11 +856,11 @@ int Run(int argc, char** argv) {
       absl::StatusOr<std::vector<MigrationStatus>> all = d.List();
       if (!all.ok()) return Fail(args, all.status());
       if (args.json) {
-        std::cout << ToJson(*all) << std::endl;
+        Out() << ToJson(*all) << std::endl;
       } else if (all->empty()) {
-        std::cout << "no migrations registered" << std::endl;
+        Out() << "no migrations registered" << std::endl;
       } else {
-        for (const auto& m : *all) std::cout << StatusText(m) << std::endl;
+        for (const auto& m : *all) Out() << StatusText(m) << std::endl;
       }
       return 0;
     }
@@ -870,9 +881,9 @@ int Run(int argc, char** argv) {
   }
   if (!result.ok()) return Fail(args, result.status());
   if (args.json) {
-    std::cout << ToJson(*result) << std::endl;
+    Out() << ToJson(*result) << std::endl;
   } else {
-    std::cout << StatusText(*result) << std::endl;
+    Out() << StatusText(*result) << std::endl;
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -21,7 +22,17 @@ std::string Eta(double seconds) {
   return absl::StrFormat("%ds", s);
 }
 
+// Whether the terminal's cursor sits at the end of an unfinished bar.
+std::atomic<bool> bar_open{false};
+
 }  // namespace
+
+void EndProgressLine() {
+  if (bar_open.exchange(false)) {
+    std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+}
 
 ProgressCallback MakeProgressReporter(bool json) {
   if (json) {
@@ -54,6 +65,7 @@ ProgressCallback MakeProgressReporter(bool json) {
                  p.rows_estimated ? "~" : "", static_cast<long long>(p.rows_estimate),
                  p.rows_per_second, state.c_str());
     if (p.finished) std::fprintf(stderr, "\n");
+    bar_open = !p.finished;
     std::fflush(stderr);
   };
 }
@@ -72,6 +84,7 @@ PreflightCallback MakePreflightReporter(bool json) {
                           r.sessions.size(), " session(s) with long transactions on the table (",
                           r.outcome, "): ", DescribeSessions(r.sessions));
     }
+    EndProgressLine();
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
   };
@@ -97,6 +110,7 @@ MigrateCallback MakeMigrateReporter(bool json) {
     if (!e.message.empty() && e.action != "stop") {
       absl::StrAppend(&line, " (", e.message, ")");
     }
+    EndProgressLine();
     std::fprintf(stderr, "%s\n", line.c_str());
   };
 }

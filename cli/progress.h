@@ -19,6 +19,11 @@ PreflightCallback MakePreflightReporter(bool json);
 // ("pgshift: 0001_x: reached switched"), or one JSON event per line with --json.
 MigrateCallback MakeMigrateReporter(bool json);
 
+// Ends the progress bar's line on the terminal if a bar was left unfinished
+// (a step that failed mid-backfill), so that what is printed next starts a
+// line of its own. Nothing otherwise.
+void EndProgressLine();
+
 }  // namespace pgshift::cli
 
 #endif  // PGSHIFT_CLI_PROGRESS_H_

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/support/cli.h"
@@ -249,6 +250,46 @@ TEST_F(CliContract, FailedStepExits1AndKeepsThePhase) {
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
 }
 
+// On a terminal the backfill draws a bar that ends without a newline; a step
+// that fails under it prints its error on a line of its own, not glued to
+// the bar. The terminal is a pty (script(1)); the failure is a throttle query
+// that starts to divide by zero once the bar is drawn.
+TEST_F(CliContract, AnErrorAfterTheProgressBarStartsItsOwnLine) {
+  pt::Query(dsn(), "CREATE TABLE gate (n int); INSERT INTO gate VALUES (1)");
+  ASSERT_EQ(Cli(dsn(), {"init"}).exit_code, 0);
+  ASSERT_EQ(Cli(dsn(), {"register", file_}).exit_code, 0);
+  ASSERT_EQ(Cli(dsn(), {"advance", name_, "--to", "trigger_installed"}).exit_code, 0);
+  auto quoted = [](const std::string& s) { return "'" + s + "'"; };  // no ' in any of them
+  const std::string command = absl::StrJoin(
+      {quoted(PGSHIFT_CLI), std::string("--dsn"), quoted(dsn()), std::string("advance"), name_,
+       std::string("--to"), std::string("backfilled"), std::string("--batch-rows"), std::string("100"),
+       std::string("--batch-max-rows"), std::string("100"), std::string("--batch-delay"),
+       std::string("50ms"), std::string("--poll-interval"), std::string("50ms"),
+       std::string("--latency-guard"), std::string("off"), std::string("--throttle-query"),
+       quoted("SELECT (1 / n) = 0 FROM gate")},
+      " ");
+  pt::ChildProcess p({"/usr/bin/script", "-qefc", command, "/dev/null"}, {"PGSHIFT_DSN="});
+  // Once some batches committed (the bar is drawn), the throttle query fails.
+  for (int i = 0; i < 600 && p.Running(); ++i) {
+    if (Int(dsn(), "SELECT coalesce(max(rows_done), 0) FROM pgshift.checkpoints") >= 200) break;
+    usleep(20000);
+  }
+  pt::Query(dsn(), "UPDATE gate SET n = 0");
+  pt::CliResult r = p.Wait();
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  // script(1) copies the terminal's output to its stdout.
+  const size_t bar = r.out.find("backfill op 0 [");
+  const size_t error = r.out.find("pgshift: ");
+  ASSERT_NE(bar, std::string::npos) << "a bar was drawn: " << Describe(r);
+  ASSERT_NE(error, std::string::npos) << Describe(r);
+  EXPECT_LT(bar, error);
+  EXPECT_NE(r.out.find("division by zero", error), std::string::npos) << Describe(r);
+  // The character before the error is the end of a line (a pty turns \n into \r\n).
+  ASSERT_GT(error, 0u);
+  EXPECT_EQ(r.out[error - 1], '\n') << "the error is glued to the bar: " << Describe(r);
+  EXPECT_EQ(pt::QueryValue(dsn(), "SELECT phase FROM pgshift.migrations"), "trigger_installed");
+}
+
 // Locks not acquired before the deadline: exit 4, naming who blocks.
 TEST_F(CliContract, LockNotAcquiredInTimeExits4NamingTheBlocker) {
   ASSERT_EQ(Cli(dsn(), {"init"}).exit_code, 0);
@@ -354,6 +395,15 @@ std::vector<BadInput> BadInputs() {
   out.push_back({"UnknownCommand", "", {"frobnicate"}, {"unknown command", "frobnicate"}});
   out.push_back({"UnknownOption", "", {"--frobnicate", "status"}, {"unknown option", "frobnicate"}});
   out.push_back({"BadDuration", "", {"--lock-timeout", "soon", "advance", "m0"}, {"soon"}});
+  out.push_back({"MissingOptionValue", "", {"advance", "m0", "--to"}, {"--to needs a value"}});
+  // Past PostgreSQL's int-milliseconds timeouts: refused before connecting,
+  // not by the server mid-step.
+  out.push_back({"HugeLockTimeout", "", {"--lock-timeout", "1000h", "advance", "m0"},
+                 {"lock_timeout", "at most 2147483647ms", "1000h"}});
+  out.push_back({"InfiniteStatementTimeout", "", {"--statement-timeout", "inf", "advance", "m0"},
+                 {"statement_timeout", "at most 2147483647ms", "inf"}});
+  out.push_back({"SubMillisecondLockTimeout", "", {"--lock-timeout", "500us", "advance", "m0"},
+                 {"lock_timeout", "at least 1ms", "500us"}});
   out.push_back({"NoCommand", "", {}, {"usage"}});
   return out;
 }
@@ -391,21 +441,22 @@ TEST_P(CliBadInput, Exits2SaysWhatIsWrongAndChangesNothing) {
   EXPECT_EQ(State(dsn), before) << "bad input changes nothing";
   EXPECT_EQ(Int(dsn, "SELECT count(*) FROM pgshift.migrations"), 1) << "no migration row written";
 
-  // --json: the error is one JSON object on stdout with exit_code 2.
+  // --json: the error is one JSON object on stdout with exit_code 2, for
+  // errors in the command line itself (an unknown option, a missing value,
+  // no command) too.
+  std::vector<std::string> json_args = {"--json"};
+  json_args.insert(json_args.end(), args.begin(), args.end());
+  r = Cli(dsn, json_args);
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  google::protobuf::Struct err;
+  ASSERT_TRUE(OneJsonObject(r.out, &err)) << Describe(r);
+  EXPECT_EQ(err.fields().at("exit_code").number_value(), 2);
   if (!args.empty()) {
-    std::vector<std::string> json_args = {"--json"};
-    json_args.insert(json_args.end(), args.begin(), args.end());
-    r = Cli(dsn, json_args);
-    EXPECT_EQ(r.exit_code, 2) << Describe(r);
-    // Errors in the command line itself go to stderr; others are one JSON
-    // object on stdout.
-    if (!r.out.empty()) {
-      google::protobuf::Struct err;
-      ASSERT_TRUE(OneJsonObject(r.out, &err));
-      EXPECT_EQ(err.fields().at("exit_code").number_value(), 2);
+    for (const std::string& e : b.expect) {
+      EXPECT_NE(err.fields().at("error").string_value().find(e), std::string::npos) << Describe(r);
     }
-    EXPECT_EQ(State(dsn), before);
   }
+  EXPECT_EQ(State(dsn), before);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CliBadInput, ::testing::ValuesIn(BadInputs()),
