@@ -75,13 +75,15 @@ std::vector<ProbeSample> Prober::Take() {
 
 namespace {
 // Client sessions other than this one, the backfill's and pgshift's own
-// (application_name "pgshift ..."), active or changing state lately. A
+// (application_name "pgshift ...", or the one the user's DSN gives all of
+// pgshift's connections), active or changing state lately. A
 // session of another role shows no state without pg_read_all_stats: it
 // counts as active.
 constexpr char kOthersSql[] =
     "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'client backend' "
     "AND pid <> pg_backend_pid() AND pid <> $1 "
     "AND coalesce(application_name, '') NOT LIKE 'pgshift %' "
+    "AND coalesce(application_name, '') <> current_setting('application_name') "
     "AND (state IS NULL OR state <> 'idle' OR state_change > now() - interval '2 seconds')";
 }  // namespace
 

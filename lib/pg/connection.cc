@@ -232,14 +232,100 @@ Connection& Connection::operator=(Connection&& other) noexcept {
   return *this;
 }
 
+namespace {
+
+// The values libpq (PostgreSQL 15) accepts for its enumerated connection
+// options. A connection string with another value can never connect: that
+// is bad input (exit 2), not a server that is down (exit 1, retry).
+const std::vector<std::pair<const char*, std::vector<const char*>>>& EnumeratedOptions() {
+  static const auto* options = new std::vector<std::pair<const char*, std::vector<const char*>>>{
+      {"sslmode", {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+      {"gssencmode", {"disable", "prefer", "require"}},
+      {"channel_binding", {"disable", "prefer", "require"}},
+      {"target_session_attrs",
+       {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
+  };
+  return *options;
+}
+
+// Whether `v` is a whole number, or a comma-separated list of them (port).
+bool Numbers(absl::string_view v, bool list) {
+  std::vector<absl::string_view> pieces = {v};
+  if (list) pieces = absl::StrSplit(v, ',');
+  for (absl::string_view piece : pieces) {
+    int64_t n = 0;
+    piece = absl::StripAsciiWhitespace(piece);
+    if (!piece.empty() && !absl::SimpleAtoi(piece, &n)) return false;
+  }
+  return true;
+}
+
+// The connection string's own mistakes, found without connecting: syntax,
+// an unknown keyword, a value libpq would refuse.
+absl::Status CheckConnectionString(const std::string& dsn) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
+  if (opts == nullptr) {
+    std::string why = err != nullptr ? std::string(absl::StripTrailingAsciiWhitespace(err))
+                                     : std::string("out of memory");
+    if (err != nullptr) PQfreemem(err);
+    return absl::InvalidArgumentError(absl::StrCat("the connection string is not valid: ", why));
+  }
+  std::string bad;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr && bad.empty(); ++o) {
+    if (o->val == nullptr) continue;
+    const absl::string_view key = o->keyword, value = o->val;
+    for (const auto& [name, values] : EnumeratedOptions()) {
+      if (key != name) continue;
+      if (std::find_if(values.begin(), values.end(),
+                       [&](const char* v) { return value == v; }) == values.end()) {
+        bad = absl::StrCat("invalid ", name, " value \"", value, "\" (one of ",
+                           absl::StrJoin(values, ", "), ")");
+      }
+    }
+    const bool numeric = key == "connect_timeout" || absl::StartsWith(key, "keepalives") ||
+                         key == "tcp_user_timeout";
+    if ((key == "port" && !Numbers(value, true)) || (numeric && !Numbers(value, false))) {
+      bad = absl::StrCat("invalid ", key, " value \"", value, "\" (a whole number",
+                         key == "port" ? ", or a comma-separated list of them" : "", ")");
+    }
+  }
+  PQconninfoFree(opts);
+  if (!bad.empty()) return absl::InvalidArgumentError(absl::StrCat("the connection string is not valid: ", bad));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& dsn,
                                                              absl::string_view application_name) {
-  std::string app(application_name);
-  const char* keys[] = {"dbname", "application_name", "connect_timeout", nullptr};
-  const char* connect_timeout = std::getenv("PGCONNECT_TIMEOUT") ? nullptr : "10";
-  const char* values[] = {dsn.c_str(), app.c_str(), connect_timeout, nullptr};
-  if (connect_timeout == nullptr) keys[2] = nullptr;
-  pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  {
+    absl::Status valid = CheckConnectionString(dsn);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(WithoutSecrets(
+          absl::StrCat(valid.message(), " (check --dsn or PGSHIFT_DSN); nothing was changed"), dsn));
+    }
+  }
+  // pgshift's defaults come before the connection string, which overrides
+  // them (expand_dbname: later values win): what the user's DSN says wins,
+  // and so do their PG* variables over the connect timeout. The
+  // application name is libpq's fallback, used only where neither the DSN
+  // nor PGAPPNAME names one. Keepalives and a TCP user timeout make a
+  // connection whose network died fail within about a minute instead of
+  // the kernel's two hours (they do nothing on a Unix socket).
+  const std::string app(application_name);
+  std::vector<const char*> keys = {"fallback_application_name", "keepalives", "keepalives_idle",
+                                   "keepalives_interval", "keepalives_count", "tcp_user_timeout"};
+  std::vector<const char*> values = {app.c_str(), "1", "30", "10", "3", "60000"};
+  if (std::getenv("PGCONNECT_TIMEOUT") == nullptr) {
+    keys.push_back("connect_timeout");
+    values.push_back("10");
+  }
+  keys.push_back("dbname");
+  values.push_back(dsn.c_str());
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  pg_conn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (conn == nullptr) return absl::ResourceExhaustedError("out of memory connecting");
   if (PQstatus(conn) != CONNECTION_OK) {
     // libpq's message may quote the connection string (an invalid
@@ -325,6 +411,17 @@ absl::Status Connection::RolledBack(const std::function<absl::Status()>& body) {
   absl::Status undone = Run(nested ? "ROLLBACK TO SAVEPOINT pgshift_scratch" : "ROLLBACK");
   if (nested && undone.ok()) undone = Run("RELEASE SAVEPOINT pgshift_scratch");
   return s.ok() ? undone : s;
+}
+
+std::string Connection::conninfo(absl::string_view keyword) const {
+  std::string out;
+  PQconninfoOption* opts = PQconninfo(conn_);
+  if (opts == nullptr) return out;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (keyword == o->keyword && o->val != nullptr) out = o->val;
+  }
+  PQconninfoFree(opts);
+  return out;
 }
 
 int Connection::backend_pid() const { return PQbackendPID(conn_); }

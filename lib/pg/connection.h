@@ -103,6 +103,10 @@ class Connection {
   // Returns the body's status, else the rollback's.
   absl::Status RolledBack(const std::function<absl::Status()>& body);
 
+  // The value libpq uses for connection option `keyword` of this session
+  // (e.g. "connect_timeout"); "" when it has none.
+  std::string conninfo(absl::string_view keyword) const;
+
   int backend_pid() const;
   int server_version() const;  // server_version_num, e.g. 150004
   // True when the connection is usable; false after the server went away.

@@ -1,0 +1,101 @@
+// How pgshift connects: the user's connection string wins over pgshift's
+// defaults (connect_timeout, application_name, keepalives), those defaults
+// fill only what it leaves out, and a connection string that can never
+// connect is bad input (INVALID_ARGUMENT, exit 2) without a secret in the
+// message, while a server that is not there is UNAVAILABLE (exit 1: retry).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "lib/pg/connection.h"
+#include "pgshift/driver.h"
+#include "tests/support/cli.h"
+#include "tests/support/test_db.h"
+
+namespace {
+
+namespace pt = ::pgshift::testing;
+
+class ConnectionOptions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The test's own environment must not decide what is checked here.
+    unsetenv("PGCONNECT_TIMEOUT");
+    unsetenv("PGAPPNAME");
+  }
+  std::unique_ptr<pgshift::pg::Connection> Open(const std::string& dsn) {
+    auto c = pgshift::pg::Connection::Open(dsn, "pgshift test");
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+  static std::string AppName(pgshift::pg::Connection& c) {
+    auto r = c.Exec("SELECT current_setting('application_name')");
+    return r.ok() ? r->Get(0, 0) : r.status().ToString();
+  }
+  pt::ScratchDatabase db_{"connection"};
+};
+
+TEST_F(ConnectionOptions, DefaultsFillWhatTheDsnLeavesOut) {
+  auto c = Open(db_.dsn());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->conninfo("connect_timeout"), "10");
+  EXPECT_EQ(AppName(*c), "pgshift test");
+  EXPECT_EQ(c->conninfo("keepalives_idle"), "30");
+  EXPECT_EQ(c->conninfo("tcp_user_timeout"), "60000");
+}
+
+TEST_F(ConnectionOptions, TheDsnWins) {
+  auto c = Open(db_.dsn() + " connect_timeout=2 application_name=deploy_job keepalives_idle=7 "
+                            "tcp_user_timeout=5000");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->conninfo("connect_timeout"), "2");
+  EXPECT_EQ(AppName(*c), "deploy_job");
+  EXPECT_EQ(c->conninfo("keepalives_idle"), "7");
+  EXPECT_EQ(c->conninfo("tcp_user_timeout"), "5000");
+}
+
+TEST_F(ConnectionOptions, TheEnvironmentWinsOverPgshiftsDefaults) {
+  setenv("PGCONNECT_TIMEOUT", "3", 1);
+  setenv("PGAPPNAME", "from_env", 1);
+  auto c = Open(db_.dsn());
+  unsetenv("PGCONNECT_TIMEOUT");
+  unsetenv("PGAPPNAME");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->conninfo("connect_timeout"), "3");
+  EXPECT_EQ(AppName(*c), "from_env");
+}
+
+// A connection string that can never connect: INVALID_ARGUMENT naming what is
+// wrong, the password masked; the library and the CLI (exit 2) alike.
+TEST_F(ConnectionOptions, AMalformedDsnIsBadInput) {
+  const std::string secret = "s3cretpw";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {db_.dsn() + " password=" + secret + " bogus=1", "invalid connection option \"bogus\""},
+      {db_.dsn() + " password=" + secret + " sslmode=nope", "invalid sslmode value \"nope\""},
+      {db_.dsn() + " password=" + secret + " port=abc", "invalid port value \"abc\""},
+      {db_.dsn() + " password=" + secret + " connect_timeout=soon", "invalid connect_timeout"},
+      {db_.dsn() + " password=" + secret + " target_session_attrs=rw", "target_session_attrs"},
+      {"postgresql://u:" + secret + "@127.0.0.1/db?sslmode=nope", "invalid sslmode value"},
+      {"password=" + secret + " host='unterminated", "not valid"},
+  };
+  for (const auto& [dsn, expect] : cases) {
+    SCOPED_TRACE(expect);
+    auto d = pgshift::Driver::Connect(dsn, pgshift::Options());
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << d.status();
+    EXPECT_NE(d.status().message().find(expect), absl::string_view::npos) << d.status();
+    EXPECT_EQ(d.status().message().find(secret), absl::string_view::npos) << d.status();
+    pt::CliResult r = pt::RunCli(dsn, {"status"}, {"PGSHIFT_DSN="});
+    EXPECT_EQ(r.exit_code, 2) << pt::Describe(r);
+    EXPECT_EQ(r.err.find(secret), std::string::npos) << pt::Describe(r);
+  }
+  // Nothing listens there: the server may come back, so UNAVAILABLE (exit 1).
+  auto d = pgshift::Driver::Connect("host=127.0.0.1 port=1 connect_timeout=5", pgshift::Options());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kUnavailable) << d.status();
+  pt::CliResult r = pt::RunCli("host=127.0.0.1 port=1 connect_timeout=5", {"status"}, {"PGSHIFT_DSN="});
+  EXPECT_EQ(r.exit_code, 1) << pt::Describe(r);
+}
+
+}  // namespace
