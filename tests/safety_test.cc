@@ -3,7 +3,11 @@
 // pg_blocking_pids, preflight, plans that change nothing, the contract guard
 // with application instances, a non-superuser driver and app role, secrets,
 // two drivers, bad input. Real PostgreSQL throughout.
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -725,6 +729,106 @@ TEST(ControlSchema, AnUpgradeBehindAReaderGivesUpAfterLockTimeout) {
   r = pgshift::testing::RunCli(db.dsn(), {"init"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "5");
+}
+
+// A table of someone else's that happens to sit where pgshift's control
+// tables go is refused (exit 2) and left exactly as it was, by init and by
+// every other command; pgshift knows its own by a marker, not by the name.
+TEST(ControlSchema, AForeignTableIsRefusedAndLeftUntouched) {
+  ScratchDatabase db("control_foreign");
+  Query(db.dsn(), "CREATE SCHEMA pgshift; CREATE TABLE pgshift.migrations (id int PRIMARY KEY,"
+                  " version text, applied_at timestamptz); INSERT INTO pgshift.migrations VALUES (1, 'v1', now())");
+  const std::string before = pgshift::testing::CatalogSnapshot(db.dsn(), "pgshift");
+  const std::string dir = pgshift::testing::TempPath("foreign_dir");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  MakeUsers(db.dsn(), 10);
+  {
+    std::ofstream f(dir + "/0001_rename.json");
+    f << Spec("0001_rename").RenameColumn("users", "name", "full_name").Json();
+  }
+  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"status"}, {"advance", "m"}, {"migrate", dir}}) {
+    SCOPED_TRACE(cmd[0]);
+    CliResult r = RunCli(db.dsn(), cmd);
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("holds tables pgshift did not create: \"pgshift\".\"migrations\"")) << Describe(r);
+  }
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(pgshift::testing::CatalogSnapshot(db.dsn(), "pgshift"), before);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT to_regclass('pgshift.meta') IS NULL"), "t");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT version FROM pgshift.migrations"), "v1");
+  // Another schema is pgshift's own.
+  EXPECT_EQ(RunCli(db.dsn(), {"--control-schema", "deploy", "init"}).exit_code, 0);
+}
+
+// A control schema a newer pgshift upgraded is refused (exit 2, "upgrade
+// pgshift") by init, which must not write its own version over it, and by
+// every command that would work on a layout it does not know.
+TEST(ControlSchema, ANewerVersionIsRefusedNotDowngraded) {
+  ScratchDatabase db("control_newer");
+  MakeUsers(db.dsn(), 10);
+  Registered(db.dsn(), "0017_rename");
+  Query(db.dsn(), "UPDATE pgshift.meta SET value = '99' WHERE key = 'schema_version'");
+  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"status"}, {"status", "0017_rename"}, {"advance", "0017_rename"},
+           {"rollback", "0017_rename"}}) {
+    SCOPED_TRACE(cmd[0]);
+    CliResult r = RunCli(db.dsn(), cmd);
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("at version 99, newer than this pgshift knows")) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("Upgrade pgshift")) << Describe(r);
+  }
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "99");
+  EXPECT_EQ(PhaseOf(db.dsn(), "0017_rename"), "registered");
+}
+
+// Damage by hand: a table whose loss costs no state (history) is recreated
+// by init, and every other command says to run it; a column holding state
+// (migrations.phase) is reported exactly, by init and the others, and
+// nothing is changed.
+TEST(ControlSchema, DamageIsRepairedOrReportedExactly) {
+  ScratchDatabase db("control_damaged");
+  MakeUsers(db.dsn(), 10);
+  Registered(db.dsn(), "0018_rename");
+  Query(db.dsn(), "DROP TABLE pgshift.history");
+  CliResult r = RunCli(db.dsn(), {"status", "0018_rename"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("table \"pgshift\".\"history\" is missing; run `pgshift init` to repair"));
+  ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT to_regclass('pgshift.history') IS NOT NULL"), "t");
+  r = RunCli(db.dsn(), {"advance", "0018_rename"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.history WHERE ok"), "1");
+
+  Query(db.dsn(), "ALTER TABLE pgshift.migrations DROP COLUMN phase; ALTER TABLE pgshift.checkpoints ALTER COLUMN rows_done TYPE numeric");
+  const std::string before = pgshift::testing::CatalogSnapshot(db.dsn(), "pgshift");
+  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+           {"init"}, {"status"}, {"advance", "0018_rename"}}) {
+    SCOPED_TRACE(cmd[0]);
+    r = RunCli(db.dsn(), cmd);
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("is damaged: table \"pgshift\".\"migrations\" lacks column \"phase\" (text)"))
+        << Describe(r);
+    EXPECT_THAT(r.err, HasSubstr("column \"rows_done\" of \"pgshift\".\"checkpoints\" is numeric, not bigint"))
+        << Describe(r);
+  }
+  EXPECT_EQ(pgshift::testing::CatalogSnapshot(db.dsn(), "pgshift"), before);
+}
+
+// A control schema made before pgshift marked its own (no comment on meta)
+// is still pgshift's: init upgrades it and marks it.
+TEST(ControlSchema, AnUnmarkedSchemaOfAnOlderPgshiftIsAdopted) {
+  ScratchDatabase db("control_unmarked");
+  MakeUsers(db.dsn(), 10);
+  Registered(db.dsn(), "0019_rename");
+  Query(db.dsn(), "COMMENT ON TABLE pgshift.meta IS NULL;"
+                  "ALTER TABLE pgshift.checkpoints DROP COLUMN waiting, DROP COLUMN pace;"
+                  "UPDATE pgshift.meta SET value = '4' WHERE key = 'schema_version'");
+  CliResult r = RunCli(db.dsn(), {"init"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT value FROM pgshift.meta WHERE key = 'schema_version'"), "5");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT obj_description('pgshift.meta'::regclass, 'pg_class') LIKE 'pgshift control schema%'"), "t");
+  EXPECT_EQ(PhaseOf(db.dsn(), "0019_rename"), "registered");
 }
 
 // ---------------------------------------------------------------------------

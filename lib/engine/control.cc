@@ -4,6 +4,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "lib/engine/control_schema.h"
 #include "lib/engine/lease.h"
 #include "lib/pg/quote.h"
 #include "lib/util/json.h"
@@ -24,16 +26,46 @@ Control::Control(pg::Connection& conn, std::string schema) : conn_(conn), schema
 
 std::string Control::Table(absl::string_view name) const { return pg::QuoteQualified(schema_, name); }
 
+namespace {
+
+// Why pgshift must not touch the control schema `layout` describes, or OK:
+// tables it did not create, a version newer than it knows, or damage init
+// cannot repair. Every refusal changes nothing.
+absl::Status Refusal(const std::string& schema, const ControlLayout& layout) {
+  const std::string s = pg::QuoteIdent(schema);
+  if (!layout.foreign.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "control schema ", s, " holds tables pgshift did not create: ", layout.foreign,
+        ". pgshift knows its own by a marker on ", pg::QuoteQualified(schema, "meta"),
+        " and leaves these untouched; give pgshift a schema of its own (--control-schema) or move "
+        "them away. Nothing was changed"));
+  }
+  if (layout.version > kControlSchemaVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "control schema ", s, " is at version ", layout.version, ", newer than this pgshift knows (",
+        kControlSchemaVersion, "): a newer pgshift upgraded it. Upgrade pgshift to work with it; "
+        "nothing was changed"));
+  }
+  if (!layout.damage.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "control schema ", s, " is damaged: ", absl::StrJoin(layout.damage, "; "),
+        ". pgshift cannot repair that without the state it held: restore the control schema from "
+        "a backup (pg_dump -n ", schema, "), or, when no migration is in flight, drop it and run "
+        "`pgshift init`. Nothing was changed"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Control::Init(absl::Duration lock_timeout) {
-  // Fast path: already at this version, nothing to create (and no CREATE
-  // privilege needed).
-  auto version = conn_.Exec(absl::StrCat("SELECT value FROM ", Table("meta"),
-                                         " WHERE key = 'schema_version'"));
-  if (version.ok() && version->rows() == 1 &&
-      version->Get(0, 0) == std::to_string(kControlSchemaVersion)) {
+  // Fast path: pgshift's, at this version, nothing to create or repair (and
+  // no CREATE privilege needed).
+  ASSIGN_OR_RETURN(ControlLayout before, InspectControlSchema(conn_, schema_));
+  RETURN_IF_ERROR(Refusal(schema_, before));
+  if (!before.empty() && before.version == kControlSchemaVersion && before.repairable.empty()) {
     return absl::OkStatus();
   }
-  const std::string s = pg::QuoteIdent(schema_);
   absl::Status done = conn_.Transaction([&]() -> absl::Status {
     // Two init runs serialize on the advisory lock key reserved for it.
     RETURN_IF_ERROR(conn_.Run(absl::StrCat("SELECT pg_advisory_xact_lock(", kAdvisoryClassKey, ", 0)")));
@@ -42,76 +74,10 @@ absl::Status Control::Init(absl::Duration lock_timeout) {
     // that no startup check queues behind it longer either.
     RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, true)",
                               {absl::StrCat(absl::ToInt64Milliseconds(lock_timeout), "ms")}));
-    const std::string ddl[] = {
-        absl::StrCat("CREATE SCHEMA IF NOT EXISTS ", s),
-        absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("meta"),
-                     " (key text PRIMARY KEY, value text NOT NULL)"),
-        absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("migrations"),
-                     " (name text PRIMARY KEY,"
-                     " spec jsonb NOT NULL,"
-                     " checksum text NOT NULL,"
-                     " phase text NOT NULL CHECK (phase IN ('registered', 'column_added',"
-                     "   'trigger_installed', 'backfilled', 'validated', 'switched',"
-                     "   'contracted', 'rolled_back')),"
-                     " running_step text,"
-                     " created_at timestamptz NOT NULL DEFAULT now(),"
-                     " updated_at timestamptz NOT NULL DEFAULT now(),"
-                     " last_error text)"),
-        absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("history"),
-                     " (id bigserial PRIMARY KEY,"
-                     " migration text NOT NULL,"
-                     " step text NOT NULL,"
-                     " driver text,"
-                     " started_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
-                     " finished_at timestamptz,"
-                     " ok boolean,"
-                     " error text,"
-                     " statements jsonb NOT NULL DEFAULT '[]',"
-                     " lock_wait_ms bigint NOT NULL DEFAULT 0,"
-                     " rows_touched bigint NOT NULL DEFAULT 0)"),
-        absl::StrCat("CREATE INDEX IF NOT EXISTS history_migration_idx ON ", Table("history"),
-                     " (migration, id)"),
-        absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("checkpoints"),
-                     " (migration text NOT NULL,"
-                     " operation int NOT NULL,"
-                     " last_key jsonb,"
-                     " rows_done bigint NOT NULL DEFAULT 0,"
-                     " rows_estimate bigint NOT NULL DEFAULT 0,"
-                     " done boolean NOT NULL DEFAULT false,"
-                     " updated_at timestamptz NOT NULL DEFAULT now(),"
-                     " PRIMARY KEY (migration, operation))"),
-        // Version 2.
-        absl::StrCat("ALTER TABLE ", Table("history"),
-                     " ADD COLUMN IF NOT EXISTS report jsonb NOT NULL DEFAULT '{}'"),
-        absl::StrCat("CREATE TABLE IF NOT EXISTS ", Table("instances"),
-                     " (migration text NOT NULL,"
-                     " instance_id text NOT NULL,"
-                     " shape text NOT NULL CHECK (shape IN ('old', 'new')),"
-                     " description text NOT NULL DEFAULT '',"
-                     " declared_at timestamptz NOT NULL DEFAULT now(),"
-                     " heartbeat_at timestamptz NOT NULL DEFAULT now(),"
-                     " expires_at timestamptz NOT NULL,"
-                     " PRIMARY KEY (migration, instance_id))"),
-        // Version 3: a pause request honoured by the backfill between
-        // batches (Driver::Pause, or UPDATE ... SET paused = true by hand).
-        absl::StrCat("ALTER TABLE ", Table("migrations"),
-                     " ADD COLUMN IF NOT EXISTS paused boolean NOT NULL DEFAULT false"),
-        // Version 4: the file of a migration directory a migration was
-        // registered from, its checksum then, and whether `baseline`
-        // recorded it without running it.
-        absl::StrCat("ALTER TABLE ", Table("migrations"),
-                     " ADD COLUMN IF NOT EXISTS source_file text,"
-                     " ADD COLUMN IF NOT EXISTS source_checksum text,"
-                     " ADD COLUMN IF NOT EXISTS baselined boolean NOT NULL DEFAULT false"),
-        // Version 5: why a backfill holds back now, and its pace (the
-        // latency guard), for `status` from another process.
-        absl::StrCat("ALTER TABLE ", Table("checkpoints"),
-                     " ADD COLUMN IF NOT EXISTS waiting text NOT NULL DEFAULT '',"
-                     " ADD COLUMN IF NOT EXISTS pace real NOT NULL DEFAULT 1"),
-        absl::StrCat("INSERT INTO ", Table("meta"), " VALUES ('schema_version', '",
-                     kControlSchemaVersion, "') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
-    };
-    for (const std::string& stmt : ddl) RETURN_IF_ERROR(conn_.Run(stmt));
+    // Another init may have finished while this one waited.
+    ASSIGN_OR_RETURN(ControlLayout now, InspectControlSchema(conn_, schema_));
+    RETURN_IF_ERROR(Refusal(schema_, now));
+    for (const std::string& stmt : ControlSchemaDdl(schema_)) RETURN_IF_ERROR(conn_.Run(stmt));
     return absl::OkStatus();
   });
   if (util::SqlStateOf(done) == "55P03") {  // lock_not_available
@@ -133,18 +99,20 @@ absl::StatusOr<bool> Control::Exists() {
 }
 
 absl::Status Control::RequireInitialized() {
-  ASSIGN_OR_RETURN(bool exists, Exists());
-  if (!exists) {
+  ASSIGN_OR_RETURN(ControlLayout layout, InspectControlSchema(conn_, schema_));
+  if (layout.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "control schema \"", schema_, "\" is not set up in this database; run `pgshift init` first"));
   }
-  ASSIGN_OR_RETURN(pg::Result v, conn_.Exec(absl::StrCat("SELECT value FROM ", Table("meta"),
-                                                         " WHERE key = 'schema_version'")));
-  int version = 0;
-  if (v.rows() > 0 && !absl::SimpleAtoi(v.Get(0, 0), &version)) version = 0;
-  if (version < kControlSchemaVersion) {
+  RETURN_IF_ERROR(Refusal(schema_, layout));
+  if (!layout.repairable.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "control schema \"", schema_, "\" is at version ", version, ", this pgshift needs version ",
+        "control schema \"", schema_, "\" is damaged: ", absl::StrJoin(layout.repairable, "; "),
+        "; run `pgshift init` to repair it (it recreates them empty)"));
+  }
+  if (layout.version < kControlSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "control schema \"", schema_, "\" is at version ", layout.version, ", this pgshift needs version ",
         kControlSchemaVersion, "; run `pgshift init` to upgrade it (idempotent, keeps all data)"));
   }
   return absl::OkStatus();
