@@ -47,6 +47,7 @@ import json
 import keyword
 import math
 import os
+import weakref
 from typing import Any, Callable, List, Optional, Union
 
 from . import _pgshift
@@ -634,6 +635,19 @@ def _callback(callback: Optional[Callable], what: str, build: Callable[[dict], A
     return lambda text: callback(build(json.loads(text)))
 
 
+def _forward(owner: "weakref.ref", attr: str, callback: Optional[Callable]):
+    """For the library: calls `attr` of the object `owner` refers to
+    (weakly), while it lives; None when there is no `callback`."""
+    if callback is None:
+        return None
+
+    def forward(text):
+        target = owner()
+        if target is not None:
+            getattr(target, attr)(text)
+    return forward
+
+
 def _progress(callback: Optional[Callable[[Progress], Any]]):
     return _callback(callback, "progress (it receives a pgshift.Progress)",
                      lambda d: _make(Progress, d))
@@ -721,8 +735,18 @@ class Driver:
         opts = options.copy() if options is not None else Options()
         for name, value in kwargs.items():
             opts.set(name, value)
-        self._d = _pgshift.Driver(dsn, opts._o, _progress(progress), _preflight(on_preflight),
-                                  _migrate_event(on_migrate))
+        # The callbacks live on this object, where the garbage collector sees
+        # them; the library holds only forwarders with a weak reference to
+        # it. A callback that refers back to whatever owns the Driver (a
+        # bound method of it) then forms an ordinary cycle: once dropped, it
+        # is collected and the connection closes.
+        self._on_progress = _progress(progress)
+        self._on_preflight = _preflight(on_preflight)
+        self._on_migrate = _migrate_event(on_migrate)
+        me = weakref.ref(self)
+        self._d = _pgshift.Driver(dsn, opts._o, _forward(me, "_on_progress", progress),
+                                  _forward(me, "_on_preflight", on_preflight),
+                                  _forward(me, "_on_migrate", on_migrate))
 
     def __enter__(self) -> "Driver":
         return self

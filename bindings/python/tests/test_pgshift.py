@@ -8,6 +8,7 @@ that carry every field of the library's JSON."""
 
 import dataclasses
 import datetime
+import gc
 import json
 import keyword
 import os
@@ -1084,3 +1085,36 @@ def test_latency_guard_and_throttle_query_options():
         pgshift.Options(latency_guard=True)
     with pytest.raises(pgshift.InvalidArgumentError, match="throttle_query"):
         pgshift.Driver("host=127.0.0.1 port=1 connect_timeout=1", throttle_query="DELETE FROM t")
+
+
+def test_a_dropped_driver_whose_callback_refers_back_to_its_owner_closes(db):
+    # A bound method as callback makes a cycle (owner -> Driver -> callback
+    # -> owner); the garbage collector must be able to break it and the
+    # connections must close with it.
+    tag = f"gc-{os.getpid()}"
+
+    class App:
+        def __init__(self):
+            self.reports = []
+            self.driver = pgshift.Driver(db, driver_name=tag, progress=self.on_progress,
+                                         on_preflight=self.on_progress, on_migrate=self.on_progress)
+
+        def on_progress(self, p):
+            self.reports.append(p)
+
+    def open_sessions():
+        with Conn(db) as c:
+            return int(c.value("SELECT count(*) FROM pg_stat_activity "
+                               f"WHERE application_name LIKE 'pgshift {tag}%'"))
+
+    make_users(db, rows=300)
+    app = App()
+    app.driver.init()
+    app.driver.register(SPEC)
+    app.driver.advance(NAME, to="backfilled")
+    assert app.reports and app.reports[-1].finished  # the forwarded callback ran
+    apps = [App() for _ in range(5)]
+    assert open_sessions() >= 6
+    del app, apps
+    gc.collect()
+    assert open_sessions() == 0
