@@ -251,6 +251,16 @@ struct Options {
   // Called with every event of Driver::Migrate, on the calling thread.
   MigrateCallback on_migrate;
 
+  // Asked before every step and every action of a step, between backfill
+  // batches and while a backfill rests or waits, and while a long statement
+  // (VALIDATE, CREATE INDEX CONCURRENTLY) runs, which it then cancels: when
+  // it returns true, Advance, Rollback, Migrate and Baseline stop there
+  // with CANCELLED, keeping everything that committed (the step is
+  // interrupted and the next call resumes it). How an embedder stops a
+  // driver on Ctrl-C (the Python binding raises KeyboardInterrupt); it may
+  // be called from another thread of the driver than the caller's.
+  std::function<bool()> interrupted;
+
   // Contract even while application instances that declared they need the
   // old shape (check.h, DeclareInstance) are live. Default false: Advance
   // refuses to reach contracted with FailedPrecondition listing them.

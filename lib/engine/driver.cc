@@ -403,6 +403,9 @@ struct Driver::Impl {
         Event("", "", "waiting", "", absl::StrCat(what, "; waiting for it to finish"));
         waited = true;
       }
+      if (options.interrupted && options.interrupted()) {
+        return absl::CancelledError("interrupted while waiting for another migrate (or baseline); nothing was changed");
+      }
       absl::SleepFor(backoff);
       backoff = std::min(backoff * 2, absl::Seconds(1));
     }
@@ -473,6 +476,7 @@ struct Driver::Impl {
     };
     while (true) {
       RETURN_IF_ERROR(lease.Check());
+      RETURN_IF_ERROR(Interrupted(name, to));
       ASSIGN_OR_RETURN(std::vector<SessionInfo> sessions,
                        engine::SessionsOnTable(*conn, table, options.long_transaction));
       std::vector<int> pids;
@@ -529,16 +533,30 @@ struct Driver::Impl {
     record(c);
   }
 
+  // CANCELLED when the caller's Options::interrupted says to stop.
+  absl::Status Interrupted(const std::string& name, Phase to) const {
+    if (!options.interrupted || !options.interrupted()) return absl::OkStatus();
+    return absl::CancelledError(absl::StrCat(
+        "interrupted while reaching ", PhaseName(to), " of \"", name,
+        "\"; what committed is kept: run the same command again to continue"));
+  }
+
   absl::Status RunStep(const std::string& name, OpList& ops, Phase from, Phase to,
                        engine::Lease& lease,
                        const std::vector<engine::LiveInstance>& forced = {}) {
+    // Interrupted between steps: this one is not begun.
+    RETURN_IF_ERROR(Interrupted(name, to));
     RETURN_IF_ERROR(lease.Check());
     RETURN_IF_ERROR(control.SetRunningStep(name, to));
     ASSIGN_OR_RETURN(int64_t attempt,
                      control.BeginAttempt(name, std::string(PhaseName(to)), options.driver_name));
     // The executor asks between backfill batches and while long statements
-    // run, and stops (cancelling them) once the lease is lost.
-    executor.set_lease_check([&lease] { return lease.Check(); });
+    // run, and stops (cancelling them) once the lease is lost or the
+    // caller interrupts.
+    executor.set_lease_check([this, &lease, &name, to] {
+      RETURN_IF_ERROR(lease.Check());
+      return Interrupted(name, to);
+    });
     struct ForgetLease {
       engine::Executor& e;
       ~ForgetLease() { e.set_lease_check(nullptr); }

@@ -95,12 +95,31 @@ struct CallbackSink {
   py::object preflight;  // called with the preflight JSON; None for no reports
   py::object migrate;    // called with the migrate event JSON; None for no events
   py::object error;      // first exception a callback raised
+  py::object interrupt;  // the KeyboardInterrupt (or other signal handler's exception) that stopped a call
   ~CallbackSink() {
     py::gil_scoped_acquire gil;
     progress = py::object();
     preflight = py::object();
     migrate = py::object();
     error = py::object();
+    interrupt = py::object();
+  }
+
+  // Options::interrupted: runs Python's signal handlers (on the main thread
+  // only; elsewhere this is a no-op) and keeps the exception one raised,
+  // SIGINT's KeyboardInterrupt, to raise once the call has stopped.
+  bool Interrupted() {
+    py::gil_scoped_acquire gil;
+    if (interrupt) return true;
+    if (PyErr_CheckSignals() == 0) return false;
+    PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
+    PyErr_Fetch(&type, &value, &trace);
+    PyErr_NormalizeException(&type, &value, &trace);
+    if (value != nullptr && trace != nullptr) PyException_SetTraceback(value, trace);
+    interrupt = py::reinterpret_steal<py::object>(value);
+    Py_XDECREF(type);
+    Py_XDECREF(trace);
+    return true;
   }
 
   // Calls progress (which = &CallbackSink::progress), preflight or migrate
@@ -108,10 +127,15 @@ struct CallbackSink {
   void Report(py::object CallbackSink::*which, const std::string& json) {
     py::gil_scoped_acquire gil;
     py::object& callback = this->*which;
-    if (!callback || callback.is_none() || error) return;
+    if (!callback || callback.is_none() || error || interrupt) return;
     try {
       callback(json);
     } catch (py::error_already_set& e) {
+      // Ctrl-C while the callback ran: the call stops (Interrupted).
+      if (e.matches(PyExc_KeyboardInterrupt)) {
+        if (!interrupt) interrupt = e.value();
+        return;
+      }
       // Exceptions cannot cross the C++ driver; keep the first one and raise
       // it once the call returns. The step itself goes on.
       error = e.value();
@@ -137,6 +161,7 @@ class PyDriver {
     options.on_migrate = [sink](const pgshift::MigrateEvent& e) {
       sink->Report(&CallbackSink::migrate, pgshift::ToJson(e));
     };
+    options.interrupted = [sink] { return sink->Interrupted(); };
     absl::StatusOr<std::unique_ptr<pgshift::Driver>> d;
     {
       py::gil_scoped_release release;
@@ -303,14 +328,17 @@ class PyDriver {
         if (!progress.is_none()) sink_->progress = progress;
         if (!on_event.is_none()) sink_->migrate = on_event;
         sink_->error = py::object();
+        sink_->interrupt = py::object();
       }
       auto result = fn(d);
       {
         py::gil_scoped_acquire gil;
         sink_->progress = saved;
         sink_->migrate = saved_migrate;
-        error = sink_->error;
+        // Ctrl-C stopped the call: that is what the caller sees.
+        error = sink_->interrupt ? sink_->interrupt : sink_->error;
         sink_->error = py::object();
+        sink_->interrupt = py::object();
       }
       return result;
     };

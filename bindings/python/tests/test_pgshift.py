@@ -1118,3 +1118,44 @@ def test_a_dropped_driver_whose_callback_refers_back_to_its_owner_closes(db):
     del app, apps
     gc.collect()
     assert open_sessions() == 0
+
+
+@pytest.mark.parametrize("where", ["while the library works", "inside the progress callback"])
+def test_ctrl_c_stops_advance_between_batches_and_it_resumes(db, where):
+    # SIGINT during advance(to="contracted") raises KeyboardInterrupt as soon
+    # as the backfill is between batches, long before the irreversible
+    # contract; the next advance resumes from the checkpoint and finishes.
+    import signal
+    make_users(db)
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+        if len(seen) == 2 and where == "inside the progress callback":
+            os.kill(os.getpid(), signal.SIGINT)  # raised inside this callback
+
+    def interrupt_soon():
+        while len(seen) < 2:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)  # while the main thread is in the library
+
+    with pgshift.Driver(db, backfill_batch_rows=100, backfill_max_batch_rows=100,
+                        backfill_batch_delay=0.05, latency_guard=0, **FAST) as d:
+        d.init()
+        d.register(SPEC)
+        if where == "while the library works":
+            threading.Thread(target=interrupt_soon, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            d.advance(NAME, to="contracted", progress=on_progress)
+        status = d.status(NAME)
+        assert status.phase == pgshift.Phase.TRIGGER_INSTALLED
+        assert status.running_step == "backfilled"
+        assert 0 < status.backfill[0].rows_done < ROWS
+        assert len(seen) < ROWS // 100  # stopped well before the end
+        with Conn(db) as c:
+            assert c.value("SELECT count(*) FROM information_schema.columns "
+                           "WHERE table_name = 'users' AND column_name = 'name'") == "1"
+        done = d.advance(NAME, to="contracted")
+    assert done.phase == pgshift.Phase.CONTRACTED
+    with Conn(db) as c:
+        assert c.value("SELECT count(*) FROM app.users WHERE full_name = 'user ' || id") == str(ROWS)
