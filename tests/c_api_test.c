@@ -330,6 +330,16 @@ static void test_options_without_server(void) {
   CHECK(take_equals(pgshift_options_get(opt, "latency_guard", &err), "off"));
   pgshift_options_set_throttle_query(opt, "SELECT false");
   CHECK(take_equals(pgshift_options_get(opt, "throttle_query", &err), "SELECT false"));
+  pgshift_options_set_backfill_lock_timeout_ms(opt, 350);
+  CHECK(take_equals(pgshift_options_get(opt, "backfill_lock_timeout", &err), "350ms"));
+  pgshift_options_set_backfill_poll_interval_ms(opt, 2500);
+  CHECK(take_equals(pgshift_options_get(opt, "backfill_poll_interval", &err), "2.5s"));
+  pgshift_options_set_long_transaction_ms(opt, 60000);
+  CHECK(take_equals(pgshift_options_get(opt, "long_transaction", &err), "1m"));
+  pgshift_options_set_max_locked_scan_rows(opt, -1);
+  CHECK(take_equals(pgshift_options_get(opt, "max_locked_scan_rows", &err), "-1"));
+  pgshift_options_set_lease_heartbeat_ms(opt, 2000);
+  CHECK(take_equals(pgshift_options_get(opt, "lease_heartbeat", &err), "2s"));
 
   /* Ranges are checked at connect, before connecting: INVALID_ARGUMENT with
    * the library's message, not UNAVAILABLE. */
@@ -483,6 +493,11 @@ static void test_unreachable_server(void) {
   CHECK(pgshift_require_phase("host=127.0.0.1 port=1 connect_timeout=5", "m",
                               PGSHIFT_PHASE_SWITCHED, NULL, &err) == PGSHIFT_UNAVAILABLE);
   pgshift_free(err);
+}
+
+static int always_interrupted(void* arg) {
+  (void)arg;
+  return 1;
 }
 
 static void test_whole_migration(void) {
@@ -646,6 +661,21 @@ static void test_whole_migration(void) {
   run(blocker, "ROLLBACK");
   PQfinish(blocker);
   CHECK(pgshift_driver_current_phase(d, name, &err) == PGSHIFT_PHASE_REGISTERED);
+
+  /* An interrupted driver stops before the step: CANCELLED, nothing begun. */
+  {
+    pgshift_options_t* iopt = pgshift_options_create();
+    pgshift_driver_t* di;
+    pgshift_options_set_interrupted(iopt, always_interrupted, NULL);
+    di = pgshift_driver_connect(dsn, iopt, &err);
+    CHECK_CODE(PGSHIFT_OK);
+    CHECK(di != NULL && pgshift_driver_advance(di, name, &err) == NULL);
+    CHECK_CODE(PGSHIFT_CANCELLED);
+    CHECK(err != NULL && strstr(err, "interrupted while reaching column_added") != NULL);
+    CHECK(pgshift_driver_current_phase(d, name, &err) == PGSHIFT_PHASE_REGISTERED);
+    pgshift_driver_destroy(di);
+    pgshift_options_destroy(iopt);
+  }
 
   /* Next step. */
   st = pgshift_driver_advance(d, name, &err);

@@ -168,6 +168,30 @@ std::string Str(const Struct& s, const std::string& key) {
   return it == s.fields().end() ? "<missing " + key + ">" : it->second.string_value();
 }
 
+// Every option has a typed C shorthand in pgshift/c.h, and docs/api/c.md
+// lists it: pgshift_options_set_NAME, with _ms for a duration
+// (preflight: pgshift_options_set_preflight_mode, an enum).
+TEST(OptionParity, EveryOptionHasATypedCSetterInTheHeaderAndTheDocs) {
+  auto read = [](const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  const std::string header = read(PGSHIFT_SOURCE_DIR "/include/pgshift/c.h");
+  const std::string docs = read(PGSHIFT_SOURCE_DIR "/docs/api/c.md");
+  ASSERT_FALSE(header.empty());
+  ASSERT_FALSE(docs.empty());
+  for (const pgshift::OptionInfo& o : pgshift::OptionList()) {
+    std::string setter = absl::StrCat("pgshift_options_set_", o.name);
+    if (std::string(o.kind) == "duration") absl::StrAppend(&setter, "_ms");
+    if (std::string(o.name) == "preflight") absl::StrAppend(&setter, "_mode");
+    absl::StrAppend(&setter, "(");
+    EXPECT_NE(header.find(setter), std::string::npos) << setter << " is missing from pgshift/c.h";
+    EXPECT_NE(docs.find(setter), std::string::npos) << setter << " is missing from docs/api/c.md";
+  }
+}
+
 // ---- the cases themselves ------------------------------------------------------
 
 TEST(OptionParity, EveryOptionHasTestValues) {

@@ -302,6 +302,13 @@ PGSHIFT_C_EXPORT void pgshift_options_set_backfill_max_batch_rows(pgshift_option
 /* Pause between backfill batches. Default 0. */
 PGSHIFT_C_EXPORT void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* options,
                                                                   int64_t ms);
+/* lock_timeout of a backfill batch; a batch that waits longer is rolled
+ * back, halved and retried. Default 200. */
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_lock_timeout_ms(pgshift_options_t* options,
+                                                                   int64_t ms);
+/* How often a paused or throttled backfill looks again. Default 1000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_backfill_poll_interval_ms(pgshift_options_t* options,
+                                                                    int64_t ms);
 /* Pause the backfill while a standby replays more than this far behind;
  * 0 disables. Default 10000. */
 PGSHIFT_C_EXPORT void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* options,
@@ -320,6 +327,16 @@ PGSHIFT_C_EXPORT void pgshift_options_set_throttle_query(pgshift_options_t* opti
  * resumes from its checkpoint on the next call. Default 0. */
 PGSHIFT_C_EXPORT void pgshift_options_set_backfill_max_batches(pgshift_options_t* options,
                                                                int64_t batches);
+/* What counts as a long transaction for the preflight. Default 5000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_long_transaction_ms(pgshift_options_t* options,
+                                                              int64_t ms);
+/* Refuse a scan or rewrite under ACCESS EXCLUSIVE of a table with more rows
+ * than this; negative for no limit. Default 10000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_max_locked_scan_rows(pgshift_options_t* options,
+                                                               int64_t rows);
+/* How often the driver lease is refreshed on its connection. Default 5000. */
+PGSHIFT_C_EXPORT void pgshift_options_set_lease_heartbeat_ms(pgshift_options_t* options,
+                                                             int64_t ms);
 /* Name recorded in history rows and shown to a second driver. Default
  * "<host>:<pid>". */
 PGSHIFT_C_EXPORT void pgshift_options_set_driver_name(pgshift_options_t* options,
@@ -368,6 +385,17 @@ PGSHIFT_C_EXPORT void pgshift_options_set_preflight(pgshift_options_t* options,
  * pgshift_driver_advance. */
 PGSHIFT_C_EXPORT void pgshift_options_set_migrate_callback(pgshift_options_t* options,
                                                            pgshift_migrate_fn fn, void* arg);
+
+/* Asked with `arg` before every step and action, between backfill batches,
+ * while a backfill rests or waits, during preflight and migrate-lock waits,
+ * and while a long statement runs (which it then cancels), possibly from
+ * another thread of the driver: nonzero stops pgshift_driver_advance,
+ * _rollback, _migrate or _baseline there with PGSHIFT_CANCELLED, keeping
+ * what committed (the next call resumes). E.g. return a flag a SIGINT
+ * handler sets. NULL `fn` removes it. */
+typedef int (*pgshift_interrupted_fn)(void* arg);
+PGSHIFT_C_EXPORT void pgshift_options_set_interrupted(pgshift_options_t* options,
+                                                      pgshift_interrupted_fn fn, void* arg);
 
 /* ---- Migration specs ----------------------------------------------------
  * A parsed migration file (the proto3 JSON form of pgshift.v1.Migration). */

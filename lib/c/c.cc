@@ -266,8 +266,31 @@ void pgshift_options_set_backfill_max_batch_rows(pgshift_options_t* o, int64_t r
 void pgshift_options_set_backfill_batch_delay_ms(pgshift_options_t* o, int64_t ms) {
   SetMs(o, "backfill_batch_delay", ms);
 }
+void pgshift_options_set_backfill_lock_timeout_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "backfill_lock_timeout", ms);
+}
+void pgshift_options_set_backfill_poll_interval_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "backfill_poll_interval", ms);
+}
 void pgshift_options_set_max_replication_lag_ms(pgshift_options_t* o, int64_t ms) {
   SetMs(o, "max_replication_lag", ms);
+}
+void pgshift_options_set_long_transaction_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "long_transaction", ms);
+}
+void pgshift_options_set_max_locked_scan_rows(pgshift_options_t* o, int64_t rows) {
+  SetTyped(o, "max_locked_scan_rows", absl::StrCat(rows));
+}
+void pgshift_options_set_lease_heartbeat_ms(pgshift_options_t* o, int64_t ms) {
+  SetMs(o, "lease_heartbeat", ms);
+}
+void pgshift_options_set_interrupted(pgshift_options_t* o, pgshift_interrupted_fn fn, void* arg) {
+  if (o == nullptr) return;
+  if (fn == nullptr) {
+    o->rep.interrupted = nullptr;
+    return;
+  }
+  o->rep.interrupted = [fn, arg] { return fn(arg) != 0; };
 }
 void pgshift_options_set_latency_guard(pgshift_options_t* o, double ratio) {
   // The field itself, so that a ratio out of range is refused at connect
