@@ -12,6 +12,7 @@ PACKAGES=(
   pybind11-dev python3-dev python3-pytest
   python3-pip python3-setuptools python3-wheel  # pip install ./bindings/python (offline, in a venv)
   postgresql pgbouncer
+  valgrind  # the C API test runs under memcheck too (tests/CMakeLists.txt)
 )
 
 missing=()
