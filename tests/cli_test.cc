@@ -380,6 +380,11 @@ std::vector<BadInput> BadInputs() {
   file("ColumnUsedByView", rename("users", "nick", "handle"), {"nick", "nicks"});
   out.push_back({"MissingFile", "", {"register", "/nonexistent/m.json"}, {"/nonexistent/m.json"}});
   out.push_back({"RegisterWithoutFile", "", {"register"}, {"FILE"}});
+  // Bytes that are not UTF-8, in a file and in a path: the JSON error stays
+  // valid JSON (U+FFFD for each).
+  out.push_back({"NonUtf8File", "{\"name\": \"m\xff\", \"operations\": []}", {"register", "FILE"},
+                 {"malformed JSON"}});
+  out.push_back({"NonUtf8Path", "", {"register", "/nonexistent/m\xfe.json"}, {"/nonexistent/m"}});
   out.push_back({"AdvanceWithoutName", "", {"advance"}, {"NAME"}});
   out.push_back({"AdvanceUnknownMigration", "", {"advance", "nosuchmigration"},
                  {"nosuchmigration", "not registered"}});

@@ -1,4 +1,5 @@
 #include "lib/pg/quote.h"
+#include "lib/util/json.h"
 
 #include "gtest/gtest.h"
 
@@ -42,3 +43,17 @@ TEST(CheckIdentifier, RefusesInvalidUtf8) {
 
 }  // namespace
 }  // namespace pgshift::pg
+
+// JSON output is UTF-8 whatever bytes a file name or a file held: each byte
+// outside a well-formed sequence becomes U+FFFD, well-formed ones stay.
+TEST(JsonQuote, ReplacesBytesThatAreNotUtf8) {
+  using ::pgshift::util::JsonQuote;
+  EXPECT_EQ(JsonQuote("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98"), "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x98\"");
+  EXPECT_EQ(JsonQuote("/tmp/bad\xfe.json"), "\"/tmp/bad\\ufffd.json\"");
+  EXPECT_EQ(JsonQuote("m\xff\""), "\"m\\ufffd\\\"\"");
+  EXPECT_EQ(JsonQuote("\xc0\xaf"), "\"\\ufffd\\ufffd\"");            // overlong "/"
+  EXPECT_EQ(JsonQuote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");  // a surrogate
+  EXPECT_EQ(JsonQuote("\xf4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // past U+10FFFF
+  EXPECT_EQ(JsonQuote("cut \xe2\x82"), "\"cut \\ufffd\\ufffd\"");
+  EXPECT_EQ(JsonQuote("tab\there\x01"), "\"tab\\there\\u0001\"");
+}

@@ -7,10 +7,47 @@
 
 namespace pgshift::util {
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (1 to 4),
+// or 0 when it is not one (a stray continuation byte, an overlong form, a
+// surrogate, past U+10FFFF, or cut short).
+size_t Utf8SequenceLength(absl::string_view s) {
+  const auto b = [&s](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) n = 2;
+  else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+  else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+  else return 0;
+  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
 std::string JsonQuote(absl::string_view text) {
   std::string out = "\"";
-  for (char ch : text) {
-    unsigned char c = static_cast<unsigned char>(ch);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {
+      // JSON is UTF-8: a byte that is not part of a well-formed sequence (a
+      // file or path in another encoding) becomes U+FFFD.
+      const size_t n = Utf8SequenceLength(text.substr(i));
+      if (n == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(text.data() + i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (ch) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

@@ -464,11 +464,17 @@ def load_migration(migration: MigrationLike) -> Migration:
             raise InvalidArgumentError(f"migration dict is not JSON-serializable: {e}") from None
         return _pgshift.parse_migration(text, "migration dict")
     if isinstance(migration, (bytes, bytearray)):
-        return _pgshift.parse_migration(bytes(migration).decode("utf-8"), "migration JSON")
+        try:
+            text = bytes(migration).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidArgumentError(f"migration JSON is not UTF-8: {e}") from None
+        return _pgshift.parse_migration(text, "migration JSON")
     if isinstance(migration, str) and migration.lstrip().startswith("{"):
         return _pgshift.parse_migration(migration, "migration JSON")
     if isinstance(migration, (str, os.PathLike)):
-        return _pgshift.load_migration(os.fspath(migration))
+        # The path's bytes (a name that is not UTF-8 arrives here with
+        # surrogate escapes, which a C++ string cannot take).
+        return _pgshift.load_migration(os.fsencode(migration))
     raise TypeError(
         "a migration is a file path, JSON text, a dict or a pgshift.Migration, not "
         f"{type(migration).__name__}")
@@ -666,12 +672,13 @@ def _migrate_event(callback: Optional[Callable[[MigrateEvent], Any]]):
 DirectoryLike = Union[str, bytes, "os.PathLike[str]"]
 
 
-def _directory(directory: DirectoryLike) -> str:
-    """A migration directory given as str, bytes or os.PathLike, as a str."""
+def _directory(directory: DirectoryLike) -> bytes:
+    """A migration directory given as str, bytes or os.PathLike, as the
+    bytes the library takes (a name that is not UTF-8 included)."""
     if not isinstance(directory, (str, bytes, os.PathLike)):
         raise TypeError("a migration directory is a path (str, bytes or os.PathLike), not "
                         f"{type(directory).__name__}")
-    return os.fsdecode(directory)
+    return os.fsencode(directory)
 
 
 def _ttl_seconds(ttl: Any) -> float:

@@ -419,8 +419,13 @@ PYBIND11_MODULE(_pgshift, m) {
       if (p) std::rethrow_exception(p);
     } catch (const StatusError& e) {
       py::object raise_for = py::module_::import("pgshift.errors").attr("_error_for");
-      py::object exc = raise_for(static_cast<int>(e.status.code()),
-                                 std::string(e.status.message()), pgshift::SqlState(e.status));
+      // A message may quote a file or path that is not UTF-8: such bytes
+      // become U+FFFD, as in the CLI's JSON, never a UnicodeDecodeError.
+      const absl::string_view message = e.status.message();
+      PyObject* text = PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()), "replace");
+      if (text == nullptr) throw py::error_already_set();
+      py::object exc = raise_for(static_cast<int>(e.status.code()), py::reinterpret_steal<py::str>(text),
+                                 pgshift::SqlState(e.status));
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     }
   });

@@ -1159,3 +1159,25 @@ def test_ctrl_c_stops_advance_between_batches_and_it_resumes(db, where):
     assert done.phase == pgshift.Phase.CONTRACTED
     with Conn(db) as c:
         assert c.value("SELECT count(*) FROM app.users WHERE full_name = 'user ' || id") == str(ROWS)
+
+
+def test_bytes_that_are_not_utf8_raise_pgshift_errors(db, tmp_path):
+    # A file or path in another encoding: a pgshift error whose message has
+    # U+FFFD where the bytes were, never UnicodeDecodeError or TypeError.
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_bytes(b'{"name": "m\xff", "operations": []}')
+    odd_name = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"odd\xfe.json"))
+    with open(odd_name, "wb") as f:
+        f.write(b'{"name": "m\xff", "operations": []}')
+    with pytest.raises(pgshift.InvalidArgumentError, match="malformed JSON") as e:
+        pgshift.load_migration(bad_file)
+    assert "\ufffd" in str(e.value)
+    with pytest.raises(pgshift.InvalidArgumentError, match="odd\ufffd.json"):
+        pgshift.load_migration(odd_name)
+    with pytest.raises(pgshift.InvalidArgumentError, match="not UTF-8"):
+        pgshift.load_migration(b'{"name": "m\xfe"}')
+    with pytest.raises(pgshift.NotFoundError, match="gone\ufffd"):
+        pgshift.load_migration(os.fsdecode(b"/nonexistent/gone\xfe.json"))
+    with pgshift.Driver(db) as d:
+        with pytest.raises(pgshift.NotFoundError, match="nodir\ufffd"):
+            d.migrate(os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"nodir\xfe")))
