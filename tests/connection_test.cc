@@ -99,3 +99,31 @@ TEST_F(ConnectionOptions, AMalformedDsnIsBadInput) {
 }
 
 }  // namespace
+
+namespace {
+
+// After the server ended the driver's session (a restart, or the backend
+// terminated: the client sees the same FATAL and closed socket), the next
+// call connects again instead of failing forever.
+TEST(DriverSession, TheNextCallConnectsAgainAfterTheSessionWasEnded) {
+  pt::ScratchDatabase db("reconnect");
+  pgshift::Options o;
+  o.driver_name = "reconnect-test";
+  auto d = pgshift::Driver::Connect(db.dsn(), o);
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE((*d)->Init().ok());
+  const std::string pid = pt::QueryValue(
+      db.dsn(), "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgshift reconnect-test'");
+  ASSERT_FALSE(pid.empty());
+  pt::Query(db.dsn(), "SELECT pg_terminate_backend(" + pid + ", 10000)");
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::vector<pgshift::MigrationStatus>> all = (*d)->List();
+    ASSERT_TRUE(all.ok()) << "call " << i << ": " << all.status();
+    EXPECT_TRUE(all->empty());
+  }
+  EXPECT_NE(pt::QueryValue(db.dsn(), "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                     "'pgshift reconnect-test'"),
+            pid);
+}
+
+}  // namespace

@@ -156,6 +156,17 @@ struct Driver::Impl {
 
   std::string AppName() const { return absl::StrCat("pgshift ", options.driver_name); }
 
+  // Every call starts on a live session: after a server restart (or its
+  // backend was terminated) the driver connects again rather than fail
+  // forever. Only here, between calls, where no session state is relied on.
+  absl::Status Reconnect() {
+    if (conn->Alive()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> fresh, pg::Connection::Open(dsn, AppName()));
+    *conn = std::move(*fresh);  // control and executor keep their reference to *conn
+    monitor.reset();
+    return absl::OkStatus();
+  }
+
   // The second connection the executor watches statements from; reopened
   // after a failure, nullptr when it cannot be opened.
   pg::Connection* Monitor() {
@@ -644,9 +655,13 @@ absl::StatusOr<std::unique_ptr<Driver>> Driver::Connect(const std::string& dsn, 
 
 int Driver::server_version() const { return impl_->conn->server_version(); }
 
-absl::Status Driver::Init() { return impl_->control.Init(impl_->options.lock_timeout); }
+absl::Status Driver::Init() {
+  RETURN_IF_ERROR(impl_->Reconnect());
+  return impl_->control.Init(impl_->options.lock_timeout);
+}
 
 absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(migration));
   Plan plan;
@@ -727,6 +742,7 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
 }
 
 absl::StatusOr<MigrationStatus> Driver::Register(const v1::Migration& migration) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   const std::string json = CanonicalJson(migration);
@@ -745,6 +761,7 @@ absl::StatusOr<MigrationStatus> Driver::Register(const v1::Migration& migration)
 }
 
 absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::optional<Phase> to) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, d.control.Load(name));
@@ -793,6 +810,7 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
 }
 
 absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, d.control.Load(name));
@@ -827,26 +845,31 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
 
 absl::StatusOr<LintReport> Driver::Lint(absl::string_view sql, absl::string_view origin,
                                         const LintOptions& options) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   return engine::Lint(impl_->conn.get(), sql, origin, options);
 }
 
 absl::StatusOr<v1::Migration> Driver::ConvertSql(absl::string_view sql, absl::string_view origin,
                                                  const std::string& name) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   catalog::ServerLintCatalog lint_catalog(*impl_->conn);
   return ConvertSqlMigration(sql, origin, name, lint_catalog);
 }
 
 absl::Status Driver::Pause(const std::string& name) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   return impl_->control.SetPaused(name, true);
 }
 
 absl::Status Driver::Resume(const std::string& name) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   return impl_->control.SetPaused(name, false);
 }
 
 absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, impl_->control.Load(name));
   ASSIGN_OR_RETURN(stored.status.driver,
@@ -865,6 +888,7 @@ absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<MigrationStatus>> Driver::List() {
+  RETURN_IF_ERROR(impl_->Reconnect());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> all, impl_->control.LoadAll());
   std::vector<MigrationStatus> out;
@@ -873,10 +897,12 @@ absl::StatusOr<std::vector<MigrationStatus>> Driver::List() {
 }
 
 absl::StatusOr<Phase> Driver::CurrentPhase(const std::string& name) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   return impl_->control.CurrentPhase(name);
 }
 
 absl::Status Driver::RequirePhase(const std::string& name, Phase at_least) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   ASSIGN_OR_RETURN(Phase p, CurrentPhase(name));
   return engine::PhaseReached(name, p, at_least);
 }
@@ -910,6 +936,7 @@ std::string DoneSoFar(const MigrateReport& report) {
 }  // namespace
 
 absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   catalog::ServerLintCatalog lint_catalog(*d.conn);
   ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir, &lint_catalog));
@@ -930,6 +957,7 @@ absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) 
 }
 
 absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const MigrateOptions& mo) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   if (mo.contract && mo.to) {
     return absl::InvalidArgumentError(
@@ -1142,6 +1170,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
 }
 
 absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const std::string& through) {
+  RETURN_IF_ERROR(impl_->Reconnect());
   Impl& d = *impl_;
   ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
   const engine::MigrationFile* last = nullptr;

@@ -1,6 +1,7 @@
 #include "lib/pg/connection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -411,6 +412,18 @@ absl::Status Connection::RolledBack(const std::function<absl::Status()>& body) {
   absl::Status undone = Run(nested ? "ROLLBACK TO SAVEPOINT pgshift_scratch" : "ROLLBACK");
   if (nested && undone.ok()) undone = Run("RELEASE SAVEPOINT pgshift_scratch");
   return s.ok() ? undone : s;
+}
+
+bool Connection::Alive() {
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return false;
+  // Read while the socket has something (without waiting): the FATAL
+  // message first, then the end of the stream, which makes the status bad.
+  for (int reads = 0; reads < 8; ++reads) {
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (p.fd < 0 || poll(&p, 1, 0) <= 0) break;
+    if (PQconsumeInput(conn_) == 0) return false;
+  }
+  return PQstatus(conn_) == CONNECTION_OK;
 }
 
 std::string Connection::conninfo(absl::string_view keyword) const {

@@ -111,6 +111,10 @@ class Connection {
   int server_version() const;  // server_version_num, e.g. 150004
   // True when the connection is usable; false after the server went away.
   bool ok() const;
+  // As ok(), after reading what the server sent while the session was idle:
+  // a server that restarted, or a backend that was terminated, sent a FATAL
+  // message and closed the socket, which only shows once it is read.
+  bool Alive();
   // True inside BEGIN ... COMMIT (or a failed transaction not yet ended).
   bool in_transaction() const;
   // Asks the server to cancel the running statement (thread-safe).

@@ -1181,3 +1181,16 @@ def test_bytes_that_are_not_utf8_raise_pgshift_errors(db, tmp_path):
     with pgshift.Driver(db) as d:
         with pytest.raises(pgshift.NotFoundError, match="nodir\ufffd"):
             d.migrate(os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"nodir\xfe")))
+
+
+def test_a_driver_connects_again_after_the_server_ended_its_session(db):
+    with pgshift.Driver(db, driver_name="py-reconnect") as d:
+        d.init()
+        with Conn(db) as c:
+            c.query("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                    "WHERE application_name = 'pgshift py-reconnect'")
+        assert not d.closed
+        assert d.list() == []
+        with Conn(db) as c:
+            assert c.value("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE application_name = 'pgshift py-reconnect'") == "1"
