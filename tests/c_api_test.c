@@ -570,9 +570,11 @@ static void test_whole_migration(void) {
   CHECK_CODE(PGSHIFT_OK);
   REQUIRE(d != NULL);
   CHECK(pgshift_driver_server_version(d) >= 110000);
-  /* Calls that need the control schema say so before init. */
+  /* Calls that need the control schema say so before init (bad input:
+   * wrong database or control schema, or no init yet). */
   CHECK(pgshift_driver_status(d, name, &err) == NULL);
-  CHECK_CODE(PGSHIFT_FAILED_PRECONDITION);
+  CHECK_CODE(PGSHIFT_NOT_FOUND);
+  CHECK(err != NULL && strstr(err, "run `pgshift init` first") != NULL);
   CHECK(pgshift_driver_init(d, &err) == PGSHIFT_OK);
   CHECK(pgshift_driver_init(d, &err) == PGSHIFT_OK); /* idempotent */
 

@@ -6,9 +6,16 @@
 // table row. Drives the built CLI (PGSHIFT_CLI) as a child process.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <ostream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -466,6 +473,120 @@ TEST_P(CliBadInput, Exits2SaysWhatIsWrongAndChangesNothing) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, CliBadInput, ::testing::ValuesIn(BadInputs()),
                          [](const ::testing::TestParamInfo<BadInput>& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------
+// Exit codes: every command through every failure class, against the
+// policy below and against the codes docs/cli.md's command table lists for
+// it (so that the table and the behaviour cannot drift apart).
+
+// Command word -> the exit codes docs/cli.md's command table gives it (rows
+// of one word, like `status [NAME]` and `status DIR`, are merged).
+std::map<std::string, std::set<int>> DocumentedExitCodes() {
+  std::ifstream f(PGSHIFT_SOURCE_DIR "/docs/cli.md");
+  std::map<std::string, std::set<int>> out;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("| `", 0) != 0) continue;
+    const size_t start = 3, end = line.find_first_of(" `", start);
+    const std::string word = line.substr(start, end - start);
+    const size_t last = line.rfind('|', line.size() - 2);
+    std::stringstream codes(line.substr(last + 1));
+    std::string code;
+    while (std::getline(codes, code, ',')) {
+      code.erase(std::remove(code.begin(), code.end(), ' '), code.end());
+      code.erase(std::remove(code.begin(), code.end(), '|'), code.end());
+      if (!code.empty() && std::all_of(code.begin(), code.end(), ::isdigit)) out[word].insert(std::stoi(code));
+    }
+  }
+  return out;
+}
+
+TEST(CliExitCodes, EveryCommandThroughEveryFailureClassAsDocumented) {
+  const std::map<std::string, std::set<int>> documented = DocumentedExitCodes();
+  ASSERT_GE(documented.size(), 15u) << "docs/cli.md's command table was not found";
+  const std::string dir = pt::TempPath("exit_codes_dir");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  const std::string name = "0001_rename";
+  {
+    std::ofstream f(dir + "/" + name + ".json");
+    f << pt::Spec(name).RenameColumn("users", "name", "full_name").Json();
+  }
+  const std::string file = dir + "/" + name + ".json";
+  const std::string sql = pt::WriteTempFile("CREATE INDEX CONCURRENTLY users_name_idx ON users (name);\n", ".sql");
+  struct Command {
+    std::vector<std::string> args;
+    bool needs_control;  // refused (2) where the control schema is not set up
+  };
+  const std::vector<Command> commands = {
+      {{"init"}, false},
+      {{"plan", file}, false},
+      {{"register", file}, true},
+      {{"advance", name}, true},
+      {{"rollback", name}, true},
+      {{"status"}, true},
+      {{"status", name}, true},
+      {{"check", name, "--at-least", "switched"}, true},
+      {{"pause", name}, true},
+      {{"resume", name}, true},
+      {{"declare", name, "--shape", "old", "--instance-id", "x"}, true},
+      {{"withdraw", name, "--instance-id", "x"}, true},
+      {{"migrate", dir}, false},
+      {{"migrate", dir, "--contract"}, false},
+      {{"status", dir}, false},
+      {{"baseline", dir, "--through", name}, false},
+      {{"convert", sql}, false},
+      {{"lint", sql}, false},
+  };
+  auto setup = [](const std::string& dsn) {
+    pt::Query(dsn, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'a')");
+  };
+  pt::ScratchDatabase granted("exit_codes_nopriv");
+  setup(granted.dsn());
+  ASSERT_EQ(Cli(granted.dsn(), {"init"}).exit_code, 0);
+  const std::string role = "pgshift_nopriv_" + std::to_string(getpid());
+  pt::Query(granted.dsn(), "DROP ROLE IF EXISTS " + role + "; CREATE ROLE " + role + " LOGIN");
+  const std::string nopriv = pt::DsnWithUser(granted.dsn(), role);
+
+  for (const Command& c : commands) {
+    const std::string& word = c.args[0];
+    const std::string what = absl::StrJoin(c.args, " ");
+    ASSERT_TRUE(documented.count(word)) << word << " is not in docs/cli.md's command table";
+    const bool reads_sql_only = word == "lint" || word == "convert";
+    struct Class {
+      const char* label;
+      std::string dsn;
+      std::vector<std::string> extra;
+      int expect;
+    };
+    pt::ScratchDatabase fresh("exit_codes_fresh");
+    setup(fresh.dsn());
+    const std::vector<Class> classes = {
+        // Bad usage: nothing runs.
+        {"an unknown option", fresh.dsn(), {"--no-such-option"}, 2},
+        // The server cannot be reached: re-run later (1); lint and convert
+        // keep 1 for "unsafe" and say 2.
+        {"the server is down", "host=127.0.0.1 port=1 connect_timeout=5 dbname=x", {}, reads_sql_only ? 2 : 1},
+        // No control schema: bad input for what needs one (wrong database or
+        // --control-schema, or no init), "not reached" for check.
+        {"no control schema", fresh.dsn(), {}, word == "check" ? 3 : c.needs_control ? 2 : 0},
+        // A role without grants: refused by the server (1), except what only
+        // reads the catalog.
+        {"a role without privileges", nopriv, {}, reads_sql_only ? 0 : 1},
+    };
+    for (const Class& k : classes) {
+      SCOPED_TRACE(what + ", " + k.label);
+      std::vector<std::string> args = c.args;
+      args.insert(args.end(), k.extra.begin(), k.extra.end());
+      pt::CliResult r = Cli(k.dsn, args);
+      EXPECT_EQ(r.exit_code, k.expect) << Describe(r);
+      EXPECT_TRUE(documented.at(word).count(r.exit_code))
+          << "docs/cli.md lists " << word << " with other exit codes than " << r.exit_code << ": "
+          << Describe(r);
+    }
+  }
+  pt::Query(granted.dsn(), "DROP OWNED BY " + role + "; DROP ROLE " + role);
+  std::filesystem::remove_all(dir);
+}
 
 // ---------------------------------------------------------------------------
 // Awkward identifiers: a rename through every phase works for each.

@@ -815,6 +815,55 @@ TEST(ControlSchema, DamageIsRepairedOrReportedExactly) {
   EXPECT_EQ(pgshift::testing::CatalogSnapshot(db.dsn(), "pgshift"), before);
 }
 
+// The same migration (or any touching the same table) under a second
+// control schema is refused while the first has it active: the second would
+// otherwise take its own lease and contract under the first's feet. Other
+// tables are free, and once the first is done the second may go on.
+TEST(ControlSchema, ASecondControlSchemaRefusesATableAnotherIsChanging) {
+  ScratchDatabase db("control_second");
+  MakeUsers(db.dsn(), 50);
+  Query(db.dsn(), "CREATE TABLE orders (id int PRIMARY KEY, note text)");
+  const std::string file = Spec("0020_rename").RenameColumn("users", "name", "full_name").File();
+  ASSERT_EQ(RunCli(db.dsn(), {"init"}).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"register", file}).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"advance", "0020_rename", "--to", "validated"}).exit_code, 0);
+  ASSERT_EQ(RunCli(db.dsn(), {"--control-schema", "other", "init"}).exit_code, 0);
+  const std::string touching = Spec("0021_display").RenameColumn("users", "name", "display").File();
+  for (const std::string& f : {file, touching}) {
+    for (const char* cmd : {"plan", "register"}) {
+      SCOPED_TRACE(std::string(cmd) + " " + f);
+      CliResult r = RunCli(db.dsn(), {"--control-schema", "other", cmd, f});
+      EXPECT_EQ(r.exit_code, 2) << Describe(r);
+      EXPECT_THAT(r.err, HasSubstr("active migration \"0020_rename\" of control schema \"pgshift\"")) << Describe(r);
+    }
+  }
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM other.migrations"), "0");
+  // A directory run under the second schema stops there too, naming it.
+  const std::string dir = pgshift::testing::TempPath("second_dir");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  {
+    std::ofstream f(dir + "/0020_rename.json");
+    f << Spec("0020_rename").RenameColumn("users", "name", "full_name").Json();
+  }
+  CliResult r = RunCli(db.dsn(), {"--control-schema", "other", "migrate", dir});
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("from control schema \"pgshift\"")) << Describe(r);
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM other.migrations"), "0");
+  EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' "
+                                 "AND column_name = 'name'"),
+            "1");
+  // Another table is free.
+  r = RunCli(db.dsn(), {"--control-schema", "other", "register",
+                        Spec("0022_orders").RenameColumn("orders", "note", "remark").File()});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  // Once the first is finished, the table is free again.
+  ASSERT_EQ(RunCli(db.dsn(), {"advance", "0020_rename", "--to", "contracted"}).exit_code, 0);
+  r = RunCli(db.dsn(), {"--control-schema", "other", "register",
+                        Spec("0023_display").RenameColumn("users", "full_name", "display").File()});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  std::filesystem::remove_all(dir);
+}
+
 // A control schema made before pgshift marked its own (no comment on meta)
 // is still pgshift's: init upgrades it and marks it.
 TEST(ControlSchema, AnUnmarkedSchemaOfAnOlderPgshiftIsAdopted) {
@@ -834,12 +883,7 @@ TEST(ControlSchema, AnUnmarkedSchemaOfAnOlderPgshiftIsAdopted) {
 // ---------------------------------------------------------------------------
 // No superuser
 
-std::string WithUser(const std::string& dsn, const std::string& user) {
-  if (absl::StartsWith(dsn, "postgres")) {
-    return absl::StrCat(dsn, absl::StrContains(dsn, "?") ? "&" : "?", "user=", user);
-  }
-  return absl::StrCat(dsn, " user=", user);
-}
+constexpr auto WithUser = ::pgshift::testing::DsnWithUser;
 
 TEST(Privileges, NonSuperuserDriverAndAnAppRoleThatOnlyChecks) {
   ScratchDatabase db("privileges");

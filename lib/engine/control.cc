@@ -64,6 +64,15 @@ absl::Status Control::Init(absl::Duration lock_timeout) {
   ASSIGN_OR_RETURN(ControlLayout before, InspectControlSchema(conn_, schema_));
   RETURN_IF_ERROR(Refusal(schema_, before));
   if (!before.empty() && before.version == kControlSchemaVersion && before.repairable.empty()) {
+    if (!before.marked) {
+      // Made before pgshift marked its own: mark it, so that other control
+      // schemas see its migrations (best effort: only its owner may).
+      (void)conn_.Transaction([&]() -> absl::Status {
+        RETURN_IF_ERROR(conn_.Run("SELECT set_config('lock_timeout', $1, true)",
+                                  {absl::StrCat(absl::ToInt64Milliseconds(lock_timeout), "ms")}));
+        return conn_.Run(absl::StrCat("COMMENT ON TABLE ", Table("meta"), " IS ", pg::QuoteLiteral(kControlMarker)));
+      });
+    }
     return absl::OkStatus();
   }
   absl::Status done = conn_.Transaction([&]() -> absl::Status {
@@ -101,8 +110,11 @@ absl::StatusOr<bool> Control::Exists() {
 absl::Status Control::RequireInitialized() {
   ASSIGN_OR_RETURN(ControlLayout layout, InspectControlSchema(conn_, schema_));
   if (layout.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "control schema \"", schema_, "\" is not set up in this database; run `pgshift init` first"));
+    // Bad input rather than a state to continue from: most often the wrong
+    // database or control schema name, else a database never initialized.
+    return absl::NotFoundError(absl::StrCat(
+        "control schema \"", schema_, "\" is not set up in this database; check --dsn and "
+        "--control-schema, or run `pgshift init` first. Nothing was changed"));
   }
   RETURN_IF_ERROR(Refusal(schema_, layout));
   if (!layout.repairable.empty()) {

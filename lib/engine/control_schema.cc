@@ -141,6 +141,17 @@ std::vector<std::string> ControlSchemaDdl(const std::string& schema) {
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> OtherControlSchemas(pg::Connection& conn, const std::string& own) {
+  ASSIGN_OR_RETURN(pg::Result r,
+                   conn.Exec("SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                             " WHERE c.relname = 'meta' AND c.relkind = 'r' AND n.nspname <> $1"
+                             " AND obj_description(c.oid, 'pg_class') = $2 ORDER BY 1",
+                             {own, kControlMarker}));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.Get(i, 0));
+  return out;
+}
+
 absl::StatusOr<ControlLayout> InspectControlSchema(pg::Connection& conn, const std::string& schema) {
   std::vector<std::string> names;
   for (const TableDef& t : Tables()) names.push_back(t.name);

@@ -38,6 +38,10 @@ struct ControlLayout {
 // Reads the control tables of `schema` (two queries, read-only).
 absl::StatusOr<ControlLayout> InspectControlSchema(pg::Connection& conn, const std::string& schema);
 
+// The other pgshift control schemas of this database (those whose meta table
+// carries kControlMarker), `own` excluded, in name order.
+absl::StatusOr<std::vector<std::string>> OtherControlSchemas(pg::Connection& conn, const std::string& own);
+
 // The statements that create every control table missing from `schema` and
 // add every column a table of an older version lacks; idempotent.
 std::vector<std::string> ControlSchemaDdl(const std::string& schema);

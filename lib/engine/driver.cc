@@ -15,6 +15,7 @@
 #include "lib/backfill/statements.h"
 #include "lib/catalog/lint_catalog.h"
 #include "lib/engine/control.h"
+#include "lib/engine/control_schema.h"
 #include "lib/engine/directory.h"
 #include "lib/engine/executor.h"
 #include "lib/engine/lease.h"
@@ -218,6 +219,7 @@ struct Driver::Impl {
   // changes or reads too.
   struct Conflict {
     std::string other;       // its name
+    std::string other_schema;  // its control schema: this driver's, or another pgshift's
     Phase phase;             // its phase
     std::string other_file;  // the directory file it was registered from, "" when by hand
     std::string message;     // "column ... is already being changed by active migration ..."
@@ -233,20 +235,41 @@ struct Driver::Impl {
 
   // Every active migration `m` conflicts with, one entry each (the first
   // touch found), in the order of control.Active().
+  // Active migrations of other control schemas in this database count too
+  // (the same migration among them): the objects pgshift creates are named
+  // after the migration, not the control schema, and one control schema
+  // cannot see the other's phases, leases or instances.
   absl::StatusOr<std::vector<Conflict>> FindConflicts(const v1::Migration& m) {
     ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> active, control.Active());
     std::vector<Conflict> out;
     for (const auto& other : active) {
       if (other.status.name == m.name()) continue;
-      ASSIGN_OR_RETURN(std::optional<Conflict> c, ConflictWith(m, other));
+      ASSIGN_OR_RETURN(std::optional<Conflict> c, ConflictWith(m, other, options.control_schema));
       if (c) out.push_back(std::move(*c));
+    }
+    ASSIGN_OR_RETURN(std::vector<std::string> others, engine::OtherControlSchemas(*conn, options.control_schema));
+    for (const std::string& schema : others) {
+      engine::Control theirs(*conn, schema);
+      absl::StatusOr<std::vector<engine::StoredMigration>> their_active = theirs.Active();
+      if (!their_active.ok()) {
+        return util::Annotate(their_active.status(),
+                              absl::StrCat("control schema \"", schema, "\" (another pgshift's, in this database) "
+                                           "cannot be read to check that none of its migrations changes the same "
+                                           "tables; grant this role SELECT on its tables, or drive the migration "
+                                           "from that control schema"));
+      }
+      for (const auto& other : *their_active) {
+        ASSIGN_OR_RETURN(std::optional<Conflict> c, ConflictWith(m, other, schema));
+        if (c) out.push_back(std::move(*c));
+      }
     }
     return out;
   }
 
   // How `m` conflicts with the active migration `other`, if it does.
   absl::StatusOr<std::optional<Conflict>> ConflictWith(const v1::Migration& m,
-                                                       const engine::StoredMigration& other) {
+                                                       const engine::StoredMigration& other,
+                                                       const std::string& schema) {
     ASSIGN_OR_RETURN(v1::Migration spec, ParseMigrationJson(other.spec_json, other.status.name));
     for (const v1::Operation& mine : m.operations()) {
       ASSIGN_OR_RETURN(std::vector<ops::Touch> my_touches, ResolvedTouches(mine, m.schema()));
@@ -264,9 +287,14 @@ struct Driver::Impl {
             const std::string how = y.read ? "is read by the expressions (and so the triggers) of"
                                   : x.read ? "is read by this migration's expressions and is already being changed by"
                                            : "is already being changed by";
-            return Conflict{other.status.name, other.status.phase, other.status.file,
-                            absl::StrCat(what, " ", how, " active migration \"", other.status.name,
-                                         "\" (phase ", PhaseName(other.status.phase), ")")};
+            const std::string where =
+                schema == options.control_schema
+                    ? ""
+                    : absl::StrCat(" of control schema \"", schema,
+                                   "\" (another pgshift's: one control schema at a time may change a table)");
+            return Conflict{other.status.name, schema, other.status.phase, other.status.file,
+                            absl::StrCat(what, " ", how, " active migration \"", other.status.name, "\"", where,
+                                         " (phase ", PhaseName(other.status.phase), ")")};
           }
         }
       }
@@ -1074,6 +1102,10 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
       // (those migrations may still be rolled back).
       const Impl::Conflict* blocking = nullptr;
       for (const Impl::Conflict& c : conflicts) {
+        if (c.other_schema != d.options.control_schema) {  // not this run's to contract
+          blocking = &c;
+          break;
+        }
         ASSIGN_OR_RETURN(bool early, d.ContractOnlyUnmarks(c.other));
         if (!early) {
           blocking = &c;
@@ -1086,7 +1118,11 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
       if (blocking != nullptr) {
         const Impl::Conflict& c = *blocking;
         const std::string how =
-            !c.other_file.empty()
+            c.other_schema != d.options.control_schema
+                ? absl::StrCat("finish \"", c.other, "\" from control schema \"", c.other_schema,
+                               "\" (`pgshift --control-schema ", c.other_schema, " ...`) or roll it back there, "
+                               "then run `pgshift migrate ", dir, "` again")
+            : !c.other_file.empty()
                 ? absl::StrCat("contract \"", c.other, "\" after the old app version is gone (`pgshift migrate ",
                                dir, " --contract` after the deploy), then run `pgshift migrate ", dir,
                                "` again",

@@ -23,8 +23,10 @@ std::string DefaultInstanceId() {
 
 // A missing instances table means the control schema is missing or older
 // than this library.
-absl::Status Explain(const absl::Status& s, absl::string_view control_schema) {
+absl::Status Explain(const absl::Status& s, engine::Control& control, absl::string_view control_schema) {
   if (absl::IsNotFound(s)) {
+    absl::StatusOr<bool> exists = control.Exists();
+    if (exists.ok() && !*exists) return control.RequireInitialized();  // not set up at all
     return absl::FailedPreconditionError(absl::StrCat(
         "control schema \"", control_schema,
         "\" has no instances table (not set up, or set up by an older pgshift); run `pgshift init`: ",
@@ -50,7 +52,7 @@ absl::Status DeclareInstance(const std::string& dsn, absl::string_view migration
   engine::Control control(*conn, options.control_schema);
   return Explain(control.DeclareInstance(std::string(migration), id, ShapeName(shape),
                                          options.description, options.ttl),
-                 options.control_schema);
+                 control, options.control_schema);
 }
 
 absl::Status WithdrawInstance(const std::string& dsn, absl::string_view migration,
@@ -59,7 +61,7 @@ absl::Status WithdrawInstance(const std::string& dsn, absl::string_view migratio
   ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> conn,
                    pg::Connection::Open(dsn, "pgshift instance"));
   engine::Control control(*conn, std::string(control_schema));
-  return Explain(control.WithdrawInstance(std::string(migration), std::string(instance_id)),
+  return Explain(control.WithdrawInstance(std::string(migration), std::string(instance_id)), control,
                  control_schema);
 }
 

@@ -591,6 +591,13 @@ const std::string& ServerDsn() {
   return server.dsn;
 }
 
+std::string DsnWithUser(const std::string& dsn, const std::string& user) {
+  if (dsn.rfind("postgres", 0) == 0) {
+    return dsn + (dsn.find('?') != std::string::npos ? "&" : "?") + "user=" + user;
+  }
+  return dsn + " user=" + user;
+}
+
 std::string DsnForDatabase(const std::string& dbname) {
   return ReplaceDbname(ServerDsn(), dbname);
 }

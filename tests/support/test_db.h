@@ -40,6 +40,9 @@ const std::string& ServerDsn();
 // DSNs and postgresql:// URIs.
 std::string DsnForDatabase(const std::string& dbname);
 
+// `dsn` connecting as `user` instead (key=value DSNs and postgresql:// URIs).
+std::string DsnWithUser(const std::string& dsn, const std::string& user);
+
 // DROP DATABASE IF EXISTS "name" WITH (FORCE) on the ServerDsn() server.
 void DropDatabase(const std::string& name);
 

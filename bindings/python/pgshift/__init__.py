@@ -941,8 +941,9 @@ def declare_instance(dsn: Optional[str], migration: str, shape: Union[Shape, str
     server clock. While an instance that declared Shape.OLD is live, advancing
     to contracted raises FailedPreconditionError unless force_contract.
     `instance_id` defaults to "<hostname>:<pid>"; the migration need not be
-    registered yet. FailedPreconditionError when the control schema is
-    missing or too old; InvalidArgumentError for a bad shape or ttl."""
+    registered yet. NotFoundError when the control schema is not set up,
+    FailedPreconditionError when it is too old; InvalidArgumentError for a
+    bad shape or ttl."""
     _pgshift.declare_instance(_dsn(dsn), migration, _shape(shape), instance_id, description,
                               _ttl_seconds(ttl), control_schema)
 

@@ -343,7 +343,7 @@ def test_rollback_from_validated_restores_the_table(db):
 def test_bad_input_raises_the_matching_exception(db):
     make_users(db, rows=10)
     with pgshift.Driver(db) as d:
-        with pytest.raises(pgshift.FailedPreconditionError, match="init"):
+        with pytest.raises(pgshift.NotFoundError, match="not set up .* run `pgshift init` first"):
             d.status(NAME)  # no control schema yet
         d.init()
         with pytest.raises(pgshift.NotFoundError):
@@ -637,7 +637,7 @@ def test_preflight_wait_reports_waiting_then_cleared(db):
 def test_old_shape_instance_blocks_contract_until_forced(db):
     make_users(db, rows=50)
     with pgshift.Driver(db, max_replication_lag=0) as d:
-        with pytest.raises(pgshift.FailedPreconditionError, match="init"):
+        with pytest.raises(pgshift.NotFoundError, match="not set up .* run `pgshift init` first"):
             pgshift.declare_instance(db, NAME, pgshift.Shape.OLD)  # no control schema yet
         d.init()
         d.register(SPEC)
