@@ -10,6 +10,7 @@
 
 #include "lib/pg/connection.h"
 #include "pgshift/driver.h"
+#include "pgshift/errors.h"
 #include "tests/support/cli.h"
 #include "tests/support/test_db.h"
 
@@ -89,6 +90,24 @@ TEST_F(ConnectionOptions, AMalformedDsnIsBadInput) {
     pt::CliResult r = pt::RunCli(dsn, {"status"}, {"PGSHIFT_DSN="});
     EXPECT_EQ(r.exit_code, 2) << pt::Describe(r);
     EXPECT_EQ(r.err.find(secret), std::string::npos) << pt::Describe(r);
+  }
+  // The server answers and refuses: no such role, no such database. Trying
+  // again cannot help: INVALID_ARGUMENT with the server's reason (exit 2).
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {pt::DsnWithUser(db_.dsn(), "pgshift_no_such_role"), "28000"},
+      {pt::DsnForDatabase("pgshift_no_such_database"), "3D000"},
+  };
+  for (const auto& [dsn, sqlstate] : refused) {
+    SCOPED_TRACE(sqlstate);
+    auto d = pgshift::Driver::Connect(dsn, pgshift::Options());
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << d.status();
+    EXPECT_EQ(pgshift::SqlState(d.status()), sqlstate) << d.status();
+    EXPECT_NE(d.status().message().find("does not exist"), absl::string_view::npos) << d.status();
+    pt::CliResult r = pt::RunCli(dsn, {"status"}, {"PGSHIFT_DSN="});
+    EXPECT_EQ(r.exit_code, 2) << pt::Describe(r);
+    r = pt::RunCli(dsn, {"check", "m", "--at-least", "switched"}, {"PGSHIFT_DSN="});
+    EXPECT_EQ(r.exit_code, 2) << pt::Describe(r);
   }
   // Nothing listens there: the server may come back, so UNAVAILABLE (exit 1).
   auto d = pgshift::Driver::Connect("host=127.0.0.1 port=1 connect_timeout=5", pgshift::Options());

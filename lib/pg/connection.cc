@@ -4,10 +4,12 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +18,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "lib/pg/quote.h"
 #include "lib/util/status.h"
 #include "lib/util/status_macros.h"
@@ -296,6 +300,35 @@ absl::Status CheckConnectionString(const std::string& dsn) {
   return absl::OkStatus();
 }
 
+// The SQLSTATE with which the server refused a connection, learnt by
+// connecting once more with verbose errors: libpq gives a connection
+// failure's SQLSTATE nowhere but in its message, and there only when
+// verbose ("FATAL:  28000: role ... does not exist"). "" when it cannot
+// tell (or the server let this attempt in).
+std::string RefusalSqlState(const char* const* keys, const char* const* values) {
+  pg_conn* c = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
+  if (c == nullptr) return "";
+  PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) break;
+    pollfd p{PQsocket(c), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+    if (p.fd < 0 || (poll(&p, 1, static_cast<int>(ms)) < 0 && errno != EINTR)) break;
+    st = PQconnectPoll(c);
+  }
+  const std::string message = PQstatus(c) == CONNECTION_BAD ? PQerrorMessage(c) : "";
+  PQfinish(c);
+  const std::string tag = "FATAL:  ";
+  const size_t at = message.find(tag);
+  if (at == std::string::npos || message.size() < at + tag.size() + 6) return "";
+  const std::string code = message.substr(at + tag.size(), 5);
+  const bool well_formed = message[at + tag.size() + 5] == ':' &&
+                           std::all_of(code.begin(), code.end(), [](char ch) { return absl::ascii_isalnum(ch); });
+  return well_formed ? code : "";
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& dsn,
@@ -334,10 +367,24 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
     // rest of a password with a stray "@"): every secret is masked.
     std::string msg(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
     PQfinish(conn);
+    // The server answered and refused: which refusal decides whether trying
+    // again can help (too many connections, starting up) or not (no such
+    // role or database, authentication failed: bad input).
+    const std::string refusal = absl::StrContains(msg, "FATAL:") ? RefusalSqlState(keys.data(), values.data()) : "";
+    if (refusal == "28000" || refusal == "28P01" || refusal == "3D000") {
+      return util::WithSqlState(
+          absl::InvalidArgumentError(WithoutSecrets(
+              absl::StrCat("cannot connect to ", Redact(dsn), ": ", msg,
+                           " (the server refused the role, its password or the database: check --dsn, "
+                           "PGSHIFT_DSN or the PG* environment); nothing was changed"),
+              dsn)),
+          refusal);
+    }
     absl::Status s = StatusFromSqlState(
-        "08001", WithoutSecrets(absl::StrCat("cannot connect to ", Redact(dsn), ": ", msg,
-                                             " (check --dsn, PGSHIFT_DSN or the PG* environment)"),
-                                dsn));
+        refusal.empty() ? "08001" : refusal,
+        WithoutSecrets(absl::StrCat("cannot connect to ", Redact(dsn), ": ", msg,
+                                    " (check --dsn, PGSHIFT_DSN or the PG* environment)"),
+                       dsn));
     return s;
   }
   PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
