@@ -1194,3 +1194,53 @@ def test_a_driver_connects_again_after_the_server_ended_its_session(db):
         with Conn(db) as c:
             assert c.value("SELECT count(*) FROM pg_stat_activity "
                            "WHERE application_name = 'pgshift py-reconnect'") == "1"
+
+
+def _doc_blocks():
+    """The ```python blocks of docs/api/python.md, in order."""
+    from conftest import ROOT
+    text = pathlib.Path(ROOT, "docs", "api", "python.md").read_text(encoding="utf-8")
+    blocks, current = [], None
+    for line in text.splitlines():
+        if current is None and line.strip() == "```python":
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current) + "\n")
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_the_examples_of_docs_api_python_md_run(db, tmp_path, monkeypatch, capsys):
+    # The examples a reader copies, run as written: only the DSN is this
+    # test's database.
+    blocks = _doc_blocks()
+    deploy = next(b for b in blocks if 'd.advance("0042_rename_users_name", to="contracted")' in b)
+    errors = next(b for b in blocks if '# InvalidArgumentError: lock_timeout' in b)
+    startup = next(b for b in blocks if "pgshift.require_phase(dsn" in b)
+    make_users(db)
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / f"{NAME}.json").write_text(json.dumps(SPEC))
+    monkeypatch.chdir(tmp_path)
+
+    # The startup check refuses before the migration is switched.
+    with pytest.raises(SystemExit, match="refusing to start"):
+        exec(startup, {"dsn": db})
+    assert '"host=db dbname=app"' in deploy
+    exec(deploy.replace('"host=db dbname=app"', repr(db)), {})
+    out = capsys.readouterr().out
+    assert "backfill " in out and "ACCESS EXCLUSIVE" in out
+    with Conn(db) as c:
+        assert c.value("SELECT phase FROM pgshift.migrations") == "contracted"
+        assert c.value(f"SELECT count(*) FROM app.users WHERE full_name = 'user ' || id") == str(ROWS)
+    exec(startup, {"dsn": db})  # passes now
+
+    # Each call of the errors example raises what its comment says.
+    lines = errors.strip().splitlines()
+    assert len(lines) % 2 == 0
+    for call, comment in zip(lines[0::2], lines[1::2]):
+        cls, _, message = comment.lstrip("# ").partition(": ")
+        with pytest.raises(getattr(pgshift, cls)) as e:
+            exec(call, {"pgshift": pgshift, "dsn": db})
+        assert str(e.value).startswith(message.split("...")[0]), (call, str(e.value))
