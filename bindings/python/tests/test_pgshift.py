@@ -1244,3 +1244,14 @@ def test_the_examples_of_docs_api_python_md_run(db, tmp_path, monkeypatch, capsy
         with pytest.raises(getattr(pgshift, cls)) as e:
             exec(call, {"pgshift": pgshift, "dsn": db})
         assert str(e.value).startswith(message.split("...")[0]), (call, str(e.value))
+
+
+def test_an_integer_too_large_for_the_library_names_the_option():
+    # 2**70 does not fit the library's 64-bit option: a pgshift error naming
+    # the option (InvalidArgumentError is a ValueError-like input error), not
+    # pybind11's RuntimeError or OverflowError.
+    for value in (2 ** 70, -(2 ** 70)):
+        with pytest.raises(pgshift.InvalidArgumentError, match=r"backfill_batch_rows \(--batch-rows\)"):
+            pgshift.Options(backfill_batch_rows=value)
+        with pytest.raises(pgshift.InvalidArgumentError, match="backfill_max_batches"):
+            pgshift.Driver("host=127.0.0.1 port=1", backfill_max_batches=value)
