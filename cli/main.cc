@@ -564,7 +564,10 @@ int Run(int argc, char** argv) {
     // The arguments did not parse, but a --json among them still asks for
     // one JSON object on stdout.
     Args partial;
-    for (int i = 1; i < argc; ++i) partial.json |= std::string(argv[i]) == "--json";
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      partial.json |= a == "--json" || a == "--json=true";
+    }
     return Fail(partial, parsed.status(), 2);
   }
   Args args = *parsed;

@@ -206,13 +206,16 @@ TEST_F(CliDeclare, OldShapeMayBeDeclaredBeforeTheMigrationIsRegistered) {
   EXPECT_TRUE(Contains(r.err, "not registered")) << r.err;
 }
 
-TEST(CliDeclareNoControlSchema, Exits1SayingRunInit) {
+// No control schema: bad input (the wrong database or --control-schema, or
+// no init yet), exit 2 as for every command (docs/cli.md, exit codes).
+TEST(CliDeclareNoControlSchema, Exits2SayingRunInit) {
   pt::ScratchDatabase db("cli_declare_noinit");
   auto r = Cli(db.dsn(), {"declare", "m", "--shape", "old", "--instance-id", "a"});
-  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_TRUE(Contains(r.err, "is not set up in this database")) << r.err;
   EXPECT_TRUE(Contains(r.err, "pgshift init")) << r.err;
   r = Cli(db.dsn(), {"withdraw", "m", "--instance-id", "a"});
-  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_TRUE(Contains(r.err, "pgshift init")) << r.err;
 }
 

@@ -67,6 +67,24 @@ TEST_F(ConnectionOptions, TheEnvironmentWinsOverPgshiftsDefaults) {
   EXPECT_EQ(AppName(*c), "from_env");
 }
 
+// As in libpq (and psql), a DSN without "=" that is not a URI is a database
+// name; the PG* environment gives the rest.
+TEST_F(ConnectionOptions, ABareDatabaseNameIsADatabaseName) {
+  auto probe = Open(db_.dsn());
+  ASSERT_NE(probe, nullptr);
+  setenv("PGHOST", probe->conninfo("host").c_str(), 1);
+  setenv("PGPORT", probe->conninfo("port").c_str(), 1);
+  setenv("PGUSER", probe->conninfo("user").c_str(), 1);
+  auto c = pgshift::pg::Connection::Open(db_.name(), "pgshift test");
+  unsetenv("PGHOST");
+  unsetenv("PGPORT");
+  unsetenv("PGUSER");
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto r = (*c)->Exec("SELECT current_database()");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->Get(0, 0), db_.name());
+}
+
 // A connection string that can never connect: INVALID_ARGUMENT naming what is
 // wrong, the password masked; the library and the CLI (exit 2) alike.
 TEST_F(ConnectionOptions, AMalformedDsnIsBadInput) {

@@ -25,8 +25,9 @@ struct Example {
   const char* lang;
   const char* binary;
   // The deploy step's arguments after "deploy DSN FILE" (the C one takes the
-  // migration's name too), what it prints on stdout once it succeeded, and
-  // how the startup check answers a server that is down.
+  // migration's name too), what it prints on stdout (the C one its result,
+  // the C++ one its progress), and how the startup check answers a server
+  // that is down.
   std::vector<std::string> deploy_extra;
   std::string deployed_out;
   int startup_down_exit;
@@ -99,7 +100,8 @@ INSTANTIATE_TEST_SUITE_P(
     Docs, DocExamples,
     ::testing::Values(Example{"c", PGSHIFT_DOC_EXAMPLES_C, {kName}, std::string(kName) + " is at validated\n", 1,
                               "refusing to start (FAILED_PRECONDITION)"},
-                      Example{"cpp", PGSHIFT_DOC_EXAMPLES_CPP, {}, "", 3, "refusing to start: migration"}),
+                      Example{"cpp", PGSHIFT_DOC_EXAMPLES_CPP, {}, "backfill ", 3,
+                              "refusing to start: migration"}),
     [](const ::testing::TestParamInfo<Example>& info) { return std::string(info.param.lang); });
 
 }  // namespace

@@ -800,6 +800,24 @@ TEST(ControlSchema, DamageIsRepairedOrReportedExactly) {
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(QueryValue(db.dsn(), "SELECT count(*) FROM pgshift.history WHERE ok"), "1");
 
+  // checkpoints, with a migration in flight: which of its statements ran,
+  // where its backfill stands. Not recreated empty.
+  {
+    const std::string saved = CatalogSnapshot(db.dsn(), "pgshift");
+    Query(db.dsn(), "ALTER TABLE pgshift.checkpoints RENAME TO checkpoints_aside");
+    for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+             {"init"}, {"status"}, {"rollback", "0018_rename"}}) {
+      SCOPED_TRACE(cmd[0]);
+      r = RunCli(db.dsn(), cmd);
+      EXPECT_EQ(r.exit_code, 2) << Describe(r);
+      EXPECT_THAT(r.err, HasSubstr("table \"pgshift\".\"checkpoints\" is missing while 1 migration(s) are in flight"))
+          << Describe(r);
+    }
+    EXPECT_EQ(PhaseOf(db.dsn(), "0018_rename"), "column_added");
+    Query(db.dsn(), "ALTER TABLE pgshift.checkpoints_aside RENAME TO checkpoints");
+    EXPECT_EQ(CatalogSnapshot(db.dsn(), "pgshift"), saved);
+  }
+
   Query(db.dsn(), "ALTER TABLE pgshift.migrations DROP COLUMN phase; ALTER TABLE pgshift.checkpoints ALTER COLUMN rows_done TYPE numeric");
   const std::string before = pgshift::testing::CatalogSnapshot(db.dsn(), "pgshift");
   for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lib/util/advisory_keys.h"
 
 namespace pgshift::backfill {
 
@@ -74,17 +77,22 @@ std::vector<ProbeSample> Prober::Take() {
 }
 
 namespace {
-// Client sessions other than this one, the backfill's and pgshift's own
-// (application_name "pgshift ...", or the one the user's DSN gives all of
-// pgshift's connections), active or changing state lately. A
-// session of another role shows no state without pg_read_all_stats: it
-// counts as active.
-constexpr char kOthersSql[] =
-    "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'client backend' "
-    "AND pid <> pg_backend_pid() AND pid <> $1 "
-    "AND coalesce(application_name, '') NOT LIKE 'pgshift %' "
-    "AND coalesce(application_name, '') <> current_setting('application_name') "
-    "AND (state IS NULL OR state <> 'idle' OR state_change > now() - interval '2 seconds')";
+// Client sessions other than this one, the backfill's and pgshift's own,
+// active or changing state lately. pgshift's own: named "pgshift ..." (its
+// default application name), or holding a pgshift lease or runner lock
+// (whatever name the user's DSN gave them). A session of another role
+// shows no state without pg_read_all_stats: it counts as active.
+const std::string& OthersSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'client backend' "
+      "AND pid <> pg_backend_pid() AND pid <> $1 "
+      "AND coalesce(application_name, '') NOT LIKE 'pgshift %' "
+      "AND pid NOT IN (SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+      "AND l.objsubid = 2 AND l.classid IN (",
+      util::kAdvisoryClassKey, "::oid, ", util::kRunnerClassKey, "::oid)) "
+      "AND (state IS NULL OR state <> 'idle' OR state_change > now() - interval '2 seconds')"));
+  return *sql;
+}
 }  // namespace
 
 void Prober::Loop() {
@@ -94,7 +102,7 @@ void Prober::Loop() {
     lock.unlock();
     if (absl::Now() >= next_look) {
       next_look = absl::Now() + absl::Milliseconds(250);
-      auto r = conn_.Exec(kOthersSql, {std::to_string(backfill_pid_)});
+      auto r = conn_.Exec(OthersSql(), {std::to_string(backfill_pid_)});
       others_active_.store(!r.ok() || r->GetBool(0, 0));
     }
     const bool before = working_.load();

@@ -61,15 +61,18 @@ Statements BuildStatements(const ops::BackfillSpec& b, bool by_pages, int server
   Statements s;
   s.by_pages = by_pages || b.key.empty();
   // synchronous_commit off: a batch's commit does not wait for its WAL to be
-  // flushed (or for a synchronous standby), so its row locks are released
-  // sooner. Nothing can be lost: the batch and its checkpoint commit
-  // together, a crash before the flush takes both back and the backfill
-  // redoes them, and any later durable commit (an application's write, the
-  // step's phase record) flushes the WAL up to it first.
+  // flushed, so its row locks are released sooner. Nothing can be lost: the
+  // batch and its checkpoint commit together, a crash before the flush
+  // takes both back and the backfill redoes them, and any later durable
+  // commit (an application's write, the step's phase record) flushes the
+  // WAL up to it first. Not with a synchronous standby: there waiting for
+  // it is the backfill's backpressure, or it would run ahead of the
+  // standby and the applications' commits would queue behind its WAL.
   s.settings =
       "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true), "
       "set_config('pgshift.backfill', $3, true), set_config('row_security', 'off', true), "
-      "set_config('synchronous_commit', 'off', true)";
+      "set_config('synchronous_commit', CASE current_setting('synchronous_standby_names') WHEN '' "
+      "THEN 'off' ELSE current_setting('synchronous_commit') END, true)";
   if (s.by_pages) {
     s.lock = absl::StrCat("LOCK TABLE ", b.table, " IN ROW EXCLUSIVE MODE");
     // Before 14 a ctid range is a sequential scan with a filter: it returns

@@ -203,13 +203,31 @@ absl::StatusOr<ControlLayout> InspectControlSchema(pg::Connection& conn, const s
   // current one when meta is gone): a table of a version it has not
   // reached yet is an upgrade, not damage.
   const int version = out.version > 0 ? out.version : kControlSchemaVersion;
+  // Migrations in flight: checkpoints holds their backfill positions and
+  // which statements of a sql operation or an index build ran (a rollback
+  // runs `down` only after them), instances the declarations the contract
+  // guard waits for. Lost while one is in flight, that is damage; with
+  // none, an empty table is all they need.
+  int64_t in_flight = 0;
+  if (migrations_ours) {
+    ASSIGN_OR_RETURN(pg::Result a, conn.Exec(absl::StrCat("SELECT count(*) FROM ", pg::QuoteQualified(schema, "migrations"),
+                                                          " WHERE phase NOT IN ('contracted', 'rolled_back')")));
+    in_flight = a.GetInt(0, 0);
+  }
   for (const TableDef& t : Tables()) {
     const std::string qualified = pg::QuoteQualified(schema, t.name);
     auto it = out.tables.find(t.name);
     if (it == out.tables.end()) {
       if (t.since > version) continue;
-      if (std::string(t.name) == "migrations") {
+      const std::string name = t.name;
+      if (name == "migrations") {
         out.damage.push_back(absl::StrCat("table ", qualified, " is missing (every migration's phase was in it)"));
+      } else if ((name == "checkpoints" || name == "instances") && in_flight > 0) {
+        out.damage.push_back(absl::StrCat(
+            "table ", qualified, " is missing while ", in_flight, " migration(s) are in flight (",
+            name == "checkpoints" ? "their backfill positions and which of their statements ran"
+                                  : "the application instances their contract waits for",
+            " were in it)"));
       } else {
         out.repairable.push_back(absl::StrCat("table ", qualified, " is missing"));
       }

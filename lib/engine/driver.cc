@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 #include <utility>
@@ -157,10 +158,12 @@ struct Driver::Impl {
 
   std::string AppName() const { return absl::StrCat("pgshift ", options.driver_name); }
 
-  // Every call starts on a live session: after a server restart (or its
-  // backend was terminated) the driver connects again rather than fail
-  // forever. Only here, between calls, where no session state is relied on.
-  absl::Status Reconnect() {
+  // Every call starts with no interrupt seen, and on a live session: after
+  // a server restart (or its backend was terminated) the driver connects
+  // again rather than fail forever. Only here, between calls, where no
+  // session state is relied on.
+  absl::Status BeginCall() {
+    interrupt_seen = false;
     if (conn->Alive()) return absl::OkStatus();
     ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> fresh, pg::Connection::Open(dsn, AppName()));
     *conn = std::move(*fresh);  // control and executor keep their reference to *conn
@@ -442,7 +445,7 @@ struct Driver::Impl {
         Event("", "", "waiting", "", absl::StrCat(what, "; waiting for it to finish"));
         waited = true;
       }
-      if (options.interrupted && options.interrupted()) {
+      if (InterruptRequested()) {
         return absl::CancelledError("interrupted while waiting for another migrate (or baseline); nothing was changed");
       }
       absl::SleepFor(backoff);
@@ -572,9 +575,21 @@ struct Driver::Impl {
     record(c);
   }
 
+  // Whether the caller's Options::interrupted asked to stop during this
+  // call. Once it did, the answer stays yes until the call ends, whatever
+  // the callback says next: a cancelled statement must never pass for a
+  // finished one because the question was asked again.
+  std::atomic<bool> interrupt_seen{false};
+  bool InterruptRequested() {
+    if (interrupt_seen.load()) return true;
+    if (!options.interrupted || !options.interrupted()) return false;
+    interrupt_seen = true;
+    return true;
+  }
+
   // CANCELLED when the caller's Options::interrupted says to stop.
-  absl::Status Interrupted(const std::string& name, Phase to) const {
-    if (!options.interrupted || !options.interrupted()) return absl::OkStatus();
+  absl::Status Interrupted(const std::string& name, Phase to) {
+    if (!InterruptRequested()) return absl::OkStatus();
     return absl::CancelledError(absl::StrCat(
         "interrupted while reaching ", PhaseName(to), " of \"", name,
         "\"; what committed is kept: run the same command again to continue"));
@@ -684,12 +699,12 @@ absl::StatusOr<std::unique_ptr<Driver>> Driver::Connect(const std::string& dsn, 
 int Driver::server_version() const { return impl_->conn->server_version(); }
 
 absl::Status Driver::Init() {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   return impl_->control.Init(impl_->options.lock_timeout);
 }
 
 absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   ASSIGN_OR_RETURN(OpList ops, d.BuildOps(migration));
   Plan plan;
@@ -770,7 +785,7 @@ absl::StatusOr<Plan> Driver::PlanMigration(const v1::Migration& migration) {
 }
 
 absl::StatusOr<MigrationStatus> Driver::Register(const v1::Migration& migration) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   const std::string json = CanonicalJson(migration);
@@ -789,7 +804,7 @@ absl::StatusOr<MigrationStatus> Driver::Register(const v1::Migration& migration)
 }
 
 absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::optional<Phase> to) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, d.control.Load(name));
@@ -838,7 +853,7 @@ absl::StatusOr<MigrationStatus> Driver::Advance(const std::string& name, std::op
 }
 
 absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   RETURN_IF_ERROR(d.control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, d.control.Load(name));
@@ -873,31 +888,31 @@ absl::StatusOr<MigrationStatus> Driver::Rollback(const std::string& name) {
 
 absl::StatusOr<LintReport> Driver::Lint(absl::string_view sql, absl::string_view origin,
                                         const LintOptions& options) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   return engine::Lint(impl_->conn.get(), sql, origin, options);
 }
 
 absl::StatusOr<v1::Migration> Driver::ConvertSql(absl::string_view sql, absl::string_view origin,
                                                  const std::string& name) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   catalog::ServerLintCatalog lint_catalog(*impl_->conn);
   return ConvertSqlMigration(sql, origin, name, lint_catalog);
 }
 
 absl::Status Driver::Pause(const std::string& name) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   return impl_->control.SetPaused(name, true);
 }
 
 absl::Status Driver::Resume(const std::string& name) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   return impl_->control.SetPaused(name, false);
 }
 
 absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(engine::StoredMigration stored, impl_->control.Load(name));
   ASSIGN_OR_RETURN(stored.status.driver,
@@ -916,7 +931,7 @@ absl::StatusOr<MigrationStatus> Driver::Status(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<MigrationStatus>> Driver::List() {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   RETURN_IF_ERROR(impl_->control.RequireInitialized());
   ASSIGN_OR_RETURN(std::vector<engine::StoredMigration> all, impl_->control.LoadAll());
   std::vector<MigrationStatus> out;
@@ -925,12 +940,12 @@ absl::StatusOr<std::vector<MigrationStatus>> Driver::List() {
 }
 
 absl::StatusOr<Phase> Driver::CurrentPhase(const std::string& name) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   return impl_->control.CurrentPhase(name);
 }
 
 absl::Status Driver::RequirePhase(const std::string& name, Phase at_least) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   ASSIGN_OR_RETURN(Phase p, CurrentPhase(name));
   return engine::PhaseReached(name, p, at_least);
 }
@@ -964,7 +979,7 @@ std::string DoneSoFar(const MigrateReport& report) {
 }  // namespace
 
 absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   catalog::ServerLintCatalog lint_catalog(*d.conn);
   ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir, &lint_catalog));
@@ -985,7 +1000,7 @@ absl::StatusOr<DirectoryReport> Driver::DirectoryStatus(const std::string& dir) 
 }
 
 absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const MigrateOptions& mo) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   if (mo.contract && mo.to) {
     return absl::InvalidArgumentError(
@@ -1206,7 +1221,7 @@ absl::StatusOr<MigrateReport> Driver::Migrate(const std::string& dir, const Migr
 }
 
 absl::StatusOr<DirectoryReport> Driver::Baseline(const std::string& dir, const std::string& through) {
-  RETURN_IF_ERROR(impl_->Reconnect());
+  RETURN_IF_ERROR(impl_->BeginCall());
   Impl& d = *impl_;
   ASSIGN_OR_RETURN(engine::DirectoryScan scan, engine::ScanDirectory(dir));
   const engine::MigrationFile* last = nullptr;

@@ -36,16 +36,17 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/pg/connection.h"
+#include "lib/util/advisory_keys.h"
 
 namespace pgshift::engine {
 
 // First key of every pgshift advisory lock ("pgsh").
-inline constexpr char kAdvisoryClassKey[] = "1885827944";
+using util::kAdvisoryClassKey;
 
 // First key of the directory runner's lock (Driver::Migrate, Baseline: one
 // at a time per database and control schema), whose second key is
 // hashtext('<control schema>'). Taken and held like a lease.
-inline constexpr char kRunnerClassKey[] = "1885827945";
+using util::kRunnerClassKey;
 
 // The text whose hashtext() is the second key of migration `name`'s lock:
 // "<schema>.<name>".

@@ -268,6 +268,11 @@ bool Numbers(absl::string_view v, bool list) {
 // The connection string's own mistakes, found without connecting: syntax,
 // an unknown keyword, a value libpq would refuse.
 absl::Status CheckConnectionString(const std::string& dsn) {
+  // As libpq: a string without "=" that is not a URI is a database name.
+  if (dsn.find('=') == std::string::npos && !absl::StartsWith(dsn, "postgresql://") &&
+      !absl::StartsWith(dsn, "postgres://")) {
+    return absl::OkStatus();
+  }
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
   if (opts == nullptr) {
@@ -300,16 +305,28 @@ absl::Status CheckConnectionString(const std::string& dsn) {
   return absl::OkStatus();
 }
 
+// The value libpq uses for connection option `keyword` of `conn` ("" when none).
+std::string ConninfoValue(pg_conn* conn, absl::string_view keyword) {
+  std::string out;
+  if (PQconninfoOption* opts = PQconninfo(conn)) {
+    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+      if (keyword == o->keyword && o->val != nullptr) out = o->val;
+    }
+    PQconninfoFree(opts);
+  }
+  return out;
+}
+
 // The SQLSTATE with which the server refused a connection, learnt by
 // connecting once more with verbose errors: libpq gives a connection
 // failure's SQLSTATE nowhere but in its message, and there only when
 // verbose ("FATAL:  28000: role ... does not exist"). "" when it cannot
 // tell (or the server let this attempt in).
-std::string RefusalSqlState(const char* const* keys, const char* const* values) {
+std::string RefusalSqlState(const char* const* keys, const char* const* values, absl::Duration timeout) {
   pg_conn* c = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
   if (c == nullptr) return "";
   PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  const absl::Time deadline = absl::Now() + timeout;
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (PQstatus(c) != CONNECTION_BAD && st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
     const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
@@ -366,11 +383,16 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
     // percent-encoded token of a URI's password, a host name that is the
     // rest of a password with a stray "@"): every secret is masked.
     std::string msg(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
-    PQfinish(conn);
     // The server answered and refused: which refusal decides whether trying
     // again can help (too many connections, starting up) or not (no such
-    // role or database, authentication failed: bad input).
-    const std::string refusal = absl::StrContains(msg, "FATAL:") ? RefusalSqlState(keys.data(), values.data()) : "";
+    // role or database: bad input). Not after a password was sent: a second
+    // failed login could lock an account sooner (LDAP, PAM), and password
+    // authentication does not say whether the role exists anyway.
+    int64_t timeout_s = 0;
+    if (!absl::SimpleAtoi(ConninfoValue(conn, "connect_timeout"), &timeout_s) || timeout_s <= 0) timeout_s = 10;
+    const bool probe = absl::StrContains(msg, "FATAL:") && !PQconnectionUsedPassword(conn);
+    PQfinish(conn);
+    const std::string refusal = probe ? RefusalSqlState(keys.data(), values.data(), absl::Seconds(timeout_s)) : "";
     if (refusal == "28000" || refusal == "28P01" || refusal == "3D000") {
       return util::WithSqlState(
           absl::InvalidArgumentError(WithoutSecrets(
@@ -474,14 +496,7 @@ bool Connection::Alive() {
 }
 
 std::string Connection::conninfo(absl::string_view keyword) const {
-  std::string out;
-  PQconninfoOption* opts = PQconninfo(conn_);
-  if (opts == nullptr) return out;
-  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-    if (keyword == o->keyword && o->val != nullptr) out = o->val;
-  }
-  PQconninfoFree(opts);
-  return out;
+  return ConninfoValue(conn_, keyword);
 }
 
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
